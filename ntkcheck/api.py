@@ -1,0 +1,238 @@
+"""The Python API: ``run_check(name, scenario=None, **overrides)``.
+
+The result object carries the same fields as the ``--json`` output
+(SPEC section 4); ``result.to_dict()`` is exactly that JSON object.
+"""
+from __future__ import annotations
+
+import shlex
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import yaml
+
+from . import __version__
+from .checks import get_check
+from .checks.base import ERROR, HOLDS, UNDECIDED, VIOLATION, Check, Context, TrialResult
+from .errors import ExitCode, UserError
+from .scenario import BaseScenario, resolve
+from .stats import FAIL, INCONCLUSIVE, PASS, ClaimRow, decide, trials_needed
+from .trials import data_rng, run_one, run_trials, trial_seed_sequence
+
+#: named overrides and the scenario keys they set
+OPTION_KEYS = {"m": "network.m", "n": "data.n", "d": "data.d", "trials": "trials",
+               "seed": "seed", "confidence": "confidence"}
+MAX_TRIALS = 100_000
+
+
+@dataclass
+class Result:
+    """A finished run: verdicts per claim and the figures behind them."""
+
+    check: str
+    title: str
+    statement: str
+    source: str
+    verdict: str
+    seed: int
+    scenario: dict[str, Any]
+    quantities: dict[str, Any]
+    rows: list[ClaimRow]
+    notes: list[str] = field(default_factory=list)
+    trials: int = 0
+    trial_errors: list[dict[str, Any]] = field(default_factory=list)
+    elapsed_seconds: float = 0.0
+    ntkcheck_version: str = __version__
+
+    @property
+    def claims(self) -> list[dict[str, Any]]:
+        return [r.to_dict() for r in self.rows]
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return {PASS: ExitCode.OK, FAIL: ExitCode.FAILED, INCONCLUSIVE: ExitCode.INCONCLUSIVE}[self.verdict]
+
+    @property
+    def weak_variants(self) -> list[str]:
+        """Variant rows (known-false readings) that did not FAIL: the check lacks power there."""
+        return [r.name for r in self.rows if not r.primary and r.verdict != FAIL]
+
+    def to_dict(self) -> dict[str, Any]:
+        return _clean({
+            "ntkcheck_version": self.ntkcheck_version,
+            "check": self.check,
+            "statement": self.statement,
+            "source": self.source,
+            "verdict": self.verdict,
+            "exit_code": int(self.exit_code),
+            "seed": self.seed,
+            "trials": self.trials,
+            "scenario": self.scenario,
+            "quantities": self.quantities,
+            "claims": self.claims,
+            "variants_lacking_power": self.weak_variants,
+            "trial_errors": self.trial_errors,
+            "notes": self.notes,
+            "elapsed_seconds": self.elapsed_seconds,
+        })
+
+
+@dataclass
+class Replay:
+    """One trial re-run alone, with every quantity it computed."""
+
+    check: str
+    seed: int
+    trial: int
+    spawn_key: list[int]
+    outcomes: dict[str, str]
+    values: dict[str, float]
+    error: str | None
+    quantities: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return _clean(self.__dict__.copy())
+
+
+def _clean(obj: Any) -> Any:
+    """JSON-safe: numpy scalars to Python, tuples to lists; NaN/inf never leave as numbers."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _clean(obj.tolist())
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        f = float(obj)
+        return f if np.isfinite(f) else None
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    return obj
+
+
+# ---------------------------------------------------------------------------------
+def build_scenario(check: Check, scenario: str | Path | dict | None, overrides: dict[str, Any]
+                   ) -> tuple[BaseScenario, set[str]]:
+    opts: dict[str, Any] = {}
+    sets = list(overrides.pop("sets", None) or [])
+    data = overrides.pop("data", None)
+    for k, v in overrides.items():
+        if k not in OPTION_KEYS:
+            raise UserError(f"unknown override '{k}'; use {', '.join(OPTION_KEYS)}, data or sets.")
+        opts[OPTION_KEYS[k]] = v
+    if data is not None:
+        opts["data.source"] = "file"
+        opts["data.path"] = str(Path(data).expanduser())
+    model = check.scenario_model()
+    default = check.default_scenario()
+    if isinstance(scenario, dict):
+        from .scenario import deep_merge, _leaf_keys  # a dict behaves like a scenario file
+        sc, explicit = resolve(model, deep_merge(default, scenario), None, opts, sets)
+        return sc, explicit | _leaf_keys(scenario)
+    return resolve(model, default, scenario, opts, sets)
+
+
+def replay_command(check: Check, sc: BaseScenario, trial: int) -> str:
+    """A pasteable command that re-runs trial ``trial`` of this scenario alone."""
+    default = check.scenario_model().model_validate(check.default_scenario()).model_dump()
+    parts = ["ntkcheck", check.name, "--seed", str(sc.seed)]
+    now = sc.model_dump()
+    if sc.data.source == "file":
+        parts += ["--data", str(Path(sc.data.path).resolve())]
+    for key, value in _flat_diff(default, now):
+        if key in ("seed", "trials", "confidence", "data.source", "data.path"):
+            continue
+        if sc.data.source == "file" and key in ("data.n", "data.d"):
+            continue
+        parts += ["--set", f"{key}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}"]
+    parts += ["--replay", str(trial)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def _flat_diff(a: dict, b: dict, prefix: str = "") -> list[tuple[str, Any]]:
+    out = []
+    for k, v in b.items():
+        if isinstance(v, dict):
+            out += _flat_diff(a.get(k, {}) or {}, v, f"{prefix}{k}.")
+        elif a.get(k) != v:
+            out.append((f"{prefix}{k}", v))
+    return out
+
+
+def prepare(name: str, scenario, overrides) -> tuple[Check, BaseScenario, Context]:
+    check = get_check(name)
+    sc, explicit = build_scenario(check, scenario, dict(overrides))
+    ctx = check.prepare(sc, explicit, data_rng(sc.seed))
+    return check, sc, ctx
+
+
+def run_check(name: str, scenario: str | Path | dict | None = None, *,
+              on_trial: Callable[[TrialResult], None] | None = None,
+              on_plan: Callable[[int], None] | None = None, **overrides: Any) -> Result:
+    """Run check ``name`` and return its :class:`Result`.
+
+    ``scenario`` is a YAML path, a dict of scenario keys, or None for the
+    built-in default. ``overrides``: ``m, n, d, trials, seed, confidence``,
+    ``data`` (a file path) and ``sets`` (a list of ``"dotted.key=value"``).
+    """
+    t0 = time.perf_counter()
+    check, sc, ctx = prepare(name, scenario, overrides)
+    rows = check.rows(sc, ctx)
+    n_trials = check.fixed_trials(sc, ctx)
+    if n_trials is None:
+        if sc.trials == "auto":
+            try:
+                n_trials = trials_needed(rows, sc.confidence, cap=MAX_TRIALS)
+            except ValueError as e:
+                raise UserError(f"trials=auto would need {e.args[0]} trials at confidence "
+                                f"{sc.confidence}; lower the confidence or set --trials.") from None
+        else:
+            n_trials = sc.trials
+    elif sc.trials not in ("auto", n_trials):
+        ctx.notes.append(f"one fixed data set: {n_trials} trial run instead of {sc.trials}.")
+    if on_plan is not None:
+        on_plan(n_trials)
+    results = run_trials(check, sc, ctx, range(n_trials), on_trial)
+    by_name = {r.name: r for r in rows}
+    errors = []
+    for t in results:
+        for rname, outcome in t.outcomes.items():
+            row = by_name[rname]
+            if outcome == HOLDS:
+                row.holds += 1
+            elif outcome == VIOLATION:
+                row.violations += 1
+                if row.counterexample is None:
+                    row.counterexample = {"trial": t.index, "seed": sc.seed,
+                                          "spawn_key": list(trial_seed_sequence(sc.seed, t.index).spawn_key),
+                                          "replay": replay_command(check, sc, t.index)}
+            elif outcome == UNDECIDED:
+                row.undecided += 1
+            elif outcome == ERROR:
+                row.errors += 1
+        if t.error is not None:
+            errors.append({"trial": t.index, "error": t.error,
+                           "replay": replay_command(check, sc, t.index)})
+    check.summarize(sc, ctx, rows, [t for t in results if t.error is None])
+    verdict = decide(rows, sc.confidence)
+    return Result(check=check.name, title=check.title, statement=check.statement, source=check.source,
+                  verdict=verdict, seed=sc.seed, scenario=sc.model_dump(), quantities=ctx.quantities,
+                  rows=rows, notes=ctx.notes, trials=n_trials, trial_errors=errors,
+                  elapsed_seconds=time.perf_counter() - t0)
+
+
+def replay_trial(name: str, trial: int, scenario: str | Path | dict | None = None,
+                 **overrides: Any) -> Replay:
+    """Re-run trial ``trial`` alone (same seed → the same draws as in the full run)."""
+    if trial < 0:
+        raise UserError(f"--replay needs a trial number ≥ 0, got {trial}.")
+    check, sc, ctx = prepare(name, scenario, overrides)
+    res = run_one(check, sc, ctx, trial)
+    return Replay(check=check.name, seed=sc.seed, trial=trial,
+                  spawn_key=list(trial_seed_sequence(sc.seed, trial).spawn_key),
+                  outcomes=res.outcomes, values=res.values, error=res.error, quantities=ctx.quantities)

@@ -1,0 +1,16 @@
+"""Registry of checks: adding a statement means one module and one line here."""
+from __future__ import annotations
+
+from ..errors import UserError
+from .base import Check
+from .lemma21 import Lemma21
+from .lemma23 import Lemma23
+
+REGISTRY: dict[str, type[Check]] = {c.name: c for c in (Lemma21, Lemma23)}
+
+
+def get_check(name: str) -> Check:
+    try:
+        return REGISTRY[name]()
+    except KeyError:
+        raise UserError(f"unknown check '{name}'; known checks: {', '.join(REGISTRY)}.") from None

@@ -1,0 +1,118 @@
+"""What every check provides, and the inputs shared by the NTK family.
+
+A check reads like the statement it tests: ``statement`` quotes the corrected
+claim, ``rows`` lists the claim rows (empty counts), ``run_trial`` returns plain
+numbers and per-row outcomes for one trial, and ``summarize`` turns the trials'
+numbers into the rows' figures. Everything statistical lives in ``stats`` and
+everything visual in ``report``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .. import data as data_mod
+from ..errors import UserError
+from ..kernels import Lambda0, lambda0
+from ..scenario import BaseScenario, Strict, scenario_model
+from ..stats import ClaimRow
+
+HOLDS, VIOLATION, UNDECIDED, ERROR = "holds", "violation", "undecided", "error"
+
+
+@dataclass
+class TrialResult:
+    index: int
+    outcomes: dict[str, str]  # row name → holds | violation | undecided | error
+    values: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass
+class Context:
+    """What a check prepares once per run (data, λ0, derived constants)."""
+
+    quantities: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    arrays: dict[str, Any] = field(default_factory=dict)
+
+
+class Check:
+    name: ClassVar[str]
+    title: ClassVar[str]
+    ref: ClassVar[str]  # short reference for one-line listings
+    source: ClassVar[str]
+    statement: ClassVar[str]
+    typos: ClassVar[list[str]] = []
+    method: ClassVar[str] = ""
+    claim_model: ClassVar[type[Strict]]
+    default: ClassVar[dict[str, Any]]
+
+    @classmethod
+    def scenario_model(cls) -> type[BaseScenario]:
+        return scenario_model(cls.name, cls.claim_model)
+
+    @classmethod
+    def default_scenario(cls) -> dict[str, Any]:
+        return {"check": cls.name, **cls.default}
+
+    def prepare(self, sc: BaseScenario, explicit: set[str], rng: np.random.Generator) -> Context:
+        raise NotImplementedError
+
+    def rows(self, sc: BaseScenario, ctx: Context) -> list[ClaimRow]:
+        raise NotImplementedError
+
+    def fixed_trials(self, sc: BaseScenario, ctx: Context) -> int | None:
+        """A trial count forced by the scenario (e.g. one fixed data set), or None."""
+        return None
+
+    def run_trial(self, sc: BaseScenario, ctx: Context, rng: np.random.Generator, index: int
+                  ) -> TrialResult:
+        raise NotImplementedError
+
+    def summarize(self, sc: BaseScenario, ctx: Context, rows: list[ClaimRow],
+                  trials: list[TrialResult]) -> None:
+        """Fill the rows' figures and the run's quantities from the trials."""
+
+
+# ----------------------------------------------------------------------- NTK inputs
+def load_inputs(sc: BaseScenario, explicit: set[str], rng: np.random.Generator) -> data_mod.Inputs:
+    """Inputs of the scenario: sampled with the data stream, or read from data.path."""
+    spec = sc.data
+    if spec.source == "file":
+        X = data_mod.validate_inputs(data_mod.load_array(spec.path), f"data file '{spec.path}'")
+        for key, actual in (("data.n", X.shape[0]), ("data.d", X.shape[1])):
+            given = getattr(spec, key.split(".")[1])
+            if key in explicit and given != actual:
+                raise UserError(f"scenario key '{key}' is {given} but data file '{spec.path}' "
+                                f"has {actual} {'rows' if key == 'data.n' else 'columns'}.")
+        return data_mod.normalize(X, f"'{spec.path}'")
+    X = data_mod.sample(spec.source, spec.n, spec.d, rng)
+    return data_mod.normalize(X, f"the {spec.source} distribution")
+
+
+def require_lambda0(inputs: data_mod.Inputs) -> Lambda0:
+    """λ0 for checks that need λ0 > 0; refuse data for which the hypothesis fails."""
+    pairs = data_mod.parallel_pairs(inputs.X)
+    if pairs:
+        raise UserError(f"the inputs have parallel or duplicate rows ({data_mod.describe_pairs(pairs)}), "
+                        "so λ0 = λ_min(H∞) can be 0 and this check does not apply.")
+    lam = lambda0(inputs.X)
+    if not lam.certified_positive:
+        i, j, cos = data_mod.most_parallel_pair(inputs.X)
+        raise UserError(f"λ0 = λ_min(H∞) = {lam.value:.3g} is below its numerical error {lam.error:.1g} "
+                        f"(most nearly parallel: rows {i} and {j}, |cos| = {cos:.15f}), "
+                        "so this check does not apply.")
+    return lam
+
+
+def ntk_quantities(inputs: data_mod.Inputs, lam: Lambda0, m: int) -> dict[str, Any]:
+    i, j, cos = data_mod.most_parallel_pair(inputs.X)
+    return {"n": inputs.n, "d": inputs.d, "m": m, "lambda0": lam.value,
+            "lambda0_error": lam.error, "most_parallel_pair": [i, j], "most_parallel_abs_cos": cos}
+
+
+def finite(values: dict[str, float]) -> bool:
+    return all(np.isfinite(v) for v in values.values() if isinstance(v, (float, int, np.floating)))

@@ -1,0 +1,160 @@
+"""Lemma 2.3 of the notes ([DZPS] Lemma 3.2): H is stable on a ball around W(0).
+
+Corrected statement (shared/SPEC.md §1): with probability at least 1 − δ over
+W(0) (w_k(0) ~ N(0, I) i.i.d.), for **every** W with ‖w_k − w_k(0)‖₂ ≤ R for
+all k, where R = c·δ·λ0/n², both
+
+    ‖H(W) − H(W(0))‖₂ < λ0/4      and      λ_min(H(W)) > λ0/2.
+
+A trial draws W(0) and brackets the supremum over the ball (``bracket``): it
+*holds* when the certified bound already satisfies the claim, is a *violation*
+when an explicit W in the ball (the attack) breaks it, and is *undecided*
+otherwise. The data are drawn once per run (data stream of the seed) and kept
+fixed across trials, as in the lemma.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from pydantic import Field
+
+from ..bracket import attack, certify, critical_radius
+from ..scenario import Strict
+from ..stats import PROBABILISTIC, ClaimRow, p_value_above
+from .base import (HOLDS, UNDECIDED, VIOLATION, Check, Context, TrialResult, load_inputs,
+                   ntk_quantities, require_lambda0)
+
+C_DEFAULT = math.sqrt(2 * math.pi) / 16
+
+
+class Lemma23Claim(Strict):
+    delta: float = Field(0.1, gt=0.0, lt=1.0, description="failure probability δ of the lemma")
+    c: float = Field(C_DEFAULT, gt=0.0, le=1e12,
+                     description="constant c in R = c·δ·λ0/n² (default √(2π)/16, from the proof)")
+    attack_iterations: int = Field(3, ge=0, le=100,
+                                   description="power-iteration steps of each attack on the ball")
+
+
+class Lemma23(Check):
+    name = "lemma23"
+    title = "H(W) stays within λ0/4 of H(W(0)) on a ball of radius R = cδλ0/n²"
+    ref = "[DZPS] Lemma 3.2"
+    source = "[DZPS] Du, Zhai, Póczos, Singh, ICLR 2019, Lemma 3.2 (notes: Lemma 2.3)"
+    statement = ("With probability ≥ 1−δ over W(0) ~ N(0, I), for every W with ‖w_k − w_k(0)‖₂ ≤ R "
+                 "for all k, where R = c·δ·λ0/n²: ‖H(W) − H(W(0))‖₂ < λ0/4 and λ_min(H(W)) > λ0/2.")
+    typos = [
+        "the notes write w_k ~ Ω(0, I); it is N(0, I).",
+        "the notes call the failure probability ε and state only the first conclusion; "
+        "[DZPS] Lemma 3.2 also concludes λ_min(H(W)) > λ0/2.",
+        "c is 'a small constant' in the paper; the proof (P(|w·x| ≤ R) ≤ 2R/√(2π), then Markov) "
+        "works with c = √(2π)/16 ≈ 0.157, the default.",
+    ]
+    method = ("Per trial: certified bound λ_max(E) with E_ij = |x_i·x_j|(c_i + c_j − (AᵀA)_ij)/m over the "
+              "signs that can flip (|w_k(0)·x_i| ≤ R); attack: explicit W in the ball built by per-neuron "
+              "pushes of length R, iterated on the extreme eigenvector. holds = certified, "
+              "violation = attack breaks the claim, else undecided. c* = largest c that still PASSes "
+              "(same trials, the certificate is monotone in c).")
+    claim_model = Lemma23Claim
+    default = {
+        "seed": 0,
+        "trials": "auto",
+        "confidence": 0.95,
+        "data": {"source": "sphere", "n": 50, "d": 10},
+        "network": {"m": 4096},
+        "claim": {"delta": 0.1, "c": C_DEFAULT, "attack_iterations": 3},
+    }
+
+    def prepare(self, sc, explicit, rng) -> Context:
+        inputs = load_inputs(sc, explicit, rng)
+        lam = require_lambda0(inputs)
+        n = inputs.n
+        R = sc.claim.c * sc.claim.delta * lam.value / n**2
+        q = ntk_quantities(inputs, lam, sc.network.m)
+        q.update({"delta": sc.claim.delta, "c": sc.claim.c, "radius": R,
+                  "threshold_norm": lam.value / 4, "threshold_lambda_min": lam.value / 2})
+        return Context(quantities=q, notes=list(inputs.notes),
+                       arrays={"X": inputs.X, "lambda0": lam})
+
+    def rows(self, sc, ctx) -> list[ClaimRow]:
+        target = 1.0 - sc.claim.delta
+        return [
+            ClaimRow("norm", PROBABILISTIC, "sup over the ball of ‖H(W) − H(W(0))‖₂ < λ0/4", target=target),
+            ClaimRow("lambda_min", PROBABILISTIC, "inf over the ball of λ_min(H(W)) > λ0/2", target=target),
+        ]
+
+    def run_trial(self, sc, ctx, rng, index) -> TrialResult:
+        X = ctx.arrays["X"]
+        lam = ctx.arrays["lambda0"]
+        l0 = lam.value
+        R = ctx.quantities["radius"]
+        wm = sc.compute.working_memory_mb
+        W0 = rng.standard_normal((sc.network.m, X.shape[1]))
+        cert = certify(X, W0, R, wm)
+        att = attack(X, W0, R, cert, sc.claim.attack_iterations, wm)
+        tol = cert.tol + lam.error
+        lower_min = cert.lam_min_H0 - cert.lam_max_E
+        out = {}
+        if cert.lam_max_E + tol < l0 / 4:
+            out["norm"] = HOLDS
+        elif att.norm_dH >= l0 / 4 + tol:
+            out["norm"] = VIOLATION
+        else:
+            out["norm"] = UNDECIDED
+        if lower_min - tol > l0 / 2:
+            out["lambda_min"] = HOLDS
+        elif att.lam_min + tol <= l0 / 2:
+            out["lambda_min"] = VIOLATION
+        else:
+            out["lambda_min"] = UNDECIDED
+        scale = X.shape[0] ** 2 / (sc.claim.delta * l0)  # c = R · n²/(δ λ0)
+        values = {
+            "certified_norm": cert.lam_max_E,
+            "attack_norm": att.norm_dH,
+            "certified_lambda_min": lower_min,
+            "attack_lambda_min": att.lam_min,
+            "lambda_min_H0": cert.lam_min_H0,
+            "flippable_per_input": float(cert.counts.mean()),
+            "c_crit_norm": critical_radius(X, W0, l0 / 4, tol, wm) * scale,
+            "c_crit_lambda_min": critical_radius(X, W0, cert.lam_min_H0 - l0 / 2, tol, wm) * scale,
+        }
+        return TrialResult(index, out, values)
+
+    def summarize(self, sc, ctx, rows, trials) -> None:
+        ok = [t for t in trials if t.error is None]
+        alpha_row = (1.0 - sc.confidence) / len([r for r in rows if r.primary])
+        crit = {}
+        for row, cert_key, att_key, worst, ccrit in (
+                (rows[0], "certified_norm", "attack_norm", np.max, "c_crit_norm"),
+                (rows[1], "certified_lambda_min", "attack_lambda_min", np.min, "c_crit_lambda_min")):
+            if not ok:
+                continue
+            cv = np.array([t.values[cert_key] for t in ok])
+            av = np.array([t.values[att_key] for t in ok])
+            row.figures.update({
+                "threshold": ctx.quantities["threshold_norm" if row.name == "norm" else "threshold_lambda_min"],
+                "certified_median": float(np.median(cv)), "certified_worst": float(worst(cv)),
+                "attack_median": float(np.median(av)), "attack_worst": float(worst(av)),
+            })
+            cstar = critical_constant(np.array([t.values[ccrit] for t in ok]), row.target, alpha_row)
+            row.figures["critical_c"] = cstar
+            crit[row.name] = cstar
+        vals = [v for v in crit.values() if v is not None]
+        ctx.quantities["critical_c"] = min(vals) if len(vals) == len(crit) and vals else None
+        ctx.quantities["critical_c_level"] = 1.0 - alpha_row
+
+
+def critical_constant(c_trial: np.ndarray, target: float, alpha: float) -> float | None:
+    """Largest c at which the certified outcomes still PASS at level alpha.
+
+    Trial t certifies the claim exactly for c < c_t (monotone, common random
+    numbers), so #holds(c) = #{t : c_t > c}. PASS needs k holds with
+    P(Bin(N, target) ≥ k) ≤ alpha; c* is the k-th largest c_t. None when even
+    N holding trials could not pass.
+    """
+    n = c_trial.size
+    ks = [k for k in range(1, n + 1) if p_value_above(k, n, target) <= alpha]
+    if not ks:
+        return None
+    k = ks[0]
+    return float(np.sort(c_trial)[::-1][k - 1])

@@ -1,0 +1,173 @@
+"""Inputs: uniform on the unit sphere, Gaussian, or read from a file.
+
+Files are ``.npy``, ``.npz`` (one array, or one named ``X``/``x``) or ``.csv``
+(comma-separated, rows are samples, an optional header line). Rows are
+normalised to unit length; a note says so when they were not unit already.
+Every problem with a file is a :class:`~ntkcheck.errors.UserError` naming it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+
+#: rows whose norms differ from 1 by less than this count as unit already
+UNIT_TOL = 1e-9
+#: |cos| above this counts as parallel (one rounding step of a normalised dot product)
+PARALLEL_TOL = 1e-12
+
+
+@dataclass
+class Inputs:
+    X: np.ndarray
+    source: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        return self.X.shape[0]
+
+    @property
+    def d(self) -> int:
+        return self.X.shape[1]
+
+
+def sample(source: str, n: int, d: int, rng: np.random.Generator) -> np.ndarray:
+    """Raw samples: ``sphere`` (uniform on S^{d−1}) or ``gaussian`` (N(0, I_d))."""
+    G = rng.standard_normal((n, d))
+    if source == "sphere":
+        return G / np.linalg.norm(G, axis=1, keepdims=True)
+    if source == "gaussian":
+        return G
+    raise UserError(f"unknown data source '{source}' (use sphere, gaussian or a file)")
+
+
+def load_array(path: str | Path, what: str = "data") -> np.ndarray:
+    """Read a 2-D float array from .npy, .npz or .csv, refusing anything else."""
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"{what} file '{p}' does not exist.")
+    if p.is_dir():
+        raise UserError(f"{what} file '{p}' is a directory, not a file.")
+    ext = p.suffix.lower()
+    try:
+        if ext == ".npy":
+            arr = np.load(p, allow_pickle=False)
+        elif ext == ".npz":
+            with np.load(p, allow_pickle=False) as z:
+                keys = list(z.keys())
+                key = keys[0] if len(keys) == 1 else next((k for k in ("X", "x") if k in keys), None)
+                if key is None:
+                    raise UserError(f"{what} file '{p}' holds arrays {keys}; "
+                                    "keep one array or name it 'X'.")
+                arr = z[key]
+        elif ext == ".csv":
+            arr = _load_csv(p, what)
+        else:
+            raise UserError(f"{what} file '{p}' has extension '{ext or '(none)'}'; "
+                            "use .npy, .npz or .csv.")
+    except UserError:
+        raise
+    except PermissionError:
+        raise UserError(f"{what} file '{p}' cannot be read (permission denied).") from None
+    except (ValueError, OSError, EOFError) as e:
+        raise UserError(f"{what} file '{p}' could not be read as {ext[1:]}: {_first_line(e)}.") from None
+    arr = np.asarray(arr)
+    if arr.dtype.kind not in "biuf":
+        raise UserError(f"{what} file '{p}' holds {arr.dtype} values, not numbers.")
+    return arr.astype(np.float64)
+
+
+def _first_line(e: Exception) -> str:
+    s = str(e).strip().splitlines()
+    return s[0].rstrip(".") if s else type(e).__name__
+
+
+def _load_csv(p: Path, what: str) -> np.ndarray:
+    try:
+        text = p.read_text()
+    except UnicodeDecodeError:
+        raise UserError(f"{what} file '{p}' is not a text CSV file.") from None
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    if not lines:
+        raise UserError(f"{what} file '{p}' is empty.")
+    rows = []
+    for lineno, ln in enumerate(lines):
+        fields = [f.strip() for f in ln.split(",")]
+        try:
+            rows.append([float(f) for f in fields])
+        except ValueError:
+            if lineno == 0 and not rows:  # a header line
+                continue
+            bad = next(f for f in fields if not _is_float(f))
+            raise UserError(f"{what} file '{p}' has a non-numeric entry '{bad}' "
+                            f"in data row {len(rows) + 1}.") from None
+    if not rows:
+        raise UserError(f"{what} file '{p}' has a header but no data rows.")
+    widths = {len(r) for r in rows}
+    if len(widths) != 1:
+        raise UserError(f"{what} file '{p}' has rows of different lengths {sorted(widths)}.")
+    return np.array(rows, dtype=np.float64)
+
+
+def _is_float(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
+def validate_inputs(X: np.ndarray, where: str) -> np.ndarray:
+    """Refuse arrays that are not a finite (n ≥ 2) × (d ≥ 1) matrix with nonzero rows."""
+    if X.ndim != 2:
+        raise UserError(f"{where} must be a 2-D array (rows are samples); it has {X.ndim} dimension(s).")
+    n, d = X.shape
+    if n < 2:
+        raise UserError(f"{where} has {n} row(s); at least 2 data points are needed.")
+    if d < 1:
+        raise UserError(f"{where} has no columns.")
+    bad = ~np.isfinite(X)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise UserError(f"{where} has a non-finite value ({X[i, j]}) in row {i}, column {j}.")
+    norms = np.linalg.norm(X, axis=1)
+    if np.any(norms == 0):
+        raise UserError(f"{where} row {int(np.argmin(norms))} is zero and cannot be normalised.")
+    return X
+
+
+def normalize(X: np.ndarray, source: str) -> Inputs:
+    """Scale every row to unit length, with a note when that changed anything."""
+    norms = np.linalg.norm(X, axis=1)
+    notes = []
+    if np.max(np.abs(norms - 1.0)) > UNIT_TOL:
+        notes.append(f"inputs from {source} were normalised to unit length "
+                     f"(row norms ranged from {norms.min():.4g} to {norms.max():.4g}).")
+    return Inputs(X=X / norms[:, None], source=source, notes=notes)
+
+
+def most_parallel_pair(X: np.ndarray) -> tuple[int, int, float]:
+    """Rows (i, j), i < j, with the largest |cos∠(x_i, x_j)|, and that |cos|."""
+    Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
+    C = np.abs(Xn @ Xn.T)
+    np.fill_diagonal(C, -np.inf)
+    k = int(np.argmax(C))
+    i, j = divmod(k, C.shape[0])
+    i, j = min(i, j), max(i, j)
+    return i, j, float(min(C[i, j], 1.0))
+
+
+def parallel_pairs(X: np.ndarray, limit: int = 5) -> list[tuple[int, int]]:
+    """Up to ``limit`` pairs of parallel (or anti-parallel, or duplicate) rows."""
+    Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
+    C = np.abs(Xn @ Xn.T)
+    iu = np.argwhere(np.triu(C >= 1.0 - PARALLEL_TOL, k=1))
+    return [(int(i), int(j)) for i, j in iu[:limit]]
+
+
+def describe_pairs(pairs: list[tuple[int, int]]) -> str:
+    return ", ".join(f"rows {i} and {j}" for i, j in pairs)

@@ -1,0 +1,25 @@
+"""Exit codes and the exception for errors a user can cause.
+
+Exit codes are documented once here (SPEC section 4) and used everywhere.
+"""
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit codes of ntkcheck (stable contract for scripts and CI)."""
+
+    OK = 0  #: every primary claim passed
+    FAILED = 1  #: some primary claim failed
+    USAGE = 2  #: usage, scenario or input error (a message, no traceback)
+    INCONCLUSIVE = 3  #: none failed, some inconclusive
+    INTERNAL = 4  #: a bug in ntkcheck
+    INTERRUPTED = 130  #: interrupted by the user
+
+
+class UserError(Exception):
+    """An error caused by the input (scenario, data, options).
+
+    The message is one sentence naming the problem; the CLI prints it and exits 2.
+    """

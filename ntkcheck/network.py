@@ -1,0 +1,57 @@
+"""The NTK model's Gram matrix, computed chunk by chunk over neurons.
+
+H_ij(W) = (x_i·x_j)/m · Σ_k 1{w_k·x_i ≥ 0} 1{w_k·x_j ≥ 0},  i.e.
+H = (X Xᵀ) ∘ (Sᵀ S)/m with S = 1{W Xᵀ ≥ 0} (m × n).
+
+Sᵀ S is a matrix of integer counts: it is formed in float32, which is exact for
+0/1 products up to 2^24 terms, one neuron chunk at a time (chunks never exceed
+2^24 neurons) and accumulated in float64, which stays exact up to 2^53. Memory
+is bounded by the working-memory budget, not by m (as in scikit-learn's
+``pairwise_distances_chunked``).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+#: float32 holds every integer up to 2^24 exactly
+MAX_EXACT_F32 = 1 << 24
+DEFAULT_WORKING_MEMORY_MB = 256
+
+
+def chunk_rows(n_cols: int, working_memory_mb: float, bytes_per_entry: int = 32) -> int:
+    """Neurons per chunk so that a few (chunk × n_cols) work arrays fit the budget."""
+    per_row = max(1, n_cols) * bytes_per_entry
+    rows = int(working_memory_mb * 2**20 // per_row)
+    return int(min(max(rows, 64), MAX_EXACT_F32))
+
+
+def neuron_slices(m: int, chunk: int) -> Iterator[slice]:
+    for start in range(0, m, chunk):
+        yield slice(start, min(m, start + chunk))
+
+
+def activation_counts(X: np.ndarray, W: np.ndarray,
+                      working_memory_mb: float = DEFAULT_WORKING_MEMORY_MB) -> np.ndarray:
+    """Sᵀ S = [#{k : w_k·x_i ≥ 0 and w_k·x_j ≥ 0}]_ij, exactly, as float64."""
+    X = np.asarray(X, dtype=np.float64)
+    W = np.asarray(W, dtype=np.float64)
+    n = X.shape[0]
+    out = np.zeros((n, n), dtype=np.float64)
+    chunk = chunk_rows(n, working_memory_mb)
+    for sl in neuron_slices(W.shape[0], chunk):
+        S = (W[sl] @ X.T >= 0).astype(np.float32)
+        out += S.T @ S
+    return out
+
+
+def gram_matrix(X: np.ndarray, W: np.ndarray,
+                working_memory_mb: float = DEFAULT_WORKING_MEMORY_MB) -> np.ndarray:
+    """H(W) of the NTK model for inputs X (n × d) and first-layer weights W (m × d)."""
+    X = np.asarray(X, dtype=np.float64)
+    W = np.asarray(W, dtype=np.float64)
+    if X.ndim != 2 or W.ndim != 2 or X.shape[1] != W.shape[1]:
+        raise ValueError(f"gram_matrix needs X (n×d) and W (m×d); got {X.shape} and {W.shape}")
+    m = W.shape[0]
+    return (X @ X.T) * activation_counts(X, W, working_memory_mb) / m

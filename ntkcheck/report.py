@@ -1,0 +1,194 @@
+"""Reports: a rich table on a terminal (plain text in pipes or with NO_COLOR), JSON, JUnit XML.
+
+Files are written to a temporary file beside the target and renamed, so a
+failed run never leaves a truncated file where a good one stood.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from .api import Replay, Result
+from .errors import UserError
+from .stats import FAIL, PASS, PROBABILISTIC, SCALING, UNIVERSAL
+
+STYLE = {PASS: "bold green", FAIL: "bold red", "inconclusive": "bold yellow"}
+
+
+def make_console(file=None) -> Console:
+    """Colour and box drawing only on a terminal without NO_COLOR; plain text otherwise."""
+    f = file or sys.stdout
+    plain = not (hasattr(f, "isatty") and f.isatty()) or "NO_COLOR" in os.environ
+    if plain:
+        return Console(file=f, no_color=True, force_terminal=False, highlight=False,
+                       width=int(os.environ.get("COLUMNS", "200")), emoji=False, soft_wrap=False)
+    return Console(file=f, highlight=False)
+
+
+def is_plain(console: Console) -> bool:
+    return console.no_color or not console.is_terminal
+
+
+def fmt(x: Any) -> str:
+    if x is None:
+        return "—"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, int):
+        return str(x)
+    if isinstance(x, float):
+        if x == 0:
+            return "0"
+        if abs(x) >= 1e4 or abs(x) < 1e-3:
+            return f"{x:.3e}"
+        return f"{x:.4g}"
+    if isinstance(x, (list, tuple)):
+        return "(" + ", ".join(fmt(v) for v in x) + ")"
+    return str(x)
+
+
+def _interval(row) -> str:
+    lo, hi = row.ci_low, row.ci_high
+    if lo is None or hi is None:
+        return "—"
+    what = {PROBABILISTIC: "P(holds)", UNIVERSAL: "P(viol.)", SCALING: "slope"}[row.kind]
+    return f"{what} ∈ [{fmt(lo)}, {fmt(hi)}] @ {100 * (1 - row.level):.4g}%"
+
+
+def _bound(row) -> str:
+    if row.kind == PROBABILISTIC:
+        return f"P ≥ {fmt(row.target)}"
+    if row.kind == SCALING:
+        return f"slope ≤ {fmt(row.tolerance)}"
+    return "every trial"
+
+
+def _figures(row) -> str:
+    return "\n".join(f"{k} = {fmt(v)}" for k, v in row.figures.items())
+
+
+def render(result: Result, console: Console) -> None:
+    plain = is_plain(console)
+    console.print(Text(f"ntkcheck {result.check}: {result.title}", style="bold"))
+    console.print(f"  statement: {result.statement}")
+    console.print(f"  source:    {result.source}")
+    q = result.quantities
+    console.print("  " + "  ".join(f"{k}={fmt(v)}" for k, v in q.items()))
+    for note in result.notes:
+        console.print(f"  note: {note}")
+    table = Table(box=box.ASCII if plain else box.SIMPLE_HEAVY, show_lines=True)
+    for col in ("claim", "kind", "claim bound", "trials", "holds/viol./undec.", "interval", "figures",
+                "verdict"):
+        table.add_column(col, overflow="fold")
+    for r in result.rows:
+        name = r.name if r.primary else f"{r.name} (variant)"
+        counts = f"{r.holds}/{r.violations}/{r.undecided}" + (f" +{r.errors} err" if r.errors else "")
+        verdict = Text(r.verdict.upper(), style=None if plain else STYLE[r.verdict])
+        table.add_row(f"{name}\n{r.statement}", r.kind, _bound(r), str(r.trials), counts,
+                      _interval(r), _figures(r), verdict)
+    console.print(table)
+    for r in result.rows:
+        if r.counterexample:
+            ce = r.counterexample
+            console.print(f"  {r.name}: violated in trial {ce['trial']} (seed {ce['seed']}, "
+                          f"spawn key {tuple(ce['spawn_key'])}); replay it alone with:")
+            console.print(f"    {ce['replay']}", soft_wrap=True, highlight=False, markup=False)
+    for e in result.trial_errors[:5]:
+        console.print(f"  trial {e['trial']} failed numerically ({e['error']}); replay: {e['replay']}",
+                      soft_wrap=True, markup=False)
+    for name in result.weak_variants:
+        console.print(f"  warning: variant row '{name}' (a known-false reading) did not FAIL: "
+                      "the check lacks power in this scenario.")
+    style = None if plain else STYLE[result.verdict]
+    console.print(Text(f"verdict: {result.verdict.upper()} ({result.trials} trials, "
+                       f"{result.elapsed_seconds:.2f} s, exit {int(result.exit_code)})", style=style))
+
+
+def render_replay(rep: Replay, console: Console) -> None:
+    console.print(Text(f"ntkcheck {rep.check}: replay of trial {rep.trial} "
+                       f"(seed {rep.seed}, spawn key {tuple(rep.spawn_key)})", style="bold"))
+    console.print("  " + "  ".join(f"{k}={fmt(v)}" for k, v in rep.quantities.items()))
+    if rep.error:
+        console.print(f"  numerical error: {rep.error}")
+    for k, v in rep.values.items():
+        console.print(f"  {k:28s} {fmt(v)}")
+    for k, v in rep.outcomes.items():
+        console.print(f"  claim {k:22s} {v}")
+
+
+# ---------------------------------------------------------------------------------------- files
+def check_writable(path: str | Path, option: str) -> Path:
+    """Refuse an output path that cannot be written, before any work is done."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise UserError(f"{option} path '{p}' is a directory.")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise UserError(f"{option} path '{p}': folder '{parent}' does not exist.")
+    if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise UserError(f"{option} path '{p}' is not writable.")
+    return p
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    p = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent if str(p.parent) else ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, p)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def to_json(obj: dict[str, Any]) -> str:
+    return json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def to_junit(results: list[Result]) -> str:
+    suites = ET.Element("testsuites")
+    for res in results:
+        suite = ET.SubElement(suites, "testsuite", {
+            "name": f"ntkcheck.{res.check}",
+            "tests": str(len(res.rows)),
+            "failures": str(sum(r.verdict == FAIL and r.primary for r in res.rows)),
+            "skipped": str(sum(r.verdict == "inconclusive" and r.primary for r in res.rows)),
+            "time": f"{res.elapsed_seconds:.3f}",
+        })
+        props = ET.SubElement(suite, "properties")
+        for k in ("seed", "verdict"):
+            ET.SubElement(props, "property", {"name": k, "value": str(getattr(res, k))})
+        for k, v in res.quantities.items():
+            ET.SubElement(props, "property", {"name": k, "value": fmt(v)})
+        for r in res.rows:
+            case = ET.SubElement(suite, "testcase", {
+                "classname": f"ntkcheck.{res.check}",
+                "name": r.name if r.primary else f"{r.name} (variant)"})
+            detail = (f"{r.statement}: {r.verdict}; holds/violations/undecided = "
+                      f"{r.holds}/{r.violations}/{r.undecided} of {r.trials}; {_interval(r)}")
+            if r.counterexample:
+                detail += f"; replay: {r.counterexample['replay']}"
+            if not r.primary:
+                ET.SubElement(case, "system-out").text = "variant row (known-false reading): " + detail
+            elif r.verdict == FAIL:
+                ET.SubElement(case, "failure", {"message": f"{r.name} failed"}).text = detail
+            elif r.verdict == "inconclusive":
+                ET.SubElement(case, "skipped", {"message": f"{r.name} inconclusive"}).text = detail
+            else:
+                ET.SubElement(case, "system-out").text = detail
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"

@@ -1,0 +1,289 @@
+"""Per-trial outcomes → verdicts (SPEC section 3).
+
+A claim row keeps its raw counts (``holds``, ``violations``, ``undecided``,
+``trials``) and derives intervals and verdicts from them on request, in the
+manner of ``scipy.stats.binomtest``; nothing here stores a verdict computed
+elsewhere.
+
+* Probabilistic claim "P(holds) ≥ p0": PASS when the one-sided Clopper–Pearson
+  lower bound of P(holds) (undecided counted as failures) is ≥ p0; FAIL when the
+  upper bound (undecided counted as holding) is < p0. By the duality of the
+  Clopper–Pearson interval and the exact binomial test, this is the same as
+  rejecting H0: p < p0 (resp. H0: p ≥ p0) with the p-values below, which is what
+  lets rows share one Holm step-down procedure.
+* Universal claim: one verified violation is a counterexample (FAIL, p-value 0);
+  no violation and no undecided trial is PASS, reported with the upper
+  confidence bound 1 − α^{1/N} on the violation probability.
+* Scaling claim "slope ≤ tolerance": bootstrap distribution of the slope;
+  PASS when the upper confidence limit is below the tolerance, FAIL when the
+  lower one is above, with bootstrap p-values for Holm.
+
+Holm's step-down procedure runs across the primary rows of one table so the
+family-wise error of the decided verdicts is at most α = 1 − confidence.
+Variant rows (known-false readings) are decided alone at level α and never
+enter the exit code.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import stats as sst
+
+PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
+PROBABILISTIC, UNIVERSAL, SCALING = "probabilistic", "universal", "scaling"
+
+
+def cp_lower(k: int, n: int, alpha: float) -> float:
+    """One-sided Clopper–Pearson lower confidence bound (level 1 − alpha)."""
+    if n <= 0 or k <= 0:
+        return 0.0
+    return float(sst.beta.ppf(alpha, k, n - k + 1))
+
+
+def cp_upper(k: int, n: int, alpha: float) -> float:
+    """One-sided Clopper–Pearson upper confidence bound (level 1 − alpha)."""
+    if n <= 0 or k >= n:
+        return 1.0
+    return float(sst.beta.ppf(1.0 - alpha, k + 1, n - k))
+
+
+def p_value_above(k: int, n: int, p0: float) -> float:
+    """Exact p-value of H0: p ≤ p0 against p > p0, having seen k successes of n."""
+    if n <= 0:
+        return 1.0
+    return float(sst.binom.sf(k - 1, n, p0))
+
+
+def p_value_below(k: int, n: int, p0: float) -> float:
+    """Exact p-value of H0: p ≥ p0 against p < p0, having seen k successes of n."""
+    if n <= 0:
+        return 1.0
+    return float(sst.binom.cdf(k, n, p0))
+
+
+@dataclass
+class ClaimRow:
+    """One row of a verdict table: a claim and the outcomes of its trials.
+
+    ``target`` is 1 − δ for a probabilistic claim, ``tolerance`` the slope
+    bound for a scaling claim (``boot`` then holds bootstrap slopes and
+    ``estimate`` the fitted slope).
+    """
+
+    name: str
+    kind: str
+    statement: str
+    primary: bool = True
+    target: float | None = None
+    holds: int = 0
+    violations: int = 0
+    undecided: int = 0
+    errors: int = 0
+    estimate: float | None = None
+    tolerance: float | None = None
+    boot: np.ndarray | None = None
+    figures: dict[str, Any] = field(default_factory=dict)
+    counterexample: dict[str, Any] | None = None
+    # set by decide()
+    verdict: str = INCONCLUSIVE
+    level: float = 0.05
+    ci_low: float | None = None
+    ci_high: float | None = None
+
+    @property
+    def trials(self) -> int:
+        return self.holds + self.violations + self.undecided + self.errors
+
+    # -- p-values for the two possible decisions --------------------------------
+    def p_values(self) -> tuple[float, float]:
+        """(p for deciding PASS, p for deciding FAIL)."""
+        if self.kind == PROBABILISTIC:
+            n = self.trials
+            # errored trials count against PASS and are not evidence for FAIL
+            p_pass = p_value_above(self.holds, n, self.target)
+            p_fail = p_value_below(self.holds + self.undecided + self.errors, n, self.target)
+            return p_pass, p_fail
+        if self.kind == SCALING:
+            b = np.asarray(self.boot, dtype=float)
+            if b.size == 0 or not np.all(np.isfinite(b)):
+                return 1.0, 1.0
+            nb = b.size
+            p_pass = (1 + np.count_nonzero(b >= self.tolerance)) / (nb + 1)
+            p_fail = (1 + np.count_nonzero(b <= self.tolerance)) / (nb + 1)
+            return float(p_pass), float(p_fail)
+        raise ValueError(f"no p-values for a {self.kind} claim")
+
+    def interval(self, alpha: float) -> tuple[float | None, float | None]:
+        """Confidence interval for the row's quantity at level 1 − alpha."""
+        if self.kind == PROBABILISTIC:
+            n = self.trials
+            return (cp_lower(self.holds, n, alpha),
+                    cp_upper(self.holds + self.undecided + self.errors, n, alpha))
+        if self.kind == UNIVERSAL:
+            # bound on the probability of a violation
+            n = self.trials
+            if n == 0:
+                return 0.0, 1.0
+            lo = cp_lower(self.violations, n, alpha)
+            hi = cp_upper(self.violations + self.undecided + self.errors, n, alpha)
+            return lo, hi
+        if self.kind == SCALING:
+            b = np.asarray(self.boot, dtype=float)
+            if b.size == 0 or not np.all(np.isfinite(b)):
+                return None, None
+            return float(np.quantile(b, alpha)), float(np.quantile(b, 1 - alpha))
+        raise ValueError(self.kind)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {
+            "name": self.name,
+            "kind": self.kind,
+            "primary": self.primary,
+            "statement": self.statement,
+            "verdict": self.verdict,
+            "trials": self.trials,
+            "holds": self.holds,
+            "violations": self.violations,
+            "undecided": self.undecided,
+            "errors": self.errors,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "confidence": 1.0 - self.level,
+        }
+        if self.kind == PROBABILISTIC:
+            d["target_probability"] = self.target
+        if self.kind == UNIVERSAL:
+            d["interval_of"] = "probability of a violation"
+        elif self.kind == PROBABILISTIC:
+            d["interval_of"] = "probability that the claim holds"
+        if self.kind == SCALING:
+            d["slope"] = self.estimate
+            d["tolerance"] = self.tolerance
+            d["interval_of"] = "log-log slope"
+        d.update(self.figures)
+        if self.counterexample is not None:
+            d["counterexample"] = self.counterexample
+        return d
+
+
+def _decide_universal(row: ClaimRow, alpha: float) -> None:
+    row.level = alpha
+    row.ci_low, row.ci_high = row.interval(alpha)
+    if row.violations > 0:
+        row.verdict = FAIL
+    elif row.undecided > 0 or row.errors > 0 or row.trials == 0:
+        row.verdict = INCONCLUSIVE
+    else:
+        row.verdict = PASS
+
+
+def _decide_by_p(row: ClaimRow, alpha: float, rejected: bool) -> None:
+    row.level = alpha
+    row.ci_low, row.ci_high = row.interval(alpha)
+    if not rejected:
+        row.verdict = INCONCLUSIVE
+        return
+    p_pass, p_fail = row.p_values()
+    row.verdict = PASS if p_pass <= p_fail else FAIL
+    if row.verdict == PASS and row.errors > 0:  # an errored trial can never pass a claim
+        row.verdict = INCONCLUSIVE
+
+
+def decide(rows: list[ClaimRow], confidence: float) -> str:
+    """Set verdict, level and interval on every row; return the table's verdict.
+
+    Holm's step-down over the primary statistical rows (probabilistic and
+    scaling). Universal rows are decided by counterexample (no error possible
+    for FAIL); their PASS reports a bound at the Bonferroni level α/K, where K
+    counts all primary rows, so the family-wise statement still holds.
+    """
+    alpha = 1.0 - confidence
+    primary = [r for r in rows if r.primary]
+    k_all = max(1, len(primary))
+    stat_rows = [r for r in primary if r.kind in (PROBABILISTIC, SCALING)]
+    for r in primary:
+        if r.kind == UNIVERSAL:
+            _decide_universal(r, alpha / k_all)
+    # Holm step-down
+    k = len(stat_rows)
+    scored = sorted(stat_rows, key=lambda r: min(r.p_values()))
+    stopped = False
+    for j, r in enumerate(scored):
+        level = alpha / (k - j)
+        if not stopped and min(r.p_values()) <= level:
+            _decide_by_p(r, level, True)
+        else:
+            stopped = True
+            _decide_by_p(r, level, False)
+    # variants: alone, at level alpha
+    for r in rows:
+        if r.primary:
+            continue
+        if r.kind == UNIVERSAL:
+            _decide_universal(r, alpha)
+        else:
+            _decide_by_p(r, alpha, min(r.p_values()) <= alpha)
+    return overall(rows)
+
+
+def overall(rows: list[ClaimRow]) -> str:
+    verdicts = [r.verdict for r in rows if r.primary]
+    if FAIL in verdicts:
+        return FAIL
+    if INCONCLUSIVE in verdicts or not verdicts:
+        return INCONCLUSIVE
+    return PASS
+
+
+def trials_needed(rows: list[ClaimRow], confidence: float,
+                  universal_bound: float = 0.05, cap: int = 100_000) -> int:
+    """Smallest N for which all-holding trials would PASS every primary row.
+
+    With N trials all holding, every probabilistic row has p-value p0^N; Holm's
+    first step needs that ≤ α/K. Universal rows pass with any N; for them N is
+    chosen so that the reported bound on the violation probability,
+    1 − (α/K)^{1/N}, is at most ``universal_bound``. N is fixed before the first
+    trial (a single look), so the Clopper–Pearson interval stays valid.
+    """
+    alpha = 1.0 - confidence
+    primary = [r for r in rows if r.primary]
+    k = max(1, len(primary))
+    n = 1
+    for r in primary:
+        if r.kind == PROBABILISTIC:
+            need = math.log(alpha / k) / math.log(r.target)
+        elif r.kind == UNIVERSAL:
+            need = math.log(alpha / k) / math.log(1.0 - universal_bound)
+        else:
+            continue
+        n = max(n, math.ceil(need - 1e-12))
+    if n > cap:
+        raise ValueError(n)
+    return n
+
+
+def loglog_slope(widths: np.ndarray, values: np.ndarray, n_boot: int,
+                 rng: np.random.Generator) -> tuple[float, np.ndarray]:
+    """Least-squares slope of log(value) against log(width), with a bootstrap.
+
+    ``values`` is (n_widths, n_trials); the bootstrap resamples trials within
+    each width and recomputes the slope of the per-width maxima (the empirical
+    constant Ĉ(m) is a maximum over trials). Vectorised over bootstrap draws.
+    """
+    widths = np.asarray(widths, dtype=float)
+    values = np.asarray(values, dtype=float)
+    if values.ndim != 2 or values.shape[0] != widths.size or widths.size < 2:
+        raise ValueError("need values of shape (n_widths, n_trials) and two or more widths")
+    lx = np.log(widths)
+    lxc = lx - lx.mean()
+    denom = float(lxc @ lxc)
+    est = float(lxc @ np.log(values.max(axis=1))) / denom
+    nw, nt = values.shape
+    idx = rng.integers(0, nt, size=(n_boot, nw, nt))
+    resampled = np.take_along_axis(np.broadcast_to(values, (n_boot, nw, nt)), idx, axis=2)
+    ly = np.log(resampled.max(axis=2))  # (n_boot, nw)
+    boot = (ly @ lxc) / denom
+    return est, boot
