@@ -149,7 +149,9 @@ def replay_command(check: Check, sc: BaseScenario, trial: int) -> str:
             continue
         if sc.data.source == "file" and key in ("data.n", "data.d"):
             continue
-        parts += ["--set", f"{key}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}"]
+        flag = {v: k for k, v in OPTION_KEYS.items()}.get(key)
+        text = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+        parts += [f"--{flag}", text] if flag else ["--set", f"{key}={text}"]
     parts += ["--replay", str(trial)]
     return " ".join(shlex.quote(p) for p in parts)
 

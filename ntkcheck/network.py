@@ -55,3 +55,23 @@ def gram_matrix(X: np.ndarray, W: np.ndarray,
         raise ValueError(f"gram_matrix needs X (n×d) and W (m×d); got {X.shape} and {W.shape}")
     m = W.shape[0]
     return (X @ X.T) * activation_counts(X, W, working_memory_mb) / m
+
+
+def memory_limit_bytes() -> int:
+    """Physical memory of this machine (the ceiling for any single run)."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 1 << 40
+
+
+def require_memory(estimate_bytes: float, what: str) -> None:
+    """Refuse, before allocating, a run whose unavoidable memory exceeds 90% of the machine's."""
+    from .errors import UserError
+
+    limit = 0.9 * memory_limit_bytes()
+    if estimate_bytes > limit:
+        raise UserError(f"{what} needs about {estimate_bytes / 2**30:.3g} GiB of memory, more than this "
+                        f"machine's {limit / 2**30:.3g} GiB; lower the width or the input size.")

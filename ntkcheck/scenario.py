@@ -9,6 +9,7 @@ types; the first problem becomes one sentence naming the key.
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any, Literal, Union
 
@@ -18,8 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from .errors import UserError
 
 
+_EXP_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
 class DataSpec(Strict):
@@ -103,6 +107,8 @@ def parse_set(item: str) -> tuple[str, Any]:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
         raise UserError(f"--set value for '{key}' is not a valid value: '{raw}'.") from None
+    if isinstance(value, str) and _EXP_NUMBER.fullmatch(value.strip()):
+        value = float(value)  # YAML 1.1 reads 1e3 as a string; a user means the number
     return key, value
 
 
@@ -142,6 +148,8 @@ def _sentence(e: ValidationError, model: type[BaseModel]) -> str:
         return f"unknown scenario key '{loc}'{hint}."
     got = err.get("input")
     msg = err["msg"]
+    if typ in ("dict_type", "model_type"):
+        return f"scenario key '{loc}' must be a mapping of keys to values (got {got!r})."
     if typ == "missing":
         return f"scenario key '{loc}' is required."
     if loc == "trials":

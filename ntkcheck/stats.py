@@ -287,3 +287,33 @@ def loglog_slope(widths: np.ndarray, values: np.ndarray, n_boot: int,
     ly = np.log(resampled.max(axis=2))  # (n_boot, nw)
     boot = (ly @ lxc) / denom
     return est, boot
+
+
+def critical_value(thresholds: list[np.ndarray], targets: list[float], confidence: float
+                   ) -> tuple[float | None, list[float | None]]:
+    """Largest parameter value at which probabilistic rows still PASS, from per-trial thresholds.
+
+    Row r's trial t holds exactly while the parameter is below ``thresholds[r][t]``
+    (a monotone outcome, common random numbers across values), so at value c row r
+    has #{t : threshold > c} holds. The verdicts are those of :func:`decide`
+    (Holm across the rows) at each c. Returns the supremum of c for which every
+    row PASSes, and for each row the supremum for which that row PASSes; None
+    where no value passes.
+    """
+    cands = np.unique(np.concatenate([np.asarray(t, dtype=float) for t in thresholds]))[::-1]
+    table: float | None = None
+    per_row: list[float | None] = [None] * len(thresholds)
+    for v in cands:  # descending: the first value that passes is the supremum
+        rows = [ClaimRow(f"r{i}", PROBABILISTIC, "", target=tg,
+                         holds=int(np.count_nonzero(np.asarray(th) >= v)),
+                         violations=int(np.count_nonzero(np.asarray(th) < v)))
+                for i, (th, tg) in enumerate(zip(thresholds, targets))]
+        verdict = decide(rows, confidence)
+        if table is None and verdict == PASS:
+            table = float(v)
+        for i, r in enumerate(rows):
+            if per_row[i] is None and r.verdict == PASS:
+                per_row[i] = float(v)
+        if table is not None and all(p is not None for p in per_row):
+            break
+    return table, per_row

@@ -20,8 +20,9 @@ import numpy as np
 from pydantic import Field
 
 from ..bracket import attack, certify, critical_radius
+from ..network import require_memory
 from ..scenario import Strict
-from ..stats import PROBABILISTIC, ClaimRow, p_value_above
+from ..stats import PROBABILISTIC, ClaimRow, critical_value
 from .base import (HOLDS, UNDECIDED, VIOLATION, Check, Context, TrialResult, load_inputs,
                    ntk_quantities, require_lambda0)
 
@@ -69,6 +70,10 @@ class Lemma23(Check):
         inputs = load_inputs(sc, explicit, rng)
         lam = require_lambda0(inputs)
         n = inputs.n
+        m, d = sc.network.m, inputs.d
+        # W(0) is held whole (m × d); the passes over neurons stay within the working-memory budget
+        require_memory(8.0 * m * d + 3 * sc.compute.working_memory_mb * 2**20 + 80.0 * n * n,
+                       f"lemma23 with m = {m}, d = {d}, n = {n}")
         R = sc.claim.c * sc.claim.delta * lam.value / n**2
         q = ntk_quantities(inputs, lam, sc.network.m)
         q.update({"delta": sc.claim.delta, "c": sc.claim.c, "radius": R,
@@ -121,40 +126,21 @@ class Lemma23(Check):
         return TrialResult(index, out, values)
 
     def summarize(self, sc, ctx, rows, trials) -> None:
-        ok = [t for t in trials if t.error is None]
-        alpha_row = (1.0 - sc.confidence) / len([r for r in rows if r.primary])
-        crit = {}
-        for row, cert_key, att_key, worst, ccrit in (
-                (rows[0], "certified_norm", "attack_norm", np.max, "c_crit_norm"),
-                (rows[1], "certified_lambda_min", "attack_lambda_min", np.min, "c_crit_lambda_min")):
-            if not ok:
-                continue
-            cv = np.array([t.values[cert_key] for t in ok])
-            av = np.array([t.values[att_key] for t in ok])
+        if not trials:
+            return
+        for row, cert_key, att_key, worst in ((rows[0], "certified_norm", "attack_norm", np.max),
+                                              (rows[1], "certified_lambda_min", "attack_lambda_min", np.min)):
+            cv = np.array([t.values[cert_key] for t in trials])
+            av = np.array([t.values[att_key] for t in trials])
             row.figures.update({
                 "threshold": ctx.quantities["threshold_norm" if row.name == "norm" else "threshold_lambda_min"],
                 "certified_median": float(np.median(cv)), "certified_worst": float(worst(cv)),
                 "attack_median": float(np.median(av)), "attack_worst": float(worst(av)),
             })
-            cstar = critical_constant(np.array([t.values[ccrit] for t in ok]), row.target, alpha_row)
-            row.figures["critical_c"] = cstar
-            crit[row.name] = cstar
-        vals = [v for v in crit.values() if v is not None]
-        ctx.quantities["critical_c"] = min(vals) if len(vals) == len(crit) and vals else None
-        ctx.quantities["critical_c_level"] = 1.0 - alpha_row
-
-
-def critical_constant(c_trial: np.ndarray, target: float, alpha: float) -> float | None:
-    """Largest c at which the certified outcomes still PASS at level alpha.
-
-    Trial t certifies the claim exactly for c < c_t (monotone, common random
-    numbers), so #holds(c) = #{t : c_t > c}. PASS needs k holds with
-    P(Bin(N, target) ≥ k) ≤ alpha; c* is the k-th largest c_t. None when even
-    N holding trials could not pass.
-    """
-    n = c_trial.size
-    ks = [k for k in range(1, n + 1) if p_value_above(k, n, target) <= alpha]
-    if not ks:
-        return None
-    k = ks[0]
-    return float(np.sort(c_trial)[::-1][k - 1])
+        # c*: the largest c at which the same trials still PASS (certified outcomes are monotone in c)
+        table, per_row = critical_value(
+            [np.array([t.values[k] for t in trials]) for k in ("c_crit_norm", "c_crit_lambda_min")],
+            [r.target for r in rows], sc.confidence)
+        for row, c in zip(rows, per_row):
+            row.figures["critical_c"] = c
+        ctx.quantities["critical_c"] = table

@@ -1,0 +1,28 @@
+import sys
+
+import pytest
+
+from ntkcheck.cli import main
+
+
+class Run:
+    def __init__(self, code, out, err):
+        self.code, self.out, self.err = code, out, err
+
+
+@pytest.fixture
+def ntk(capsys, monkeypatch):
+    """Run the real entry point (with its error handling) and capture what it prints."""
+    monkeypatch.setenv("NO_COLOR", "1")
+
+    def run(*args):
+        capsys.readouterr()
+        try:
+            main(list(map(str, args)))
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+        out, err = capsys.readouterr()
+        return Run(code, out, err)
+
+    return run

@@ -1,0 +1,93 @@
+"""The certified bound of Lemma 2.3 against sampled perturbations, and the attack against it."""
+import numpy as np
+import pytest
+
+from ntkcheck import gram_matrix
+from ntkcheck.bracket import attack, certify, critical_radius
+
+
+def setup(seed=0, n=12, d=4, m=600):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    W0 = rng.standard_normal((m, d))
+    return rng, X, W0
+
+
+def ball_points(rng, X, W0, R, count):
+    """Points of the ball: random directions, and pushes that flip the most signs."""
+    m, d = W0.shape
+    for t in range(count):
+        if t % 2 == 0:
+            U = rng.standard_normal((m, d))
+        else:  # push each neuron towards its nearest hyperplane x_i (most flips)
+            P = W0 @ X.T
+            i = np.argmin(np.abs(P), axis=1)
+            U = -np.sign(P[np.arange(m), i])[:, None] * X[i]
+        U /= np.linalg.norm(U, axis=1, keepdims=True)
+        scale = rng.uniform(0.5, 1.0, size=(m, 1)) * R * (1 - 1e-12)
+        yield W0 + U * scale
+
+
+@pytest.mark.parametrize("R", [0.01, 0.05, 0.3])
+def test_certified_bound_dominates_every_sampled_perturbation(R):
+    rng, X, W0 = setup()
+    cert = certify(X, W0, R, 64)
+    H0 = gram_matrix(X, W0)
+    np.testing.assert_allclose(cert.H0, H0, atol=1e-14)
+    worst = 0.0
+    for W in ball_points(rng, X, W0, R, 40):
+        assert np.all(np.linalg.norm(W - W0, axis=1) <= R)
+        H = gram_matrix(X, W)
+        dH = H - H0
+        assert np.all(np.abs(dH) <= cert.E + 1e-14)  # entrywise
+        norm = np.linalg.norm(dH, 2)
+        worst = max(worst, norm)
+        assert norm <= cert.lam_max_E + 1e-12
+        assert np.linalg.eigvalsh(H)[0] >= cert.lam_min_H0 - cert.lam_max_E - 1e-12
+    assert worst > 0  # the samples did move some signs, so the comparison was not vacuous
+
+
+@pytest.mark.parametrize("R", [0.02, 0.2, 1.0])
+def test_attack_is_a_valid_point_of_the_ball_and_below_the_certificate(R):
+    rng, X, W0 = setup(seed=1)
+    cert = certify(X, W0, R, 64)
+    att = attack(X, W0, R, cert, iterations=3, working_memory_mb=64)
+    assert att.norm_dH <= cert.lam_max_E + 1e-12
+    assert att.lam_min >= cert.lam_min_H0 - cert.lam_max_E - 1e-12
+    assert att.lam_min <= cert.lam_min_H0 + 1e-15
+    # the attack beats random points of the ball (it is a search, not a sample)
+    H0 = gram_matrix(X, W0)
+    sampled = max(np.linalg.norm(gram_matrix(X, W) - H0, 2) for W in ball_points(rng, X, W0, R, 10))
+    assert att.norm_dH >= sampled
+
+
+def test_attack_finds_nothing_when_no_sign_can_flip():
+    _, X, W0 = setup(seed=2)
+    R = 0.5 * np.abs(W0 @ X.T).min()
+    cert = certify(X, W0, R, 64)
+    assert cert.lam_max_E == 0 and cert.active.size == 0
+    att = attack(X, W0, R, cert, 3, 64)
+    assert att.norm_dH == 0 and att.lam_min == pytest.approx(cert.lam_min_H0)
+
+
+def test_critical_radius_is_the_edge_of_the_certificate():
+    _, X, W0 = setup(seed=3, m=2000)
+    thr = 0.05
+    tol = 1e-12
+    Rc = critical_radius(X, W0, thr, tol, 64)
+    assert 0 < Rc < np.inf
+    below = certify(X, W0, Rc * (1 - 1e-9), 64)
+    at = certify(X, W0, Rc, 64)
+    assert below.lam_max_E < thr - tol <= at.lam_max_E
+    # chunking does not change it
+    assert critical_radius(X, W0, thr, tol, 1e-3) == Rc
+
+
+def test_attack_does_not_depend_on_chunk_size():
+    _, X, W0 = setup(seed=4, m=3000)
+    R = 0.1
+    a = attack(X, W0, R, certify(X, W0, R, 1e-3), 2, 1e-3)
+    b = attack(X, W0, R, certify(X, W0, R, 256), 2, 256)
+    assert a.norm_dH == pytest.approx(b.norm_dH, rel=1e-12)
+    assert a.lam_min == pytest.approx(b.lam_min, rel=1e-12)

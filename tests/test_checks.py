@@ -1,0 +1,81 @@
+"""Lemma 2.3 and Lemma 2.1 end to end through the Python API."""
+import numpy as np
+import pytest
+
+import ntkcheck
+from ntkcheck.stats import FAIL, PASS
+
+SMALL = dict(m=2048, n=20, d=8)
+
+
+def test_default_constant_passes_and_the_critical_constant_is_exact():
+    res = ntkcheck.run_check("lemma23", **SMALL)
+    assert res.verdict == PASS
+    cstar = res.quantities["critical_c"]
+    assert cstar is not None and cstar > res.quantities["c"]
+    below = ntkcheck.run_check("lemma23", **SMALL, sets=[f"claim.c={cstar * (1 - 1e-6)!r}"])
+    above = ntkcheck.run_check("lemma23", **SMALL, sets=[f"claim.c={cstar * (1 + 1e-6)!r}"])
+    assert below.verdict == PASS
+    assert above.verdict != PASS
+
+
+def test_a_large_constant_fails_both_conclusions_through_the_attack():
+    res = ntkcheck.run_check("lemma23", **SMALL, sets=["claim.c=1e6"])
+    assert res.verdict == FAIL
+    for row in res.rows:
+        assert row.verdict == FAIL and row.violations > 0  # found, not merely undecided
+        assert row.counterexample is not None
+    norm = res.rows[0]
+    assert norm.figures["attack_worst"] >= norm.figures["threshold"]
+    assert norm.figures["certified_worst"] >= norm.figures["attack_worst"]
+
+
+def test_result_object_has_the_json_fields():
+    res = ntkcheck.run_check("lemma23", trials=2, **SMALL)
+    d = res.to_dict()
+    assert d["claims"] == res.claims and d["verdict"] == res.verdict
+    assert d["quantities"]["lambda0"] > 0 and d["quantities"]["radius"] > 0
+    assert d["scenario"]["network"]["m"] == SMALL["m"]
+
+
+def test_same_seed_same_numbers_other_seed_other_draws():
+    a = ntkcheck.run_check("lemma23", trials=3, seed=7, sets=["claim.c=2e3"], **SMALL).to_dict()
+    b = ntkcheck.run_check("lemma23", trials=3, seed=7, sets=["claim.c=2e3"], **SMALL).to_dict()
+    c = ntkcheck.run_check("lemma23", trials=3, seed=8, sets=["claim.c=2e3"], **SMALL).to_dict()
+    for x in (a, b, c):
+        x.pop("elapsed_seconds")
+    assert a == b
+    assert a["claims"] != c["claims"] and a["quantities"]["lambda0"] != c["quantities"]["lambda0"]
+
+
+def test_chunk_size_does_not_change_any_number():
+    kw = dict(trials=3, sets=["claim.c=2e3"], **SMALL)
+    a = ntkcheck.run_check("lemma23", **kw).to_dict()
+    b = ntkcheck.run_check("lemma23", **{**kw, "sets": kw["sets"] + ["compute.working_memory_mb=0.01"]}).to_dict()
+    for x in (a, b):
+        x.pop("elapsed_seconds")
+        x["scenario"].pop("compute")
+        for c in x["claims"]:
+            c.get("counterexample", {}).pop("replay", None)  # the command names the chunk setting; numbers do not
+    assert a == b
+
+
+def test_lemma21_default_passes_with_lambda0_and_pair():
+    res = ntkcheck.run_check("lemma21")
+    assert res.verdict == PASS
+    q = res.quantities
+    assert q["lambda0"] > q["lambda0_error"] > 0
+    i, j = q["most_parallel_pair"]
+    assert 0 <= i < j < q["n"]
+    assert res.rows[1].verdict == FAIL  # the variant without the hypothesis is refuted
+
+
+def test_lemma21_variant_is_a_real_control():
+    """The variant fails because λ0 is really 0 with a duplicated row, not by construction:
+    a near-duplicate (rows 1e-3 apart) keeps λ0 certified positive, and the lemma holds."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((10, 4))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    Y = np.vstack([X, X[0] + 1e-3 * rng.standard_normal(4)])
+    lam = ntkcheck.lambda0(Y / np.linalg.norm(Y, axis=1, keepdims=True))
+    assert lam.certified_positive and lam.value < 1e-3

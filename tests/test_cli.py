@@ -1,0 +1,204 @@
+"""The command-line contract (SPEC section 4): exit codes, JSON, JUnit, replay, refusals."""
+import json
+import shlex
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+
+import ntkcheck
+
+FAST = ["--m", "1024", "--n", "12", "--d", "6"]
+
+
+def test_version_list_explain(ntk):
+    r = ntk("--version")
+    assert r.code == 0 and ntkcheck.__version__ in r.out
+    r = ntk("list")
+    assert r.code == 0 and "lemma21" in r.out and "lemma23" in r.out
+    r = ntk("explain", "lemma23")
+    assert r.code == 0
+    assert "[DZPS]" in r.out and "Lemma 3.2" in r.out and "Ω(0, I)" in r.out and "N(0, I)" in r.out
+    r = ntk("explain", "lemma21")
+    assert "H^α" in r.out and "H^∞" in r.out and "Theorem 3.1" in r.out
+
+
+def test_default_lemma23_passes_and_writes_json_and_junit(ntk, tmp_path):
+    j, x = tmp_path / "r.json", tmp_path / "r.xml"
+    r = ntk("lemma23", "--json", j, "--junit", x)
+    assert r.code == 0, r.out + r.err
+    assert "PASS" in r.out and "\x1b[" not in r.out  # plain text under NO_COLOR
+    d = json.loads(j.read_text())
+    for key in ("ntkcheck_version", "check", "verdict", "seed", "scenario", "quantities", "claims"):
+        assert key in d
+    assert d["verdict"] == "pass" and d["check"] == "lemma23"
+    assert {"lambda0", "radius"} <= set(d["quantities"])
+    assert d["scenario"]["network"]["m"] == 4096 and d["scenario"]["claim"]["delta"] == 0.1
+    for c in d["claims"]:
+        for key in ("name", "kind", "primary", "verdict", "trials", "holds", "violations", "undecided",
+                    "ci_low", "ci_high", "confidence"):
+            assert key in c
+        assert c["holds"] + c["violations"] + c["undecided"] + c["errors"] == c["trials"]
+    suite = ET.parse(x).getroot().find("testsuite")
+    assert len(suite.findall("testcase")) == 2 and suite.get("failures") == "0"
+
+
+def test_large_c_fails_with_a_replayable_counterexample(ntk, tmp_path):
+    j = tmp_path / "r.json"
+    x = tmp_path / "r.xml"
+    r = ntk("lemma23", *FAST, "--set", "claim.c=1e6", "--json", j, "--junit", x)
+    assert r.code == 1, r.out + r.err
+    d = json.loads(j.read_text())
+    norm = next(c for c in d["claims"] if c["name"] == "norm")
+    assert norm["verdict"] == "fail" and norm["violations"] > 0
+    ce = norm["counterexample"]
+    assert ce["replay"] in r.out
+    assert ET.parse(x).getroot().find("testsuite").get("failures") != "0"
+    # the printed command works when pasted, and replays a violation of the same trial
+    argv = shlex.split(ce["replay"])
+    assert argv[0] == "ntkcheck"
+    rep = ntk(*argv[1:], "--json", tmp_path / "rep.json")
+    assert rep.code == 0
+    rd = json.loads((tmp_path / "rep.json").read_text())
+    assert rd["trial"] == ce["trial"] and rd["outcomes"]["norm"] == "violation"
+    assert "attack_norm" in rep.out and "certified_norm" in rep.out
+
+
+def test_replayed_trial_reproduces_the_full_run_numbers(tmp_path):
+    res = ntkcheck.run_check("lemma23", m=512, n=10, d=5, trials=4, sets=["claim.c=3e4"])
+    rep = ntkcheck.replay_trial("lemma23", 2, m=512, n=10, d=5, sets=["claim.c=3e4"])
+    again = ntkcheck.replay_trial("lemma23", 2, m=512, n=10, d=5, sets=["claim.c=3e4"], trials=99)
+    assert rep.values == again.values  # the trial count does not change trial 2's draws
+    worst = res.rows[0].figures["attack_worst"]
+    assert rep.values["attack_norm"] <= worst
+
+
+def test_inconclusive_exit_code_3(ntk):
+    # between the critical constant and where the attack bites, trials are undecided
+    r = ntk("lemma23", "--set", "claim.c=300", "--set", "claim.attack_iterations=0")
+    assert r.code == 3, r.out
+
+
+def test_lemma21_reports_parallel_rows_by_number(ntk, tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((8, 3))
+    X[5] = -2 * X[1]
+    p = tmp_path / "par.npy"
+    np.save(p, X)
+    r = ntk("lemma21", "--data", p)
+    assert r.code == 3
+    assert "rows 1 and 5" in r.out and "hypothesis fails" in r.out
+    r = ntk("lemma23", "--data", p)
+    assert r.code == 2 and "rows 1 and 5" in r.err
+    assert r.err.count("\n") == 1 and "Traceback" not in r.err
+
+
+def test_lemma21_on_good_data_passes_and_its_variant_fails(ntk, tmp_path):
+    j = tmp_path / "r.json"
+    r = ntk("lemma21", "--json", j)
+    assert r.code == 0
+    d = json.loads(j.read_text())
+    assert d["quantities"]["lambda0"] > 0
+    v = next(c for c in d["claims"] if not c["primary"])
+    assert v["verdict"] == "fail" and d["variants_lacking_power"] == []
+
+
+def test_notes_when_data_are_normalised(ntk, tmp_path):
+    rng = np.random.default_rng(1)
+    p = tmp_path / "x.csv"
+    np.savetxt(p, 3 * rng.standard_normal((10, 4)), delimiter=",", header="a,b,c,d", comments="")
+    r = ntk("lemma23", "--data", p, "--trials", "3")
+    assert "normalised to unit length" in r.out
+    assert r.code in (0, 3)
+
+
+BAD = [
+    # (arguments, text expected in the one-line error)
+    (["lemma23", "{tmp}/python_tag.yaml"], "not valid YAML"),
+    (["lemma23", "{tmp}/unknown_key.yaml"], "unknown scenario key 'network.foo'"),
+    (["lemma23", "{tmp}/empty.yaml"], "is empty"),
+    (["lemma23", "{tmp}/list.yaml"], "must be a mapping"),
+    (["lemma23", "{tmp}/broken.yaml"], "not valid YAML"),
+    (["lemma23", "{tmp}/missing.yaml"], "does not exist"),
+    (["lemma23", "--m", "-5"], "network.m"),
+    (["lemma23", "--m", "0"], "network.m"),
+    (["lemma23", "--m", "4096.5"], "--m"),
+    (["lemma23", "--n", "1"], "data.n"),
+    (["lemma23", "--set", "network.m=2.5"], "network.m"),
+    (["lemma23", "--set", "network.m=true"], "network.m"),
+    (["lemma23", "--set", "claim.delta=1.5"], "claim.delta"),
+    (["lemma23", "--set", "claim.delta=0"], "claim.delta"),
+    (["lemma23", "--confidence", "1.2"], "confidence"),
+    (["lemma23", "--confidence", "0"], "confidence"),
+    (["lemma23", "--set", "claim.c=.nan"], "claim.c"),
+    (["lemma23", "--set", "foo.bar=1"], "unknown scenario key 'foo'"),
+    (["lemma23", "--set", "claim.c"], "KEY=VALUE"),
+    (["lemma23", "--set", "network=5"], "network"),
+    (["lemma23", "--trials", "0"], "--trials"),
+    (["lemma23", "--trials", "many"], "--trials"),
+    (["lemma23", "--data", "{tmp}/nope.npy"], "does not exist"),
+    (["lemma23", "--data", "{tmp}/nan.npy"], "non-finite"),
+    (["lemma23", "--data", "{tmp}/cube.npy"], "2-D"),
+    (["lemma23", "--data", "{tmp}/text.csv"], "non-numeric"),
+    (["lemma23", "--data", "{tmp}/one.npy"], "at least 2"),
+    (["lemma23", "--data", "{tmp}/dup.npy"], "rows 0 and 3"),
+    (["lemma23", "--data", "{tmp}/x.txt"], "extension"),
+    (["lemma23", "--data", "{tmp}/good.npy", "--d", "7"], "data.d"),
+    (["lemma23", "--json", "{tmp}/no/such/dir/r.json"], "does not exist"),
+    (["lemma23", "--m", "1000000000000"], "memory"),
+    (["lemma99"], "No such command"),
+    (["explain", "lemma99"], "unknown check"),
+]
+
+
+@pytest.fixture
+def bad_files(tmp_path):
+    (tmp_path / "python_tag.yaml").write_text("network:\n  m: !!python/object/apply:os.system ['echo hi']\n")
+    (tmp_path / "unknown_key.yaml").write_text("network: {m: 10, foo: 1}\n")
+    (tmp_path / "empty.yaml").write_text("")
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    (tmp_path / "broken.yaml").write_text("a: [1,\n")
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((6, 3))
+    np.save(tmp_path / "good.npy", X)
+    Y = X.copy(); Y[2, 1] = np.nan
+    np.save(tmp_path / "nan.npy", Y)
+    np.save(tmp_path / "cube.npy", np.zeros((2, 3, 4)))
+    np.save(tmp_path / "one.npy", X[:1])
+    D = X.copy(); D[3] = D[0]
+    np.save(tmp_path / "dup.npy", D)
+    (tmp_path / "text.csv").write_text("1,2,3\n4,five,6\n")
+    (tmp_path / "x.txt").write_text("1 2 3\n")
+    return tmp_path
+
+
+@pytest.mark.parametrize("args,expected", BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_bad_input_is_one_sentence_and_exit_2(ntk, bad_files, args, expected):
+    r = ntk(*[a.format(tmp=bad_files) for a in args])
+    assert r.code == 2, (r.code, r.out, r.err)
+    assert expected in r.err
+    assert r.err.startswith("error: ") and r.err.count("\n") == 1
+    assert "Traceback" not in r.err + r.out
+
+
+def test_internal_error_exits_4_with_version(ntk, monkeypatch):
+    import ntkcheck.checks.lemma23 as l23
+
+    def boom(*a, **k):
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(l23.Lemma23, "run_trial", boom)
+    r = ntk("lemma23", "--trials", "1")
+    assert r.code == 4 and ntkcheck.__version__ in r.err and "report" in r.err
+    assert "Traceback" not in r.err
+    r = ntk("--debug", "lemma23", "--trials", "1")
+    assert r.code == 4 and "Traceback" in r.err
+
+
+def test_console_script_runs_in_a_subprocess_without_colour():
+    p = subprocess.run([sys.executable, "-m", "ntkcheck", "lemma23", *FAST, "--trials", "2"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode in (0, 3), p.stderr
+    assert "\x1b[" not in p.stdout and "verdict:" in p.stdout

@@ -1,0 +1,107 @@
+"""Closed forms against Monte Carlo, and the Gram matrix against a direct sum."""
+import numpy as np
+import pytest
+
+from ntkcheck import gram_matrix, h_infinity, kappa0, kappa1, lambda0
+from ntkcheck.network import activation_counts
+
+
+def unit_rows(rng, n, d):
+    X = rng.standard_normal((n, d))
+    return X / np.linalg.norm(X, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("rho", [-0.95, -0.3, 0.0, 0.5, 0.99])
+def test_arccos_kernels_match_monte_carlo(rho):
+    rng = np.random.default_rng(1)
+    d, N = 5, 400_000
+    u = np.zeros(d); u[0] = 1
+    v = np.zeros(d); v[0] = rho; v[1] = np.sqrt(1 - rho**2)
+    g = rng.standard_normal((N, d))
+    a, b = g @ u, g @ v
+    ind = (a >= 0) & (b >= 0)
+    relu = np.maximum(a, 0) * np.maximum(b, 0)
+    # 5 standard errors: a wrong formula is off by far more at this N
+    assert abs(ind.mean() - kappa0(rho)) < 5 * ind.std() / np.sqrt(N)
+    assert abs(relu.mean() - kappa1(rho)) < 5 * relu.std() / np.sqrt(N)
+
+
+def test_relu_kernel_on_the_sphere_is_kappa1_over_d():
+    """E_x[σ(u·x)σ(v·x)] = κ1(ρ)/d for x uniform on S^{d−1} (MATH.md)."""
+    rng = np.random.default_rng(2)
+    d, N, rho = 7, 400_000, 0.4
+    u = np.zeros(d); u[0] = 1
+    v = np.zeros(d); v[0] = rho; v[1] = np.sqrt(1 - rho**2)
+    x = unit_rows(rng, N, d)
+    f = np.maximum(x @ u, 0) * np.maximum(x @ v, 0)
+    assert abs(f.mean() - kappa1(rho) / d) < 5 * f.std() / np.sqrt(N)
+
+
+def test_h_infinity_is_the_limit_of_h_at_initialisation():
+    """H∞ against the average of H(W(0)) over 2^20 neurons: entries within 5 standard errors."""
+    rng = np.random.default_rng(3)
+    n, d, m = 8, 6, 1 << 20
+    X = unit_rows(rng, n, d)
+    W = rng.standard_normal((m, d))
+    H = gram_matrix(X, W)
+    Hinf = h_infinity(X)
+    # each entry of H is G_ij × (mean of m Bernoulli(κ0)) : std ≤ |G_ij|·sqrt(κ0(1−κ0)/m)
+    G = X @ X.T
+    k0 = kappa0(np.clip(G, -1, 1))
+    se = np.abs(G) * np.sqrt(k0 * (1 - k0) / m) + 1e-15
+    assert np.all(np.abs(H - Hinf) <= 5 * se)
+    # and a wrong kernel (κ1 in place of κ0) is far outside that band
+    assert np.max(np.abs(H - G * kappa1(G)) / se) > 50
+
+
+def test_gram_matrix_equals_the_direct_sum_over_neurons():
+    rng = np.random.default_rng(4)
+    n, d, m = 7, 4, 300
+    X = rng.standard_normal((n, d))  # not unit: the formula holds for any rows
+    W = rng.standard_normal((m, d))
+    direct = np.zeros((n, n))
+    for k in range(m):  # the naive loop, as reference only
+        s = (X @ W[k] >= 0).astype(float)
+        direct += np.outer(s, s) * (X @ X.T)
+    direct /= m
+    np.testing.assert_allclose(gram_matrix(X, W), direct, rtol=1e-13, atol=1e-14)
+
+
+def test_gram_matrix_does_not_depend_on_the_chunk_size():
+    rng = np.random.default_rng(5)
+    X = unit_rows(rng, 30, 5)
+    W = rng.standard_normal((5000, 5))
+    a = gram_matrix(X, W, working_memory_mb=1e-3)  # forces 64-neuron chunks
+    b = gram_matrix(X, W, working_memory_mb=512)
+    assert np.array_equal(a, b)
+    counts = activation_counts(X, W, working_memory_mb=1e-3)
+    assert np.array_equal(counts, np.round(counts))  # integer counts, exactly
+
+
+def test_lambda0_error_bound_covers_perturbation_of_the_data():
+    """λ0 moves by no more than its error bound when the data move by one rounding step."""
+    rng = np.random.default_rng(6)
+    X = unit_rows(rng, 40, 8)
+    lam = lambda0(X)
+    assert lam.certified_positive and lam.value > 1e-3
+    assert lam.error < 1e-10  # no near-parallel pair: the bound is tight
+    Xp = X * (1 + 2 * np.finfo(float).eps * rng.choice([-1, 1], size=X.shape))
+    assert abs(lambda0(Xp).value - lam.value) <= lam.error
+
+
+def test_lambda0_is_zero_up_to_rounding_with_a_duplicate_row():
+    rng = np.random.default_rng(7)
+    X = unit_rows(rng, 20, 5)
+    X[13] = X[4]
+    lam = lambda0(X)
+    assert not lam.certified_positive
+    assert lam.reported == 0.0
+    assert abs(lam.value) <= lam.error
+
+
+def test_h_infinity_is_psd_and_has_half_on_the_diagonal():
+    rng = np.random.default_rng(8)
+    X = unit_rows(rng, 25, 3)
+    H = h_infinity(X)
+    np.testing.assert_allclose(np.diag(H), 0.5, atol=1e-15)
+    assert np.linalg.eigvalsh(H)[0] > 0

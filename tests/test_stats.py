@@ -1,0 +1,152 @@
+"""The verdict engine against simulated outcomes: wrong verdicts stay at or below α."""
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import binomtest
+
+from ntkcheck.stats import (FAIL, INCONCLUSIVE, PASS, PROBABILISTIC, SCALING, UNIVERSAL, ClaimRow,
+                            cp_lower, cp_upper, decide, loglog_slope, trials_needed)
+
+
+def prob_row(holds, n, target=0.9, undecided=0, primary=True, name="r"):
+    return ClaimRow(name, PROBABILISTIC, "claim", primary=primary, target=target, holds=holds,
+                    violations=n - holds - undecided, undecided=undecided)
+
+
+@pytest.mark.parametrize("k,n,a", [(0, 10, 0.05), (7, 10, 0.05), (10, 10, 0.025), (180, 200, 0.01)])
+def test_clopper_pearson_matches_scipy_exact_interval(k, n, a):
+    ci = binomtest(k, n).proportion_ci(confidence_level=1 - 2 * a, method="exact")
+    assert cp_lower(k, n, a) == pytest.approx(ci.low, abs=1e-12)
+    assert cp_upper(k, n, a) == pytest.approx(ci.high, abs=1e-12)
+
+
+def simulate(p_hold, n_trials, runs, seed, p_undecided=0.0, target=0.9, confidence=0.95):
+    rng = np.random.default_rng(seed)
+    u = rng.random((runs, n_trials))
+    holds = (u < p_hold).sum(axis=1)
+    und = ((u >= p_hold) & (u < p_hold + p_undecided)).sum(axis=1)
+    verdicts = []
+    for h, ud in zip(holds, und):
+        row = prob_row(int(h), n_trials, target, undecided=int(ud))
+        decide([row], confidence)
+        verdicts.append(row.verdict)
+    return np.array(verdicts)
+
+
+def se(alpha, runs):
+    return math.sqrt(alpha * (1 - alpha) / runs)
+
+
+def test_pass_is_wrong_at_most_alpha_just_below_the_target():
+    runs = 4000
+    v = simulate(p_hold=0.895, n_trials=400, runs=runs, seed=1)
+    rate = np.mean(v == PASS)
+    assert rate <= 0.05 + 3 * se(0.05, runs)
+    assert rate > 0.005  # near the boundary the test is close to its level, not trivially 0
+
+
+def test_fail_is_wrong_at_most_alpha_just_above_the_target():
+    runs = 4000
+    v = simulate(p_hold=0.905, n_trials=400, runs=runs, seed=2)
+    rate = np.mean(v == FAIL)
+    assert rate <= 0.05 + 3 * se(0.05, runs)
+    assert rate > 0.005
+
+
+def test_undecided_trials_never_make_a_false_claim_pass():
+    """Undecided trials count as failures for PASS: with 90% holds + 5% undecided, and truth
+    anywhere in [0.90, 0.95], a PASS at target 0.96 would be wrong; it must stay rare."""
+    runs = 2000
+    v = simulate(p_hold=0.90, p_undecided=0.05, n_trials=300, runs=runs, seed=3, target=0.96)
+    assert np.mean(v == PASS) <= 0.05 + 3 * se(0.05, runs)
+
+
+def test_clear_cases_are_decided():
+    assert np.mean(simulate(0.99, 200, 300, seed=4) == PASS) > 0.95
+    assert np.mean(simulate(0.70, 200, 300, seed=5) == FAIL) > 0.95
+
+
+def family_wrong_rate(p_true, primary, runs=3000, n=300, k_rows=3, seed=6):
+    """Share of simulated tables with at least one wrong verdict.
+
+    The claim is "P(holds) ≥ 0.9": for p_true ≥ 0.9 a FAIL is wrong, below it a PASS is.
+    """
+    rng = np.random.default_rng(seed)
+    holds = rng.binomial(n, p_true, size=(runs, k_rows))
+    wrong_verdict = FAIL if p_true >= 0.9 else PASS
+    wrong = 0
+    for h in holds:
+        rows = [prob_row(int(x), n, primary=primary, name=f"r{i}") for i, x in enumerate(h)]
+        decide(rows, 0.95)  # primary rows: Holm; variants: each alone at α
+        wrong += any(r.verdict == wrong_verdict for r in rows)
+    return wrong / runs
+
+
+@pytest.mark.parametrize("p_true", [0.9, 0.897])
+def test_holm_controls_the_family_wise_error_over_rows_near_the_boundary(p_true):
+    runs = 3000
+    assert family_wrong_rate(p_true, primary=True, runs=runs) <= 0.05 + 3 * se(0.05, runs)
+
+
+def test_without_holm_the_same_family_would_err_more_often():
+    """The correction matters: deciding each of 3 boundary rows at α alone errs well above α."""
+    runs = 3000
+    assert family_wrong_rate(0.9, primary=False, runs=runs) > 0.05 + 3 * se(0.05, runs)
+
+
+@pytest.mark.parametrize("target,k_rows,conf", [(0.9, 2, 0.95), (0.99, 1, 0.9), (0.5, 3, 0.99)])
+def test_auto_trials_is_the_fewest_that_can_pass(target, k_rows, conf):
+    rows = [prob_row(0, 0, target, name=f"r{i}") for i in range(k_rows)]
+    n = trials_needed(rows, conf)
+
+    def verdict_all_holding(N):
+        rs = [prob_row(N, N, target, name=f"r{i}") for i in range(k_rows)]
+        return decide(rs, conf)
+
+    assert verdict_all_holding(n) == PASS
+    assert verdict_all_holding(n - 1) != PASS
+
+
+def test_universal_rows():
+    def uni(h, v, u, primary=True):
+        return ClaimRow("u", UNIVERSAL, "for all", primary=primary, holds=h, violations=v, undecided=u)
+
+    r = uni(59, 0, 0)
+    assert decide([r], 0.95) == PASS
+    assert r.ci_high == pytest.approx(1 - 0.05 ** (1 / 59))  # the bound 1 − α^{1/N}
+    r = uni(58, 1, 0)
+    assert decide([r], 0.95) == FAIL
+    r = uni(58, 0, 1)
+    assert decide([r], 0.95) == INCONCLUSIVE
+    # a variant never decides the table
+    assert decide([uni(10, 0, 0), uni(0, 10, 0, primary=False)], 0.95) == PASS
+
+
+def test_errored_trials_never_pass():
+    r = prob_row(1000, 1001)
+    r.violations = 0
+    r.errors = 1
+    decide([r], 0.95)
+    assert r.verdict != PASS
+    u = ClaimRow("u", UNIVERSAL, "x", holds=50, errors=1)
+    decide([u], 0.95)
+    assert u.verdict == INCONCLUSIVE
+
+
+def test_scaling_claim_from_a_bootstrapped_slope():
+    rng = np.random.default_rng(8)
+    widths = np.array([256, 512, 1024, 2048, 4096])
+
+    def row_for(true_slope):
+        vals = widths[:, None] ** true_slope * rng.lognormal(0, 0.05, size=(widths.size, 30))
+        est, boot = loglog_slope(widths, vals, 2000, rng)
+        return ClaimRow("s", SCALING, "Ĉ(m) does not grow", estimate=est, tolerance=0.2, boot=boot), est
+
+    flat, est0 = row_for(0.0)
+    grows, est1 = row_for(0.5)
+    assert abs(est0) < 0.05 and abs(est1 - 0.5) < 0.05
+    assert decide([flat], 0.95) == PASS
+    assert decide([grows], 0.95) == FAIL
+    edge, _ = row_for(0.2)
+    assert decide([edge], 0.95) != PASS
