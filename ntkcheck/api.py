@@ -170,6 +170,9 @@ def prepare(name: str, scenario, overrides) -> tuple[Check, BaseScenario, Contex
     check = get_check(name)
     sc, explicit = build_scenario(check, scenario, dict(overrides))
     ctx = check.prepare(sc, explicit, data_rng(sc.seed))
+    for key in check.unused_keys:
+        if key in explicit:
+            ctx.notes.append(f"{check.name} does not use {key}; the value given has no effect.")
     return check, sc, ctx
 
 

@@ -77,13 +77,25 @@ def _figures(row) -> str:
     return "\n".join(f"{k} = {fmt(v)}" for k, v in row.figures.items())
 
 
+def _print_pairs(console: Console, pairs: dict[str, Any], width: int = 110) -> None:
+    """key=value pairs, wrapped between pairs (never inside one)."""
+    line = " "
+    for k, v in pairs.items():
+        item = f" {k}={fmt(v)}"
+        if len(line) + len(item) > width and line.strip():
+            console.print(line, markup=False, highlight=False)
+            line = " "
+        line += item
+    if line.strip():
+        console.print(line, markup=False, highlight=False)
+
+
 def render(result: Result, console: Console) -> None:
     plain = is_plain(console)
     console.print(Text(f"ntkcheck {result.check}: {result.title}", style="bold"))
     console.print(f"  statement: {result.statement}")
     console.print(f"  source:    {result.source}")
-    q = result.quantities
-    console.print("  " + "  ".join(f"{k}={fmt(v)}" for k, v in q.items()))
+    _print_pairs(console, result.quantities)
     for note in result.notes:
         console.print(f"  note: {note}")
     table = Table(box=box.ASCII if plain else box.SIMPLE_HEAVY, show_lines=True)
@@ -117,7 +129,7 @@ def render(result: Result, console: Console) -> None:
 def render_replay(rep: Replay, console: Console) -> None:
     console.print(Text(f"ntkcheck {rep.check}: replay of trial {rep.trial} "
                        f"(seed {rep.seed}, spawn key {tuple(rep.spawn_key)})", style="bold"))
-    console.print("  " + "  ".join(f"{k}={fmt(v)}" for k, v in rep.quantities.items()))
+    _print_pairs(console, rep.quantities)
     if rep.error:
         console.print(f"  numerical error: {rep.error}")
     for k, v in rep.values.items():

@@ -47,6 +47,8 @@ class Check:
     statement: ClassVar[str]
     typos: ClassVar[list[str]] = []
     method: ClassVar[str] = ""
+    #: scenario keys this check ignores (a note says so when the user sets one)
+    unused_keys: ClassVar[tuple[str, ...]] = ()
     claim_model: ClassVar[type[Strict]]
     default: ClassVar[dict[str, Any]]
 
