@@ -62,7 +62,7 @@ def _interval(row) -> str:
     if lo is None or hi is None:
         return "—"
     what = {PROBABILISTIC: "P(holds)", UNIVERSAL: "P(viol.)", SCALING: "slope"}[row.kind]
-    return f"{what} ∈ [{fmt(lo)}, {fmt(hi)}] @ {100 * (1 - row.level):.4g}%"
+    return f"{what} ∈ [{fmt(lo)}, {fmt(hi)}] at {100 * (1 - row.level):.4g}%"
 
 
 def _bound(row) -> str:
@@ -99,15 +99,17 @@ def render(result: Result, console: Console) -> None:
     for note in result.notes:
         console.print(f"  note: {note}")
     table = Table(box=box.ASCII if plain else box.SIMPLE_HEAVY, show_lines=True)
-    for col in ("claim", "kind", "claim bound", "trials", "holds/viol./undec.", "interval", "figures",
-                "verdict"):
-        table.add_column(col, overflow="fold")
+    table.add_column("claim", overflow="fold", ratio=3)
+    table.add_column("trials\nholds/viol./undec.", overflow="fold")
+    table.add_column("interval", overflow="fold", ratio=1)
+    table.add_column("figures", no_wrap=True)
+    table.add_column("verdict", no_wrap=True)
     for r in result.rows:
         name = r.name if r.primary else f"{r.name} (variant)"
-        counts = f"{r.holds}/{r.violations}/{r.undecided}" + (f" +{r.errors} err" if r.errors else "")
+        counts = f"{r.trials}\n{r.holds}/{r.violations}/{r.undecided}" + (f"\n{r.errors} errors" if r.errors else "")
         verdict = Text(r.verdict.upper(), style=None if plain else STYLE[r.verdict])
-        table.add_row(f"{name}\n{r.statement}", r.kind, _bound(r), str(r.trials), counts,
-                      _interval(r), _figures(r), verdict)
+        table.add_row(Text(f"{name}: {r.statement}\n({r.kind}: {_bound(r)})"), counts,
+                      Text(_interval(r)), Text(_figures(r)), verdict)
     console.print(table)
     for r in result.rows:
         if r.counterexample:
