@@ -16,7 +16,7 @@ import yaml
 
 from . import __version__
 from .checks import get_check
-from .checks.base import ERROR, HOLDS, UNDECIDED, VIOLATION, Check, Context, TrialResult
+from .checks.base import DIVERGED, ERROR, HOLDS, UNDECIDED, VIOLATION, Check, Context, TrialResult
 from .errors import ExitCode, UserError
 from .scenario import BaseScenario, resolve
 from .stats import FAIL, INCONCLUSIVE, PASS, ClaimRow, decide, trials_needed
@@ -44,6 +44,7 @@ class Result:
     notes: list[str] = field(default_factory=list)
     trials: int = 0
     trial_errors: list[dict[str, Any]] = field(default_factory=list)
+    findings: list[dict[str, Any]] = field(default_factory=list)
     elapsed_seconds: float = 0.0
     ntkcheck_version: str = __version__
 
@@ -75,6 +76,7 @@ class Result:
             "claims": self.claims,
             "variants_lacking_power": self.weak_variants,
             "trial_errors": self.trial_errors,
+            "findings": self.findings,
             "notes": self.notes,
             "elapsed_seconds": self.elapsed_seconds,
         })
@@ -121,6 +123,7 @@ def build_scenario(check: Check, scenario: str | Path | dict | None, overrides: 
     opts: dict[str, Any] = {}
     sets = list(overrides.pop("sets", None) or [])
     data = overrides.pop("data", None)
+    labels = overrides.pop("labels", None)
     for k, v in overrides.items():
         if k not in OPTION_KEYS:
             raise UserError(f"unknown override '{k}'; use {', '.join(OPTION_KEYS)}, data or sets.")
@@ -128,6 +131,9 @@ def build_scenario(check: Check, scenario: str | Path | dict | None, overrides: 
     if data is not None:
         opts["data.source"] = "file"
         opts["data.path"] = str(Path(data).expanduser())
+    if labels is not None:
+        opts["data.labels.source"] = "file"
+        opts["data.labels.path"] = str(Path(labels).expanduser())
     model = check.scenario_model()
     default = check.default_scenario()
     if isinstance(scenario, dict):
@@ -144,8 +150,11 @@ def replay_command(check: Check, sc: BaseScenario, trial: int) -> str:
     now = sc.model_dump()
     if sc.data.source == "file":
         parts += ["--data", str(Path(sc.data.path).resolve())]
+    if sc.data.labels.source == "file":
+        parts += ["--labels", str(Path(sc.data.labels.path).resolve())]
     for key, value in _flat_diff(default, now):
-        if key in ("seed", "trials", "confidence", "data.source", "data.path"):
+        if key in ("seed", "trials", "confidence", "data.source", "data.path", "data.labels.source",
+                   "data.labels.path"):
             continue
         if sc.data.source == "file" and key in ("data.n", "data.d"):
             continue
@@ -171,8 +180,9 @@ def prepare(name: str, scenario, overrides) -> tuple[Check, BaseScenario, Contex
     sc, explicit = build_scenario(check, scenario, dict(overrides))
     ctx = check.prepare(sc, explicit, data_rng(sc.seed))
     for key in check.unused_keys:
-        if key in explicit:
-            ctx.notes.append(f"{check.name} does not use {key}; the value given has no effect.")
+        given = sorted(k for k in explicit if k == key or (key.endswith(".") and k.startswith(key)))
+        if given:
+            ctx.notes.append(f"{check.name} does not use {', '.join(given)}; the value given has no effect.")
     return check, sc, ctx
 
 
@@ -192,7 +202,8 @@ def run_check(name: str, scenario: str | Path | dict | None = None, *,
     if n_trials is None:
         if sc.trials == "auto":
             try:
-                n_trials = trials_needed(rows, sc.confidence, cap=MAX_TRIALS)
+                n_trials = trials_needed(rows, sc.confidence, universal_bound=sc.violation_bound,
+                                         cap=MAX_TRIALS)
             except ValueError as e:
                 raise UserError(f"trials=auto would need {e.args[0]} trials at confidence "
                                 f"{sc.confidence}; lower the confidence or set --trials.") from None
@@ -205,6 +216,7 @@ def run_check(name: str, scenario: str | Path | dict | None = None, *,
     results = run_trials(check, sc, ctx, range(n_trials), on_trial)
     by_name = {r.name: r for r in rows}
     errors = []
+    findings: list[dict[str, Any]] = []
     for t in results:
         for rname, outcome in t.outcomes.items():
             row = by_name[rname]
@@ -220,14 +232,27 @@ def run_check(name: str, scenario: str | Path | dict | None = None, *,
                 row.undecided += 1
             elif outcome == ERROR:
                 row.errors += 1
+            elif outcome == DIVERGED:
+                row.diverged += 1
+                if row.counterexample is None:
+                    row.counterexample = {"trial": t.index, "seed": sc.seed, "diverged": True,
+                                          "spawn_key": list(trial_seed_sequence(sc.seed, t.index).spawn_key),
+                                          "replay": replay_command(check, sc, t.index)}
+        if t.note:
+            findings.append({"trial": t.index, "finding": t.note})
         if t.error is not None:
             errors.append({"trial": t.index, "error": t.error,
                            "replay": replay_command(check, sc, t.index)})
     check.summarize(sc, ctx, rows, [t for t in results if t.error is None])
     verdict = decide(rows, sc.confidence)
+    for r in rows:
+        if r.diverged and r.primary:
+            first = next((f["finding"] for f in findings), "")
+            ctx.notes.append(f"{r.name}: the dynamics diverged in {r.diverged} of {r.trials} trials ({first}); "
+                             "a divergence is a finding, never a pass.")
     return Result(check=check.name, title=check.title, statement=check.statement, source=check.source,
                   verdict=verdict, seed=sc.seed, scenario=sc.model_dump(), quantities=ctx.quantities,
-                  rows=rows, notes=ctx.notes, trials=n_trials, trial_errors=errors,
+                  rows=rows, notes=ctx.notes, trials=n_trials, trial_errors=errors, findings=findings,
                   elapsed_seconds=time.perf_counter() - t0)
 
 

@@ -171,3 +171,35 @@ def parallel_pairs(X: np.ndarray, limit: int = 5) -> list[tuple[int, int]]:
 
 def describe_pairs(pairs: list[tuple[int, int]]) -> str:
     return ", ".join(f"rows {i} and {j}" for i, j in pairs)
+
+
+def make_labels(spec, X: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, list[str]]:
+    """Labels y for inputs X (n × d) as the scenario's ``data.labels`` says."""
+    n = X.shape[0]
+    if spec.source == "sign":
+        return rng.choice(np.array([-1.0, 1.0]), size=n), []
+    if spec.source == "gaussian":
+        return rng.standard_normal(n), []
+    if spec.source == "teacher":
+        k = spec.teacher_width
+        V = rng.standard_normal((k, X.shape[1]))
+        a = rng.choice(np.array([-1.0, 1.0]), size=k)
+        y = np.maximum(X @ V.T, 0.0) @ a / np.sqrt(k)
+        rms = float(np.sqrt(np.mean(y * y)))
+        if rms == 0:
+            raise UserError("the teacher network is zero on every input; change the seed or teacher_width.")
+        return y / rms, [f"teacher labels (width {k}) scaled to unit root-mean-square."]
+    if spec.source == "file":
+        y = load_array(spec.path, "labels")
+        where = f"labels file '{spec.path}'"
+        if y.ndim == 2 and 1 in y.shape:
+            y = y.reshape(-1)
+        if y.ndim != 1:
+            raise UserError(f"{where} must hold one value per data row; it has shape {y.shape}.")
+        if y.size != n:
+            raise UserError(f"{where} has {y.size} labels but the data have {n} rows.")
+        bad = ~np.isfinite(y)
+        if bad.any():
+            raise UserError(f"{where} has a non-finite value ({y[bad][0]}) at row {int(np.argmax(bad))}.")
+        return y, []
+    raise UserError(f"unknown label source '{spec.source}'.")

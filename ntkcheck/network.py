@@ -75,3 +75,52 @@ def require_memory(estimate_bytes: float, what: str) -> None:
     if estimate_bytes > limit:
         raise UserError(f"{what} needs about {estimate_bytes / 2**30:.3g} GiB of memory, more than this "
                         f"machine's {limit / 2**30:.3g} GiB; lower the width or the input size.")
+
+
+class NTKNetwork:
+    """u_i = (1/√m) Σ_k a_k σ(w_k·x_i) with a_k = ±1 fixed; loss L = ½‖u − y‖²; gradient flow on W.
+
+    Parameters are a flat vector θ = vec(W) (m·d), so the integrators in ``dynamics``
+    see one array. Gradients are matrix products: ∇_W L = (1/√m) diag(a) (S ∘ r)ᵀ... X,
+    with S = 1{W Xᵀ ≥ 0} and r = u − y; no loop over neurons.
+    """
+
+    def __init__(self, X: np.ndarray, y: np.ndarray, a: np.ndarray,
+                 working_memory_mb: float = DEFAULT_WORKING_MEMORY_MB):
+        self.X = np.asarray(X, dtype=np.float64)
+        self.y = np.asarray(y, dtype=np.float64)
+        self.a = np.asarray(a, dtype=np.float64)
+        self.m = self.a.size
+        self.d = self.X.shape[1]
+        self.G = self.X @ self.X.T
+        self.wm = working_memory_mb
+        self.calls = 0  # gradient evaluations, for reporting
+
+    def W(self, theta: np.ndarray) -> np.ndarray:
+        return theta.reshape(self.m, self.d)
+
+    def output(self, theta: np.ndarray) -> np.ndarray:
+        P = self.W(theta) @ self.X.T
+        return (np.maximum(P, 0.0).T @ self.a) / np.sqrt(self.m)
+
+    def residual(self, theta: np.ndarray) -> np.ndarray:
+        return self.output(theta) - self.y
+
+    def rhs(self, theta: np.ndarray) -> np.ndarray:
+        """−∇L(θ): dw_k/dt = −(1/√m) a_k Σ_i r_i 1{w_k·x_i ≥ 0} x_i."""
+        self.calls += 1
+        P = self.W(theta) @ self.X.T  # m × n
+        r = (np.maximum(P, 0.0).T @ self.a) / np.sqrt(self.m) - self.y
+        grad = ((P >= 0) * r) @ self.X  # m × d
+        grad *= (self.a / np.sqrt(self.m))[:, None]
+        return -grad.ravel()
+
+    def jvp(self, theta: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """J v: the first-order change of u along the parameter direction v."""
+        P = self.W(theta) @ self.X.T
+        Q = self.W(v) @ self.X.T
+        return (((P >= 0) * Q).T @ self.a) / np.sqrt(self.m)
+
+    def gram(self, theta: np.ndarray) -> np.ndarray:
+        """H(W) = J Jᵀ (a_k² = 1)."""
+        return gram_matrix(self.X, self.W(theta), self.wm)

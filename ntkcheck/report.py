@@ -106,7 +106,8 @@ def render(result: Result, console: Console) -> None:
     table.add_column("verdict", no_wrap=True)
     for r in result.rows:
         name = r.name if r.primary else f"{r.name} (variant)"
-        counts = f"{r.trials}\n{r.holds}/{r.violations}/{r.undecided}" + (f"\n{r.errors} errors" if r.errors else "")
+        counts = f"{r.trials}\n{r.holds}/{r.violations}/{r.undecided}" + (f"\n{r.errors} errors" if r.errors else "") + (
+            f"\n{r.diverged} diverged" if r.diverged else "")
         verdict = Text(r.verdict.upper(), style=None if plain else STYLE[r.verdict])
         table.add_row(Text(f"{name}: {r.statement}\n({r.kind}: {_bound(r)})"), counts,
                       Text(_interval(r)), Text(_figures(r)), verdict)
@@ -114,7 +115,8 @@ def render(result: Result, console: Console) -> None:
     for r in result.rows:
         if r.counterexample:
             ce = r.counterexample
-            console.print(f"  {r.name}: violated in trial {ce['trial']} (seed {ce['seed']}, "
+            what = "diverged" if ce.get("diverged") else "violated"
+            console.print(f"  {r.name}: {what} in trial {ce['trial']} (seed {ce['seed']}, "
                           f"spawn key {tuple(ce['spawn_key'])}); replay it alone with:")
             console.print(f"    {ce['replay']}", soft_wrap=True, highlight=False, markup=False)
     for e in result.trial_errors[:5]:

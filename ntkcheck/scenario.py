@@ -26,12 +26,20 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
+class LabelSpec(Strict):
+    source: Literal["sign", "gaussian", "teacher", "file"] = Field(
+        "sign", description="labels: sign (±1 at random), gaussian, teacher (a random ReLU network), file")
+    teacher_width: int = Field(8, gt=0, le=1_000_000, description="width of the teacher network")
+    path: str | None = Field(None, description="labels file (.npy, .npz, .csv; one value per row)")
+
+
 class DataSpec(Strict):
     source: Literal["sphere", "gaussian", "file"] = Field(
         "sphere", description="where inputs come from: sphere (uniform on S^{d-1}), gaussian, or file")
     n: int = Field(20, gt=1, le=100_000, description="number of data points")
     d: int = Field(10, gt=0, le=100_000, description="input dimension")
     path: str | None = Field(None, description="data file (.npy, .npz, .csv) when source is file")
+    labels: LabelSpec = LabelSpec()
 
 
 class NetworkSpec(Strict):
@@ -49,15 +57,21 @@ class BaseScenario(Strict):
     trials: Union[int, Literal["auto"]] = Field(
         "auto", description="number of trials, or auto: the fewest that could PASS")
     confidence: float = Field(0.95, gt=0.0, lt=1.0, description="family-wise confidence of the table")
+    violation_bound: float = Field(
+        0.05, gt=0.0, lt=1.0,
+        description="trials=auto for universal claims: enough trials to bound P(violation) by this")
     data: DataSpec = DataSpec()
     network: NetworkSpec = NetworkSpec()
     compute: ComputeSpec = ComputeSpec()
 
 
-def scenario_model(check: str, claim_model: type[Strict]) -> type[BaseScenario]:
-    """The typed scenario of one check: the common keys plus its ``claim`` section."""
+def scenario_model(check: str, claim_model: type[Strict],
+                   sections: dict[str, type[Strict]] | None = None) -> type[BaseScenario]:
+    """The typed scenario of one check: the common keys, its ``claim`` section, and any
+    further sections it declares (e.g. ``dynamics``)."""
+    extra = {name: (model, model()) for name, model in (sections or {}).items()}
     return create_model(f"{check.capitalize()}Scenario", __base__=BaseScenario,
-                        claim=(claim_model, claim_model()))
+                        claim=(claim_model, claim_model()), **extra)
 
 
 # ---------------------------------------------------------------------------------
@@ -88,10 +102,11 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         raise UserError(f"scenario file '{p}' must be a mapping of keys to values, "
                         f"not a {type(doc).__name__}.")
     data = doc.get("data")
-    if isinstance(data, dict) and isinstance(data.get("path"), str):
-        dp = Path(data["path"]).expanduser()
-        if not dp.is_absolute():  # relative to the scenario file
-            data["path"] = str((p.parent / dp))
+    for holder in (data, data.get("labels") if isinstance(data, dict) else None):
+        if isinstance(holder, dict) and isinstance(holder.get("path"), str):
+            dp = Path(holder["path"]).expanduser()
+            if not dp.is_absolute():  # relative to the scenario file
+                holder["path"] = str(p.parent / dp)
     return doc
 
 
@@ -213,6 +228,11 @@ def resolve(model: type[BaseScenario], default: dict[str, Any], path: str | Path
     if sc.data.source != "file" and sc.data.path:
         raise UserError("scenario key 'data.path' is set but data.source is not file; "
                         "set data.source=file or use --data.")
+    if sc.data.labels.source == "file" and not sc.data.labels.path:
+        raise UserError("scenario key 'data.labels.path' is required when data.labels.source is file.")
+    if sc.data.labels.source != "file" and sc.data.labels.path:
+        raise UserError("scenario key 'data.labels.path' is set but data.labels.source is not file; "
+                        "set data.labels.source=file or use --labels.")
     return sc, explicit
 
 

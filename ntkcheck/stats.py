@@ -82,6 +82,7 @@ class ClaimRow:
     violations: int = 0
     undecided: int = 0
     errors: int = 0
+    diverged: int = 0  # trials whose dynamics blew up: a finding, never a pass
     estimate: float | None = None
     tolerance: float | None = None
     boot: np.ndarray | None = None
@@ -95,7 +96,7 @@ class ClaimRow:
 
     @property
     def trials(self) -> int:
-        return self.holds + self.violations + self.undecided + self.errors
+        return self.holds + self.violations + self.undecided + self.errors + self.diverged
 
     # -- p-values for the two possible decisions --------------------------------
     def p_values(self) -> tuple[float, float]:
@@ -104,7 +105,7 @@ class ClaimRow:
             n = self.trials
             # errored trials count against PASS and are not evidence for FAIL
             p_pass = p_value_above(self.holds, n, self.target)
-            p_fail = p_value_below(self.holds + self.undecided + self.errors, n, self.target)
+            p_fail = p_value_below(self.holds + self.undecided + self.errors + self.diverged, n, self.target)
             return p_pass, p_fail
         if self.kind == SCALING:
             b = np.asarray(self.boot, dtype=float)
@@ -121,14 +122,14 @@ class ClaimRow:
         if self.kind == PROBABILISTIC:
             n = self.trials
             return (cp_lower(self.holds, n, alpha),
-                    cp_upper(self.holds + self.undecided + self.errors, n, alpha))
+                    cp_upper(self.holds + self.undecided + self.errors + self.diverged, n, alpha))
         if self.kind == UNIVERSAL:
             # bound on the probability of a violation
             n = self.trials
             if n == 0:
                 return 0.0, 1.0
-            lo = cp_lower(self.violations, n, alpha)
-            hi = cp_upper(self.violations + self.undecided + self.errors, n, alpha)
+            lo = cp_lower(self.violations + self.diverged, n, alpha)
+            hi = cp_upper(self.violations + self.diverged + self.undecided + self.errors, n, alpha)
             return lo, hi
         if self.kind == SCALING:
             b = np.asarray(self.boot, dtype=float)
@@ -149,6 +150,7 @@ class ClaimRow:
             "violations": self.violations,
             "undecided": self.undecided,
             "errors": self.errors,
+            "diverged": self.diverged,
             "ci_low": self.ci_low,
             "ci_high": self.ci_high,
             "confidence": 1.0 - self.level,
@@ -172,7 +174,7 @@ class ClaimRow:
 def _decide_universal(row: ClaimRow, alpha: float) -> None:
     row.level = alpha
     row.ci_low, row.ci_high = row.interval(alpha)
-    if row.violations > 0:
+    if row.violations > 0 or row.diverged > 0:
         row.verdict = FAIL
     elif row.undecided > 0 or row.errors > 0 or row.trials == 0:
         row.verdict = INCONCLUSIVE
@@ -183,6 +185,9 @@ def _decide_universal(row: ClaimRow, alpha: float) -> None:
 def _decide_by_p(row: ClaimRow, alpha: float, rejected: bool) -> None:
     row.level = alpha
     row.ci_low, row.ci_high = row.interval(alpha)
+    if row.diverged > 0:  # a divergence is a finding: the claim's dynamics blew up
+        row.verdict = FAIL
+        return
     if not rejected:
         row.verdict = INCONCLUSIVE
         return

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from ..errors import UserError
 from .base import Check
+from .cor22 import Cor22
+from .cor24 import Cor24
 from .lemma21 import Lemma21
 from .lemma23 import Lemma23
 
-REGISTRY: dict[str, type[Check]] = {c.name: c for c in (Lemma21, Lemma23)}
+REGISTRY: dict[str, type[Check]] = {c.name: c for c in (Lemma21, Cor22, Lemma23, Cor24)}
 
 
 def get_check(name: str) -> Check:

@@ -19,7 +19,7 @@ from ..kernels import Lambda0, lambda0
 from ..scenario import BaseScenario, Strict, scenario_model
 from ..stats import ClaimRow
 
-HOLDS, VIOLATION, UNDECIDED, ERROR = "holds", "violation", "undecided", "error"
+HOLDS, VIOLATION, UNDECIDED, ERROR, DIVERGED = "holds", "violation", "undecided", "error", "diverged"
 
 
 @dataclass
@@ -28,6 +28,7 @@ class TrialResult:
     outcomes: dict[str, str]  # row name → holds | violation | undecided | error
     values: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    note: str | None = None  # a finding worth a sentence (e.g. a divergence)
 
 
 @dataclass
@@ -47,14 +48,17 @@ class Check:
     statement: ClassVar[str]
     typos: ClassVar[list[str]] = []
     method: ClassVar[str] = ""
-    #: scenario keys this check ignores (a note says so when the user sets one)
-    unused_keys: ClassVar[tuple[str, ...]] = ()
+    #: scenario keys (or key prefixes ending in '.') this check ignores; a note says so when set
+    unused_keys: ClassVar[tuple[str, ...]] = ("data.labels.",)
     claim_model: ClassVar[type[Strict]]
     default: ClassVar[dict[str, Any]]
 
+    #: further scenario sections of this check, e.g. {"dynamics": DynamicsSpec}
+    sections: ClassVar[dict[str, type[Strict]]] = {}
+
     @classmethod
     def scenario_model(cls) -> type[BaseScenario]:
-        return scenario_model(cls.name, cls.claim_model)
+        return scenario_model(cls.name, cls.claim_model, cls.sections)
 
     @classmethod
     def default_scenario(cls) -> dict[str, Any]:

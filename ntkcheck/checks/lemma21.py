@@ -53,7 +53,7 @@ class Lemma21(Check):
               "cosines (arccos is steep near ±1) and of the eigensolver; λ0 below its error counts as 0. "
               "Variant: the same data with row 0 duplicated must give λ0 = 0.")
     claim_model = Lemma21Claim
-    unused_keys = ("network.m",)
+    unused_keys = ("network.m", "data.labels.")
     default = {
         "seed": 0,
         "trials": "auto",

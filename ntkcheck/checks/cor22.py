@@ -1,0 +1,117 @@
+"""Corollary 2.2 of the notes ([DZPS] Lemma 3.1): H(0) is close to H∞ at large width.
+
+Corrected statement (shared/SPEC.md §1): if m ≥ C n² log(n/δ)/λ0², then with
+probability at least 1 − δ over W(0) ~ N(0, I):
+‖H(0) − H∞‖₂ ≤ λ0/4 and λ_min(H(0)) ≥ ¾λ0.
+
+C is unspecified, so each conclusion is checked as a probabilistic claim at the
+given width, and the run reports the ratio m·λ0²/(n² log(n/δ)) (the constant the
+width would need). A trial draws W(0) and evaluates H(0) exactly (one product); the
+outcome is holds or violation, beyond a floating-point allowance.
+
+Variant row (must FAIL): the notes' reading, λ_min(H(0)) ≥ ¾λ0 with no width
+requirement, tested at width ``claim.variant_width`` (default 16).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from pydantic import Field
+
+from ..network import gram_matrix, require_memory
+from ..scenario import Strict
+from ..stats import PROBABILISTIC, ClaimRow
+from .base import HOLDS, VIOLATION, Check, Context, TrialResult, load_inputs, ntk_quantities, require_lambda0
+
+_EPS = np.finfo(float).eps
+
+
+class Cor22Claim(Strict):
+    delta: float = Field(0.1, gt=0.0, lt=1.0, description="failure probability δ")
+    variant_width: int = Field(16, gt=0, le=1 << 30,
+                               description="width of the variant row (the notes' reading without the width condition)")
+
+
+class Cor22(Check):
+    name = "cor22"
+    ref = "[DZPS] Lemma 3.1"
+    title = "H(0) is within λ0/4 of H∞, and λ_min(H(0)) ≥ ¾λ0, at large width"
+    source = "[DZPS] Du, Zhai, Póczos, Singh, ICLR 2019, Lemma 3.1 (notes: Corollary 2.2)"
+    statement = ("If m ≥ C n² log(n/δ)/λ0², then with probability ≥ 1−δ over W(0) ~ N(0, I): "
+                 "‖H(0) − H∞‖₂ ≤ λ0/4 and λ_min(H(0)) ≥ ¾λ0 (C unspecified).")
+    typos = [
+        "the notes state λ_min(H(0)) ≥ ¾λ0 with no condition; it needs m ≥ C n² log(n/δ)/λ0² and holds "
+        "with probability ≥ 1−δ (the variant row tests the unconditional reading at a small width).",
+        "the notes write w_k ~ Ω(0, I); it is N(0, I).",
+    ]
+    method = ("Per trial: H(0) = (XXᵀ)∘(SᵀS)/m exactly (float32 counts), its distance to H∞ and its smallest "
+              "eigenvalue against λ0/4 and ¾λ0. Reported: width_ratio = m·λ0²/(n² log(n/δ)), the constant "
+              "C this width provides.")
+    claim_model = Cor22Claim
+    default = {
+        "seed": 0,
+        "trials": "auto",
+        "confidence": 0.95,
+        "data": {"source": "sphere", "n": 20, "d": 10},
+        "network": {"m": 32768},
+        "claim": {"delta": 0.1, "variant_width": 16},
+    }
+
+    def prepare(self, sc, explicit, rng) -> Context:
+        inputs = load_inputs(sc, explicit, rng)
+        lam = require_lambda0(inputs)
+        n, m, d = inputs.n, sc.network.m, inputs.d
+        require_memory(8.0 * max(m, sc.claim.variant_width) * d + 3 * sc.compute.working_memory_mb * 2**20,
+                       f"cor22 with m = {m}, d = {d}")
+        from ..kernels import h_infinity
+        q = ntk_quantities(inputs, lam, m)
+        q.update({"delta": sc.claim.delta, "threshold_distance": lam.value / 4,
+                  "threshold_lambda_min": 0.75 * lam.value,
+                  "width_ratio": m * lam.value**2 / (n**2 * math.log(n / sc.claim.delta))})
+        return Context(quantities=q, notes=list(inputs.notes),
+                       arrays={"X": inputs.X, "lambda0": lam, "Hinf": h_infinity(inputs.X)})
+
+    def rows(self, sc, ctx) -> list[ClaimRow]:
+        t = 1.0 - sc.claim.delta
+        return [
+            ClaimRow("distance", PROBABILISTIC, "‖H(0) − H∞‖₂ ≤ λ0/4", target=t),
+            ClaimRow("lambda_min", PROBABILISTIC, "λ_min(H(0)) ≥ ¾λ0", target=t),
+            ClaimRow("variant_no_width", PROBABILISTIC,
+                     f"variant (the notes' reading, no width condition): λ_min(H(0)) ≥ ¾λ0 at m = "
+                     f"{sc.claim.variant_width}", target=t, primary=False),
+        ]
+
+    def run_trial(self, sc, ctx, rng, index) -> TrialResult:
+        X, Hinf, lam = ctx.arrays["X"], ctx.arrays["Hinf"], ctx.arrays["lambda0"]
+        l0 = lam.value
+        n, d = X.shape
+        W0 = rng.standard_normal((sc.network.m, d))
+        H0 = gram_matrix(X, W0, sc.compute.working_memory_mb)
+        tol = 8 * n * _EPS * float(np.abs(H0).sum(axis=1).max()) + lam.error
+        dist = float(np.linalg.norm(H0 - Hinf, 2))
+        lmin = float(np.linalg.eigvalsh(H0)[0])
+        Wv = rng.standard_normal((sc.claim.variant_width, d))
+        lmin_v = float(np.linalg.eigvalsh(gram_matrix(X, Wv, sc.compute.working_memory_mb))[0])
+        out = {
+            "distance": HOLDS if dist <= l0 / 4 - tol else VIOLATION,
+            "lambda_min": HOLDS if lmin >= 0.75 * l0 + tol else VIOLATION,
+            "variant_no_width": HOLDS if lmin_v >= 0.75 * l0 + tol else VIOLATION,
+        }
+        # outcomes within the floating-point allowance cannot be decided
+        if abs(dist - l0 / 4) <= tol:
+            out["distance"] = "undecided"
+        if abs(lmin - 0.75 * l0) <= tol:
+            out["lambda_min"] = "undecided"
+        return TrialResult(index, out, {"distance": dist, "lambda_min_H0": lmin,
+                                        "variant_lambda_min": lmin_v})
+
+    def summarize(self, sc, ctx, rows, trials) -> None:
+        if not trials:
+            return
+        for row, key, worst in ((rows[0], "distance", np.max), (rows[1], "lambda_min_H0", np.min),
+                                (rows[2], "variant_lambda_min", np.min)):
+            v = np.array([t.values[key] for t in trials])
+            row.figures.update({"threshold": ctx.quantities["threshold_distance" if row.name == "distance"
+                                                             else "threshold_lambda_min"],
+                                "median": float(np.median(v)), "worst": float(worst(v))})
