@@ -95,13 +95,21 @@ class NTKNetwork:
         self.G = self.X @ self.X.T
         self.wm = working_memory_mb
         self.calls = 0  # gradient evaluations, for reporting
+        self._cache: tuple[np.ndarray, np.ndarray] | None = None
 
     def W(self, theta: np.ndarray) -> np.ndarray:
         return theta.reshape(self.m, self.d)
 
+    def _pre(self, theta: np.ndarray) -> np.ndarray:
+        """W Xᵀ (m × n) for θ, reused while θ is unchanged (the integrator asks for the
+        gradient, the Jacobian-vector product, the residual and H at the same point)."""
+        c = self._cache
+        if c is None or not np.array_equal(c[0], theta):
+            self._cache = c = (theta.copy(), self.W(theta) @ self.X.T)
+        return c[1]
+
     def output(self, theta: np.ndarray) -> np.ndarray:
-        P = self.W(theta) @ self.X.T
-        return (np.maximum(P, 0.0).T @ self.a) / np.sqrt(self.m)
+        return (np.maximum(self._pre(theta), 0.0).T @ self.a) / np.sqrt(self.m)
 
     def residual(self, theta: np.ndarray) -> np.ndarray:
         return self.output(theta) - self.y
@@ -109,7 +117,7 @@ class NTKNetwork:
     def rhs(self, theta: np.ndarray) -> np.ndarray:
         """−∇L(θ): dw_k/dt = −(1/√m) a_k Σ_i r_i 1{w_k·x_i ≥ 0} x_i."""
         self.calls += 1
-        P = self.W(theta) @ self.X.T  # m × n
+        P = self._pre(theta)  # m × n
         r = (np.maximum(P, 0.0).T @ self.a) / np.sqrt(self.m) - self.y
         grad = ((P >= 0) * r) @ self.X  # m × d
         grad *= (self.a / np.sqrt(self.m))[:, None]
@@ -117,10 +125,12 @@ class NTKNetwork:
 
     def jvp(self, theta: np.ndarray, v: np.ndarray) -> np.ndarray:
         """J v: the first-order change of u along the parameter direction v."""
-        P = self.W(theta) @ self.X.T
+        P = self._pre(theta)
         Q = self.W(v) @ self.X.T
         return (((P >= 0) * Q).T @ self.a) / np.sqrt(self.m)
 
     def gram(self, theta: np.ndarray) -> np.ndarray:
         """H(W) = J Jᵀ (a_k² = 1)."""
-        return gram_matrix(self.X, self.W(theta), self.wm)
+        # float32 counts are exact up to 2^24 neurons; beyond, count in float64
+        S = (self._pre(theta) >= 0).astype(np.float32 if self.m <= MAX_EXACT_F32 else np.float64)
+        return self.G * (S.T @ S).astype(np.float64) / self.m

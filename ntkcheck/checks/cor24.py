@@ -158,13 +158,15 @@ class Cor24(Check):
 
             def monitor(p):
                 H = net.gram(p.theta)
-                w = np.linalg.eigvalsh(H)
+                w, V = np.linalg.eigh(H)
                 eig_tol = 8 * n * _EPS * float(np.abs(H).sum(axis=1).max()) + lam.error
+                spec = Spectrum(w[-1], w[0], go=True, eigvals=w, eigvecs=V)
                 if w[0] < l0 / 2 - eig_tol:  # hypothesis fails at this step
                     tr.hyp_failed_at = p.t
-                    return Spectrum(w[-1], w[0], go=False)
+                    spec.go = False
+                    return spec
                 if p.step == 0:  # t = 0: the conclusions hold with equality
-                    return Spectrum(w[-1], w[0], go=True)
+                    return spec
                 loss = float(p.residual @ p.residual)
                 e = p.error_u
                 loss_err = 2 * math.sqrt(loss) * e + e * e + 16 * _EPS * loss0
@@ -174,7 +176,7 @@ class Cor24(Check):
                 tr.check("flow_weights", dist, R_prime, p.error_theta)
                 tr.t_h, tr.loss_h = p.t, loss
                 tr.lam_min_low = min(tr.lam_min_low, w[0])
-                return Spectrum(w[-1], w[0], go=True)
+                return spec
 
             opts = FlowOptions(rtol=sc.dynamics.rtol, min_step_fraction=sc.dynamics.min_step_fraction,
                                max_steps=sc.dynamics.max_steps)

@@ -1,0 +1,92 @@
+"""Corollaries 2.2 and 2.4 end to end: they pass where the theory says, and their variants fail."""
+import json
+
+import numpy as np
+import pytest
+
+import ntkcheck
+from ntkcheck.stats import FAIL, PASS
+
+FAST24 = dict(n=10, d=6, m=512, trials=6)
+
+
+def test_cor22_passes_at_large_width_and_fails_at_small_width():
+    ok = ntkcheck.run_check("cor22")
+    assert ok.verdict == PASS
+    q = ok.quantities
+    assert q["width_ratio"] == pytest.approx(q["m"] * q["lambda0"] ** 2 / (q["n"] ** 2 * np.log(q["n"] / 0.1)))
+    assert ok.rows[2].verdict == FAIL  # the notes' unconditional reading
+    narrow = ntkcheck.run_check("cor22", m=256)
+    assert narrow.rows[0].verdict == FAIL and narrow.rows[0].violations > 0
+    assert narrow.verdict == FAIL
+
+
+def test_cor24_flow_and_gd_pass_and_the_fast_rate_variant_fails():
+    res = ntkcheck.run_check("cor24", **FAST24)
+    by = {r.name: r for r in res.rows}
+    assert by["flow_loss"].verdict == PASS and by["flow_weights"].verdict == PASS
+    assert by["gd_loss"].verdict == PASS
+    assert by["variant_fast_rate"].verdict == FAIL and by["variant_fast_rate"].violations > 0
+    f = by["flow_loss"].figures
+    assert f["hypothesis_held_to_T"] == 1.0
+    assert f["decay_rate_over_lambda0_median"] >= 1.0  # the observed decay is at least the claimed rate
+    assert f["worst_ratio_to_bound"] <= 1.0
+
+
+def test_cor24_variant_discriminates_between_true_and_false_rates():
+    """The loss decays at about 2λ_min(H) ≈ 2λ0: a claimed rate of 1.2λ0 is never violated,
+    while 3λ0 is. The variant fails because the rate is false, not by construction."""
+    res = ntkcheck.run_check("cor24", **FAST24, sets=["claim.variant_rate=1.2"])
+    v = next(r for r in res.rows if r.name == "variant_fast_rate")
+    # rate 1.2·λ0 is still below the true ~2λ_min(H) decay: no violation expected there
+    assert v.violations == 0
+    res3 = ntkcheck.run_check("cor24", **FAST24, sets=["claim.variant_rate=3"])
+    assert next(r for r in res3.rows if r.name == "variant_fast_rate").verdict == FAIL
+
+
+def test_cor24_gd_divergence_is_a_finding_never_a_pass(ntk, tmp_path):
+    j = tmp_path / "r.json"
+    r = ntk("cor24", "--n", "10", "--d", "6", "--m", "256", "--trials", "3",
+            "--set", "dynamics.method=gd", "--set", "dynamics.step=10", "--json", j)
+    assert r.code == 1
+    assert "diverged" in r.out and "stability limit" in r.out
+    text = j.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    d = json.loads(text)
+    gd = next(c for c in d["claims"] if c["name"] == "gd_loss")
+    assert gd["verdict"] == "fail" and gd["diverged"] == 3
+
+
+def test_cor24_gd_only_uses_the_discrete_bound():
+    res = ntkcheck.run_check("cor24", **FAST24, sets=["dynamics.method=gd"])
+    names = [r.name for r in res.rows]
+    assert names == ["gd_loss", "variant_fast_rate"]
+    assert res.rows[0].verdict == PASS and res.rows[1].verdict == FAIL
+
+
+@pytest.mark.parametrize("source", ["gaussian", "teacher"])
+def test_label_sources(source):
+    res = ntkcheck.run_check("cor24", **{**FAST24, "trials": 2}, sets=[f"data.labels.source={source}",
+                                                                       "dynamics.method=gd"])
+    assert res.quantities["labels"] == source
+    assert res.rows[0].holds + res.rows[0].violations + res.rows[0].undecided == 2
+
+
+def test_labels_from_a_file(ntk, tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((10, 4))
+    np.save(tmp_path / "x.npy", X)
+    np.savetxt(tmp_path / "y.csv", rng.standard_normal(10), delimiter=",")
+    np.save(tmp_path / "short.npy", rng.standard_normal(7))
+    r = ntk("cor24", "--data", tmp_path / "x.npy", "--labels", tmp_path / "y.csv", "--m", "256",
+            "--trials", "2", "--set", "dynamics.method=gd")
+    assert r.code in (0, 3), r.err
+    r = ntk("cor24", "--data", tmp_path / "x.npy", "--labels", tmp_path / "short.npy", "--m", "256")
+    assert r.code == 2 and "7 labels but the data have 10 rows" in r.err
+
+
+def test_replay_of_a_cor24_trial_prints_its_trajectory_figures(ntk):
+    r = ntk("cor24", "--n", "10", "--d", "6", "--m", "256", "--replay", "1")
+    assert r.code == 0
+    for key in ("flow_t_h", "flow_steps", "flow_error_u", "gd_worst_ratio", "R_prime"):
+        assert key in r.out
