@@ -181,6 +181,8 @@ class Cor24(Check):
             opts = FlowOptions(rtol=sc.dynamics.rtol, min_step_fraction=sc.dynamics.min_step_fraction,
                                max_steps=sc.dynamics.max_steps)
             run = integrate_flow(net, theta0, T, monitor, opts)
+            if run.stopped_early and run.divergence and not run.diverged:
+                notes.append(f"gradient flow: {run.divergence} (raise dynamics.max_steps)")
             if run.diverged:
                 notes.append(f"gradient flow: {run.divergence}")
                 out["flow_loss"] = out["flow_weights"] = DIVERGED
