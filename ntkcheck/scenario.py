@@ -154,7 +154,10 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 def _sentence(e: ValidationError, model: type[BaseModel]) -> str:
     err = e.errors()[0]
     # drop the union-branch tags ('int', "literal['auto']") that pydantic adds to a location
-    loc = ".".join(str(x) for x in err["loc"] if str(x) != "int" and not str(x).startswith("literal["))
+    parts = [x for x in err["loc"] if str(x) != "int" and not str(x).startswith(("literal[", "list["))]
+    loc = ""
+    for x in parts:
+        loc += f"[{x}]" if isinstance(x, int) else (f".{x}" if loc else str(x))
     typ = err["type"]
     if typ == "extra_forbidden":
         parent = loc.rsplit(".", 1)[0] if "." in loc else ""

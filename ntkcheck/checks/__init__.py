@@ -7,8 +7,9 @@ from .cor22 import Cor22
 from .cor24 import Cor24
 from .lemma21 import Lemma21
 from .lemma23 import Lemma23
+from .thm41 import Thm41
 
-REGISTRY: dict[str, type[Check]] = {c.name: c for c in (Lemma21, Cor22, Lemma23, Cor24)}
+REGISTRY: dict[str, type[Check]] = {c.name: c for c in (Lemma21, Cor22, Lemma23, Cor24, Thm41)}
 
 
 def get_check(name: str) -> Check:

@@ -1,0 +1,236 @@
+"""Theorem 4.1 of the notes ([EMW]): random features approximate f* at rate 1/m.
+
+Corrected statement (shared/SPEC.md §2): for ε ∈ (0, 1), with probability at least
+1 − ε over B = (b_1, …, b_m) ~ π0 (uniform on S^{d−1}), there is a* ∈ ℝ^m with
+
+    R(a*, B) ≤ γ²/m · (1 + √(2 log(1/ε)))²   and   ‖a*‖₂ ≤ γ/√m,
+
+where R(a, B) = E_ρ(Σ_k a_k σ(b_k·x) − f*(x))², f* = E_b[a*(b) σ(b·x)] and
+γ = max(1, sup|a*|). A trial draws B and tries two witnesses: the proof's
+a_k = a*(b_k)/m, and the minimiser of R over the ball ‖a‖₂ ≤ γ/√m (exact trust
+region). It *holds* when a witness meets both inequalities with the risk's numerical
+error counted against it, is a *violation* when the trust region's certified lower
+bound exceeds the bound, and is *undecided* otherwise.
+
+Variant row (must FAIL at large m): the notes' reading ‖a*‖₁ ≤ γ/√m. Any a with
+‖a‖₁ ≤ r has |f(x)| ≤ r·max‖x‖, so R ≥ (‖f*‖_ρ − r·max‖x‖)₊², which exceeds the
+bound once m is large.
+"""
+from __future__ import annotations
+
+import math
+from typing import Literal, Union
+
+import numpy as np
+from pydantic import Field
+
+from .. import data as data_mod
+from ..errors import UserError
+from ..network import require_memory
+from ..rf import kernel_matrix, quad_form, trust_region
+from ..scenario import Strict
+from ..stats import PROBABILISTIC, ClaimRow
+from ..targets import build_target
+from .base import HOLDS, UNDECIDED, VIOLATION, Check, Context, TrialResult
+
+_EPS = np.finfo(float).eps
+
+
+class TermSpec(Strict):
+    family: Literal["linear", "cos", "gegenbauer", "sign"] = Field(description="zonal profile g of a*(b) = w·g(b·v)")
+    weight: float = Field(1.0, ge=-1e6, le=1e6, description="w")
+    direction: Union[int, list[float]] = Field(0, description="v: a coordinate axis (0 … d−1) or a vector")
+    omega: float = Field(1.0, ge=-1e4, le=1e4, description="cos family: ω in cos(ω t)")
+    degree: int = Field(2, ge=0, le=200, description="gegenbauer family: degree")
+
+
+class TargetSpec(Strict):
+    terms: list[TermSpec] = Field(
+        default_factory=lambda: [TermSpec(family="cos", weight=1.0, direction=0, omega=1.0),
+                                 TermSpec(family="sign", weight=0.5, direction=1)],
+        min_length=1, max_length=8, description="zonal terms of a*")
+    quadrature_nodes: int = Field(48, ge=8, le=2000, description="Gauss–Jacobi nodes per half-interval")
+
+
+class Thm41Claim(Strict):
+    epsilon: float = Field(0.1, gt=0.0, lt=1.0, description="failure probability ε")
+    exact_witness_max_m: int = Field(2048, ge=0, le=20000,
+                                     description="largest m for the exact trust-region witness (uniform ρ)")
+
+
+class Thm41(Check):
+    name = "thm41"
+    ref = "[EMW] Thm (notes 4.1)"
+    title = "random features reach risk γ²/m·(1+√(2 log 1/ε))² with ‖a*‖₂ ≤ γ/√m"
+    source = ("[EMW] E, Ma, Wu, A comparative analysis of the optimization and generalization property of "
+              "two-layer neural network and random feature models under gradient descent dynamics, 2019 "
+              "(notes: Theorem 4.1)")
+    statement = ("For ε ∈ (0,1), with probability ≥ 1−ε over b_1, …, b_m ~ π0 there is a* ∈ ℝ^m with "
+                 "R(a*, B) ≤ γ²/m·(1 + √(2 log(1/ε)))² and ‖a*‖₂ ≤ γ/√m, γ = max(1, sup|a*(b)|).")
+    typos = [
+        "the notes bound ‖a*‖₁ ≤ γ/√m; it is the ℓ2 norm. The ℓ1 reading is false: any a with ‖a‖₁ ≤ r "
+        "gives |f(x)| ≤ r·max‖x‖, so R ≥ (‖f*‖ − r·max‖x‖)₊², and with r = γ/√m that lower bound "
+        "exceeds γ²/m·(1+√(2 log(1/ε)))² once m is large (the variant row shows it).",
+        "the notes write 'for b_k ∈ B_0'; the b_k are drawn i.i.d. from π0, uniform on the sphere.",
+    ]
+    method = ("Per trial: B uniform on S^{d−1}; R(a, B) = aᵀKa − 2aᵀr + ‖f*‖² exactly (K_kl = κ1(b_k·b_l)/d in "
+              "closed form, accumulated block by block; r and ‖f*‖² by Gauss–Jacobi quadrature, with the "
+              "half-node difference as error); witnesses a*(b_k)/m and the exact trust-region minimiser "
+              "over ‖a‖₂ ≤ γ/√m with its dual lower bound. With --data, ρ is the empirical measure and R "
+              "is exact. Variant (ℓ1): certified lower bound (‖f*‖ − γ/√m·max‖x‖)₊².")
+    claim_model = Thm41Claim
+    sections = {"target": TargetSpec}
+    unused_keys = ("data.labels.", "data.n")
+    default = {
+        "seed": 0,
+        "trials": "auto",
+        "confidence": 0.95,
+        "data": {"source": "sphere", "d": 5},
+        "network": {"m": 2048},
+        "target": {"terms": [{"family": "cos", "weight": 1.0, "direction": 0, "omega": 1.0},
+                             {"family": "sign", "weight": 0.5, "direction": 1}],
+                   "quadrature_nodes": 48},
+        "claim": {"epsilon": 0.1, "exact_witness_max_m": 2048},
+    }
+
+    def prepare(self, sc, explicit, rng) -> Context:
+        src = sc.data.source
+        if src == "gaussian":
+            raise UserError("thm41 takes the uniform measure on the sphere (data.source=sphere) or a data "
+                            "file (--data); gaussian inputs are not a measure it handles.")
+        m = sc.network.m
+        arrays = {}
+        if src == "file":
+            from .base import load_inputs
+            inputs = load_inputs(sc, explicit, rng)
+            d = inputs.d
+            target = build_target(sc.target, d)
+            fX = target(inputs.X)
+            fX_err = target.error_pointwise(inputs.X)
+            norm_f = float(np.sqrt(np.mean(fX * fX)))
+            norm_err = float(np.sqrt(np.mean(fX_err**2))) + 4 * _EPS
+            arrays.update(X=inputs.X, fX=fX, fX_err=fX_err)
+            notes = list(inputs.notes)
+            measure = f"empirical ({inputs.n} points)"
+            require_memory(8.0 * m * (d + 3 * inputs.n) + 3 * sc.compute.working_memory_mb * 2**20,
+                           f"thm41 with m = {m}, n = {inputs.n}")
+        else:
+            d = sc.data.d
+            target = build_target(sc.target, d)
+            n2, n2_err = target.norm2
+            norm_f = math.sqrt(max(n2, 0.0))
+            norm_err = math.sqrt(n2_err) + 4 * _EPS
+            notes = []
+            measure = "uniform on the sphere"
+            exact_mem = 8.0 * m * m * 3 if m <= sc.claim.exact_witness_max_m else 0.0
+            require_memory(8.0 * m * (d + 8) + exact_mem + 3 * sc.compute.working_memory_mb * 2**20,
+                           f"thm41 with m = {m}, d = {d}")
+        gamma = target.gamma
+        eps = sc.claim.epsilon
+        bound = gamma**2 / m * (1 + math.sqrt(2 * math.log(1 / eps))) ** 2
+        l1_radius = gamma / math.sqrt(m)
+        l1_lower = max(norm_f - norm_err - l1_radius, 0.0) ** 2  # max‖x‖ = 1 after normalisation
+        q = {"d": d, "m": m, "measure": measure, "epsilon": eps, "gamma": gamma, "norm_f_star": norm_f,
+             "norm_f_star_error": norm_err, "bound": bound, "bound_times_m": bound * m,
+             "l2_radius": gamma / math.sqrt(m), "l1_lower_bound": l1_lower}
+        arrays.update(target=target, d=d, bound=bound, gamma=gamma)
+        return Context(quantities=q, notes=notes, arrays=arrays)
+
+    def rows(self, sc, ctx) -> list[ClaimRow]:
+        t = 1.0 - sc.claim.epsilon
+        return [
+            ClaimRow("theorem", PROBABILISTIC,
+                     "∃a: R(a, B) ≤ γ²/m·(1+√(2 log 1/ε))² and ‖a‖₂ ≤ γ/√m", target=t),
+            ClaimRow("variant_l1", PROBABILISTIC,
+                     "variant (the notes' reading): ∃a: R(a, B) ≤ the same bound and ‖a‖₁ ≤ γ/√m",
+                     target=t, primary=False),
+        ]
+
+    def run_trial(self, sc, ctx, rng, index) -> TrialResult:
+        tg = ctx.arrays["target"]
+        d, m = ctx.arrays["d"], sc.network.m
+        bound, gamma = ctx.arrays["bound"], ctx.arrays["gamma"]
+        radius = gamma / math.sqrt(m)
+        B = rng.standard_normal((m, d))
+        B /= np.linalg.norm(B, axis=1, keepdims=True)
+        a1 = tg.a_star(B) / m
+        empirical = "X" in ctx.arrays
+        if empirical:
+            X, fX, fX_err = ctx.arrays["X"], ctx.arrays["fX"], ctx.arrays["fX_err"]
+            n = X.shape[0]
+            Phi = np.maximum(X @ B.T, 0.0)
+            res1 = Phi @ a1 - fX
+            R1 = float(res1 @ res1) / n
+            R1_err = 2 * float(np.abs(res1) @ fX_err) / n + float(fX_err @ fX_err) / n + 64 * _EPS * (1 + R1)
+        else:
+            r, r_err = tg.r(B)
+            n2, n2_err = tg.norm2
+            R1 = quad_form(B, a1, d, sc.compute.working_memory_mb) - 2 * float(a1 @ r) + n2
+            R1_err = 2 * float(np.abs(a1) @ r_err) + n2_err + 64 * m * _EPS * (abs(n2) + 1e-3)
+        values = {"risk_w1": R1, "risk_w1_error": R1_err, "risk_w1_times_m": R1 * m,
+                  "norm2_w1": float(np.linalg.norm(a1)), "norm1_w1": float(np.abs(a1).sum())}
+        out = {}
+        witness = 0
+        best = R1
+        if R1 + R1_err <= bound and values["norm2_w1"] <= radius * (1 + 1e-12):
+            out["theorem"] = HOLDS
+            witness = 1
+        else:
+            tr = None
+            if empirical:
+                U, s, Vt = np.linalg.svd(Phi, full_matrices=False)
+                lam, V = s * s / n, Vt.T
+                rr, c = Phi.T @ fX / n, float(fX @ fX) / n
+                tr = trust_region(lam, V, rr, c, radius * (1 - 1e-12))
+                err2 = R1_err
+            elif m <= sc.claim.exact_witness_max_m:
+                lam, V = np.linalg.eigh(kernel_matrix(B, d))
+                tr = trust_region(lam, V, r, n2, radius * (1 - 1e-12))
+                err2 = 2 * float(np.abs(tr.a) @ r_err) + n2_err + 64 * m * _EPS * (abs(n2) + 1e-3)
+            if tr is not None:
+                values.update({"risk_w2": tr.value, "risk_w2_lower": tr.lower})
+                best = min(best, tr.value)
+                if tr.value + err2 <= bound:
+                    out["theorem"] = HOLDS
+                    witness = 2
+                elif tr.lower - err2 > bound:
+                    out["theorem"] = VIOLATION
+                else:
+                    out["theorem"] = UNDECIDED
+            else:
+                out["theorem"] = UNDECIDED
+        values["witness"] = float(witness)
+        values["best_risk"] = best
+        values["slack"] = bound / best if best > 0 else float("inf")
+        # the ℓ1 reading: refuted by the certified lower bound, whatever B is
+        l1_lower = ctx.quantities["l1_lower_bound"]
+        if l1_lower > bound * (1 + 1e-9):
+            out["variant_l1"] = VIOLATION
+        elif values["norm1_w1"] <= radius and R1 + R1_err <= bound:
+            out["variant_l1"] = HOLDS
+        else:
+            out["variant_l1"] = UNDECIDED
+        if not np.isfinite(values["slack"]):
+            values["slack"] = 0.0
+        return TrialResult(index, out, values)
+
+    def summarize(self, sc, ctx, rows, trials) -> None:
+        if not trials:
+            return
+        col = lambda k: np.array([t.values[k] for t in trials if k in t.values])  # noqa: E731
+        rm = col("risk_w1_times_m")
+        w = col("witness")
+        sl = col("slack")
+        rows[0].figures.update({
+            "bound": ctx.arrays["bound"],
+            "R_times_m_median": float(np.median(rm)),
+            "R_times_m_range": [float(rm.min()), float(rm.max())],
+            "bound_times_m": ctx.quantities["bound_times_m"],
+            "slack_median": float(np.median(sl)), "slack_min": float(sl.min()),
+            "witness_proof": int((w == 1).sum()), "witness_trust_region": int((w == 2).sum()),
+        })
+        rows[1].figures.update({
+            "l1_radius": ctx.quantities["l2_radius"],
+            "certified_lower_bound": ctx.quantities["l1_lower_bound"],
+            "bound": ctx.arrays["bound"],
+        })

@@ -1,0 +1,170 @@
+"""Targets f*, r and ‖f*‖² against independent Monte Carlo; the exact risk; the trust region."""
+import math
+
+import numpy as np
+import pytest
+from scipy.optimize import minimize
+
+import ntkcheck
+from ntkcheck.kernels import kappa1
+from ntkcheck.rf import kernel_matrix, quad_form, trust_region
+from ntkcheck.stats import FAIL, PASS
+from ntkcheck.targets import Target, Term, phi
+
+
+def sphere(rng, n, d):
+    X = rng.standard_normal((n, d))
+    return X / np.linalg.norm(X, axis=1, keepdims=True)
+
+
+def target(d, kind="mix"):
+    e = np.eye(d)
+    if kind == "mix":
+        return Target([Term("cos", 1.0, e[0], omega=3.0), Term("sign", 0.5, e[1])], d)
+    if kind == "gegenbauer":
+        v = (e[0] + e[2]) / math.sqrt(2)
+        return Target([Term("gegenbauer", 1.0, v, degree=3), Term("linear", -0.7, e[1])], d)
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize("d,kind", [(3, "mix"), (10, "mix"), (4, "gegenbauer"), (12, "gegenbauer")])
+def test_f_star_matches_an_independent_monte_carlo_over_b(d, kind):
+    rng = np.random.default_rng(d)
+    tg = target(d, kind)
+    X = sphere(rng, 4, d)
+    N = 1_000_000
+    B = sphere(rng, N, d)
+    a = tg.a_star(B)
+    z = a[:, None] * np.maximum(B @ X.T, 0.0)  # N × 4
+    mc, se = z.mean(axis=0), z.std(axis=0) / math.sqrt(N)
+    assert np.all(np.abs(tg(X) - mc) <= 4 * se + tg.error_pointwise(X))
+
+
+@pytest.mark.parametrize("d", [3, 10])
+def test_norm_and_r_match_monte_carlo_over_pairs_of_features(d):
+    """‖f*‖² = E_{b,b'}[a*(b)a*(b')κ1(b·b')/d] and r(b) = E_{b'}[a*(b')κ1(b·b')/d]:
+    estimators that never use the quadrature."""
+    rng = np.random.default_rng(100 + d)
+    tg = target(d)
+    N = 2_000_000
+    b1, b2 = sphere(rng, N, d), sphere(rng, N, d)
+    z = tg.a_star(b1) * tg.a_star(b2) * kappa1(np.sum(b1 * b2, axis=1)) / d
+    n2, n2_err = tg.norm2
+    assert abs(n2 - z.mean()) <= 4 * z.std() / math.sqrt(N) + n2_err
+    B = sphere(rng, 3, d)
+    r, r_err = tg.r(B)
+    zr = tg.a_star(b2)[:, None] * kappa1(b2 @ B.T) / d
+    assert np.all(np.abs(r - zr.mean(axis=0)) <= 4 * zr.std(axis=0) / math.sqrt(N) + r_err)
+
+
+def test_phi_closed_form_against_monte_carlo():
+    rng = np.random.default_rng(7)
+    d = 6
+    N = 1_000_000
+    w = sphere(rng, N, d - 1)[:, 0]  # one coordinate of a uniform point of S^{d−2}: law p_{d−1}
+    for s, tau in [(0.3, -0.5), (-0.9, 0.2), (0.0, 0.99), (0.7, 0.7)]:
+        z = np.maximum(s * tau + math.sqrt((1 - s * s) * (1 - tau * tau)) * w, 0)
+        assert abs(phi(s, tau, d) - z.mean()) <= 4 * z.std() / math.sqrt(N)
+
+
+def test_gamma_is_computed_from_a_star():
+    e = np.eye(5)
+    assert Target([Term("cos", 1.0, e[0], omega=3.0)], 5).gamma == 1.0
+    assert Target([Term("linear", 2.5, e[0])], 5).gamma == 2.5
+    # two orthogonal linear terms: sup over the sphere of |2 b0 + b1| is √5
+    tg = Target([Term("linear", 2.0, e[0]), Term("linear", 1.0, e[1])], 5)
+    assert tg.gamma == pytest.approx(math.sqrt(5), rel=1e-6)
+    # cos + sign along orthogonal axes: sup is 1 + 0.5 (b·v0 = 0, b·v1 → ±)
+    assert target(5).gamma == pytest.approx(1.5, rel=1e-6)
+
+
+def test_exact_risk_matches_monte_carlo_over_x():
+    rng = np.random.default_rng(8)
+    d, m = 6, 300
+    tg = target(d)
+    B = sphere(rng, m, d)
+    a = rng.standard_normal(m) / m
+    r, _ = tg.r(B)
+    n2, _ = tg.norm2
+    R = quad_form(B, a, d, 1e-3) - 2 * a @ r + n2
+    X = sphere(rng, 1_000_000, d)
+    z = (np.maximum(X @ B.T, 0) @ a - tg(X)) ** 2
+    assert abs(R - z.mean()) <= 4 * z.std() / math.sqrt(len(z))
+    # and block-wise accumulation equals the full matrix
+    assert quad_form(B, a, d, 1e-3) == pytest.approx(a @ kernel_matrix(B, d) @ a, rel=1e-12)
+
+
+@pytest.mark.parametrize("radius", [1e-3, 0.05, 10.0])
+def test_trust_region_is_optimal_and_its_dual_bound_is_below(radius):
+    rng = np.random.default_rng(9)
+    m = 40
+    A = rng.standard_normal((m, 8))
+    K = A @ A.T / 8  # rank-deficient PSD, like a kernel matrix
+    r = rng.standard_normal(m)
+    c = 5.0
+    lam, V = np.linalg.eigh(K)
+    tr = trust_region(lam, V, r, c, radius)
+    q = lambda a: a @ K @ a - 2 * r @ a + c  # noqa: E731
+    assert np.linalg.norm(tr.a) <= radius * (1 + 1e-9)
+    assert tr.value == pytest.approx(q(tr.a), abs=1e-9)
+    assert tr.lower <= tr.value + 1e-9
+    cons = {"type": "ineq", "fun": lambda a: radius**2 - a @ a}
+    best = np.inf
+    for x0 in [np.zeros(m), rng.standard_normal(m) * radius / math.sqrt(m)]:
+        x = minimize(q, x0, constraints=[cons], method="SLSQP").x
+        x = x * min(1.0, radius / np.linalg.norm(x))  # SLSQP may step outside: project back
+        best = min(best, q(x))
+    assert tr.value <= best + 1e-9  # no feasible point found by a generic solver is better
+    # the dual bound meets the value: the minimum is certified, not just found
+    assert tr.value - tr.lower <= 1e-9 * max(1.0, abs(tr.value))
+
+
+def test_thm41_default_passes_and_the_l1_reading_is_refuted():
+    res = ntkcheck.run_check("thm41", trials=8)
+    assert res.rows[0].holds == 8
+    v = res.rows[1]
+    assert v.verdict == FAIL and v.violations == 8
+    assert res.quantities["l1_lower_bound"] > res.quantities["bound"]
+    assert res.rows[0].figures["witness_proof"] == 8
+
+
+def test_thm41_at_small_width_the_l1_row_cannot_be_refuted():
+    """The refutation is a large-m phenomenon: at m = 64 the certified bound is 0."""
+    res = ntkcheck.run_check("thm41", trials=4, m=64)
+    assert res.quantities["l1_lower_bound"] == 0.0
+    assert res.rows[1].violations == 0
+
+
+def test_thm41_trust_region_certifies_a_violation_of_a_too_strong_bound(monkeypatch):
+    """Shrink the theorem's bound 10⁷× (a false claim; the best witness beats the bound ~10⁴×):
+    the exact trust region's dual bound must refute it."""
+    import ntkcheck.checks.thm41 as t41
+
+    orig = t41.Thm41.prepare
+
+    def shrunk(self, sc, explicit, rng):
+        ctx = orig(self, sc, explicit, rng)
+        ctx.arrays["bound"] *= 1e-7
+        return ctx
+
+    monkeypatch.setattr(t41.Thm41, "prepare", shrunk)
+    res = ntkcheck.run_check("thm41", trials=3, m=256)
+    assert res.rows[0].violations == 3 and res.rows[0].verdict == FAIL
+
+
+def test_thm41_with_a_data_file_uses_the_exact_empirical_risk(tmp_path):
+    rng = np.random.default_rng(10)
+    X = sphere(rng, 40, 5)
+    np.save(tmp_path / "x.npy", X)
+    res = ntkcheck.run_check("thm41", data=str(tmp_path / "x.npy"), trials=3, m=512)
+    assert res.quantities["measure"].startswith("empirical")
+    rep = ntkcheck.replay_trial("thm41", 0, data=str(tmp_path / "x.npy"), m=512)
+    # recompute the proof witness's empirical risk by hand
+    tg = target(5)
+    tg = Target([Term("cos", 1.0, np.eye(5)[0], omega=1.0), Term("sign", 0.5, np.eye(5)[1])], 5)
+    from ntkcheck.trials import trial_seed_sequence
+    B = np.random.default_rng(trial_seed_sequence(0, 0)).standard_normal((512, 5))
+    B /= np.linalg.norm(B, axis=1, keepdims=True)
+    a = tg.a_star(B) / 512
+    R = np.mean((np.maximum(X @ B.T, 0) @ a - tg(X)) ** 2)
+    assert rep.values["risk_w1"] == pytest.approx(R, rel=1e-10)
