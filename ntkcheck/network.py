@@ -134,3 +134,64 @@ class NTKNetwork:
         # float32 counts are exact up to 2^24 neurons; beyond, count in float64
         S = (self._pre(theta) >= 0).astype(np.float32 if self.m <= MAX_EXACT_F32 else np.float64)
         return self.G * (S.T @ S).astype(np.float64) / self.m
+
+
+class TwoLayerNetwork:
+    """f(x) = Σ_k a_k σ(b_k·x) (no 1/m factor), both layers trained on R̂ = (1/2n)‖f(X) − y‖².
+
+    θ = (a, vec(B)). Along the flow the outputs obey u' = −K (u − y) with
+    K = J Jᵀ/n = (Φ Φᵀ + (X Xᵀ) ∘ (S diag(a²) Sᵀ))/n, Φ = σ(X Bᵀ), S = 1{X Bᵀ ≥ 0}:
+    its largest eigenvalue grows linearly with m (Φ Φᵀ is a sum of m terms), which is
+    the stiffness the integrator's step cap follows.
+    """
+
+    def __init__(self, X: np.ndarray, y: np.ndarray, m: int):
+        self.X = np.asarray(X, dtype=np.float64)
+        self.y = np.asarray(y, dtype=np.float64)
+        self.n, self.d = self.X.shape
+        self.m = m
+        self.G = self.X @ self.X.T
+        self._cache: tuple[np.ndarray, np.ndarray] | None = None
+
+    def split(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return theta[: self.m], theta[self.m:].reshape(self.m, self.d)
+
+    @staticmethod
+    def join(a: np.ndarray, B: np.ndarray) -> np.ndarray:
+        return np.concatenate([a, B.ravel()])
+
+    def _pre(self, theta: np.ndarray) -> np.ndarray:
+        c = self._cache
+        if c is None or not np.array_equal(c[0], theta):
+            self._cache = c = (theta.copy(), self.split(theta)[1] @ self.X.T)  # m × n
+        return c[1]
+
+    def output(self, theta: np.ndarray) -> np.ndarray:
+        a, _ = self.split(theta)
+        return np.maximum(self._pre(theta), 0.0).T @ a
+
+    def residual(self, theta: np.ndarray) -> np.ndarray:
+        return self.output(theta) - self.y
+
+    def rhs(self, theta: np.ndarray) -> np.ndarray:
+        a, _ = self.split(theta)
+        P = self._pre(theta)
+        relu = np.maximum(P, 0.0)
+        r = relu.T @ a - self.y
+        ga = relu @ r / self.n
+        gB = (((P >= 0) * r) @ self.X) * (a / self.n)[:, None]
+        return -np.concatenate([ga, gB.ravel()])
+
+    def jvp(self, theta: np.ndarray, v: np.ndarray) -> np.ndarray:
+        a, _ = self.split(theta)
+        va, vB = self.split(v)
+        P = self._pre(theta)
+        return np.maximum(P, 0.0).T @ va + ((P >= 0) * (vB @ self.X.T)).T @ a
+
+    def gram(self, theta: np.ndarray) -> np.ndarray:
+        """K = J Jᵀ/n: u' = −K (u − y) along the flow."""
+        a, _ = self.split(theta)
+        P = self._pre(theta)
+        relu = np.maximum(P, 0.0)
+        S = (P >= 0) * a[:, None]
+        return (relu.T @ relu + self.G * (S.T @ S)) / self.n

@@ -81,6 +81,8 @@ def _print_pairs(console: Console, pairs: dict[str, Any], width: int = 110) -> N
     """key=value pairs, wrapped between pairs (never inside one)."""
     line = " "
     for k, v in pairs.items():
+        if isinstance(v, list) and v and isinstance(v[0], dict):
+            continue  # a table of its own
         item = f" {k}={fmt(v)}"
         if len(line) + len(item) > width and line.strip():
             console.print(line, markup=False, highlight=False)
@@ -106,12 +108,21 @@ def render(result: Result, console: Console) -> None:
     table.add_column("verdict", no_wrap=True)
     for r in result.rows:
         name = r.name if r.primary else f"{r.name} (variant)"
-        counts = f"{r.trials}\n{r.holds}/{r.violations}/{r.undecided}" + (f"\n{r.errors} errors" if r.errors else "") + (
+        counts = (f"{r.trials}\nmeasured" if r.kind == SCALING else
+                  f"{r.trials}\n{r.holds}/{r.violations}/{r.undecided}") + (f"\n{r.errors} errors" if r.errors else "") + (
             f"\n{r.diverged} diverged" if r.diverged else "")
         verdict = Text(r.verdict.upper(), style=None if plain else STYLE[r.verdict])
         table.add_row(Text(f"{name}: {r.statement}\n({r.kind}: {_bound(r)})"), counts,
                       Text(_interval(r)), Text(_figures(r)), verdict)
     console.print(table)
+    for key, val in result.quantities.items():
+        if isinstance(val, list) and val and isinstance(val[0], dict):
+            sub = Table(title=key.replace("_", " "), box=box.ASCII if plain else box.SIMPLE)
+            for col in val[0]:
+                sub.add_column(col, justify="right")
+            for rec in val:
+                sub.add_row(*[fmt(rec[c]) for c in val[0]])
+            console.print(sub)
     for r in result.rows:
         if r.counterexample:
             ce = r.counterexample

@@ -83,6 +83,7 @@ class ClaimRow:
     undecided: int = 0
     errors: int = 0
     diverged: int = 0  # trials whose dynamics blew up: a finding, never a pass
+    measured: int = 0  # scaling claims: trials that contributed a measurement
     estimate: float | None = None
     tolerance: float | None = None
     boot: np.ndarray | None = None
@@ -96,7 +97,7 @@ class ClaimRow:
 
     @property
     def trials(self) -> int:
-        return self.holds + self.violations + self.undecided + self.errors + self.diverged
+        return self.holds + self.violations + self.undecided + self.errors + self.diverged + self.measured
 
     # -- p-values for the two possible decisions --------------------------------
     def p_values(self) -> tuple[float, float]:

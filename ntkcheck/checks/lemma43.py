@@ -1,0 +1,237 @@
+"""Lemma 4.3 of the notes ([EMW]): the trained two-layer parameters grow at most so fast.
+
+Corrected statement (shared/SPEC.md §2): f = Σ_k a_k σ(b_k·x), a_k(0) = ±c/m with
+random signs, b_k(0) uniform on S^{d−1}, labels y_i = f*(x_i) with ‖f*‖∞ ≤ 1,
+gradient flow on (a, B) jointly on R̂ = (1/2n) Σ (f(x_i) − y_i)². For t ∈ [0, T], with
+a constant C_T that does not depend on m:
+
+1. ‖a_t‖₂ ≤ C_T (c/√m + √m·t)
+2. ‖B_t‖_F ≤ C_T (c·t/√m + √m)
+3. ‖B_t − B_0‖_F ≤ C_T (c+1)(c·t/√m + (√m/2)·t²)
+
+A trial trains one network of one width of the grid with the ``dynamics`` integrator
+(its step cap follows λ_max(K), K = JJᵀ/n, which grows linearly with m) and records,
+at every step, the three ratios LHS/RHS. Ĉ(m) is their maximum over the width's trials
+and over t ∈ (0, T]; each inequality is a scaling claim "log Ĉ(m) has slope ≤ tolerance
+in log m", with a bootstrap interval over trials. With ``claim.C_T`` set, each is also a
+universal claim at that constant (violations only beyond the integration error).
+
+Variant (must FAIL): the first bound mis-scaled, √m·t replaced by t/√m.
+"""
+from __future__ import annotations
+
+import math
+from typing import Literal, Union
+
+import numpy as np
+from pydantic import Field
+
+from ..dynamics import FlowOptions, Spectrum, integrate_flow
+from ..errors import UserError
+from ..network import TwoLayerNetwork, require_memory
+from ..scenario import Strict
+from ..stats import SCALING, UNIVERSAL, ClaimRow, loglog_slope
+from ..targets import build_target
+from .base import HOLDS, UNDECIDED, VIOLATION, Check, Context, TrialResult, load_inputs
+from .thm41 import TargetSpec
+
+RATIOS = ("a_norm", "B_norm", "B_move")
+
+
+class Lemma43Network(Strict):
+    m: int = Field(2048, gt=0, le=1 << 24, description="largest width of the grid")
+    widths: Union[Literal["auto"], list[int]] = Field(
+        "auto", description="widths of the grid; auto = 6 widths halving down from m")
+
+
+class Lemma43Dynamics(Strict):
+    T: float = Field(2.0, gt=0.0, le=1e4, description="time horizon T")
+    rtol: float = Field(1e-4, gt=0.0, lt=1.0, description="local error tolerance, relative to ‖y − u‖")
+    min_step_fraction: float = Field(0.1, gt=0.0, le=1.0, description="smallest step / stability cap")
+    max_steps: int = Field(200_000, gt=0, le=10**8, description="most steps per trial")
+
+
+class Lemma43Claim(Strict):
+    c: float = Field(0.01, gt=0.0, le=1e6, description="a_k(0) = ±c/m")
+    C_T: float | None = Field(None, gt=0.0, le=1e12, description="fixed constant: adds universal rows")
+    slope_tolerance: float = Field(0.2, gt=0.0, le=10.0,
+                                   description="scaling claims: slope of log Ĉ(m) against log m at most this")
+    bootstrap: int = Field(2000, ge=100, le=100_000, description="bootstrap resamples for the slope interval")
+
+
+class Lemma43(Check):
+    name = "lemma43"
+    ref = "[EMW] (notes Lemma 4.3)"
+    title = "two-layer training: ‖a_t‖, ‖B_t‖, ‖B_t − B_0‖ grow at most like √m·t, √m, √m·t²"
+    source = ("[EMW] E, Ma, Wu, A comparative analysis of the optimization and generalization property of "
+              "two-layer neural network and random feature models under gradient descent dynamics, 2019 "
+              "(notes: Lemma 4.3)")
+    statement = ("With a_k(0) = ±c/m, b_k(0) ~ π0, ‖f*‖∞ ≤ 1 and gradient flow on (a, B): for t ∈ [0, T], "
+                 "‖a_t‖ ≤ C_T(c/√m + √m·t), ‖B_t‖_F ≤ C_T(c·t/√m + √m), "
+                 "‖B_t − B_0‖_F ≤ C_T(c+1)(c·t/√m + (√m/2)·t²), C_T independent of m.")
+    typos = [
+        "the notes write √(mt) in the first bound; it is √m·t (the variant row shows that a mis-scaled "
+        "first bound, t/√m in place of √m·t, fails).",
+        "the notes write ‖B_t‖ without a norm; it is the Frobenius norm of the m × d matrix.",
+    ]
+    method = ("One run trains networks at every width of a grid (trials per width) with the shared gradient-flow "
+              "integrator; the step cap follows λ_max(JJᵀ/n), which grows like m. Per width, Ĉ(m) = max over "
+              "trials and steps of LHS/RHS; the log-log slope of Ĉ(m) with a bootstrap interval over trials "
+              "is compared with the tolerance. claim.C_T adds universal rows at that constant.")
+    claim_model = Lemma43Claim
+    sections = {"target": TargetSpec, "dynamics": Lemma43Dynamics, "network": Lemma43Network}
+    unused_keys = ("data.labels.",)
+    default = {
+        "seed": 0,
+        "trials": "auto",
+        "confidence": 0.95,
+        "data": {"source": "sphere", "n": 50, "d": 5},
+        "network": {"m": 2048, "widths": "auto"},
+        "target": {"terms": [{"family": "cos", "weight": 1.0, "direction": 0, "omega": 1.0},
+                             {"family": "sign", "weight": 0.5, "direction": 1}],
+                   "quadrature_nodes": 48},
+        "dynamics": {"T": 2.0, "rtol": 1e-4, "min_step_fraction": 0.1, "max_steps": 200_000},
+        "claim": {"c": 0.01, "C_T": None, "slope_tolerance": 0.2, "bootstrap": 2000},
+    }
+    #: trials per width when trials = auto
+    AUTO_TRIALS = 10
+
+    def prepare(self, sc, explicit, rng) -> Context:
+        inputs = load_inputs(sc, explicit, rng)
+        d = inputs.d
+        tg = build_target(sc.target, d)
+        # ‖f*‖∞ ≤ Σ_j |w_j| sup|F_j| (a certified upper bound on the interpolants' grid)
+        grid = np.linspace(-1, 1, 4001)
+        sup_f = sum(abs(tm.weight) * float(np.max(np.abs(tg.F(j, grid)))) + abs(tm.weight) * it[2]
+                    for j, (tm, it) in enumerate(zip(tg.terms, tg._interpolants)))
+        if sup_f > 1:
+            raise UserError(f"the target may exceed 1 in absolute value (sup|f*| ≤ {sup_f:.3g}), but Lemma 4.3 "
+                            "assumes ‖f*‖∞ ≤ 1; scale the target's weights down.")
+        y = tg(inputs.X)
+        M = sc.network.m
+        if sc.network.widths == "auto":
+            widths = sorted({max(8, M >> k) for k in range(6)})
+        else:
+            widths = sorted(set(sc.network.widths))
+            if "network.m" in explicit and max(widths) != M:
+                raise UserError(f"--m {M} must be the largest width of network.widths {widths}.")
+            if any(w <= 0 for w in widths):
+                raise UserError("scenario key 'network.widths' must hold positive widths.")
+        if len(widths) < 2:
+            raise UserError(f"lemma43 needs at least two widths to fit a slope (got {widths}).")
+        wmax, n = max(widths), inputs.n
+        require_memory(8.0 * wmax * (10 * d + 6 * n), f"lemma43 with widths up to {wmax}")
+        per = self.AUTO_TRIALS if sc.trials == "auto" else sc.trials
+        q = {"n": n, "d": d, "widths": widths, "trials_per_width": per, "c": sc.claim.c, "T": sc.dynamics.T,
+             "sup_f_star_bound": sup_f, "slope_tolerance": sc.claim.slope_tolerance, "C_T": sc.claim.C_T}
+        return Context(quantities=q, notes=list(inputs.notes),
+                       arrays={"X": inputs.X, "y": y, "widths": widths, "per": per})
+
+    def fixed_trials(self, sc, ctx):
+        return len(ctx.arrays["widths"]) * ctx.arrays["per"]
+
+    def rows(self, sc, ctx) -> list[ClaimRow]:
+        tol = sc.claim.slope_tolerance
+        rows = [
+            ClaimRow("a_norm", SCALING, "Ĉ(m) for ‖a_t‖₂ ≤ C_T(c/√m + √m·t) does not grow with m", tolerance=tol),
+            ClaimRow("B_norm", SCALING, "Ĉ(m) for ‖B_t‖_F ≤ C_T(c·t/√m + √m) does not grow with m", tolerance=tol),
+            ClaimRow("B_move", SCALING,
+                     "Ĉ(m) for ‖B_t − B_0‖_F ≤ C_T(c+1)(c·t/√m + (√m/2)t²) does not grow with m", tolerance=tol),
+        ]
+        if sc.claim.C_T is not None:
+            C = sc.claim.C_T
+            rows += [ClaimRow(f"{k}_at_C_T", UNIVERSAL, f"{k} inequality with C_T = {C:g} at every t ≤ T")
+                     for k in RATIOS]
+        rows.append(ClaimRow("variant_misscaled", SCALING,
+                             "variant (false): Ĉ(m) for ‖a_t‖₂ ≤ C_T(c/√m + t/√m) does not grow with m",
+                             tolerance=tol, primary=False))
+        return rows
+
+    def run_trial(self, sc, ctx, rng, index) -> TrialResult:
+        widths, per = ctx.arrays["widths"], ctx.arrays["per"]
+        m = widths[(index // per) % len(widths)]
+        X, y = ctx.arrays["X"], ctx.arrays["y"]
+        c, T = sc.claim.c, sc.dynamics.T
+        d = X.shape[1]
+        a0 = rng.choice(np.array([-1.0, 1.0]), size=m) * (c / m)
+        B0 = rng.standard_normal((m, d))
+        B0 /= np.linalg.norm(B0, axis=1, keepdims=True)
+        net = TwoLayerNetwork(X, y, m)
+        sm = math.sqrt(m)
+        worst = dict.fromkeys(RATIOS + ("variant",), 0.0)
+        state: dict[str, str] = {}
+        C = sc.claim.C_T
+        last = {"theta": net.join(a0, B0)}
+
+        def monitor(p):
+            last["theta"] = p.theta
+            a, B = net.split(p.theta)
+            K = net.gram(p.theta)
+            w, V = np.linalg.eigh(K)
+            spec = Spectrum(w[-1], max(w[0], 0.0), eigvals=w, eigvecs=V)
+            if p.step == 0:
+                return spec
+            t = p.t
+            lhs = {"a_norm": float(np.linalg.norm(a)), "B_norm": float(np.linalg.norm(B)),
+                   "B_move": float(np.linalg.norm(B - B0))}
+            rhs = {"a_norm": c / sm + sm * t, "B_norm": c * t / sm + sm,
+                   "B_move": (c + 1) * (c * t / sm + sm / 2 * t * t)}
+            for k in RATIOS:
+                worst[k] = max(worst[k], lhs[k] / rhs[k])
+                if C is not None:
+                    if lhs[k] - p.error_theta > C * rhs[k]:
+                        state[k] = VIOLATION
+                    elif lhs[k] + p.error_theta > C * rhs[k] and state.get(k) != VIOLATION:
+                        state[k] = UNDECIDED
+            worst["variant"] = max(worst["variant"], lhs["a_norm"] / (c / sm + t / sm))
+            return spec
+
+        opts = FlowOptions(rtol=sc.dynamics.rtol, min_step_fraction=sc.dynamics.min_step_fraction,
+                           max_steps=sc.dynamics.max_steps)
+        run = integrate_flow(net, net.join(a0, B0), T, monitor, opts)
+        out = {}
+        if C is not None:
+            for k in RATIOS:
+                out[f"{k}_at_C_T"] = "diverged" if run.diverged else state.get(k, HOLDS)
+        aT, BT = net.split(last["theta"])
+        r = net.residual(last["theta"])
+        values = {"width": float(m), **{f"ratio_{k}": v for k, v in worst.items()},
+                  "a_T": float(np.linalg.norm(aT)), "B_move_T": float(np.linalg.norm(BT - B0)),
+                  "risk_T": float(r @ r) / (2 * len(r)), "steps": float(run.steps),
+                  "rejected": float(run.rejected), "error_theta": run.error_theta, "seconds": run.seconds,
+                  "t_end": run.t_end}
+        note = run.divergence if (run.diverged or run.stopped_early) and run.divergence else None
+        return TrialResult(index, out, values, note=note)
+
+    def summarize(self, sc, ctx, rows, trials) -> None:
+        if not trials:
+            return
+        widths = ctx.arrays["widths"]
+        by = {r.name: r for r in rows}
+        wv = np.array([t.values["width"] for t in trials])
+        complete = all(int(np.sum(wv == w)) == ctx.arrays["per"] for w in widths)
+        boot_rng = np.random.default_rng(np.random.SeedSequence(sc.seed, spawn_key=(2,)))
+        table = []
+        for w in widths:
+            sel = [t for t in trials if t.values["width"] == w]
+            table.append({"m": w, **{f"C_hat_{k}": max(t.values[f"ratio_{k}"] for t in sel)
+                                     for k in RATIOS + ("variant",)},
+                          "a_T_median": float(np.median([t.values["a_T"] for t in sel])),
+                          "B_move_T_median": float(np.median([t.values["B_move_T"] for t in sel])),
+                          "risk_T_median": float(np.median([t.values["risk_T"] for t in sel])),
+                          "steps_median": float(np.median([t.values["steps"] for t in sel])),
+                          "seconds_median": float(np.median([t.values["seconds"] for t in sel]))})
+        ctx.quantities["per_width"] = table
+        for name, key in (("a_norm", "a_norm"), ("B_norm", "B_norm"), ("B_move", "B_move"),
+                          ("variant_misscaled", "variant")):
+            row = by[name]
+            row.measured = len(trials)
+            if not complete:
+                continue  # a width lost trials (numerical errors): no slope
+            vals = np.array([[t.values[f"ratio_{key}"] for t in trials if t.values["width"] == w]
+                             for w in widths])
+            if np.any(vals <= 0) or not np.all(np.isfinite(vals)):
+                continue
+            est, boot = loglog_slope(np.array(widths, float), vals, sc.claim.bootstrap, boot_rng)
+            row.estimate, row.boot = est, boot
+            row.figures.update({"slope": est, "C_hat_per_width": [round(float(v), 6) for v in vals.max(axis=1)]})
