@@ -20,11 +20,11 @@ from .checks.base import DIVERGED, ERROR, HOLDS, UNDECIDED, VIOLATION, Check, Co
 from .errors import ExitCode, UserError
 from .scenario import BaseScenario, resolve
 from .stats import FAIL, INCONCLUSIVE, PASS, ClaimRow, decide, trials_needed
-from .trials import data_rng, run_one, run_trials, trial_seed_sequence
+from .trials import available_cores, data_rng, run_one, run_trials, trial_seed_sequence
 
 #: named overrides and the scenario keys they set
 OPTION_KEYS = {"m": "network.m", "n": "data.n", "d": "data.d", "trials": "trials",
-               "seed": "seed", "confidence": "confidence"}
+               "seed": "seed", "confidence": "confidence", "workers": "compute.workers"}
 MAX_TRIALS = 100_000
 
 
@@ -154,7 +154,7 @@ def replay_command(check: Check, sc: BaseScenario, trial: int) -> str:
         parts += ["--labels", str(Path(sc.data.labels.path).resolve())]
     for key, value in _flat_diff(default, now):
         if key in ("seed", "trials", "confidence", "data.source", "data.path", "data.labels.source",
-                   "data.labels.path"):
+                   "data.labels.path", "compute.workers"):
             continue
         if sc.data.source == "file" and key in ("data.n", "data.d"):
             continue
@@ -213,7 +213,8 @@ def run_check(name: str, scenario: str | Path | dict | None = None, *,
         ctx.notes.append(f"one fixed data set: {n_trials} trial run instead of {sc.trials}.")
     if on_plan is not None:
         on_plan(n_trials)
-    results = run_trials(check, sc, ctx, range(n_trials), on_trial)
+    workers = available_cores() if sc.compute.workers == "auto" else sc.compute.workers
+    results = run_trials(check, sc, ctx, range(n_trials), on_trial, workers=min(workers, n_trials))
     by_name = {r.name: r for r in rows}
     errors = []
     findings: list[dict[str, Any]] = []

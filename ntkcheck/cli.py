@@ -84,6 +84,7 @@ def _check_command(name: str) -> click.Command:
     @click.option("--trials", type=TrialsType(), help="Number of trials, or 'auto' (the default).")
     @click.option("--seed", type=int, help="Root seed.")
     @click.option("--confidence", type=float, help="Family-wise confidence (default 0.95).")
+    @click.option("--workers", type=click.IntRange(min=1), help="Worker processes (default: the available cores).")
     @click.option("--data", "data", type=click.Path(), help="Inputs from .npy, .npz or .csv (rows are samples).")
     @click.option("--labels", "labels", type=click.Path(),
                   help="Labels from .npy, .npz or .csv (one value per data row), for checks that train.")
@@ -92,10 +93,10 @@ def _check_command(name: str) -> click.Command:
     @click.option("--junit", "junit_path", type=click.Path(), help="Write JUnit XML (one testcase per claim).")
     @click.option("--replay", type=int, metavar="TRIAL", help="Re-run trial TRIAL alone and print all its quantities.")
     @click.option("--debug", is_flag=True, help="Show the traceback of an internal error.")
-    def command(scenario, m, n, d, trials, seed, confidence, data, labels, sets, json_path, junit_path,
+    def command(scenario, m, n, d, trials, seed, confidence, workers, data, labels, sets, json_path, junit_path,
                 replay, debug):
-        overrides = {k: v for k, v in dict(m=m, n=n, d=d, trials=trials, seed=seed,
-                                           confidence=confidence).items() if v is not None}
+        overrides = {k: v for k, v in dict(m=m, n=n, d=d, trials=trials, seed=seed, confidence=confidence,
+                                           workers=workers).items() if v is not None}
         if data is not None:
             overrides["data"] = data
         if labels is not None:

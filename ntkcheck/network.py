@@ -32,16 +32,71 @@ def neuron_slices(m: int, chunk: int) -> Iterator[slice]:
         yield slice(start, min(m, start + chunk))
 
 
+_U32 = float(np.finfo(np.float32).eps) / 2
+
+
+def float32_error_bound(Wc: np.ndarray, X: np.ndarray) -> np.float32:
+    """A bound on |P₃₂ − P₆₄| for P = W Xᵀ formed from float32 copies: rounding of both
+    factors and of a sum of d products is at most (d + 2)·u₃₂·‖w_k‖·‖x_i‖ (Cauchy–Schwarz),
+    doubled for safety."""
+    d = X.shape[1]
+    return np.float32(2 * (d + 2) * _U32 * float(np.sqrt((Wc * Wc).sum(axis=1).max()))
+                      * float(np.sqrt((X * X).sum(axis=1).max())))
+
+
+def undecided_entries(P: np.ndarray, center: float, tau: np.float32) -> np.ndarray:
+    """Flat indices of the entries of P within tau of ±center (two passes, no float temporaries)."""
+    if center == 0:
+        mask = P <= tau
+        mask &= P >= -tau
+    else:
+        c = np.float32(center)
+        mask = P <= c + tau
+        mask &= P >= c - tau
+        hit = np.flatnonzero(mask)
+        mask = P >= -c - tau
+        mask &= P <= -c + tau
+        return np.union1d(hit, np.flatnonzero(mask))
+    return np.flatnonzero(mask)
+
+
+def exact_entries(Wc: np.ndarray, X: np.ndarray, idx: np.ndarray, n: int) -> np.ndarray:
+    """The float64 values of the flat entries ``idx`` of W Xᵀ."""
+    k, i = np.divmod(idx, n)
+    return np.einsum("ij,ij->i", Wc[k], X[i])
+
+
+def signs32(Wc: np.ndarray, X: np.ndarray, X32: np.ndarray) -> np.ndarray:
+    """S = 1{W Xᵀ ≥ 0} as float32, with the same signs as the float64 product.
+
+    The product is formed in float32 (half the memory traffic of float64); an entry
+    farther than :func:`float32_error_bound` from 0 has the same sign in both precisions,
+    and the few others (a handful per million) are recomputed in float64. S is written
+    over the product's own buffer, so a chunk allocates one m × n float32 array.
+    """
+    P = Wc.astype(np.float32) @ X32.T
+    idx = undecided_entries(P, 0.0, float32_error_bound(Wc, X))
+    exact = exact_entries(Wc, X, idx, P.shape[1])
+    np.greater_equal(P, 0, out=P, casting="unsafe")
+    P.ravel()[idx] = exact >= 0
+    return P
+
+
 def activation_counts(X: np.ndarray, W: np.ndarray,
                       working_memory_mb: float = DEFAULT_WORKING_MEMORY_MB) -> np.ndarray:
-    """Sᵀ S = [#{k : w_k·x_i ≥ 0 and w_k·x_j ≥ 0}]_ij, exactly, as float64."""
+    """Sᵀ S = [#{k : w_k·x_i ≥ 0 and w_k·x_j ≥ 0}]_ij, exactly, as float64.
+
+    Pre-activations are float32 products whose undecidable signs are settled in float64,
+    the counts float32 products (exact below 2^24 per chunk) summed in float64.
+    """
     X = np.asarray(X, dtype=np.float64)
     W = np.asarray(W, dtype=np.float64)
+    X32 = X.astype(np.float32)
     n = X.shape[0]
     out = np.zeros((n, n), dtype=np.float64)
-    chunk = chunk_rows(n, working_memory_mb)
+    chunk = chunk_rows(n, working_memory_mb, bytes_per_entry=12)
     for sl in neuron_slices(W.shape[0], chunk):
-        S = (W[sl] @ X.T >= 0).astype(np.float32)
+        S = signs32(W[sl], X, X32)
         out += S.T @ S
     return out
 
@@ -54,7 +109,10 @@ def gram_matrix(X: np.ndarray, W: np.ndarray,
     if X.ndim != 2 or W.ndim != 2 or X.shape[1] != W.shape[1]:
         raise ValueError(f"gram_matrix needs X (n×d) and W (m×d); got {X.shape} and {W.shape}")
     m = W.shape[0]
-    return (X @ X.T) * activation_counts(X, W, working_memory_mb) / m
+    H = activation_counts(X, W, working_memory_mb)
+    H *= X @ X.T
+    H /= m
+    return H
 
 
 def memory_limit_bytes() -> int:

@@ -49,6 +49,8 @@ class NetworkSpec(Strict):
 class ComputeSpec(Strict):
     working_memory_mb: float = Field(256.0, gt=0, le=1 << 20,
                                      description="working-memory budget for neuron chunks, in MiB")
+    workers: Union[int, Literal["auto"]] = Field(
+        "auto", description="worker processes for trials; auto = the available cores")
 
 
 class BaseScenario(Strict):
@@ -231,6 +233,8 @@ def resolve(model: type[BaseScenario], default: dict[str, Any], path: str | Path
     if sc.data.source != "file" and sc.data.path:
         raise UserError("scenario key 'data.path' is set but data.source is not file; "
                         "set data.source=file or use --data.")
+    if isinstance(sc.compute.workers, int) and not 1 <= sc.compute.workers <= 512:
+        raise UserError(f"scenario key 'compute.workers' must be between 1 and 512 (got {sc.compute.workers}).")
     if sc.data.labels.source == "file" and not sc.data.labels.path:
         raise UserError("scenario key 'data.labels.path' is required when data.labels.source is file.")
     if sc.data.labels.source != "file" and sc.data.labels.path:

@@ -1,4 +1,4 @@
-"""Running trials: seeding and execution.
+"""Running trials: seeding and execution (serial or in worker processes).
 
 Every random draw comes from ``numpy.random.SeedSequence(seed)`` with a fixed
 spawn key, so any trial can be re-run alone and nothing depends on how trials
@@ -6,12 +6,21 @@ are scheduled or how many there are:
 
 * the data stream (inputs drawn once per run): spawn key ``(0,)``;
 * trial ``i``: spawn key ``(1, i)``.
+
+Every trial runs with one BLAS thread, in the main process or in one of ``workers``
+processes: the arithmetic of a trial is then the same whatever the number of workers
+(a multi-threaded BLAS may sum in another order), so the numbers are identical for
+any worker count. Parallelism comes from running trials side by side.
 """
 from __future__ import annotations
 
+import multiprocessing
+import os
 from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from .checks.base import ERROR, Check, Context, TrialResult, finite
 
@@ -46,12 +55,54 @@ def _errored(check: Check, sc, ctx: Context, index: int, msg: str) -> TrialResul
     return TrialResult(index, {r.name: ERROR for r in rows}, {}, error=msg)
 
 
+def available_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+_STATE: tuple | None = None  # (check, scenario, context) inherited by forked workers
+
+
+def _init_worker() -> None:
+    threadpool_limits(1)
+
+
+def _run_batch(indices: list[int]) -> list[TrialResult]:
+    check, sc, ctx = _STATE
+    return [run_one(check, sc, ctx, i) for i in indices]
+
+
 def run_trials(check: Check, sc, ctx: Context, indices: Iterable[int],
-               on_done: Callable[[TrialResult], None] | None = None) -> list[TrialResult]:
-    out = []
-    for i in indices:
-        res = run_one(check, sc, ctx, i)
-        out.append(res)
-        if on_done is not None:
-            on_done(res)
+               on_done: Callable[[TrialResult], None] | None = None, workers: int = 1) -> list[TrialResult]:
+    """Run the trials, in index order in the result whatever the schedule."""
+    indices = list(indices)
+    out: list[TrialResult] = []
+    if workers <= 1 or len(indices) <= 1:
+        with threadpool_limits(1):
+            for i in indices:
+                res = run_one(check, sc, ctx, i)
+                out.append(res)
+                if on_done is not None:
+                    on_done(res)
+        return out
+    global _STATE
+    _STATE = (check, sc, ctx)
+    size = max(1, len(indices) // (4 * workers))
+    batches = [indices[k:k + size] for k in range(0, len(indices), size)]
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                 initializer=_init_worker) as ex:
+            pending = {ex.submit(_run_batch, b) for b in batches}
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    for res in fut.result():
+                        out.append(res)
+                        if on_done is not None:
+                            on_done(res)
+    finally:
+        _STATE = None
+    out.sort(key=lambda r: r.index)
     return out

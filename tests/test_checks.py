@@ -79,3 +79,26 @@ def test_lemma21_variant_is_a_real_control():
     Y = np.vstack([X, X[0] + 1e-3 * rng.standard_normal(4)])
     lam = ntkcheck.lambda0(Y / np.linalg.norm(Y, axis=1, keepdims=True))
     assert lam.certified_positive and lam.value < 1e-3
+
+
+def _strip_timing(d):
+    if isinstance(d, dict):
+        return {k: _strip_timing(v) for k, v in d.items()
+                if "seconds" not in k and k not in ("workers", "replay")}
+    if isinstance(d, list):
+        return [_strip_timing(v) for v in d]
+    return d
+
+
+@pytest.mark.parametrize("check,kw", [
+    ("lemma23", dict(trials=6, sets=["claim.c=2e3"], **SMALL)),
+    ("cor24", dict(trials=4, n=10, d=6, m=256)),
+    ("thm41", dict(trials=4, m=256)),
+    ("lemma43", dict(trials=2, m=128)),
+])
+def test_numbers_are_identical_for_one_and_two_workers(check, kw):
+    one = ntkcheck.run_check(check, workers=1, **kw).to_dict()
+    two = ntkcheck.run_check(check, workers=2, **kw).to_dict()
+    assert _strip_timing(one) == _strip_timing(two)
+    again = ntkcheck.run_check(check, workers=1, **kw).to_dict()
+    assert _strip_timing(one) == _strip_timing(again)

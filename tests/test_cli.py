@@ -150,6 +150,24 @@ BAD = [
     (["lemma23", "--m", "1000000000000"], "memory"),
     (["lemma99"], "No such command"),
     (["explain", "lemma99"], "unknown check"),
+    (["lemma23", "--workers", "0"], "--workers"),
+    (["lemma21", "--set", "compute.workers=600"], "compute.workers"),
+    (["cor22", "--set", "claim.delta=-0.1"], "claim.delta"),
+    (["cor22", "--data", "{tmp}/dup.npy"], "rows 0 and 3"),
+    (["cor24", "--set", "dynamics.T=-1"], "dynamics.T"),
+    (["cor24", "--set", "dynamics.step=0"], "dynamics.step"),
+    (["cor24", "--set", "dynamics.method=euler"], "dynamics.method"),
+    (["cor24", "--data", "{tmp}/good.npy", "--labels", "{tmp}/short.npy"], "5 labels but the data have 6 rows"),
+    (["cor24", "--labels", "{tmp}/nope.csv"], "does not exist"),
+    (["cor24", "--data", "{tmp}/good.npy", "--labels", "{tmp}/nanlabels.npy"], "non-finite"),
+    (["thm41", "--d", "2"], "d ≥ 3"),
+    (["thm41", "--set", "target.terms=[{family: exp}]"], "target.terms[0].family"),
+    (["thm41", "--set", "target.terms=[{family: cos, direction: 9}]"], "target.terms[0].direction"),
+    (["thm41", "--set", "data.source=gaussian"], "uniform measure"),
+    (["thm41", "--set", "claim.epsilon=1"], "claim.epsilon"),
+    (["lemma43", "--set", "network.widths=[64]"], "at least two widths"),
+    (["lemma43", "--set", "network.widths=[0, 64]"], "positive widths"),
+    (["lemma43", "--set", "target.terms=[{family: linear, weight: 80}]"], "‖f*‖∞ ≤ 1"),
 ]
 
 
@@ -171,12 +189,15 @@ def bad_files(tmp_path):
     np.save(tmp_path / "dup.npy", D)
     (tmp_path / "text.csv").write_text("1,2,3\n4,five,6\n")
     (tmp_path / "x.txt").write_text("1 2 3\n")
+    np.save(tmp_path / "short.npy", np.ones(5))
+    lab = np.ones(6); lab[2] = np.inf
+    np.save(tmp_path / "nanlabels.npy", lab)
     return tmp_path
 
 
 @pytest.mark.parametrize("args,expected", BAD, ids=[" ".join(a) for a, _ in BAD])
 def test_bad_input_is_one_sentence_and_exit_2(ntk, bad_files, args, expected):
-    r = ntk(*[a.format(tmp=bad_files) for a in args])
+    r = ntk(*[a.replace("{tmp}", str(bad_files)) for a in args])
     assert r.code == 2, (r.code, r.out, r.err)
     assert expected in r.err
     assert r.err.startswith("error: ") and r.err.count("\n") == 1

@@ -1,0 +1,129 @@
+"""Fuzzed scenarios and overrides, numerical faults, atomic outputs."""
+import json
+import math
+
+import numpy as np
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import ntkcheck
+from ntkcheck.cli import main
+from ntkcheck.stats import PASS
+
+CHECKS = ["lemma21", "cor22", "lemma23", "cor24", "thm41", "lemma43"]
+
+# small sizes keep every accepted run fast; the values also include bad ones
+ints = st.one_of(st.integers(-3, 3), st.integers(8, 48), st.sampled_from([0, 1, 2**40, -2**31]))
+floats = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0.0, 0.5, 1.0, -1.0, 0.1]))
+scalars = st.one_of(ints, floats, st.booleans(), st.text(max_size=5), st.none())
+KEYS = ["seed", "trials", "confidence", "violation_bound", "data.n", "data.d", "data.source", "network.m",
+        "claim.delta", "claim.c", "claim.epsilon", "claim.variant_rate", "claim.attack_iterations",
+        "dynamics.T", "dynamics.step", "dynamics.method", "compute.working_memory_mb", "bogus.key",
+        "target.quadrature_nodes", "network.widths"]
+
+
+def run_cli(args, capsys):
+    capsys.readouterr()
+    try:
+        main(args)
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def clamp_sizes(sets):
+    """Keep the accepted runs small: large but valid sizes are capped (bad ones are kept)."""
+    return sets + ["trials=2", "compute.workers=1"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(check=st.sampled_from(CHECKS), overrides=st.dictionaries(st.sampled_from(KEYS), scalars, max_size=4))
+def test_fuzzed_overrides_give_a_verdict_or_a_clean_refusal(check, overrides, capsys, tmp_path_factory):
+    sets = []
+    for k, v in overrides.items():
+        if k in ("network.m", "data.n") and isinstance(v, int) and v > 48:
+            v = 48
+        sets.append(f"{k}={yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}")
+    args = [check, "--m", "64", "--n", "8", "--d", "4"]
+    for s in clamp_sizes(sets):
+        args += ["--set", s]
+    j = tmp_path_factory.mktemp("f") / "r.json"
+    code, out, err = run_cli(args + ["--json", str(j)], capsys)
+    assert code in (0, 1, 2, 3), (args, code, err)
+    assert "Traceback" not in err + out
+    if code == 2:
+        assert err.startswith("error: ") and err.count("\n") == 1
+        assert not j.exists()
+    else:
+        text = j.read_text()
+        assert "NaN" not in text and "Infinity" not in text
+        json.loads(text)
+        assert "= nan" not in out.lower() and "=nan" not in out.lower()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(doc=st.recursive(scalars, lambda c: st.one_of(st.lists(c, max_size=3),
+                                                      st.dictionaries(st.sampled_from(KEYS + ["data", "claim"]), c,
+                                                                      max_size=3)), max_leaves=8),
+       check=st.sampled_from(CHECKS))
+def test_fuzzed_scenario_documents(doc, check, capsys, tmp_path_factory):
+    p = tmp_path_factory.mktemp("s") / "s.yaml"
+    p.write_text(yaml.safe_dump(doc))
+    code, out, err = run_cli([check, str(p), "--m", "64", "--n", "8", "--d", "4", "--trials", "2",
+                              "--workers", "1"], capsys)
+    assert code in (0, 1, 2, 3), err
+    assert "Traceback" not in err + out
+
+
+def test_non_finite_values_in_a_trial_are_errors_that_never_pass(monkeypatch, ntk):
+    import ntkcheck.checks.lemma23 as l23
+
+    orig = l23.Lemma23.run_trial
+
+    def poisoned(self, sc, ctx, rng, index):
+        res = orig(self, sc, ctx, rng, index)
+        if index == 1:
+            res.values["certified_norm"] = math.nan
+        return res
+
+    monkeypatch.setattr(l23.Lemma23, "run_trial", poisoned)
+    res = ntkcheck.run_check("lemma23", m=256, n=10, d=4, workers=1)
+    assert res.verdict != PASS
+    assert res.trial_errors and res.trial_errors[0]["trial"] == 1
+    assert "--replay 1" in res.trial_errors[0]["replay"]
+    assert all(r.errors == 1 for r in res.rows)
+    text = json.dumps(res.to_dict(), allow_nan=False)  # no NaN can reach the output
+    assert "NaN" not in text
+
+
+def test_floating_point_faults_become_trial_errors(monkeypatch):
+    import ntkcheck.checks.cor22 as c22
+
+    def overflow(self, sc, ctx, rng, index):
+        np.exp(np.array([1e5]))  # raises FloatingPointError under the trial's errstate
+        raise AssertionError("unreachable")
+
+    monkeypatch.setattr(c22.Cor22, "run_trial", overflow)
+    res = ntkcheck.run_check("cor22", trials=3, m=64, workers=1)
+    assert res.verdict != PASS and len(res.trial_errors) == 3
+    assert "FloatingPointError" in res.trial_errors[0]["error"]
+
+
+def test_a_failed_run_leaves_the_previous_output_intact(monkeypatch, ntk, tmp_path):
+    j, x = tmp_path / "r.json", tmp_path / "r.xml"
+    assert ntk("lemma21", "--trials", "3", "--json", j, "--junit", x).code == 0
+    good_j, good_x = j.read_text(), x.read_text()
+    import ntkcheck.report as rep
+
+    def boom(*a, **k):
+        raise RuntimeError("crash while writing")
+
+    monkeypatch.setattr(rep.json, "dumps", boom)
+    r = ntk("lemma21", "--trials", "3", "--json", j, "--junit", x)
+    assert r.code == 4
+    assert j.read_text() == good_j and x.read_text() == good_x
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json", "r.xml"]  # no temporary left
