@@ -20,7 +20,7 @@ from .checks.base import DIVERGED, ERROR, HOLDS, UNDECIDED, VIOLATION, Check, Co
 from .errors import ExitCode, UserError
 from .scenario import BaseScenario, resolve
 from .stats import FAIL, INCONCLUSIVE, PASS, ClaimRow, decide, trials_needed
-from .trials import available_cores, data_rng, run_one, run_trials, trial_seed_sequence
+from .trials import Interrupted, available_cores, data_rng, run_one, run_trials, trial_seed_sequence
 
 #: named overrides and the scenario keys they set
 OPTION_KEYS = {"m": "network.m", "n": "data.n", "d": "data.d", "trials": "trials",
@@ -45,6 +45,9 @@ class Result:
     trials: int = 0
     trial_errors: list[dict[str, Any]] = field(default_factory=list)
     findings: list[dict[str, Any]] = field(default_factory=list)
+    interrupted: bool = False
+    planned_trials: int = 0
+    scenario_path: str | None = None
     elapsed_seconds: float = 0.0
     ntkcheck_version: str = __version__
 
@@ -54,6 +57,8 @@ class Result:
 
     @property
     def exit_code(self) -> ExitCode:
+        if self.interrupted:
+            return ExitCode.INTERRUPTED
         return {PASS: ExitCode.OK, FAIL: ExitCode.FAILED, INCONCLUSIVE: ExitCode.INCONCLUSIVE}[self.verdict]
 
     @property
@@ -71,6 +76,9 @@ class Result:
             "exit_code": int(self.exit_code),
             "seed": self.seed,
             "trials": self.trials,
+            "planned_trials": self.planned_trials,
+            "interrupted": self.interrupted,
+            "scenario_path": self.scenario_path,
             "scenario": self.scenario,
             "quantities": self.quantities,
             "claims": self.claims,
@@ -186,6 +194,45 @@ def prepare(name: str, scenario, overrides) -> tuple[Check, BaseScenario, Contex
     return check, sc, ctx
 
 
+def trial_count(check: Check, sc: BaseScenario, ctx: Context, rows: list[ClaimRow]) -> tuple[int, str]:
+    """How many trials the run makes, and the rule that fixed the number."""
+    fixed = check.fixed_trials(sc, ctx)
+    if fixed is not None:
+        return fixed, "fixed by the scenario"
+    if sc.trials != "auto":
+        return sc.trials, "set by trials"
+    try:
+        n = trials_needed(rows, sc.confidence, universal_bound=sc.violation_bound, cap=MAX_TRIALS)
+    except ValueError as e:
+        raise UserError(f"trials=auto would need {e.args[0]} trials at confidence "
+                        f"{sc.confidence}; lower the confidence or set --trials.") from None
+    return n, "auto: the fewest for which all-holding trials PASS every primary row"
+
+
+def plan_trials(name: str, scenario=None, **overrides: Any) -> dict[str, Any]:
+    """The trial count a run would use and, per primary row, what that number buys."""
+    check, sc, ctx = prepare(name, scenario, overrides)
+    rows = check.rows(sc, ctx)
+    n, rule = trial_count(check, sc, ctx, rows)
+    alpha = 1.0 - sc.confidence
+    k = max(1, sum(r.primary for r in rows))
+    lines = []
+    for r in rows:
+        if not r.primary:
+            continue
+        if r.kind == "probabilistic":
+            need = trials_needed([r], 1 - alpha / k)
+            lines.append(f"{r.name}: P(holds) ≥ {r.target:g} needs ≥ {need} trials, all holding, at level "
+                         f"α/{k} (Holm's first step); each failing trial raises the count")
+        elif r.kind == "universal":
+            lines.append(f"{r.name}: no violation in {n} trials bounds P(violation) by "
+                         f"{1 - (alpha / k) ** (1 / max(n, 1)):.3g}")
+        else:
+            lines.append(f"{r.name}: slope from the trials at each width, bootstrap interval")
+    workers = available_cores() if sc.compute.workers == "auto" else sc.compute.workers
+    return {"trials": n, "rule": rule, "confidence": sc.confidence, "rows": lines, "workers": workers}
+
+
 def run_check(name: str, scenario: str | Path | dict | None = None, *,
               on_trial: Callable[[TrialResult], None] | None = None,
               on_plan: Callable[[int], None] | None = None, **overrides: Any) -> Result:
@@ -198,23 +245,19 @@ def run_check(name: str, scenario: str | Path | dict | None = None, *,
     t0 = time.perf_counter()
     check, sc, ctx = prepare(name, scenario, overrides)
     rows = check.rows(sc, ctx)
-    n_trials = check.fixed_trials(sc, ctx)
-    if n_trials is None:
-        if sc.trials == "auto":
-            try:
-                n_trials = trials_needed(rows, sc.confidence, universal_bound=sc.violation_bound,
-                                         cap=MAX_TRIALS)
-            except ValueError as e:
-                raise UserError(f"trials=auto would need {e.args[0]} trials at confidence "
-                                f"{sc.confidence}; lower the confidence or set --trials.") from None
-        else:
-            n_trials = sc.trials
-    elif sc.trials not in ("auto", n_trials):
+    n_trials, _ = trial_count(check, sc, ctx, rows)
+    if check.name == "lemma21" and check.fixed_trials(sc, ctx) and sc.trials not in ("auto", n_trials):
         ctx.notes.append(f"one fixed data set: {n_trials} trial run instead of {sc.trials}.")
     if on_plan is not None:
         on_plan(n_trials)
     workers = available_cores() if sc.compute.workers == "auto" else sc.compute.workers
-    results = run_trials(check, sc, ctx, range(n_trials), on_trial, workers=min(workers, n_trials))
+    interrupted = False
+    try:
+        results = run_trials(check, sc, ctx, range(n_trials), on_trial, workers=min(workers, n_trials))
+    except Interrupted as e:
+        results, interrupted = e.done, True
+        ctx.notes.append(f"interrupted: {len(results)} of {n_trials} trials were done; the verdicts below "
+                         "are those of the trials done.")
     by_name = {r.name: r for r in rows}
     errors = []
     findings: list[dict[str, Any]] = []
@@ -253,7 +296,8 @@ def run_check(name: str, scenario: str | Path | dict | None = None, *,
                              "a divergence is a finding, never a pass.")
     return Result(check=check.name, title=check.title, statement=check.statement, source=check.source,
                   verdict=verdict, seed=sc.seed, scenario=sc.model_dump(), quantities=ctx.quantities,
-                  rows=rows, notes=ctx.notes, trials=n_trials, trial_errors=errors, findings=findings,
+                  rows=rows, notes=ctx.notes, trials=len(results), trial_errors=errors, findings=findings,
+                  interrupted=interrupted, planned_trials=n_trials,
                   elapsed_seconds=time.perf_counter() - t0)
 
 

@@ -5,17 +5,22 @@ version and a request to report it (``--debug`` shows the traceback).
 """
 from __future__ import annotations
 
+import os
 import sys
 import traceback
+from pathlib import Path
 
 import click
+from rich import box
+from rich.table import Table
+from rich.text import Text
 
 from . import __version__
 from .api import replay_trial, run_check
 from .checks import REGISTRY, get_check
 from .errors import ExitCode, UserError
-from .report import (check_writable, make_console, render, render_replay, to_json, to_junit,
-                     write_atomic)
+from .report import (check_writable, is_plain, make_console, render, render_replay, to_json, to_junit,
+                     verdict_line, write_atomic)
 from .scenario import describe_keys
 
 ISSUES_URL = "the ntkcheck issue tracker"
@@ -73,36 +78,116 @@ def explain_cmd(check: str) -> None:
     click.echo("\n".join(out))
 
 
+class Progress:
+    """A rich progress bar on a terminal (stderr), shown once a run has lasted about a second;
+    nothing at all in pipes, CI logs, or with --quiet."""
+
+    def __init__(self, enabled: bool, label: str):
+        import time as _time
+
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+        self.enabled = enabled and self.console.is_terminal and "CI" not in os.environ
+        self.label, self.total, self.done = label, None, 0
+        self.t0 = _time.perf_counter()
+        self._time = _time
+        self.bar = None
+
+    def plan(self, n: int) -> None:
+        self.total = n
+
+    def advance(self, _res=None) -> None:
+        self.done += 1
+        if not self.enabled:
+            return
+        if self.bar is None and self._time.perf_counter() - self.t0 > 1.0:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn,
+                                       TimeRemainingColumn)
+            self.bar = RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                    TimeRemainingColumn(), console=self.console, transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task(self.label, total=self.total, completed=self.done)
+        if self.bar is not None:
+            rate = self.done / max(self._time.perf_counter() - self.t0, 1e-9)
+            self.bar.update(self.task, completed=self.done,
+                            description=f"{self.label} ({rate:.1f} trials/s)")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+
+def run_with_progress(name, scenario, overrides, quiet: bool):
+    prog = Progress(not quiet, f"ntkcheck {name}")
+    try:
+        return run_check(name, scenario, on_trial=prog.advance, on_plan=prog.plan, **overrides)
+    finally:
+        prog.close()
+
+
+def _overrides(m, n, d, trials, seed, confidence, workers, data, labels, sets) -> dict:
+    out = {k: v for k, v in dict(m=m, n=n, d=d, trials=trials, seed=seed, confidence=confidence,
+                                 workers=workers).items() if v is not None}
+    if data is not None:
+        out["data"] = data
+    if labels is not None:
+        out["labels"] = labels
+    if sets:
+        out["sets"] = list(sets)
+    return out
+
+
+def scenario_options(f):
+    """The overrides every check-running command takes (SPEC section 4)."""
+    for opt in reversed([
+        click.option("--m", "m", type=int, help="Width (network.m)."),
+        click.option("--n", "n", type=int, help="Number of data points (data.n)."),
+        click.option("--d", "d", type=int, help="Input dimension (data.d)."),
+        click.option("--trials", type=TrialsType(), help="Number of trials, or 'auto' (the default)."),
+        click.option("--seed", type=int, help="Root seed."),
+        click.option("--confidence", type=float, help="Family-wise confidence (default 0.95)."),
+        click.option("--workers", type=click.IntRange(min=1), help="Worker processes (default: the available cores)."),
+        click.option("--data", "data", type=click.Path(), help="Inputs from .npy, .npz or .csv (rows are samples)."),
+        click.option("--labels", "labels", type=click.Path(),
+                     help="Labels from .npy, .npz or .csv (one value per data row), for checks that train."),
+        click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any scenario key."),
+    ]):
+        f = opt(f)
+    return f
+
+
+def output_options(f):
+    for opt in reversed([
+        click.option("--json", "json_path", type=click.Path(), help="Write the result as JSON."),
+        click.option("--junit", "junit_path", type=click.Path(), help="Write JUnit XML (one testcase per claim)."),
+        click.option("--quiet", "-q", is_flag=True, help="Print only the verdict line."),
+        click.option("--debug", is_flag=True, help="Show the traceback of an internal error."),
+    ]):
+        f = opt(f)
+    return f
+
+
+def _write_outputs(results, json_path, junit_path, many: bool) -> None:
+    if json_path:
+        obj = {"results": [r.to_dict() for r in results]} if many else results[0].to_dict()
+        write_atomic(json_path, to_json(obj))
+    if junit_path:
+        write_atomic(junit_path, to_junit(results))
+
+
 def _check_command(name: str) -> click.Command:
     cls = REGISTRY[name]
 
     @click.command(name, help=f"{cls.title}.\n\n{cls.statement}\n\nSource: {cls.source}.")
     @click.argument("scenario", required=False, type=click.Path(dir_okay=False))
-    @click.option("--m", "m", type=int, help="Width (network.m).")
-    @click.option("--n", "n", type=int, help="Number of data points (data.n).")
-    @click.option("--d", "d", type=int, help="Input dimension (data.d).")
-    @click.option("--trials", type=TrialsType(), help="Number of trials, or 'auto' (the default).")
-    @click.option("--seed", type=int, help="Root seed.")
-    @click.option("--confidence", type=float, help="Family-wise confidence (default 0.95).")
-    @click.option("--workers", type=click.IntRange(min=1), help="Worker processes (default: the available cores).")
-    @click.option("--data", "data", type=click.Path(), help="Inputs from .npy, .npz or .csv (rows are samples).")
-    @click.option("--labels", "labels", type=click.Path(),
-                  help="Labels from .npy, .npz or .csv (one value per data row), for checks that train.")
-    @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any scenario key.")
-    @click.option("--json", "json_path", type=click.Path(), help="Write the result as JSON.")
-    @click.option("--junit", "junit_path", type=click.Path(), help="Write JUnit XML (one testcase per claim).")
+    @scenario_options
+    @output_options
     @click.option("--replay", type=int, metavar="TRIAL", help="Re-run trial TRIAL alone and print all its quantities.")
-    @click.option("--debug", is_flag=True, help="Show the traceback of an internal error.")
     def command(scenario, m, n, d, trials, seed, confidence, workers, data, labels, sets, json_path, junit_path,
-                replay, debug):
-        overrides = {k: v for k, v in dict(m=m, n=n, d=d, trials=trials, seed=seed, confidence=confidence,
-                                           workers=workers).items() if v is not None}
-        if data is not None:
-            overrides["data"] = data
-        if labels is not None:
-            overrides["labels"] = labels
-        if sets:
-            overrides["sets"] = list(sets)
+                quiet, debug, replay):
+        overrides = _overrides(m, n, d, trials, seed, confidence, workers, data, labels, sets)
         if json_path:
             check_writable(json_path, "--json")
         if junit_path:
@@ -114,15 +199,159 @@ def _check_command(name: str) -> click.Command:
             if json_path:
                 write_atomic(json_path, to_json(rep.to_dict()))
             sys.exit(int(ExitCode.OK))
-        result = run_check(name, scenario, **overrides)
-        render(result, console)
-        if json_path:
-            write_atomic(json_path, to_json(result.to_dict()))
-        if junit_path:
-            write_atomic(junit_path, to_junit([result]))
+        result = run_with_progress(name, scenario, overrides, quiet)
+        if quiet:
+            console.print(verdict_line(result, is_plain(console)))
+        else:
+            render(result, console)
+        _write_outputs([result], json_path, junit_path, many=False)
         sys.exit(int(result.exit_code))
 
     return command
+
+
+def combined_exit(results) -> ExitCode:
+    """Any interrupted → 130; else any fail → 1; else any inconclusive → 3; else 0."""
+    codes = {r.exit_code for r in results}
+    for c in (ExitCode.INTERRUPTED, ExitCode.FAILED, ExitCode.INCONCLUSIVE):
+        if c in codes:
+            return c
+    return ExitCode.OK
+
+
+def collect_scenarios(paths) -> list[Path]:
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(q for q in p.rglob("*.yaml") if q.is_file())
+            if not found:
+                raise UserError(f"folder '{p}' holds no *.yaml scenario files.")
+            files += found
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise UserError(f"scenario path '{p}' does not exist.")
+    return files
+
+
+@cli.command("run")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--workers", type=click.IntRange(min=1), help="Worker processes (default: the available cores).")
+@output_options
+def run_cmd(paths, workers, json_path, junit_path, quiet, debug):
+    """Run scenario files and folders (recursively, *.yaml): one table each and a summary.
+
+    Each file names its check with a top-level `check:` key.
+    """
+    from .scenario import load_yaml
+
+    if json_path:
+        check_writable(json_path, "--json")
+    if junit_path:
+        check_writable(junit_path, "--junit")
+    files = collect_scenarios(paths)
+    plan = []
+    for f in files:
+        doc = load_yaml(f)
+        check = doc.get("check")
+        if not isinstance(check, str):
+            raise UserError(f"scenario file '{f}' has no 'check:' key naming its check "
+                            f"({', '.join(REGISTRY)}).")
+        get_check(check)
+        plan.append((f, check))
+    console = make_console()
+    results = []
+    for f, check in plan:
+        overrides = {"workers": workers} if workers else {}
+        res = run_with_progress(check, f, overrides, quiet)
+        res.scenario_path = str(f)
+        results.append(res)
+        if quiet:
+            console.print(Text(f"{f}: ") + verdict_line(res, is_plain(console)))
+        else:
+            console.print(Text(f"== {f}", style="bold"))
+            render(res, console)
+        if res.interrupted:
+            break
+    code = combined_exit(results)
+    if not quiet:
+        table = Table(title="summary", box=box.ASCII if is_plain(console) else box.SIMPLE_HEAVY)
+        for col in ("scenario", "check", "verdict", "trials", "seconds"):
+            table.add_column(col)
+        for r in results:
+            table.add_row(r.scenario_path, r.check, r.verdict.upper() + (" (interrupted)" if r.interrupted else ""),
+                          str(r.trials), f"{r.elapsed_seconds:.2f}")
+        console.print(table)
+        console.print(f"overall: exit {int(code)}")
+    _write_outputs(results, json_path, junit_path, many=True)
+    sys.exit(int(code))
+
+
+@cli.command("plan")
+@click.argument("check")
+@click.argument("scenario", required=False, type=click.Path(dir_okay=False))
+@scenario_options
+@click.option("--pilot", type=click.IntRange(min=1, max=50), default=2, show_default=True,
+              help="Trials of the pilot run that times one trial.")
+@click.option("--debug", is_flag=True, help="Show the traceback of an internal error.")
+def plan_cmd(check, scenario, m, n, d, trials, seed, confidence, workers, data, labels, sets, pilot, debug):
+    """The trials a run needs for the requested confidence, and its expected time (from a pilot)."""
+    import time as _time
+
+    from .api import plan_trials
+
+    overrides = _overrides(m, n, d, trials, seed, confidence, workers, data, labels, sets)
+    info = plan_trials(check, scenario, **overrides)
+    t0 = _time.perf_counter()
+    pilot_overrides = {**overrides, "trials": min(pilot, info["trials"]), "workers": 1}
+    if check == "lemma43":  # trials are per width there; one pilot trial per width
+        pilot_overrides["trials"] = 1
+    res = run_check(check, scenario, **pilot_overrides)
+    per_trial = (_time.perf_counter() - t0) / max(res.trials, 1)
+    w = info["workers"]
+    click.echo(f"{check}: {info['trials']} trials ({info['rule']}), confidence {info['confidence']}")
+    for line in info["rows"]:
+        click.echo(f"  {line}")
+    click.echo(f"pilot: {res.trials} trials in {per_trial * res.trials:.2f} s ({per_trial:.3f} s per trial, "
+               "start-up included)")
+    click.echo(f"expected: about {per_trial * info['trials'] / min(w, info['trials']):.1f} s with {w} worker(s)")
+
+
+@cli.command("sweep")
+@click.argument("check")
+@click.argument("scenario", required=False, type=click.Path(dir_okay=False))
+@click.option("--over", "over", multiple=True, required=True, metavar="KEY=V1,V2,...",
+              help="A scenario key and its values; repeat for a grid.")
+@scenario_options
+@click.option("--csv", "csv_path", type=click.Path(), help="Write one row per grid point and claim as CSV.")
+@click.option("--plot", "plot_path", type=click.Path(), help="Draw the observed quantities against the bounds (PNG).")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the summary line.")
+@click.option("--debug", is_flag=True, help="Show the traceback of an internal error.")
+def sweep_cmd(check, scenario, over, m, n, d, trials, seed, confidence, workers, data, labels, sets,
+              csv_path, plot_path, quiet, debug):
+    """Run CHECK over a grid of scenario values; verdicts and key figures per grid point."""
+    from . import sweep as sw
+
+    get_check(check)
+    grid = sw.parse_grid(over)
+    if csv_path:
+        check_writable(csv_path, "--csv")
+    if plot_path:
+        check_writable(plot_path, "--plot")
+        sw.require_matplotlib()
+    overrides = _overrides(m, n, d, trials, seed, confidence, workers, data, labels, sets)
+    console = make_console()
+    points = sw.run_grid(check, scenario, grid, overrides,
+                         lambda point: run_with_progress(check, scenario, point, quiet=True))
+    if not quiet:
+        sw.render_grid(points, grid, console)
+    if csv_path:
+        write_atomic(csv_path, sw.to_csv(points, grid))
+    if plot_path:
+        sw.plot(points, grid, check, plot_path)
+    code = combined_exit([p["result"] for p in points])
+    console.print(f"sweep: {len(points)} grid points, exit {int(code)}")
+    sys.exit(int(code))
 
 
 for _name in REGISTRY:

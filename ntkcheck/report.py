@@ -136,9 +136,15 @@ def render(result: Result, console: Console) -> None:
     for name in result.weak_variants:
         console.print(f"  warning: variant row '{name}' (a known-false reading) did not FAIL: "
                       "the check lacks power in this scenario.")
-    style = None if plain else STYLE[result.verdict]
-    console.print(Text(f"verdict: {result.verdict.upper()} ({result.trials} trials, "
-                       f"{result.elapsed_seconds:.2f} s, exit {int(result.exit_code)})", style=style))
+    console.print(verdict_line(result, plain))
+
+
+def verdict_line(result: Result, plain: bool = True) -> Text:
+    done = (f"INTERRUPTED after {result.trials} of {result.planned_trials} trials; " if result.interrupted
+            else "")
+    return Text(f"verdict: {done}{result.verdict.upper()} ({result.trials} trials, "
+                f"{result.elapsed_seconds:.2f} s, exit {int(result.exit_code)})",
+                style=None if plain else STYLE[result.verdict])
 
 
 def render_replay(rep: Replay, console: Console) -> None:

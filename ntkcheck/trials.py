@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
@@ -67,6 +68,7 @@ _STATE: tuple | None = None  # (check, scenario, context) inherited by forked wo
 
 def _init_worker() -> None:
     threadpool_limits(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
 
 
 def _run_batch(indices: list[int]) -> list[TrialResult]:
@@ -74,35 +76,55 @@ def _run_batch(indices: list[int]) -> list[TrialResult]:
     return [run_one(check, sc, ctx, i) for i in indices]
 
 
+class Interrupted(Exception):
+    """Raised by :func:`run_trials` on Ctrl-C; carries the trials finished so far."""
+
+    def __init__(self, done: list[TrialResult]):
+        super().__init__("interrupted")
+        self.done = sorted(done, key=lambda r: r.index)
+
+
 def run_trials(check: Check, sc, ctx: Context, indices: Iterable[int],
                on_done: Callable[[TrialResult], None] | None = None, workers: int = 1) -> list[TrialResult]:
-    """Run the trials, in index order in the result whatever the schedule."""
+    """Run the trials, in index order in the result whatever the schedule.
+
+    Ctrl-C stops the run: :class:`Interrupted` carries the finished trials.
+    """
     indices = list(indices)
     out: list[TrialResult] = []
+
+    def take(res: TrialResult) -> None:
+        out.append(res)
+        if on_done is not None:
+            on_done(res)
+
     if workers <= 1 or len(indices) <= 1:
-        with threadpool_limits(1):
-            for i in indices:
-                res = run_one(check, sc, ctx, i)
-                out.append(res)
-                if on_done is not None:
-                    on_done(res)
+        try:
+            with threadpool_limits(1):
+                for i in indices:
+                    take(run_one(check, sc, ctx, i))
+        except KeyboardInterrupt:
+            raise Interrupted(out) from None
         return out
     global _STATE
     _STATE = (check, sc, ctx)
-    size = max(1, len(indices) // (4 * workers))
+    size = max(1, min(4, len(indices) // (4 * workers)))  # small batches: smooth progress, prompt Ctrl-C
     batches = [indices[k:k + size] for k in range(0, len(indices), size)]
+    ex = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_init_worker)
     try:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
-                                 initializer=_init_worker) as ex:
-            pending = {ex.submit(_run_batch, b) for b in batches}
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    for res in fut.result():
-                        out.append(res)
-                        if on_done is not None:
-                            on_done(res)
+        pending = {ex.submit(_run_batch, b) for b in batches}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                for res in fut.result():
+                    take(res)
+    except KeyboardInterrupt:
+        for proc in list(getattr(ex, "_processes", {}).values()):  # stop the batches in flight
+            proc.terminate()
+        ex.shutdown(wait=False, cancel_futures=True)
+        raise Interrupted(out) from None
     finally:
         _STATE = None
+    ex.shutdown(wait=True)
     out.sort(key=lambda r: r.index)
     return out

@@ -1,0 +1,112 @@
+"""Batch and CI workflow: run, smoke set, sweep with CSV and plot, plan, quiet, progress, Ctrl-C."""
+import builtins
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_smoke_set_covers_every_check_and_passes(ntk, tmp_path):
+    from ntkcheck.checks import REGISTRY
+
+    j, x = tmp_path / "s.json", tmp_path / "s.xml"
+    t0 = time.perf_counter()
+    r = ntk("run", ROOT / "scenarios" / "smoke", "--json", j, "--junit", x)
+    elapsed = time.perf_counter() - t0
+    assert r.code == 0, r.out[-2000:]
+    d = json.loads(j.read_text())
+    assert sorted(res["check"] for res in d["results"]) == sorted(REGISTRY)
+    assert len(ET.parse(x).getroot().findall("testsuite")) == len(REGISTRY)
+    assert "summary" in r.out and "overall: exit 0" in r.out
+    print(f"smoke set: {elapsed:.1f} s")  # the README quotes this figure; the budget is 60 s
+
+
+def test_run_combines_exit_codes(ntk, tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "ok.yaml").write_text("check: lemma21\ntrials: 3\ndata: {n: 8, d: 4}\n")
+    (tmp_path / "a" / "bad.yaml").write_text("check: cor22\ntrials: 3\nnetwork: {m: 64}\ndata: {n: 8, d: 4}\n")
+    (tmp_path / "inc.yaml").write_text("check: lemma23\ntrials: 3\nnetwork: {m: 64}\ndata: {n: 8, d: 4}\n")
+    r = ntk("run", tmp_path / "a", "-q")
+    assert r.code == 1  # any fail → 1
+    r = ntk("run", tmp_path / "inc.yaml", tmp_path / "a" / "ok.yaml", "-q")
+    assert r.code == 3  # else any inconclusive → 3
+    assert r.out.count("verdict:") == 2
+    (tmp_path / "nocheck.yaml").write_text("seed: 1\n")
+    r = ntk("run", tmp_path / "nocheck.yaml")
+    assert r.code == 2 and "check:" in r.err
+
+
+def test_sweep_table_csv_and_plot(ntk, tmp_path):
+    pytest.importorskip("matplotlib")
+    c, p = tmp_path / "s.csv", tmp_path / "s.png"
+    r = ntk("sweep", "lemma23", "--over", "network.m=128,512", "--over", "claim.c=1e3,1e5",
+            "--n", "10", "--d", "4", "--trials", "4", "--csv", c, "--plot", p)
+    assert r.code in (1, 3)
+    assert "sweep: 4 grid points" in r.out
+    rows = list(csv.DictReader(io.StringIO(c.read_text())))
+    assert len(rows) == 8  # 4 grid points × 2 claims
+    assert {"network.m", "claim.c", "claim", "verdict", "ci_low", "certified_median", "threshold"} <= set(rows[0])
+    assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 10_000
+
+
+def test_plot_without_matplotlib_says_how_to_install_it(ntk, monkeypatch, tmp_path):
+    real = builtins.__import__
+
+    def fake(name, *a, **k):
+        if name.startswith("matplotlib"):
+            raise ImportError(name)
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", fake)
+    r = ntk("sweep", "lemma21", "--over", "data.n=5,10", "--plot", tmp_path / "x.png")
+    assert r.code == 2 and "pip install 'ntkcheck[plot]'" in r.err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_bad_over_is_refused(ntk):
+    assert ntk("sweep", "lemma21", "--over", "data.n").code == 2
+    assert ntk("sweep", "lemma21", "--over", "data.n=5,,6").code == 2
+    r = ntk("sweep", "lemma21", "--over", "nope.key=1,2")
+    assert r.code == 2 and "unknown scenario key 'nope'" in r.err
+
+
+def test_plan_prints_trials_and_expected_time(ntk):
+    r = ntk("plan", "lemma23", "--m", "256")
+    assert r.code == 0
+    assert "36 trials" in r.out and "expected: about" in r.out and "pilot:" in r.out
+
+
+def test_quiet_prints_only_the_verdict_line(ntk):
+    r = ntk("lemma21", "--trials", "3", "--quiet")
+    assert r.code == 0 and r.out.strip().count("\n") == 0 and r.out.startswith("verdict: PASS")
+
+
+def test_no_progress_bar_in_a_pipe():
+    p = subprocess.run([sys.executable, "-m", "ntkcheck", "lemma23", "--m", "512", "--trials", "40"],
+                       capture_output=True, text=True, timeout=120, env={**os.environ, "CI": ""})
+    assert p.returncode in (0, 3)
+    assert p.stderr == "" and "\x1b[" not in p.stdout
+
+
+def test_ctrl_c_prints_the_partial_table_writes_json_and_exits_130(tmp_path):
+    j = tmp_path / "r.json"
+    proc = subprocess.Popen([sys.executable, "-m", "ntkcheck", "cor24", "--trials", "500", "--workers", "2",
+                             "--n", "10", "--d", "6", "--m", "256", "--json", str(j)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "INTERRUPTED after" in out and "Traceback" not in err
+    d = json.loads(j.read_text())
+    assert d["interrupted"] is True and 0 < d["trials"] < 500 and d["exit_code"] == 130
