@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 
 from .network import chunk_rows, neuron_slices
 
@@ -163,11 +164,15 @@ def critical_radius(X: np.ndarray, W0: np.ndarray, threshold: float, tol: float,
                     working_memory_mb: float) -> float:
     """sup{R : λ_max(E(R)) < threshold − tol}: the largest radius still certified.
 
-    λ_max(E(R)) is a nondecreasing step function of R that jumps only at the
-    values |w_k(0)·x_i|, and E_ii = c_i/m gives λ_max(E) ≥ max_i c_i/m, so once
-    some input has ⌈m·threshold⌉ flippable signs the certificate is lost. Only
-    the (few) entries below that cap matter; a binary search over their sorted
-    values gives the exact supremum (ties switch on together, as in E(R)).
+    λ_max(E(R)) is a nondecreasing step function of R that jumps only at the values
+    |w_k(0)·x_i|. Two cheap lower bounds on it, each a function of the counts
+    c_i(R) = #{k : |w_k(0)·x_i| ≤ R}, say where the certificate is certainly lost:
+    λ_max(E) ≥ E_ii = c_i/m, and, with the unit vector 1/√n,
+    λ_max(E) ≥ (1/n) Σ_ij E_ij ≥ (1/(n m)) Σ_i g_i c_i with g_i = Σ_j |x_i·x_j|
+    (because c_i + c_j − (AᵀA)_ij ≥ c_i). Only the entries below the smaller of the two
+    caps matter, a small sparse set (of the order of n·m·threshold/mean(g) entries);
+    a binary search over their sorted values gives the exact supremum. Memory stays
+    within the chunk budget plus that set, whatever m is.
     """
     n = X.shape[0]
     m = W0.shape[0]
@@ -175,33 +180,41 @@ def critical_radius(X: np.ndarray, W0: np.ndarray, threshold: float, tol: float,
     if target <= 0:
         return 0.0
     G = np.abs(X @ X.T)
+    g = G.sum(axis=1)
     k_cap = int(np.ceil(target * m))
-    # per input, the k_cap-th smallest |w·x_i| bounds the useful radii
     chunk = chunk_rows(n, working_memory_mb, bytes_per_entry=24)
     if k_cap > m:
         cap = np.inf
-    else:
+    else:  # per input, the k_cap-th smallest |w·x_i|: the diagonal bound's cap
         keep = np.empty((0, n))
         for sl in neuron_slices(m, chunk):
-            absP = np.abs(W0[sl] @ X.T)
-            both = np.vstack([keep, absP])
+            both = np.vstack([keep, np.abs(W0[sl] @ X.T)])
             kk = min(k_cap, both.shape[0])
             keep = np.partition(both, kk - 1, axis=0)[:kk]
         cap = float(keep.max(axis=0).min()) if keep.shape[0] >= k_cap else np.inf
-    # the neurons with an entry under the cap, as a dense block of |w_k·x_i| (inf above the cap)
-    blocks = []
+        del keep
+    rows, cols, vals = [], [], []
     for sl in neuron_slices(m, chunk):
         absP = np.abs(W0[sl] @ X.T)
-        near = absP <= cap
-        rows_any = near.any(axis=1)
-        blocks.append(np.where(near[rows_any], absP[rows_any], np.inf))
-    B = np.vstack(blocks) if blocks else np.empty((0, n))
-    vals = np.sort(B[np.isfinite(B)])
+        k, i = np.nonzero(absP <= cap)
+        rows.append((k + sl.start).astype(np.int64))
+        cols.append(i.astype(np.int32))
+        vals.append(absP[k, i])
+    rows, cols, vals = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+    order = np.argsort(vals, kind="stable")
+    rows, cols, vals = rows[order], cols[order], vals[order]
+    # the averaged bound: once Σ_i g_i c_i ≥ n·m·target the certificate is lost
+    reach = np.searchsorted(np.cumsum(g[cols]), n * m * target)
+    if reach < vals.size:
+        cut = np.searchsorted(vals, vals[reach], side="right")
+        rows, cols, vals = rows[:cut], cols[:cut], vals[:cut]
+        cap = float(vals[-1])
 
-    def lam(j: int) -> float:  # λ_max(E) at R = vals[j]: entries ≤ vals[j] are flippable
-        A = (B <= vals[j]).astype(np.float64)
-        c = A.sum(axis=0)
-        E = G * (c[:, None] + c[None, :] - A.T @ A) / m
+    def lam(j: int) -> float:  # λ_max(E) at R = vals[j]: the entries ≤ vals[j] are flippable
+        upto = np.searchsorted(vals, vals[j], side="right")
+        A = sparse.csr_matrix((np.ones(upto), (rows[:upto], cols[:upto])), shape=(m, n))
+        c = np.bincount(cols[:upto], minlength=n).astype(float)
+        E = G * (c[:, None] + c[None, :] - (A.T @ A).toarray()) / m
         return float(np.linalg.eigvalsh(E)[-1])
 
     if vals.size == 0:

@@ -40,8 +40,8 @@ def float32_error_bound(Wc: np.ndarray, X: np.ndarray) -> np.float32:
     factors and of a sum of d products is at most (d + 2)·u₃₂·‖w_k‖·‖x_i‖ (Cauchy–Schwarz),
     doubled for safety."""
     d = X.shape[1]
-    return np.float32(2 * (d + 2) * _U32 * float(np.sqrt((Wc * Wc).sum(axis=1).max()))
-                      * float(np.sqrt((X * X).sum(axis=1).max())))
+    return np.float32(2 * (d + 2) * _U32 * float(np.sqrt(np.einsum("ij,ij->i", Wc, Wc).max()))
+                      * float(np.sqrt(np.einsum("ij,ij->i", X, X).max())))
 
 
 def undecided_entries(P: np.ndarray, center: float, tau: np.float32) -> np.ndarray:
@@ -83,7 +83,8 @@ def signs32(Wc: np.ndarray, X: np.ndarray, X32: np.ndarray) -> np.ndarray:
 
 
 def activation_counts(X: np.ndarray, W: np.ndarray,
-                      working_memory_mb: float = DEFAULT_WORKING_MEMORY_MB) -> np.ndarray:
+                      working_memory_mb: float = DEFAULT_WORKING_MEMORY_MB,
+                      dtype: type | None = np.float64) -> np.ndarray:
     """Sᵀ S = [#{k : w_k·x_i ≥ 0 and w_k·x_j ≥ 0}]_ij, exactly, as float64.
 
     Pre-activations are float32 products whose undecidable signs are settled in float64,
@@ -93,12 +94,17 @@ def activation_counts(X: np.ndarray, W: np.ndarray,
     W = np.asarray(W, dtype=np.float64)
     X32 = X.astype(np.float32)
     n = X.shape[0]
-    out = np.zeros((n, n), dtype=np.float64)
     chunk = chunk_rows(n, working_memory_mb, bytes_per_entry=12)
+    out = None
     for sl in neuron_slices(W.shape[0], chunk):
         S = signs32(W[sl], X, X32)
-        out += S.T @ S
-    return out
+        if out is None and sl.stop == W.shape[0]:  # one chunk: its float32 counts are exact
+            out = S.T @ S
+        else:
+            out = (S.T @ S).astype(np.float64) if out is None else out + S.T @ S
+    if out is None:
+        out = np.zeros((n, n))
+    return out if dtype is None else out.astype(dtype, copy=False)
 
 
 def gram_matrix(X: np.ndarray, W: np.ndarray,
@@ -109,8 +115,8 @@ def gram_matrix(X: np.ndarray, W: np.ndarray,
     if X.ndim != 2 or W.ndim != 2 or X.shape[1] != W.shape[1]:
         raise ValueError(f"gram_matrix needs X (n×d) and W (m×d); got {X.shape} and {W.shape}")
     m = W.shape[0]
-    H = activation_counts(X, W, working_memory_mb)
-    H *= X @ X.T
+    H = X @ X.T
+    H *= activation_counts(X, W, working_memory_mb, dtype=None)
     H /= m
     return H
 
