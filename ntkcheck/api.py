@@ -24,7 +24,8 @@ from .trials import Interrupted, available_cores, data_rng, run_one, run_trials,
 
 #: named overrides and the scenario keys they set
 OPTION_KEYS = {"m": "network.m", "n": "data.n", "d": "data.d", "trials": "trials",
-               "seed": "seed", "confidence": "confidence", "workers": "compute.workers"}
+               "seed": "seed", "confidence": "confidence", "workers": "compute.workers",
+               "scheduler": "compute.scheduler"}
 MAX_TRIALS = 100_000
 
 
@@ -162,7 +163,7 @@ def replay_command(check: Check, sc: BaseScenario, trial: int) -> str:
         parts += ["--labels", str(Path(sc.data.labels.path).resolve())]
     for key, value in _flat_diff(default, now):
         if key in ("seed", "trials", "confidence", "data.source", "data.path", "data.labels.source",
-                   "data.labels.path", "compute.workers"):
+                   "data.labels.path", "compute.workers", "compute.scheduler"):
             continue
         if sc.data.source == "file" and key in ("data.n", "data.d"):
             continue
@@ -253,7 +254,8 @@ def run_check(name: str, scenario: str | Path | dict | None = None, *,
     workers = available_cores() if sc.compute.workers == "auto" else sc.compute.workers
     interrupted = False
     try:
-        results = run_trials(check, sc, ctx, range(n_trials), on_trial, workers=min(workers, n_trials))
+        results = run_trials(check, sc, ctx, range(n_trials), on_trial, workers=min(workers, n_trials),
+                             scheduler=sc.compute.scheduler)
     except Interrupted as e:
         results, interrupted = e.done, True
         ctx.notes.append(f"interrupted: {len(results)} of {n_trials} trials were done; the verdicts below "

@@ -127,9 +127,9 @@ def run_with_progress(name, scenario, overrides, quiet: bool):
         prog.close()
 
 
-def _overrides(m, n, d, trials, seed, confidence, workers, data, labels, sets) -> dict:
+def _overrides(m, n, d, trials, seed, confidence, workers, scheduler, data, labels, sets) -> dict:
     out = {k: v for k, v in dict(m=m, n=n, d=d, trials=trials, seed=seed, confidence=confidence,
-                                 workers=workers).items() if v is not None}
+                                 workers=workers, scheduler=scheduler).items() if v is not None}
     if data is not None:
         out["data"] = data
     if labels is not None:
@@ -149,6 +149,8 @@ def scenario_options(f):
         click.option("--seed", type=int, help="Root seed."),
         click.option("--confidence", type=float, help="Family-wise confidence (default 0.95)."),
         click.option("--workers", type=click.IntRange(min=1), help="Worker processes (default: the available cores)."),
+        click.option("--scheduler", metavar="ADDRESS",
+                     help="Run the trials on this Dask scheduler (e.g. tcp://host:8786; needs ntkcheck[dask])."),
         click.option("--data", "data", type=click.Path(), help="Inputs from .npy, .npz or .csv (rows are samples)."),
         click.option("--labels", "labels", type=click.Path(),
                      help="Labels from .npy, .npz or .csv (one value per data row), for checks that train."),
@@ -185,9 +187,9 @@ def _check_command(name: str) -> click.Command:
     @scenario_options
     @output_options
     @click.option("--replay", type=int, metavar="TRIAL", help="Re-run trial TRIAL alone and print all its quantities.")
-    def command(scenario, m, n, d, trials, seed, confidence, workers, data, labels, sets, json_path, junit_path,
-                quiet, debug, replay):
-        overrides = _overrides(m, n, d, trials, seed, confidence, workers, data, labels, sets)
+    def command(scenario, m, n, d, trials, seed, confidence, workers, scheduler, data, labels, sets, json_path,
+                junit_path, quiet, debug, replay):
+        overrides = _overrides(m, n, d, trials, seed, confidence, workers, scheduler, data, labels, sets)
         if json_path:
             check_writable(json_path, "--json")
         if junit_path:
@@ -237,8 +239,9 @@ def collect_scenarios(paths) -> list[Path]:
 @cli.command("run")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--workers", type=click.IntRange(min=1), help="Worker processes (default: the available cores).")
+@click.option("--scheduler", metavar="ADDRESS", help="Run the trials on this Dask scheduler (needs ntkcheck[dask]).")
 @output_options
-def run_cmd(paths, workers, json_path, junit_path, quiet, debug):
+def run_cmd(paths, workers, scheduler, json_path, junit_path, quiet, debug):
     """Run scenario files and folders (recursively, *.yaml): one table each and a summary.
 
     Each file names its check with a top-level `check:` key.
@@ -262,7 +265,7 @@ def run_cmd(paths, workers, json_path, junit_path, quiet, debug):
     console = make_console()
     results = []
     for f, check in plan:
-        overrides = {"workers": workers} if workers else {}
+        overrides = {k: v for k, v in (("workers", workers), ("scheduler", scheduler)) if v}
         res = run_with_progress(check, f, overrides, quiet)
         res.scenario_path = str(f)
         results.append(res)
@@ -294,13 +297,14 @@ def run_cmd(paths, workers, json_path, junit_path, quiet, debug):
 @click.option("--pilot", type=click.IntRange(min=1, max=50), default=2, show_default=True,
               help="Trials of the pilot run that times one trial.")
 @click.option("--debug", is_flag=True, help="Show the traceback of an internal error.")
-def plan_cmd(check, scenario, m, n, d, trials, seed, confidence, workers, data, labels, sets, pilot, debug):
+def plan_cmd(check, scenario, m, n, d, trials, seed, confidence, workers, scheduler, data, labels, sets, pilot,
+             debug):
     """The trials a run needs for the requested confidence, and its expected time (from a pilot)."""
     import time as _time
 
     from .api import plan_trials
 
-    overrides = _overrides(m, n, d, trials, seed, confidence, workers, data, labels, sets)
+    overrides = _overrides(m, n, d, trials, seed, confidence, workers, scheduler, data, labels, sets)
     info = plan_trials(check, scenario, **overrides)
     t0 = _time.perf_counter()
     pilot_overrides = {**overrides, "trials": min(pilot, info["trials"]), "workers": 1}
@@ -327,7 +331,7 @@ def plan_cmd(check, scenario, m, n, d, trials, seed, confidence, workers, data, 
 @click.option("--plot", "plot_path", type=click.Path(), help="Draw the observed quantities against the bounds (PNG).")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the summary line.")
 @click.option("--debug", is_flag=True, help="Show the traceback of an internal error.")
-def sweep_cmd(check, scenario, over, m, n, d, trials, seed, confidence, workers, data, labels, sets,
+def sweep_cmd(check, scenario, over, m, n, d, trials, seed, confidence, workers, scheduler, data, labels, sets,
               csv_path, plot_path, quiet, debug):
     """Run CHECK over a grid of scenario values; verdicts and key figures per grid point."""
     from . import sweep as sw
@@ -339,7 +343,7 @@ def sweep_cmd(check, scenario, over, m, n, d, trials, seed, confidence, workers,
     if plot_path:
         check_writable(plot_path, "--plot")
         sw.require_matplotlib()
-    overrides = _overrides(m, n, d, trials, seed, confidence, workers, data, labels, sets)
+    overrides = _overrides(m, n, d, trials, seed, confidence, workers, scheduler, data, labels, sets)
     console = make_console()
     points = sw.run_grid(check, scenario, grid, overrides,
                          lambda point: run_with_progress(check, scenario, point, quiet=True))

@@ -51,6 +51,7 @@ class ComputeSpec(Strict):
                                      description="working-memory budget for neuron chunks, in MiB")
     workers: Union[int, Literal["auto"]] = Field(
         "auto", description="worker processes for trials; auto = the available cores")
+    scheduler: str | None = Field(None, description="address of a Dask distributed scheduler to run trials on")
 
 
 class BaseScenario(Strict):

@@ -24,6 +24,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from .checks.base import ERROR, Check, Context, TrialResult, finite
+from .errors import UserError
 
 DATA_KEY = (0,)
 TRIAL_KEY = 1
@@ -84,9 +85,45 @@ class Interrupted(Exception):
         self.done = sorted(done, key=lambda r: r.index)
 
 
+def _remote_batch(name: str, scenario: dict, ctx: Context, indices: list[int]) -> list[TrialResult]:
+    """A batch of trials on a Dask worker (ntkcheck must be installed there)."""
+    from .checks import get_check
+
+    check = get_check(name)
+    sc = check.scenario_model().model_validate(scenario)
+    with threadpool_limits(1):
+        return [run_one(check, sc, ctx, i) for i in indices]
+
+
+def _run_dask(check: Check, sc, ctx: Context, batches: list[list[int]], address: str, take) -> None:
+    try:
+        from dask.distributed import Client, as_completed
+    except ImportError:
+        raise UserError("--scheduler needs Dask, the optional extra: pip install 'ntkcheck[dask]'.") from None
+    try:
+        client = Client(address, timeout=10)
+    except (OSError, TimeoutError, ValueError) as e:
+        raise UserError(f"cannot reach the Dask scheduler at '{address}': {e}.") from None
+    futures = []
+    try:
+        ctx_f = client.scatter(ctx, broadcast=True)
+        dump = sc.model_dump()
+        futures = [client.submit(_remote_batch, check.name, dump, ctx_f, b, pure=False) for b in batches]
+        for fut in as_completed(futures):
+            for res in fut.result():
+                take(res)
+    except KeyboardInterrupt:
+        client.cancel(futures)
+        raise
+    finally:
+        client.close()
+
+
 def run_trials(check: Check, sc, ctx: Context, indices: Iterable[int],
-               on_done: Callable[[TrialResult], None] | None = None, workers: int = 1) -> list[TrialResult]:
-    """Run the trials, in index order in the result whatever the schedule.
+               on_done: Callable[[TrialResult], None] | None = None, workers: int = 1,
+               scheduler: str | None = None) -> list[TrialResult]:
+    """Run the trials, in index order in the result whatever the schedule: in this process
+    (workers = 1), in ``workers`` forked processes, or on the Dask cluster at ``scheduler``.
 
     Ctrl-C stops the run: :class:`Interrupted` carries the finished trials.
     """
@@ -97,6 +134,16 @@ def run_trials(check: Check, sc, ctx: Context, indices: Iterable[int],
         out.append(res)
         if on_done is not None:
             on_done(res)
+
+    if scheduler:
+        size = max(1, min(16, len(indices) // 64 + 1))
+        try:
+            _run_dask(check, sc, ctx, [indices[k:k + size] for k in range(0, len(indices), size)],
+                      scheduler, take)
+        except KeyboardInterrupt:
+            raise Interrupted(out) from None
+        out.sort(key=lambda r: r.index)
+        return out
 
     if workers <= 1 or len(indices) <= 1:
         try:
