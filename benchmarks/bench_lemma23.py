@@ -1,44 +1,44 @@
-"""Lemma 2.3 cost against width, measured in one run: time per trial and its ratio to one Gram matrix.
+"""Lemma 2.3 time and peak memory against width, measured in one run (one process per width).
 
-    python benchmarks/bench_lemma23.py [--n 50] [--d 10] [--max-log2m 16] [--trials 4]
+    python benchmarks/bench_lemma23.py [--n 200] [--d 10] [--trials 2] [--max-log2m 20]
 
-A trial is one certified pass, the attack (3 iterations × 3 searches over the neurons that can flip a
-sign) and two exact critical-radius searches; the ratio says how many Gram-matrix evaluations of
-the same shape one trial costs.
+Each width runs `ntkcheck lemma23 --n N --d D --m M --trials T --workers 1` in a fresh process and
+reads its peak resident memory from the OS; the last column is the time per trial divided by m,
+which stays flat when the cost is linear in m.
 """
 from __future__ import annotations
 
 import argparse
 import resource
+import subprocess
+import sys
 import time
-
-import numpy as np
-
-import ntkcheck
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=50)
+    ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--d", type=int, default=10)
-    ap.add_argument("--max-log2m", type=int, default=16)
-    ap.add_argument("--trials", type=int, default=4)
+    ap.add_argument("--trials", type=int, default=2)
+    ap.add_argument("--min-log2m", type=int, default=10)
+    ap.add_argument("--max-log2m", type=int, default=20)
     a = ap.parse_args()
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((a.n, a.d))
-    X /= np.linalg.norm(X, axis=1, keepdims=True)
-    print(f"{'m':>8} {'s/trial':>9} {'gram ms':>9} {'trial/gram':>10} {'peak RSS MiB':>12}")
-    for k in range(10, a.max_log2m + 1, 2):
+    print(f"lemma23, n={a.n}, d={a.d}, {a.trials} trials per width, 1 worker")
+    print(f"{'m':>9} {'seconds':>9} {'s/trial':>9} {'peak RSS MiB':>13} {'µs per trial per neuron':>24}")
+    for k in range(a.min_log2m, a.max_log2m + 1, 2):
         m = 1 << k
-        W = rng.standard_normal((m, a.d))
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         t0 = time.perf_counter()
-        ntkcheck.gram_matrix(X, W)
-        tg = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        ntkcheck.run_check("lemma23", m=m, n=a.n, d=a.d, trials=a.trials)
-        tt = (time.perf_counter() - t0) / a.trials
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"{m:>8} {tt:>9.4f} {tg * 1e3:>9.2f} {tt / tg:>10.1f} {rss:>12.0f}")
+        p = subprocess.run([sys.executable, "-m", "ntkcheck", "lemma23", "--n", str(a.n), "--d", str(a.d),
+                            "--m", str(m), "--trials", str(a.trials), "--workers", "1", "--quiet"],
+                           capture_output=True, text=True)
+        dt = time.perf_counter() - t0
+        if p.returncode not in (0, 1, 3):
+            print(p.stderr)
+            raise SystemExit(1)
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        rss = max(peak, before) / 1024
+        print(f"{m:>9} {dt:>9.2f} {dt / a.trials:>9.3f} {rss:>13.0f} {1e6 * dt / a.trials / m:>24.2f}")
 
 
 if __name__ == "__main__":
