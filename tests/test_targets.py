@@ -8,7 +8,7 @@ from scipy.optimize import minimize
 import ntkcheck
 from ntkcheck.kernels import kappa1
 from ntkcheck.rf import kernel_matrix, quad_form, trust_region
-from ntkcheck.stats import FAIL, PASS
+from ntkcheck.stats import FAIL
 from ntkcheck.targets import Target, Term, phi
 
 
@@ -160,7 +160,6 @@ def test_thm41_with_a_data_file_uses_the_exact_empirical_risk(tmp_path):
     assert res.quantities["measure"].startswith("empirical")
     rep = ntkcheck.replay_trial("thm41", 0, data=str(tmp_path / "x.npy"), m=512)
     # recompute the proof witness's empirical risk by hand
-    tg = target(5)
     tg = Target([Term("cos", 1.0, np.eye(5)[0], omega=1.0), Term("sign", 0.5, np.eye(5)[1])], 5)
     from ntkcheck.trials import trial_seed_sequence
     B = np.random.default_rng(trial_seed_sequence(0, 0)).standard_normal((512, 5))

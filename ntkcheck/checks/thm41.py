@@ -24,7 +24,6 @@ from typing import Literal, Union
 import numpy as np
 from pydantic import Field
 
-from .. import data as data_mod
 from ..errors import UserError
 from ..network import require_memory
 from ..rf import kernel_matrix, quad_form, trust_region
