@@ -247,8 +247,6 @@ def run_check(name: str, scenario: str | Path | dict | None = None, *,
     check, sc, ctx = prepare(name, scenario, overrides)
     rows = check.rows(sc, ctx)
     n_trials, _ = trial_count(check, sc, ctx, rows)
-    if check.name == "lemma21" and check.fixed_trials(sc, ctx) and sc.trials not in ("auto", n_trials):
-        ctx.notes.append(f"one fixed data set: {n_trials} trial run instead of {sc.trials}.")
     if on_plan is not None:
         on_plan(n_trials)
     workers = available_cores() if sc.compute.workers == "auto" else sc.compute.workers

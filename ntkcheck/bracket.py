@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
+from .kernels import eigenvalue_tolerance
 from .network import chunk_rows, neuron_slices
 
 _EPS = np.finfo(np.float64).eps
@@ -44,11 +45,6 @@ class Certificate:
     SS: np.ndarray  # Sᵀ S of W(0): activation counts
     active: np.ndarray  # neurons with at least one flippable sign (the only ones a move can change)
     tol: float  # floating-point allowance on eigenvalues of these n×n matrices
-
-
-def _sym_tol(*mats: np.ndarray) -> float:
-    n = mats[0].shape[0]
-    return 8.0 * n * _EPS * max(float(np.abs(M).sum(axis=1).max()) for M in mats)
 
 
 def certify(X: np.ndarray, W0: np.ndarray, R: float, working_memory_mb: float) -> Certificate:
@@ -75,7 +71,7 @@ def certify(X: np.ndarray, W0: np.ndarray, R: float, working_memory_mb: float) -
     wE, VE = np.linalg.eigh(E)
     return Certificate(H0=H0, E=E, lam_max_E=float(wE[-1]), lam_min_H0=float(wH[0]),
                        v_min_H0=VH[:, 0], v_perron=np.abs(VE[:, -1]), counts=cnt, SS=SS,
-                       active=np.concatenate(active), tol=_sym_tol(H0, E))
+                       active=np.concatenate(active), tol=eigenvalue_tolerance(H0, E))
 
 
 def _attack_pass(X: np.ndarray, G: np.ndarray, W0: np.ndarray, R: float, v: np.ndarray,

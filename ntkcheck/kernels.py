@@ -48,6 +48,14 @@ def h_infinity(X: np.ndarray) -> np.ndarray:
     return G * kappa0(C)
 
 
+def eigenvalue_tolerance(*mats: np.ndarray) -> float:
+    """Floating-point allowance on the eigenvalues of symmetric n × n matrices formed in
+    float64: 8 n u max_i Σ_j |M_ij| over the matrices (a bound on ‖M‖₂ times the
+    eigensolver's backward error)."""
+    n = mats[0].shape[0]
+    return 8.0 * n * _EPS * max(float(np.abs(M).sum(axis=1).max()) for M in mats)
+
+
 @dataclass(frozen=True)
 class Lambda0:
     """λ0 = λ_min(H∞) with a bound on its floating-point error."""

@@ -189,6 +189,12 @@ class Target:
             out += tm.weight * self.F(j, np.clip(X @ tm.direction, -1.0, 1.0))
         return out
 
+    def sup_abs_bound(self) -> float:
+        """An upper bound on sup_x |f*(x)|: Σ_j |w_j| (max |F_j| on a fine grid + F_j's error)."""
+        grid = np.linspace(-1.0, 1.0, 4001)
+        return sum(abs(tm.weight) * (float(np.max(np.abs(F(grid)))) + F_err)
+                   for tm, (F, _, F_err, _) in zip(self.terms, self._interpolants))
+
     def error_pointwise(self, X: np.ndarray) -> np.ndarray:
         """Error estimate of f*(x) (the same for every x: the sup over the grid)."""
         return np.full(X.shape[0], sum(abs(tm.weight) * it[2] for tm, it in zip(self.terms, self._interpolants)))

@@ -24,7 +24,7 @@ from pydantic import Field
 
 from .. import data as data_mod
 from ..dynamics import FlowOptions, Spectrum, gradient_descent, integrate_flow
-from ..kernels import h_infinity
+from ..kernels import eigenvalue_tolerance, h_infinity
 from ..network import NTKNetwork, require_memory
 from ..scenario import Strict
 from ..stats import UNIVERSAL, ClaimRow
@@ -157,15 +157,8 @@ class Cor24(Check):
             W0m = W0
 
             def monitor(p):
-                H = net.gram(p.theta)
-                w, V = np.linalg.eigh(H)
-                eig_tol = 8 * n * _EPS * float(np.abs(H).sum(axis=1).max()) + lam.error
-                spec = Spectrum(w[-1], w[0], go=True, eigvals=w, eigvecs=V)
-                if w[0] < l0 / 2 - eig_tol:  # hypothesis fails at this step
-                    tr.hyp_failed_at = p.t
-                    spec.go = False
-                    return spec
-                if p.step == 0:  # t = 0: the conclusions hold with equality
+                spec = _hypothesis(net, p, l0, lam.error, tr)
+                if not spec.go or p.step == 0:  # hypothesis failed, or t = 0 (equality)
                     return spec
                 loss = float(p.residual @ p.residual)
                 e = p.error_u
@@ -175,7 +168,6 @@ class Cor24(Check):
                 dist = float(np.sqrt(((p.theta.reshape(m, d) - W0m) ** 2).sum(axis=1)).max())
                 tr.check("flow_weights", dist, R_prime, p.error_theta)
                 tr.t_h, tr.loss_h = p.t, loss
-                tr.lam_min_low = min(tr.lam_min_low, w[0])
                 return spec
 
             opts = FlowOptions(rtol=sc.dynamics.rtol, min_step_fraction=sc.dynamics.min_step_fraction,
@@ -211,21 +203,16 @@ class Cor24(Check):
             q = 1.0 - eta * l0 / 2
 
             def gd_monitor(p):
-                H = net.gram(p.theta)
-                w = np.linalg.eigvalsh(H)
-                eig_tol = 8 * n * _EPS * float(np.abs(H).sum(axis=1).max()) + lam.error
-                if w[0] < l0 / 2 - eig_tol:
-                    g.hyp_failed_at = p.t
-                    return Spectrum(w[-1], w[0], go=False)
-                if p.step == 0:
-                    return Spectrum(w[-1], w[0], go=True)
+                spec = _hypothesis(net, p, l0, lam.error, g)
+                if not spec.go or p.step == 0:
+                    return spec
                 loss = float(p.residual @ p.residual)
                 bound = (q ** p.step) * loss0 if q > 0 else 0.0
                 g.check("gd", loss, bound, 64 * _EPS * loss0 * (1 + p.step))
                 if meth == "gd":
                     g.check("variant", loss, math.exp(-vr * l0 * p.t) * loss0, 64 * _EPS * loss0 * (1 + p.step))
                 g.t_h, g.loss_h, g.k_h = p.t, loss, p.step
-                return Spectrum(w[-1], w[0], go=True)
+                return spec
 
             run = gradient_descent(net, theta0, eta, K, gd_monitor)
             if run.diverged:
@@ -285,6 +272,18 @@ class Cor24(Check):
         vw = col("variant_worst_ratio")
         if vw.size:
             by["variant_fast_rate"].figures["worst_ratio_to_bound"] = float(vw.max())
+
+
+def _hypothesis(net: NTKNetwork, p, l0: float, l0_error: float, tracker: "_Tracker") -> Spectrum:
+    """H at this step and its spectrum; go=False (and the time recorded) when
+    λ_min(H) < λ0/2 beyond the floating-point allowance, i.e. the hypothesis fails here."""
+    H = net.gram(p.theta)
+    w, V = np.linalg.eigh(H)
+    tracker.lam_min_low = min(tracker.lam_min_low, w[0])
+    go = w[0] >= l0 / 2 - (eigenvalue_tolerance(H) + l0_error)
+    if not go:
+        tracker.hyp_failed_at = p.t
+    return Spectrum(w[-1], w[0], go=go, eigvals=w, eigvecs=V)
 
 
 class _Tracker:

@@ -74,6 +74,8 @@ class Lemma21(Check):
             notes.append(f"hypothesis fails: {data_mod.describe_pairs(a['parallel'])} are parallel "
                          f"(|cos| = 1), so λ0 = {a['lambda0']:.3g} (error {a['lambda0_error']:.1g}) "
                          "and Lemma 2.1 says nothing about these data.")
+        if sc.data.source == "file" and sc.trials not in ("auto", 1):
+            notes.append(f"one fixed data set: 1 trial runs instead of {sc.trials}.")
         return Context(quantities=q, notes=notes, arrays={"X": inputs.X, "file": sc.data.source == "file"})
 
     def fixed_trials(self, sc, ctx):

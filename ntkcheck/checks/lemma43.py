@@ -100,10 +100,7 @@ class Lemma43(Check):
         inputs = load_inputs(sc, explicit, rng)
         d = inputs.d
         tg = build_target(sc.target, d)
-        # ‖f*‖∞ ≤ Σ_j |w_j| sup|F_j| (a certified upper bound on the interpolants' grid)
-        grid = np.linspace(-1, 1, 4001)
-        sup_f = sum(abs(tm.weight) * float(np.max(np.abs(tg.F(j, grid)))) + abs(tm.weight) * it[2]
-                    for j, (tm, it) in enumerate(zip(tg.terms, tg._interpolants)))
+        sup_f = tg.sup_abs_bound()  # ‖f*‖∞ ≤ Σ_j |w_j| sup|F_j|
         if sup_f > 1:
             raise UserError(f"the target may exceed 1 in absolute value (sup|f*| ≤ {sup_f:.3g}), but Lemma 4.3 "
                             "assumes ‖f*‖∞ ≤ 1; scale the target's weights down.")
