@@ -25,10 +25,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import sparse
+from scipy import linalg, sparse
 
 from .kernels import eigenvalue_tolerance
-from .network import chunk_rows, neuron_slices
+from .network import (CountSum, chunk_rows, gram_of_rows, neuron_slices, sign_pass, single_blas,
+                      work_threads)
 
 _EPS = np.finfo(np.float64).eps
 
@@ -47,78 +48,190 @@ class Certificate:
     tol: float  # floating-point allowance on eigenvalues of these n×n matrices
 
 
+#: below this fraction of flippable entries, AᵀA is a sparse product (cost Σ_k r_k², r_k the
+#: flippable entries of neuron k) rather than a dense one (cost m n²/2)
+_SPARSE_FRACTION = 0.01
+
+
+@dataclass
+class Flippable:
+    """A = [1{|w_k·x_i| ≤ R}] accumulated over neuron chunks: AᵀA, c = Aᵀ1, active neurons."""
+
+    n: int
+    m: int
+    threads: int
+
+    def __post_init__(self) -> None:
+        self.counts = np.zeros(self.n)
+        self.active: list[np.ndarray] = []
+        self.sparse_AA = None
+        self.dense = CountSum(self.n, self.m, self.threads)
+        self.dense_used = False
+
+    def add(self, start: int, rows: int, flat: np.ndarray) -> None:
+        """Chunk of ``rows`` neurons from ``start``; ``flat`` the flat indices of its flippable entries."""
+        k, i = np.divmod(flat, self.n)
+        self.counts += np.bincount(i, minlength=self.n)
+        self.active.append(start + np.unique(k))
+        if flat.size > _SPARSE_FRACTION * rows * self.n:
+            A = np.zeros((rows, self.n), dtype=np.float32)
+            A.ravel()[flat] = 1.0
+            self.dense.add(A)
+            self.dense_used = True
+        else:
+            A = sparse.csr_matrix((np.ones(flat.size), (k, i)), shape=(rows, self.n))
+            AA = (A.T @ A).toarray()
+            self.sparse_AA = AA if self.sparse_AA is None else self.sparse_AA + AA
+
+    def gram(self) -> np.ndarray:
+        AA = self.dense.total().astype(np.float64) if self.dense_used else np.zeros((self.n, self.n))
+        return AA if self.sparse_AA is None else AA + self.sparse_AA
+
+
 def certify(X: np.ndarray, W0: np.ndarray, R: float, working_memory_mb: float) -> Certificate:
-    """One pass over neurons: H(W(0)) and the certified bound E for radius R."""
-    n = X.shape[0]
-    m = W0.shape[0]
-    G = X @ X.T
-    SS = np.zeros((n, n))
-    AA = np.zeros((n, n))
-    cnt = np.zeros(n)
-    active = []
-    chunk = chunk_rows(n, working_memory_mb, bytes_per_entry=24)
-    for sl in neuron_slices(m, chunk):
-        P = W0[sl] @ X.T
-        S = (P >= 0).astype(np.float32)
-        A = (np.abs(P) <= R).astype(np.float32)
-        SS += S.T @ S
-        AA += A.T @ A
-        cnt += A.sum(axis=0, dtype=np.float64)
-        active.append(sl.start + np.flatnonzero(A.any(axis=1)))
-    H0 = G * SS / m
-    E = np.abs(G) * (cnt[:, None] + cnt[None, :] - AA) / m
-    wH, VH = np.linalg.eigh(H0)
-    wE, VE = np.linalg.eigh(E)
+    """One pass over neurons: H(W(0)) and the certified bound E for radius R.
+
+    The pass is the Gram-matrix pass of :mod:`ntkcheck.network` (float32 products with exact
+    signs, threaded count products): the flippable entries |w·x| ≤ R are the ones that pass
+    already recomputes in float64, so A costs no extra product; AᵀA is sparse while A is.
+    """
+    n, m = X.shape[0], W0.shape[0]
+    X32 = X.astype(np.float32)
+    # work arrays: float32 S, its bool mask, float64 P if the band is wide, A, index lists
+    chunk = max(1, min(m, chunk_rows(n, working_memory_mb, bytes_per_entry=40)))
+    threads = work_threads(n, chunk)
+    SS = CountSum(n, m, threads)
+    flip = Flippable(n, m, threads)
+    buf = np.empty((chunk, n), dtype=np.float32)
+    G = None
+    with single_blas(threads):
+        for sl in neuron_slices(m, chunk):
+            S = buf[: sl.stop - sl.start]
+            idx, vals = sign_pass(W0[sl], X, X32, S, radius=R, threads=threads)
+            flip.add(sl.start, S.shape[0], idx[np.abs(vals) <= R])
+            got = SS.add(S, [(n * X.shape[1] / 2, lambda: gram_of_rows(X))] if G is None else [])
+            G = got[0] if G is None else G
+    if G is None:
+        G = gram_of_rows(X)
+    H0 = G * SS.total() / m
+    cnt = flip.counts
+    E = np.abs(G) * (cnt[:, None] + cnt[None, :] - flip.gram()) / m
+    # only the extreme eigenpairs are needed (LAPACK's syevr on an index range)
+    wH, VH = linalg.eigh(H0, subset_by_index=[0, 0])
+    wE, VE = linalg.eigh(E, subset_by_index=[n - 1, n - 1])
+    active = np.concatenate(flip.active) if flip.active else np.zeros(0, dtype=np.int64)
     return Certificate(H0=H0, E=E, lam_max_E=float(wE[-1]), lam_min_H0=float(wH[0]),
-                       v_min_H0=VH[:, 0], v_perron=np.abs(VE[:, -1]), counts=cnt, SS=SS,
-                       active=np.concatenate(active), tol=eigenvalue_tolerance(H0, E))
+                       v_min_H0=VH[:, 0], v_perron=np.abs(VE[:, -1]), counts=cnt, SS=SS.total().astype(np.float64),
+                       active=active, tol=eigenvalue_tolerance(H0, E))
+
+
+def _quad(Sv: np.ndarray, X32: np.ndarray, G32: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Per neuron k, ‖z_k‖² and z_k·x_i for z_k = Σ_i (s_k v)_i x_i: through the d-vectors z_k
+    when d < n (products of size chunk × n × d), through G = X Xᵀ otherwise."""
+    if G32 is None:
+        Z = Sv @ X32
+        return np.einsum("kj,kj->k", Z, Z), Z @ X32.T
+    zx = Sv @ G32
+    return np.einsum("ki,ki->k", zx, Sv), zx
 
 
 def _attack_pass(X: np.ndarray, G: np.ndarray, W0: np.ndarray, R: float, v: np.ndarray,
-                 sign: float, working_memory_mb: float) -> np.ndarray:
+                 sign: float, working_memory_mb: float,
+                 moves: np.ndarray | None = None) -> np.ndarray:
     """Best per-neuron pushes for the objective sign·vᵀΔHv.
 
     ``W0`` holds only the neurons that can change a sign; returns S'ᵀS' − SᵀS over
-    them, so H(W) = G ∘ (SᵀS of W(0) + returned change)/m.
+    them, so H(W) = G ∘ (SᵀS of W(0) + returned change)/m. If ``moves`` (m × d) is given,
+    the chosen pushes are written there (W = W0 + moves is the point of the ball tried).
+
+    Choosing the pushes is a heuristic and runs in float32; what is returned is exact: the
+    signs of the W actually tried come from :func:`ntkcheck.network.sign_pass` (the signs of
+    the float64 product), and the change of the counts, (S'ᵀS' − SᵀS) = sym((S' − S)ᵀ(S' + S)),
+    is an integer matrix formed from the few signs that changed.
     """
     n = X.shape[0]
     m, d = W0.shape
-    SS = np.zeros((n, n))
-    chunk = chunk_rows(n, working_memory_mb, bytes_per_entry=160)
+    X32 = X.astype(np.float32)
+    G32 = None if d < n else G.astype(np.float32)
+    v32 = v.astype(np.float32)
+    vv = v32 * v32
+    out = np.zeros((n, n))
+    chunk = max(1, min(m, chunk_rows(n, working_memory_mb, bytes_per_entry=64), 1 << 23))
+    threads = work_threads(n, chunk)
     shrink = 1.0 - 8 * _EPS  # keeps ‖R·u‖ ≤ R after rounding
     for sl in neuron_slices(m, chunk):
         Wc = W0[sl]
-        P = Wc @ X.T
-        S = P >= 0
-        A = np.abs(P) <= R
-        Sv = S * v
-        base = np.einsum("ki,ki->k", Sv @ G, Sv)
-        zx = Sv @ G  # z_k·x_i
-        d_on = np.where(S, -1.0, 1.0)  # push direction that flips sign i: +x_i turns on
-        gain1 = sign * (2.0 * d_on * v * zx + v * v)  # first-order gain of flipping i alone
-        gain1 = np.where(A, gain1, -np.inf)
-        best_i = np.argmax(gain1, axis=1)
-        has = np.isfinite(gain1[np.arange(Wc.shape[0]), best_i])
-        U1 = d_on[np.arange(Wc.shape[0]), best_i][:, None] * X[best_i]
-        wts = np.where(np.isfinite(gain1) & (gain1 > 0), gain1 * d_on, 0.0)
-        U2 = wts @ X
-        cands = [U1, U2]
-        best_gain = np.zeros(Wc.shape[0])
-        best_U = np.zeros((Wc.shape[0], d))
-        for U in cands:
+        rows = Wc.shape[0]
+        r = np.arange(rows)
+        S = np.empty((rows, n), dtype=np.float32)
+        with single_blas(threads):
+            idx, vals = sign_pass(Wc, X, X32, S, radius=R, threads=threads)
+        flip = 1 - 2 * S  # d_i: −1 if the sign is on (push along −x_i), +1 if off
+        frozen = np.ones((rows, n), dtype=bool)  # signs no push of length R can flip
+        frozen.ravel()[idx[np.abs(vals) <= R]] = False
+        base, zx = _quad(S * v32, X32, G32)
+        # first-order gain of flipping sign i alone: sign·(2 d_i v_i (z·x_i) + v_i²), where
+        # in place, float32
+        g = zx
+        g *= v32
+        g *= 2
+        g *= flip
+        g += vv
+        if sign < 0:
+            np.negative(g, out=g)
+        np.copyto(g, np.float32(-np.inf), where=frozen)
+        best_i = np.argmax(g, axis=1)
+        has = np.isfinite(g[r, best_i])
+        U1 = flip[r, best_i].astype(np.float64)[:, None] * X[best_i]
+        np.maximum(g, 0, out=g)  # gain-weighted push over the profitable flips
+        g *= flip
+        U2 = (g @ X32).astype(np.float64)
+        del g, zx
+        best_gain = np.zeros(rows, dtype=np.float32)
+        best_U = np.zeros((rows, d))
+        Q = np.empty((rows, n), dtype=np.float32)
+        for U in (U1, U2):
             nu = np.linalg.norm(U, axis=1)
             ok = has & (nu > 0)
             Uu = np.where(ok[:, None], U / np.where(nu > 0, nu, 1.0)[:, None], 0.0) * (R * shrink)
-            Sc = ((Wc + Uu) @ X.T) >= 0
-            q = Sc * v
-            val = sign * (np.einsum("ki,ki->k", q @ G, q) - base)
+            np.matmul((Wc + Uu).astype(np.float32), X32.T, out=Q)  # approximate signs: a heuristic
+            np.greater_equal(Q, 0, out=Q, casting="unsafe")
+            Q *= v32
+            val = sign * (_quad(Q, X32, G32)[0] - base)
             better = ok & (val > best_gain)
             best_gain = np.where(better, val, best_gain)
             best_U[better] = Uu[better]
-        Sf = (((Wc + best_U) @ X.T) >= 0).astype(np.float32)  # the W actually tried
-        S32 = S.astype(np.float32)
-        SS += Sf.T @ Sf - S32.T @ S32
-    return SS
+        del Q
+        if moves is not None:
+            moves[sl] = best_U
+        moved = np.flatnonzero(best_U.any(axis=1))
+        if moved.size == 0:
+            continue
+        if moved.size < rows // 2:
+            Wm, Sm = Wc[moved] + best_U[moved], S[moved]
+        else:  # most neurons moved: skip the copies (unmoved rows keep their signs)
+            Wm, Sm = Wc + best_U, S
+        Sf = np.empty_like(Sm)
+        with single_blas(threads):
+            sign_pass(Wm, X, X32, Sf, threads=threads)  # the W actually tried, exact signs
+        ch = np.flatnonzero(Sf != Sm)
+        if ch.size == 0:
+            continue
+        k, i = np.divmod(ch, n)
+        ks, kinv = np.unique(k, return_inverse=True)  # rows with a changed sign
+        T = Sf[ks]
+        T += Sm[ks]  # S' + S on those rows
+        if ch.size <= _SPARSE_FRACTION * Sm.size:
+            D = sparse.csr_matrix((Sf.ravel()[ch] - Sm.ravel()[ch], (i, kinv)), shape=(n, ks.size))
+            M = np.asarray(D @ T, dtype=np.float64)
+        else:
+            Dd = np.zeros((ks.size, n), dtype=np.float32)
+            Dd[kinv, i] = Sf.ravel()[ch] - Sm.ravel()[ch]
+            M = (Dd.T @ T).astype(np.float64)  # |entries| ≤ 2·chunk ≤ 2^24: exact in float32
+        M += M.T
+        M /= 2  # M + Mᵀ = 2(S'ᵀS' − SᵀS): even, so halving is exact
+        out += M
+    return out
 
 
 @dataclass
@@ -131,7 +244,7 @@ def attack(X: np.ndarray, W0: np.ndarray, R: float, cert: Certificate, iteration
            working_memory_mb: float) -> Attack:
     """Search the ball for large ‖ΔH‖₂ and small λ_min(H(W)) (lower/upper bounds)."""
     m = W0.shape[0]
-    G = X @ X.T
+    G = gram_of_rows(X)
     H0 = cert.H0
     best_norm = 0.0
     best_min = cert.lam_min_H0  # W = W(0) is in the ball

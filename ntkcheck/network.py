@@ -5,19 +5,38 @@ H = (X Xᵀ) ∘ (Sᵀ S)/m with S = 1{W Xᵀ ≥ 0} (m × n).
 
 Sᵀ S is a matrix of integer counts: it is formed in float32, which is exact for
 0/1 products up to 2^24 terms, one neuron chunk at a time (chunks never exceed
-2^24 neurons) and accumulated in float64, which stays exact up to 2^53. Memory
-is bounded by the working-memory budget, not by m (as in scikit-learn's
-``pairwise_distances_chunked``).
+2^24 neurons) and accumulated in float32 while the total stays below 2^24, in
+float64 (exact to 2^53) beyond. Memory is bounded by the working-memory budget,
+not by m (as in scikit-learn's ``pairwise_distances_chunked``).
+
+Speed. The signs come from a float32 product W Xᵀ whose entries too close to 0
+to be sure of are recomputed in float64 (:func:`sign_pass`). When BLAS may use
+several threads, the work is split by hand instead of leaving it to BLAS: the
+elementwise passes are split over neurons, and the count product Sᵀ S over
+blocks of inputs (a symmetric product per diagonal block, a general one per
+off-diagonal block), each task a single-threaded BLAS call on its own core.
+OpenBLAS parallelises a symmetric rank-k update poorly (2 threads give ~1.6×),
+so this is faster than one threaded ``S.T @ S``. Counts are exact integers, so
+the result does not depend on the split: the same numbers for any number of
+threads, chunk size or worker count.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 
 import numpy as np
 
 #: float32 holds every integer up to 2^24 exactly
 MAX_EXACT_F32 = 1 << 24
 DEFAULT_WORKING_MEMORY_MB = 256
+#: below this many multiply-adds in a chunk's count product, threads cost more than they save
+_PARALLEL_MIN_WORK = 1 << 26
+#: a sign pass recomputes the entries near its thresholds in float64 one by one; above this
+#: fraction of a chunk it computes the whole chunk in float64 instead
+_DENSE_FRACTION = 0.02
 
 
 def chunk_rows(n_cols: int, working_memory_mb: float, bytes_per_entry: int = 32) -> int:
@@ -32,6 +51,58 @@ def neuron_slices(m: int, chunk: int) -> Iterator[slice]:
         yield slice(start, min(m, start + chunk))
 
 
+# ---------------------------------------------------------------------------- threads
+
+_CONTROLLER = None
+_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
+
+
+def _blas():
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER = ThreadpoolController().select(user_api="blas")
+    return _CONTROLLER
+
+
+def blas_threads() -> int:
+    """The number of threads BLAS may use now (1 inside trials and worker processes)."""
+    libs = _blas().lib_controllers
+    return max([1] + [int(lib.num_threads) for lib in libs])
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    key = (os.getpid(), threads)  # a forked child gets its own pool: threads do not survive fork
+    if key not in _POOLS:
+        _POOLS[key] = ThreadPoolExecutor(threads, thread_name_prefix="ntkcheck")
+    return _POOLS[key]
+
+
+def _run(threads: int, tasks: list[tuple[float, Callable[[], object]]]) -> list:
+    """Run (weight, task) pairs on ``threads`` threads, heaviest first; results in input order."""
+    if threads <= 1 or len(tasks) <= 1:
+        return [f() for _, f in tasks]
+    order = sorted(range(len(tasks)), key=lambda j: -tasks[j][0])
+    futures = {j: _pool(threads).submit(tasks[j][1]) for j in order}
+    return [futures[j].result() for j in range(len(tasks))]
+
+
+def work_threads(n: int, rows: int) -> int:
+    """Threads for a count product of ``rows`` neurons over n inputs: BLAS's allowance when
+    the product is big enough to gain from splitting it, else 1."""
+    if n < 128 or rows * n * n < _PARALLEL_MIN_WORK:
+        return 1
+    return blas_threads()
+
+
+def single_blas(threads: int):
+    """While tasks run on ``threads`` > 1 threads of our own, each BLAS call uses one."""
+    return _blas().limit(limits=1) if threads > 1 else nullcontext()
+
+
+# ---------------------------------------------------------------------------- signs
+
 _U32 = float(np.finfo(np.float32).eps) / 2
 
 
@@ -44,81 +115,188 @@ def float32_error_bound(Wc: np.ndarray, X: np.ndarray) -> np.float32:
                       * float(np.sqrt(np.einsum("ij,ij->i", X, X).max())))
 
 
-def undecided_entries(P: np.ndarray, center: float, tau: np.float32) -> np.ndarray:
-    """Flat indices of the entries of P within tau of ±center (two passes, no float temporaries)."""
-    if center == 0:
-        mask = P <= tau
-        mask &= P >= -tau
-    else:
-        c = np.float32(center)
-        mask = P <= c + tau
-        mask &= P >= c - tau
-        hit = np.flatnonzero(mask)
-        mask = P >= -c - tau
-        mask &= P <= -c + tau
-        return np.union1d(hit, np.flatnonzero(mask))
-    return np.flatnonzero(mask)
-
-
 def exact_entries(Wc: np.ndarray, X: np.ndarray, idx: np.ndarray, n: int) -> np.ndarray:
     """The float64 values of the flat entries ``idx`` of W Xᵀ."""
     k, i = np.divmod(idx, n)
     return np.einsum("ij,ij->i", Wc[k], X[i])
 
 
-def signs32(Wc: np.ndarray, X: np.ndarray, X32: np.ndarray) -> np.ndarray:
-    """S = 1{W Xᵀ ≥ 0} as float32, with the same signs as the float64 product.
+def _sign_rows(Wc: np.ndarray, X: np.ndarray, X32: np.ndarray, out: np.ndarray,
+               radius: float, tau: np.float32) -> tuple[np.ndarray, np.ndarray] | None:
+    np.matmul(Wc.astype(np.float32), X32.T, out=out)
+    bound = np.nextafter(np.float32(radius) + tau, np.float32(np.inf))  # ≥ radius + tau
+    mask = out <= bound
+    mask &= out >= -bound
+    count = int(np.count_nonzero(mask)) if radius > 0 else -1
+    if count > _DENSE_FRACTION * out.size:  # a wide band: the whole chunk in float64 is cheaper
+        P = Wc @ X.T
+        np.greater_equal(P, 0, out=out, casting="unsafe")
+        mask = np.abs(P) <= radius
+        idx = np.flatnonzero(mask)
+        return idx, P.ravel()[idx]
+    idx = np.flatnonzero(mask)
+    exact = exact_entries(Wc, X, idx, out.shape[1])
+    np.greater_equal(out, 0, out=out, casting="unsafe")
+    out.ravel()[idx] = exact >= 0
+    return idx, exact
 
-    The product is formed in float32 (half the memory traffic of float64); an entry
-    farther than :func:`float32_error_bound` from 0 has the same sign in both precisions,
-    and the few others (a handful per million) are recomputed in float64. S is written
-    over the product's own buffer, so a chunk allocates one m × n float32 array.
+
+def sign_pass(Wc: np.ndarray, X: np.ndarray, X32: np.ndarray, out: np.ndarray,
+              radius: float = 0.0, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Write S = 1{W Xᵀ ≥ 0} into ``out`` (float32, chunk × n), with the signs of the float64
+    product W Xᵀ, and return the flat indices (into ``out``) of a superset of the entries with
+    |w_k·x_i| ≤ ``radius`` together with their float64 values.
+
+    The product is formed in float32 (half the memory traffic of float64); an entry farther
+    than :func:`float32_error_bound` from 0 has the same sign in both precisions, and the others
+    (a handful per million) are recomputed in float64, as are all entries within ``radius`` of 0,
+    so callers can select |w·x| ≤ radius exactly from the returned values. With ``threads`` > 1
+    the neurons are split over that many threads (each BLAS call single-threaded).
     """
-    P = Wc.astype(np.float32) @ X32.T
-    idx = undecided_entries(P, 0.0, float32_error_bound(Wc, X))
-    exact = exact_entries(Wc, X, idx, P.shape[1])
-    np.greater_equal(P, 0, out=P, casting="unsafe")
-    P.ravel()[idx] = exact >= 0
-    return P
+    tau = float32_error_bound(Wc, X)
+    rows, n = out.shape
+    if threads <= 1 or rows < 2 * threads:
+        return _sign_rows(Wc, X, X32, out, radius, tau)
+    cuts = np.linspace(0, rows, threads + 1).astype(int)
+    parts = _run(threads, [(1.0, (lambda a=a, b=b: _sign_rows(Wc[a:b], X, X32, out[a:b], radius, tau)))
+                           for a, b in zip(cuts[:-1], cuts[1:])])
+    idx = np.concatenate([p[0] + a * n for p, a in zip(parts, cuts[:-1])])
+    return idx, np.concatenate([p[1] for p in parts])
+
+
+def signs32(Wc: np.ndarray, X: np.ndarray, X32: np.ndarray) -> np.ndarray:
+    """S = 1{W Xᵀ ≥ 0} (chunk × n, float32) with the same signs as the float64 product."""
+    out = np.empty((Wc.shape[0], X.shape[0]), dtype=np.float32)
+    sign_pass(Wc, X, X32, out)
+    return out
+
+
+# ---------------------------------------------------------------------------- counts
+
+class CountSum:
+    """Σ over neuron chunks of Sᵀ S for 0/1 matrices S (chunk × n), exactly.
+
+    Each chunk's product is float32 (exact: chunks hold at most 2^24 neurons); the running
+    sum is float32 while ``m_total`` ≤ 2^24, float64 beyond. With ``threads`` > 1 the product
+    is split into blocks of inputs, one single-threaded BLAS call per block pair.
+    """
+
+    def __init__(self, n: int, m_total: int, threads: int = 1):
+        self.n = n
+        self.dtype = np.float32 if m_total <= MAX_EXACT_F32 else np.float64
+        self.threads = threads if n >= 2 * threads else 1
+        self.C: np.ndarray | None = None
+        cuts = np.linspace(0, n, self.threads + 1).astype(int)
+        self.blocks = [slice(a, b) for a, b in zip(cuts[:-1], cuts[1:])]
+
+    def add(self, S: np.ndarray, extra: list[tuple[float, Callable[[], object]]] = ()) -> list:
+        """Add Sᵀ S; run the ``extra`` (weight, task) pairs alongside; return their results."""
+        first = self.C is None
+        if first:
+            self.C = np.empty((self.n, self.n), dtype=self.dtype)
+        C = self.C
+        if self.threads == 1:
+            results = [f() for _, f in extra]
+            if first:
+                if self.dtype == np.float32:
+                    np.matmul(S.T, S, out=C)
+                else:
+                    C[...] = S.T @ S
+            else:
+                C += S.T @ S
+            return results
+
+        def block(p: slice, q: slice) -> Callable[[], None]:
+            def go() -> None:
+                A, B = S[:, p], S[:, q]
+                prod = A.T @ A if p == q else A.T @ B  # A.T @ A: a symmetric rank-k update
+                if first:
+                    C[p, q] = prod
+                else:
+                    C[p, q] += prod
+            return go
+
+        tasks = [((b.stop - b.start) * (q.stop - q.start) * (0.5 if i == j else 1.0), block(b, q))
+                 for i, b in enumerate(self.blocks) for j, q in enumerate(self.blocks) if i <= j]
+        return _run(self.threads, tasks + list(extra))[len(tasks):]
+
+    def total(self) -> np.ndarray:
+        if self.C is None:
+            return np.zeros((self.n, self.n), dtype=self.dtype)
+        for i, p in enumerate(self.blocks):  # the lower blocks mirror the upper ones
+            for q in self.blocks[i + 1:]:
+                self.C[q, p] = self.C[p, q].T
+        return self.C
+
+
+def _counts(X: np.ndarray, W: np.ndarray, working_memory_mb: float,
+            extra: list[tuple[float, Callable[[], object]]] = ()) -> tuple[np.ndarray, list, int]:
+    n, m = X.shape[0], W.shape[0]
+    X32 = X.astype(np.float32)
+    chunk = max(1, min(m, chunk_rows(n, working_memory_mb, bytes_per_entry=12)))
+    threads = work_threads(n, chunk)
+    acc = CountSum(n, m, threads)
+    buf = np.empty((max(chunk, 1), n), dtype=np.float32)
+    results: list = []
+    with single_blas(threads):
+        for sl in neuron_slices(m, chunk):
+            S = buf[: sl.stop - sl.start]
+            sign_pass(W[sl], X, X32, S, threads=threads)
+            r = acc.add(S, extra if sl.start == 0 else ())
+            results = results or r
+        if m == 0:
+            results = [f() for _, f in extra]
+        return acc.total(), results, threads
+
+
+def _as_inputs(X: np.ndarray, W: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
+    X = np.asarray(X, dtype=np.float64)
+    W = np.asarray(W, dtype=np.float64)
+    if X.ndim != 2 or W.ndim != 2 or X.shape[1] != W.shape[1]:
+        raise ValueError(f"{what} needs X (n×d) and W (m×d); got {X.shape} and {W.shape}")
+    return X, W
 
 
 def activation_counts(X: np.ndarray, W: np.ndarray,
                       working_memory_mb: float = DEFAULT_WORKING_MEMORY_MB,
                       dtype: type | None = np.float64) -> np.ndarray:
-    """Sᵀ S = [#{k : w_k·x_i ≥ 0 and w_k·x_j ≥ 0}]_ij, exactly, as float64.
+    """Sᵀ S = [#{k : w_k·x_i ≥ 0 and w_k·x_j ≥ 0}]_ij, exactly (float64 unless ``dtype``
+    is None: then float32 when m ≤ 2^24, where float32 is exact)."""
+    X, W = _as_inputs(X, W, "activation_counts")
+    C = _counts(X, W, working_memory_mb)[0]
+    return C if dtype is None else C.astype(dtype, copy=False)
 
-    Pre-activations are float32 products whose undecidable signs are settled in float64,
-    the counts float32 products (exact below 2^24 per chunk) summed in float64.
-    """
-    X = np.asarray(X, dtype=np.float64)
-    W = np.asarray(W, dtype=np.float64)
-    X32 = X.astype(np.float32)
-    n = X.shape[0]
-    chunk = chunk_rows(n, working_memory_mb, bytes_per_entry=12)
-    out = None
-    for sl in neuron_slices(W.shape[0], chunk):
-        S = signs32(W[sl], X, X32)
-        if out is None and sl.stop == W.shape[0]:  # one chunk: its float32 counts are exact
-            out = S.T @ S
-        else:
-            out = (S.T @ S).astype(np.float64) if out is None else out + S.T @ S
-    if out is None:
-        out = np.zeros((n, n))
-    return out if dtype is None else out.astype(dtype, copy=False)
+
+def hadamard(G: np.ndarray, C: np.ndarray, threads: int = 1) -> np.ndarray:
+    """G ← G ∘ C in place (split over rows on ``threads`` threads; elementwise, so the
+    numbers do not depend on the split)."""
+    def rows(r: slice) -> Callable[[], None]:
+        def go() -> None:
+            np.multiply(G[r], C[r], out=G[r])
+        return go
+
+    cuts = np.linspace(0, G.shape[0], max(1, threads) + 1).astype(int)
+    _run(threads, [(1.0, rows(slice(a, b))) for a, b in zip(cuts[:-1], cuts[1:])])
+    return G
 
 
 def gram_matrix(X: np.ndarray, W: np.ndarray,
                 working_memory_mb: float = DEFAULT_WORKING_MEMORY_MB) -> np.ndarray:
     """H(W) of the NTK model for inputs X (n × d) and first-layer weights W (m × d)."""
-    X = np.asarray(X, dtype=np.float64)
-    W = np.asarray(W, dtype=np.float64)
-    if X.ndim != 2 or W.ndim != 2 or X.shape[1] != W.shape[1]:
-        raise ValueError(f"gram_matrix needs X (n×d) and W (m×d); got {X.shape} and {W.shape}")
+    X, W = _as_inputs(X, W, "gram_matrix")
+    n, d = X.shape
     m = W.shape[0]
-    H = X @ X.T
-    H *= activation_counts(X, W, working_memory_mb, dtype=None)
-    H /= m
-    return H
+    # the 1/m is folded into the inputs, saving a pass over the n × n result
+    Xs = X / np.sqrt(m) if m > 0 else X
+    C, (G,), threads = _counts(X, W, working_memory_mb, extra=[(n * d / 2, lambda: gram_of_rows(Xs))])
+    return hadamard(G, C, threads) if m > 0 else G * 0.0
+
+
+def gram_of_rows(X: np.ndarray) -> np.ndarray:
+    """X Xᵀ with single-threaded BLAS: a threaded symmetric product can round differently
+    (seen at n = 300, d = 10), and H must not depend on how many threads ran."""
+    with _blas().limit(limits=1):
+        return X @ X.T
 
 
 def memory_limit_bytes() -> int:
