@@ -1,13 +1,18 @@
 """Gram-matrix speed, measured in one run: ratios against a bare product and a naive loop.
 
-    python benchmarks/bench_gram.py [--n 1000] [--d 100] [--m 4096]
+    python benchmarks/bench_gram.py [--n 1000] [--d 100] [--m 4096] [--R 0.01]
 
-Prints the best-of-5 times of
-  * ntkcheck.gram_matrix(X, W)                       (sign matrix, float32 counts, Hadamard with XXᵀ)
-  * the bare float32 product S Sᵀ of the same shape  (the floor: one GEMM)
-  * a per-neuron numpy loop Σ_k s_k s_kᵀ             (what a direct transcription does; timed on a
-                                                    slice of the neurons and scaled, it is linear in m)
-and the ratios between them.
+Prints, for X (n × d, unit rows) and W (m × d, Gaussian):
+  * ntkcheck.gram_matrix(X, W) against the bare float32 product S Sᵀ of the same shape
+    (S = 1{X Wᵀ ≥ 0}, the floor: one symmetric rank-k update), each timed in its steady
+    state (blocks of back-to-back calls, blocks alternated, best call kept), with the BLAS
+    threads numpy has and with one thread;
+  * the same ratio when gram_matrix is called right after a threaded BLAS call: OpenBLAS's
+    idle threads keep spinning for ~0.1 s after each call and compete with ours;
+  * a per-neuron numpy loop Σ_k s_k s_kᵀ (timed on a slice of the neurons and scaled: it is
+    linear in m);
+  * Lemma 2.3's neuron passes at radius R: the certificate's matrices (H(W(0)), E) and one
+    pass of the attack, in units of the bare product.
 """
 from __future__ import annotations
 
@@ -16,28 +21,26 @@ import platform
 import time
 
 import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from ntkcheck import gram_matrix
+from ntkcheck.bracket import _attack_pass, certificate_matrices
+from ntkcheck.network import gram_of_rows
 
 
-def best(f, reps=5):
-    t = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        f()
-        t.append(time.perf_counter() - t0)
-    return min(t)
+def once(f) -> float:
+    t0 = time.perf_counter()
+    f()
+    return time.perf_counter() - t0
 
 
-def best_interleaved(fs, reps=15):
-    """Best-of-reps for several functions, alternating them so that machine noise hits all alike."""
-    t = [[] for _ in fs]
-    for _ in range(reps):
+def steady(fs, rounds=5, block=6):
+    """Best time of each function over ``rounds`` alternated blocks of ``block`` calls each."""
+    best = [np.inf] * len(fs)
+    for _ in range(rounds):
         for j, f in enumerate(fs):
-            t0 = time.perf_counter()
-            f()
-            t[j].append(time.perf_counter() - t0)
-    return [min(x) for x in t]
+            best[j] = min([best[j]] + [once(f) for _ in range(block)])
+    return best
 
 
 def main() -> None:
@@ -45,6 +48,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--d", type=int, default=100)
     ap.add_argument("--m", type=int, default=4096)
+    ap.add_argument("--R", type=float, default=0.01)
     a = ap.parse_args()
     rng = np.random.default_rng(0)
     X = rng.standard_normal((a.n, a.d))
@@ -52,7 +56,28 @@ def main() -> None:
     W = rng.standard_normal((a.m, a.d))
     S = (X @ W.T >= 0).astype(np.float32)  # n × m
 
-    t_gram, t_bare = best_interleaved([lambda: gram_matrix(X, W), lambda: S @ S.T])
+    def bare():
+        return S @ S.T
+
+    def gram():
+        return gram_matrix(X, W)
+
+    blas = [f"{i['internal_api']} {i.get('version')} ({i['num_threads']} threads)"
+            for i in threadpool_info() if i["user_api"] == "blas"][:1]
+    print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}; numpy {np.__version__}; "
+          f"{', '.join(blas)}")
+    print(f"shape: n={a.n} d={a.d} m={a.m}")
+    t_bare, t_gram = steady([bare, gram])
+    print(f"bare float32 S Sᵀ            {t_bare * 1e3:9.2f} ms")
+    print(f"gram_matrix                  {t_gram * 1e3:9.2f} ms   gram/bare = {t_gram / t_bare:.2f}")
+    after = min(once(bare) * 0 + once(gram) for _ in range(15))
+    print(f"gram_matrix after a BLAS call{after * 1e3:9.2f} ms   gram/bare = {after / t_bare:.2f}"
+          "   (OpenBLAS's spinning threads)")
+    with threadpool_limits(1):
+        t_bare1, t_gram1 = steady([bare, gram], rounds=3)
+    print(f"one BLAS thread: bare {t_bare1 * 1e3:.2f} ms, gram {t_gram1 * 1e3:.2f} ms   "
+          f"gram/bare = {t_gram1 / t_bare1:.2f}")
+
     k = min(a.m, 256)
 
     def loop():
@@ -63,12 +88,19 @@ def main() -> None:
             acc += np.outer(s, s)
         return G * acc
 
-    t_loop = best(loop, reps=2) * a.m / k
-    print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}; numpy {np.__version__}")
-    print(f"shape: n={a.n} d={a.d} m={a.m}")
-    print(f"gram_matrix           {t_gram * 1e3:9.2f} ms")
-    print(f"bare float32 S Sᵀ     {t_bare * 1e3:9.2f} ms   gram/bare = {t_gram / t_bare:.2f}")
-    print(f"per-neuron loop       {t_loop * 1e3:9.2f} ms   loop/gram = {t_loop / t_gram:.1f}x")
+    t_loop = min(once(loop) for _ in range(2)) * a.m / k
+    print(f"per-neuron loop              {t_loop * 1e3:9.2f} ms   loop/gram = {t_loop / t_gram:.1f}x")
+
+    H0, E, cnt, SS, active = certificate_matrices(X, W, a.R, 256)
+    v = np.abs(np.linalg.eigh(E)[1][:, -1])
+    G = gram_of_rows(X)
+    Wa = W[active]
+    t_cert, t_att = steady([lambda: certificate_matrices(X, W, a.R, 256),
+                            lambda: _attack_pass(X, G, Wa, a.R, v, 1.0, 256)], rounds=2, block=3)
+    print(f"Lemma 2.3 at R={a.R}: {cnt.mean():.1f} flippable signs per input, "
+          f"{active.size} of {a.m} neurons can move")
+    print(f"certificate pass (H0, E)     {t_cert * 1e3:9.2f} ms   cert/bare = {t_cert / t_bare:.2f}")
+    print(f"one attack pass              {t_att * 1e3:9.2f} ms   attack/bare = {t_att / t_bare:.2f}")
 
 
 if __name__ == "__main__":

@@ -84,16 +84,32 @@ class Flippable:
             self.sparse_AA = AA if self.sparse_AA is None else self.sparse_AA + AA
 
     def gram(self) -> np.ndarray:
-        AA = self.dense.total().astype(np.float64) if self.dense_used else np.zeros((self.n, self.n))
+        if not self.dense_used:
+            return np.zeros((self.n, self.n)) if self.sparse_AA is None else self.sparse_AA
+        AA = self.dense.total().astype(np.float64)
         return AA if self.sparse_AA is None else AA + self.sparse_AA
 
 
 def certify(X: np.ndarray, W0: np.ndarray, R: float, working_memory_mb: float) -> Certificate:
-    """One pass over neurons: H(W(0)) and the certified bound E for radius R.
+    """H(W(0)), the certified bound E for radius R (one pass over neurons, see
+    :func:`certificate_matrices`), and their extreme eigenpairs."""
+    n = X.shape[0]
+    H0, E, cnt, SS, active = certificate_matrices(X, W0, R, working_memory_mb)
+    # only the extreme eigenpairs are needed (LAPACK's syevr on an index range)
+    wH, VH = linalg.eigh(H0, subset_by_index=[0, 0])
+    wE, VE = linalg.eigh(E, subset_by_index=[n - 1, n - 1])
+    return Certificate(H0=H0, E=E, lam_max_E=float(wE[-1]), lam_min_H0=float(wH[0]),
+                       v_min_H0=VH[:, 0], v_perron=np.abs(VE[:, -1]), counts=cnt, SS=SS,
+                       active=active, tol=eigenvalue_tolerance(H0, E))
+
+
+def certificate_matrices(X: np.ndarray, W0: np.ndarray, R: float, working_memory_mb: float):
+    """One pass over neurons: (H(W(0)), E, c, SᵀS, active neurons) for radius R.
 
     The pass is the Gram-matrix pass of :mod:`ntkcheck.network` (float32 products with exact
-    signs, threaded count products): the flippable entries |w·x| ≤ R are the ones that pass
-    already recomputes in float64, so A costs no extra product; AᵀA is sparse while A is.
+    signs, threaded count products); :func:`ntkcheck.network.sign_pass` also returns the
+    flippable entries |w·x| ≤ R (exactly, float64 where float32 cannot tell), so A costs no
+    extra product, and AᵀA is a sparse product while A is sparse.
     """
     n, m = X.shape[0], W0.shape[0]
     X32 = X.astype(np.float32)
@@ -107,22 +123,21 @@ def certify(X: np.ndarray, W0: np.ndarray, R: float, working_memory_mb: float) -
     with single_blas(threads):
         for sl in neuron_slices(m, chunk):
             S = buf[: sl.stop - sl.start]
-            idx, vals = sign_pass(W0[sl], X, X32, S, radius=R, threads=threads)
-            flip.add(sl.start, S.shape[0], idx[np.abs(vals) <= R])
+            flip.add(sl.start, S.shape[0], sign_pass(W0[sl], X, X32, S, radius=R, threads=threads))
             got = SS.add(S, [(n * X.shape[1] / 2, lambda: gram_of_rows(X))] if G is None else [])
             G = got[0] if G is None else G
     if G is None:
         G = gram_of_rows(X)
-    H0 = G * SS.total() / m
+    counts = SS.total().astype(np.float64)
+    H0 = G * counts
+    H0 /= m
     cnt = flip.counts
-    E = np.abs(G) * (cnt[:, None] + cnt[None, :] - flip.gram()) / m
-    # only the extreme eigenpairs are needed (LAPACK's syevr on an index range)
-    wH, VH = linalg.eigh(H0, subset_by_index=[0, 0])
-    wE, VE = linalg.eigh(E, subset_by_index=[n - 1, n - 1])
+    E = cnt[:, None] + cnt[None, :]
+    E -= flip.gram()
+    E *= np.abs(G)
+    E /= m
     active = np.concatenate(flip.active) if flip.active else np.zeros(0, dtype=np.int64)
-    return Certificate(H0=H0, E=E, lam_max_E=float(wE[-1]), lam_min_H0=float(wH[0]),
-                       v_min_H0=VH[:, 0], v_perron=np.abs(VE[:, -1]), counts=cnt, SS=SS.total().astype(np.float64),
-                       active=active, tol=eigenvalue_tolerance(H0, E))
+    return H0, E, cnt, counts, active
 
 
 def _quad(Sv: np.ndarray, X32: np.ndarray, G32: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -165,10 +180,10 @@ def _attack_pass(X: np.ndarray, G: np.ndarray, W0: np.ndarray, R: float, v: np.n
         r = np.arange(rows)
         S = np.empty((rows, n), dtype=np.float32)
         with single_blas(threads):
-            idx, vals = sign_pass(Wc, X, X32, S, radius=R, threads=threads)
+            flippable = sign_pass(Wc, X, X32, S, radius=R, threads=threads)
         flip = 1 - 2 * S  # d_i: −1 if the sign is on (push along −x_i), +1 if off
         frozen = np.ones((rows, n), dtype=bool)  # signs no push of length R can flip
-        frozen.ravel()[idx[np.abs(vals) <= R]] = False
+        frozen.ravel()[flippable] = False
         base, zx = _quad(S * v32, X32, G32)
         # first-order gain of flipping sign i alone: sign·(2 d_i v_i (z·x_i) + v_i²), where
         # in place, float32

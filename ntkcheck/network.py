@@ -122,35 +122,38 @@ def exact_entries(Wc: np.ndarray, X: np.ndarray, idx: np.ndarray, n: int) -> np.
 
 
 def _sign_rows(Wc: np.ndarray, X: np.ndarray, X32: np.ndarray, out: np.ndarray,
-               radius: float, tau: np.float32) -> tuple[np.ndarray, np.ndarray] | None:
+               radius: float, tau: np.float32) -> np.ndarray:
     np.matmul(Wc.astype(np.float32), X32.T, out=out)
     bound = np.nextafter(np.float32(radius) + tau, np.float32(np.inf))  # ≥ radius + tau
     mask = out <= bound
     mask &= out >= -bound
-    count = int(np.count_nonzero(mask)) if radius > 0 else -1
-    if count > _DENSE_FRACTION * out.size:  # a wide band: the whole chunk in float64 is cheaper
-        P = Wc @ X.T
+    if radius > 0 and np.count_nonzero(mask) > _DENSE_FRACTION * out.size:
+        P = Wc @ X.T  # a wide band: the whole chunk in float64 is cheaper
         np.greater_equal(P, 0, out=out, casting="unsafe")
-        mask = np.abs(P) <= radius
-        idx = np.flatnonzero(mask)
-        return idx, P.ravel()[idx]
-    idx = np.flatnonzero(mask)
-    exact = exact_entries(Wc, X, idx, out.shape[1])
+        return np.flatnonzero(np.abs(P) <= radius)
+    cand = np.flatnonzero(mask)
+    pv = np.abs(out.ravel()[cand])
+    # float32 decides an entry unless it lies within tau of 0 (its sign) or of ±radius (|p| ≤ radius)
+    unsure = (pv <= tau) | (pv >= np.float32(radius) - tau)
+    exact = exact_entries(Wc, X, cand[unsure], out.shape[1])
     np.greater_equal(out, 0, out=out, casting="unsafe")
-    out.ravel()[idx] = exact >= 0
-    return idx, exact
+    out.ravel()[cand[unsure]] = exact >= 0
+    inside = ~unsure
+    inside[unsure] = np.abs(exact) <= radius
+    return cand[inside]
 
 
 def sign_pass(Wc: np.ndarray, X: np.ndarray, X32: np.ndarray, out: np.ndarray,
-              radius: float = 0.0, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+              radius: float = 0.0, threads: int = 1) -> np.ndarray:
     """Write S = 1{W Xᵀ ≥ 0} into ``out`` (float32, chunk × n), with the signs of the float64
-    product W Xᵀ, and return the flat indices (into ``out``) of a superset of the entries with
-    |w_k·x_i| ≤ ``radius`` together with their float64 values.
+    product W Xᵀ, and return the flat indices (into ``out``) of the entries with
+    |w_k·x_i| ≤ ``radius`` (by the float64 product too).
 
-    The product is formed in float32 (half the memory traffic of float64); an entry farther
-    than :func:`float32_error_bound` from 0 has the same sign in both precisions, and the others
-    (a handful per million) are recomputed in float64, as are all entries within ``radius`` of 0,
-    so callers can select |w·x| ≤ radius exactly from the returned values. With ``threads`` > 1
+    The product is formed in float32 (half the memory traffic of float64). An entry farther
+    than :func:`float32_error_bound` (tau) from 0 has the same sign in both precisions, and one
+    farther than tau from ±radius is on the same side of it; the few others (a handful per
+    million, plus those near ±radius) are recomputed in float64. If more than 2% of the chunk
+    lies within radius + tau, the chunk is computed in float64 instead. With ``threads`` > 1
     the neurons are split over that many threads (each BLAS call single-threaded).
     """
     tau = float32_error_bound(Wc, X)
@@ -160,8 +163,7 @@ def sign_pass(Wc: np.ndarray, X: np.ndarray, X32: np.ndarray, out: np.ndarray,
     cuts = np.linspace(0, rows, threads + 1).astype(int)
     parts = _run(threads, [(1.0, (lambda a=a, b=b: _sign_rows(Wc[a:b], X, X32, out[a:b], radius, tau)))
                            for a, b in zip(cuts[:-1], cuts[1:])])
-    idx = np.concatenate([p[0] + a * n for p, a in zip(parts, cuts[:-1])])
-    return idx, np.concatenate([p[1] for p in parts])
+    return np.concatenate([p + a * n for p, a in zip(parts, cuts[:-1])])
 
 
 def signs32(Wc: np.ndarray, X: np.ndarray, X32: np.ndarray) -> np.ndarray:

@@ -91,3 +91,48 @@ def test_attack_does_not_depend_on_chunk_size():
     b = attack(X, W0, R, certify(X, W0, R, 256), 2, 256)
     assert a.norm_dH == pytest.approx(b.norm_dH, rel=1e-12)
     assert a.lam_min == pytest.approx(b.lam_min, rel=1e-12)
+
+
+@pytest.mark.parametrize("R", [0.003, 0.05, 2.0])  # sparse flippable set, and a dense one
+def test_certificate_matrices_equal_their_definition(R):
+    """H0 and E from the fast pass (float32 products, exact signs, sparse or dense AᵀA) against
+    the float64 definitions, entry for entry."""
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((150, 6))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    W0 = rng.standard_normal((4000, 6))
+    P = W0 @ X.T
+    S = (P >= 0).astype(float)
+    A = (np.abs(P) <= R).astype(float)
+    G = X @ X.T
+    c = A.sum(axis=0)
+    cert = certify(X, W0, R, 0.5)  # several chunks
+    np.testing.assert_array_equal(cert.SS, S.T @ S)
+    np.testing.assert_array_equal(cert.counts, c)
+    np.testing.assert_array_equal(np.sort(cert.active), np.flatnonzero(A.any(axis=1)))
+    np.testing.assert_allclose(cert.H0, G * (S.T @ S) / 4000, rtol=1e-15, atol=1e-16)
+    np.testing.assert_allclose(cert.E, np.abs(G) * (c[:, None] + c[None, :] - A.T @ A) / 4000,
+                               rtol=1e-15, atol=1e-16)
+    assert cert.lam_max_E == pytest.approx(np.linalg.eigvalsh(cert.E)[-1], abs=cert.tol)
+
+
+@pytest.mark.parametrize("R,d", [(0.01, 8), (0.5, 8), (0.05, 200)])
+def test_attack_pass_returns_the_exact_count_change_of_a_point_of_the_ball(R, d):
+    """The pushes chosen in float32 are a heuristic; what the pass returns must be exactly
+    S'ᵀS' − SᵀS for the W it tried, and that W must lie in the ball (few or many sign changes,
+    d < n through the d-vectors and d ≥ n through X Xᵀ)."""
+    from ntkcheck.bracket import _attack_pass
+    from ntkcheck.network import activation_counts
+
+    rng = np.random.default_rng(12)
+    n = 120
+    X = rng.standard_normal((n, d))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    W0 = rng.standard_normal((3000, d))
+    v = rng.standard_normal(n)
+    for sign in (1.0, -1.0):
+        moves = np.full_like(W0, np.nan)
+        dSS = _attack_pass(X, X @ X.T, W0, R, v, sign, 0.3, moves=moves)
+        assert np.all(np.isfinite(moves)) and np.all(np.linalg.norm(moves, axis=1) <= R)
+        assert np.any(moves != 0)
+        np.testing.assert_array_equal(dSS, activation_counts(X, W0 + moves) - activation_counts(X, W0))

@@ -105,3 +105,67 @@ def test_h_infinity_is_psd_and_has_half_on_the_diagonal():
     H = h_infinity(X)
     np.testing.assert_allclose(np.diag(H), 0.5, atol=1e-15)
     assert np.linalg.eigvalsh(H)[0] > 0
+
+
+def _direct_counts(X, W):
+    S = (W @ X.T >= 0).astype(np.float64)  # the float64 product's signs: the reference
+    return S.T @ S
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_counts_are_exact_and_the_same_for_any_split_over_threads(monkeypatch, threads):
+    """The threaded path (blocks of inputs, neurons split over threads) against the direct
+    float64 count, whatever the number of threads and the chunk size."""
+    from ntkcheck import network
+
+    monkeypatch.setattr(network, "blas_threads", lambda: threads)
+    rng = np.random.default_rng(6)
+    X = unit_rows(rng, 301, 10)
+    W = rng.standard_normal((1500, 10))
+    assert network.work_threads(301, 1500) == threads  # the split under test is really taken
+    direct = _direct_counts(X, W)
+    assert np.array_equal(activation_counts(X, W), direct)
+    assert np.array_equal(activation_counts(X, W, working_memory_mb=0.5), direct)  # several chunks
+    H = gram_matrix(X, W)
+    monkeypatch.setattr(network, "blas_threads", lambda: 1)
+    assert np.array_equal(gram_matrix(X, W), H)  # the same numbers, threads or not
+
+
+def test_gram_matrix_is_the_same_with_one_blas_thread_or_many():
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(7)
+    X = unit_rows(rng, 300, 10)  # a size where a threaded X Xᵀ rounds differently
+    W = rng.standard_normal((3000, 10))
+    H = gram_matrix(X, W)
+    with threadpool_limits(1):
+        assert np.array_equal(gram_matrix(X, W), H)
+
+
+def test_counts_accumulate_in_float64_beyond_the_float32_range(monkeypatch):
+    """Above 2^24 neurons the running sum is float64; shrink the limit to exercise that path."""
+    from ntkcheck import network
+
+    monkeypatch.setattr(network, "MAX_EXACT_F32", 1000)
+    rng = np.random.default_rng(8)
+    X = unit_rows(rng, 40, 5)
+    W = rng.standard_normal((5000, 5))
+    got = activation_counts(X, W, working_memory_mb=0.01, dtype=None)
+    assert got.dtype == np.float64
+    assert np.array_equal(got, _direct_counts(X, W))
+
+
+def test_signs_near_zero_follow_the_float64_product():
+    """Neurons almost orthogonal to an input: float32 alone would get some signs wrong."""
+    from ntkcheck.network import signs32
+
+    rng = np.random.default_rng(9)
+    X = unit_rows(rng, 50, 20)
+    W = rng.standard_normal((2000, 20))
+    W -= np.outer(W @ X[0], X[0])  # w·x_0 = 0 up to rounding, both signs
+    W += rng.standard_normal((2000, 1)) * 1e-9 * X[0]
+    P = W @ X.T
+    S = signs32(W, X, X.astype(np.float32))
+    assert np.array_equal(S, (P >= 0).astype(np.float32))
+    naive = (W.astype(np.float32) @ X.astype(np.float32).T) >= 0
+    assert np.any(naive != (P >= 0))  # the case is hard: float32 signs alone differ
