@@ -28,8 +28,8 @@ import numpy as np
 from scipy import linalg, sparse
 
 from .kernels import eigenvalue_tolerance
-from .network import (CountSum, chunk_rows, gram_of_rows, neuron_slices, sign_pass, single_blas,
-                      work_threads)
+from .network import (CountSum, chunk_rows, exact_entries, float32_error_bound, gram_of_rows, neuron_slices,
+                      sign_pass, single_blas, work_threads)
 
 _EPS = np.finfo(np.float64).eps
 
@@ -303,27 +303,38 @@ def critical_radius(X: np.ndarray, W0: np.ndarray, threshold: float, tol: float,
     target = threshold - tol
     if target <= 0:
         return 0.0
-    G = np.abs(X @ X.T)
+    G = np.abs(gram_of_rows(X))
     g = G.sum(axis=1)
+    X32 = X.astype(np.float32)
     k_cap = int(np.ceil(target * m))
     chunk = chunk_rows(n, working_memory_mb, bytes_per_entry=24)
     if k_cap > m:
         cap = np.inf
     else:  # per input, the k_cap-th smallest |w·x_i|: the diagonal bound's cap
-        keep = np.empty((0, n))
+        # in float32, raised by the chunk's rounding bound: an upper bound on the exact cap
+        # suffices (it only admits more entries; the search below uses float64 values)
+        keep = np.empty((0, n), dtype=np.float32)
         for sl in neuron_slices(m, chunk):
-            both = np.vstack([keep, np.abs(W0[sl] @ X.T)])
+            P = np.abs(W0[sl].astype(np.float32) @ X32.T)
+            P += float32_error_bound(W0[sl], X)
+            both = np.vstack([keep, P])
+            del P
             kk = min(k_cap, both.shape[0])
             keep = np.partition(both, kk - 1, axis=0)[:kk]
         cap = float(keep.max(axis=0).min()) if keep.shape[0] >= k_cap else np.inf
         del keep
     rows, cols, vals = [], [], []
-    for sl in neuron_slices(m, chunk):
-        absP = np.abs(W0[sl] @ X.T)
-        k, i = np.nonzero(absP <= cap)
+    for sl in neuron_slices(m, chunk):  # the entries |w·x| ≤ cap, with their float64 values
+        Wc = W0[sl]
+        P = np.abs(Wc.astype(np.float32) @ X32.T)
+        near = np.flatnonzero(P <= np.float32(min(cap, 3e38)) + float32_error_bound(Wc, X))
+        del P
+        exact = np.abs(exact_entries(Wc, X, near, n))
+        keep_ = exact <= cap
+        k, i = np.divmod(near[keep_], n)
         rows.append((k + sl.start).astype(np.int64))
         cols.append(i.astype(np.int32))
-        vals.append(absP[k, i])
+        vals.append(exact[keep_])
     rows, cols, vals = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
     order = np.argsort(vals, kind="stable")
     rows, cols, vals = rows[order], cols[order], vals[order]

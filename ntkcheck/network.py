@@ -104,6 +104,7 @@ def single_blas(threads: int):
 # ---------------------------------------------------------------------------- signs
 
 _U32 = float(np.finfo(np.float32).eps) / 2
+_U64 = float(np.finfo(np.float64).eps) / 2
 
 
 def float32_error_bound(Wc: np.ndarray, X: np.ndarray) -> np.float32:
@@ -130,7 +131,16 @@ def _sign_rows(Wc: np.ndarray, X: np.ndarray, X32: np.ndarray, out: np.ndarray,
     if radius > 0 and np.count_nonzero(mask) > _DENSE_FRACTION * out.size:
         P = Wc @ X.T  # a wide band: the whole chunk in float64 is cheaper
         np.greater_equal(P, 0, out=out, casting="unsafe")
-        return np.flatnonzero(np.abs(P) <= radius)
+        np.abs(P, out=P)
+        inside = P <= radius
+        # entries within float64 rounding of 0 or of radius take the values exact_entries
+        # gives, as everywhere else (a GEMM and a dot product may differ in the last bit)
+        eps = float(tau) * _U64 / _U32
+        edge = np.flatnonzero((P <= eps) | (np.abs(P - radius) <= eps))
+        exact = exact_entries(Wc, X, edge, out.shape[1])
+        out.ravel()[edge] = exact >= 0
+        inside.ravel()[edge] = np.abs(exact) <= radius
+        return np.flatnonzero(inside)
     cand = np.flatnonzero(mask)
     pv = np.abs(out.ravel()[cand])
     # float32 decides an entry unless it lies within tau of 0 (its sign) or of ±radius (|p| ≤ radius)

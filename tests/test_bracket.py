@@ -71,9 +71,9 @@ def test_attack_finds_nothing_when_no_sign_can_flip():
     assert att.norm_dH == 0 and att.lam_min == pytest.approx(cert.lam_min_H0)
 
 
-def test_critical_radius_is_the_edge_of_the_certificate():
+@pytest.mark.parametrize("thr", [0.05, 0.6])  # a narrow band of flippable entries, and a wide one
+def test_critical_radius_is_the_edge_of_the_certificate(thr):
     _, X, W0 = setup(seed=3, m=2000)
-    thr = 0.05
     tol = 1e-12
     Rc = critical_radius(X, W0, thr, tol, 64)
     assert 0 < Rc < np.inf
