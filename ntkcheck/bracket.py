@@ -28,8 +28,8 @@ import numpy as np
 from scipy import linalg, sparse
 
 from .kernels import eigenvalue_tolerance
-from .network import (CountSum, chunk_rows, exact_entries, float32_error_bound, gram_of_rows, neuron_slices,
-                      sign_pass, single_blas, work_threads)
+from .network import (CountSum, chunk_rows, count_pass, exact_entries, float32_error_bound, gram_of_rows,
+                      neuron_slices, sign_pass, single_blas, work_threads)
 
 _EPS = np.finfo(np.float64).eps
 
@@ -53,38 +53,35 @@ class Certificate:
 _SPARSE_FRACTION = 0.01
 
 
-@dataclass
 class Flippable:
     """A = [1{|w_k·x_i| ≤ R}] accumulated over neuron chunks: AᵀA, c = Aᵀ1, active neurons."""
 
-    n: int
-    m: int
-    threads: int
-
-    def __post_init__(self) -> None:
-        self.counts = np.zeros(self.n)
+    def __init__(self, n: int, m: int):
+        self.n, self.m = n, m
+        self.counts = np.zeros(n)
         self.active: list[np.ndarray] = []
-        self.sparse_AA = None
-        self.dense = CountSum(self.n, self.m, self.threads)
-        self.dense_used = False
+        self.sparse_AA: np.ndarray | None = None
+        self.dense: CountSum | None = None
 
-    def add(self, start: int, rows: int, flat: np.ndarray) -> None:
-        """Chunk of ``rows`` neurons from ``start``; ``flat`` the flat indices of its flippable entries."""
+    def add(self, start: int, rows: int, flat: np.ndarray, threads: int = 1) -> None:
+        """Chunk of ``rows`` neurons from ``start``; ``flat`` the flat indices of its flippable
+        entries; ``threads`` for a dense AᵀA (the caller has BLAS single-threaded already)."""
         k, i = np.divmod(flat, self.n)
         self.counts += np.bincount(i, minlength=self.n)
         self.active.append(start + np.unique(k))
         if flat.size > _SPARSE_FRACTION * rows * self.n:
             A = np.zeros((rows, self.n), dtype=np.float32)
             A.ravel()[flat] = 1.0
+            if self.dense is None:
+                self.dense = CountSum(self.n, self.m, threads)
             self.dense.add(A)
-            self.dense_used = True
         else:
             A = sparse.csr_matrix((np.ones(flat.size), (k, i)), shape=(rows, self.n))
             AA = (A.T @ A).toarray()
             self.sparse_AA = AA if self.sparse_AA is None else self.sparse_AA + AA
 
     def gram(self) -> np.ndarray:
-        if not self.dense_used:
+        if self.dense is None:
             return np.zeros((self.n, self.n)) if self.sparse_AA is None else self.sparse_AA
         AA = self.dense.total().astype(np.float64)
         return AA if self.sparse_AA is None else AA + self.sparse_AA
@@ -112,23 +109,11 @@ def certificate_matrices(X: np.ndarray, W0: np.ndarray, R: float, working_memory
     extra product, and AᵀA is a sparse product while A is sparse.
     """
     n, m = X.shape[0], W0.shape[0]
-    X32 = X.astype(np.float32)
+    flip = Flippable(n, m)
     # work arrays: float32 S, its bool mask, float64 P if the band is wide, A, index lists
-    chunk = max(1, min(m, chunk_rows(n, working_memory_mb, bytes_per_entry=40)))
-    threads = work_threads(n, chunk)
-    SS = CountSum(n, m, threads)
-    flip = Flippable(n, m, threads)
-    buf = np.empty((chunk, n), dtype=np.float32)
-    G = None
-    with single_blas(threads):
-        for sl in neuron_slices(m, chunk):
-            S = buf[: sl.stop - sl.start]
-            flip.add(sl.start, S.shape[0], sign_pass(W0[sl], X, X32, S, radius=R, threads=threads))
-            got = SS.add(S, [(n * X.shape[1] / 2, lambda: gram_of_rows(X))] if G is None else [])
-            G = got[0] if G is None else G
-    if G is None:
-        G = gram_of_rows(X)
-    counts = SS.total().astype(np.float64)
+    SS, (G,), _ = count_pass(X, W0, working_memory_mb, extra=[(n * X.shape[1] / 2, lambda: gram_of_rows(X))],
+                             radius=R, on_chunk=flip.add, bytes_per_entry=40)
+    counts = SS.astype(np.float64)
     H0 = G * counts
     H0 /= m
     cnt = flip.counts
@@ -324,17 +309,13 @@ def critical_radius(X: np.ndarray, W0: np.ndarray, threshold: float, tol: float,
         cap = float(keep.max(axis=0).min()) if keep.shape[0] >= k_cap else np.inf
         del keep
     rows, cols, vals = [], [], []
+    buf = np.empty((min(m, chunk), n), dtype=np.float32)
     for sl in neuron_slices(m, chunk):  # the entries |w·x| ≤ cap, with their float64 values
-        Wc = W0[sl]
-        P = np.abs(Wc.astype(np.float32) @ X32.T)
-        near = np.flatnonzero(P <= np.float32(min(cap, 3e38)) + float32_error_bound(Wc, X))
-        del P
-        exact = np.abs(exact_entries(Wc, X, near, n))
-        keep_ = exact <= cap
-        k, i = np.divmod(near[keep_], n)
+        near = sign_pass(W0[sl], X, X32, buf[: sl.stop - sl.start], radius=cap)
+        k, i = np.divmod(near, n)
         rows.append((k + sl.start).astype(np.int64))
         cols.append(i.astype(np.int32))
-        vals.append(exact[keep_])
+        vals.append(np.abs(exact_entries(W0[sl], X, near, n)))
     rows, cols, vals = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
     order = np.argsort(vals, kind="stable")
     rows, cols, vals = rows[order], cols[order], vals[order]

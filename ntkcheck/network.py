@@ -117,9 +117,14 @@ def float32_error_bound(Wc: np.ndarray, X: np.ndarray) -> np.float32:
 
 
 def exact_entries(Wc: np.ndarray, X: np.ndarray, idx: np.ndarray, n: int) -> np.ndarray:
-    """The float64 values of the flat entries ``idx`` of W Xᵀ."""
-    k, i = np.divmod(idx, n)
-    return np.einsum("ij,ij->i", Wc[k], X[i])
+    """The float64 values of the flat entries ``idx`` of W Xᵀ (one dot product each, gathered
+    in blocks so memory stays bounded however many entries are asked for)."""
+    out = np.empty(idx.size)
+    step = 1 << 16
+    for a in range(0, idx.size, step):
+        k, i = np.divmod(idx[a:a + step], n)
+        out[a:a + step] = np.einsum("ij,ij->i", Wc[k], X[i])
+    return out
 
 
 def _sign_rows(Wc: np.ndarray, X: np.ndarray, X32: np.ndarray, out: np.ndarray,
@@ -174,13 +179,6 @@ def sign_pass(Wc: np.ndarray, X: np.ndarray, X32: np.ndarray, out: np.ndarray,
     parts = _run(threads, [(1.0, (lambda a=a, b=b: _sign_rows(Wc[a:b], X, X32, out[a:b], radius, tau)))
                            for a, b in zip(cuts[:-1], cuts[1:])])
     return np.concatenate([p + a * n for p, a in zip(parts, cuts[:-1])])
-
-
-def signs32(Wc: np.ndarray, X: np.ndarray, X32: np.ndarray) -> np.ndarray:
-    """S = 1{W Xᵀ ≥ 0} (chunk × n, float32) with the same signs as the float64 product."""
-    out = np.empty((Wc.shape[0], X.shape[0]), dtype=np.float32)
-    sign_pass(Wc, X, X32, out)
-    return out
 
 
 # ---------------------------------------------------------------------------- counts
@@ -241,22 +239,31 @@ class CountSum:
         return self.C
 
 
-def _counts(X: np.ndarray, W: np.ndarray, working_memory_mb: float,
-            extra: list[tuple[float, Callable[[], object]]] = ()) -> tuple[np.ndarray, list, int]:
+def count_pass(X: np.ndarray, W: np.ndarray, working_memory_mb: float,
+               extra: list[tuple[float, Callable[[], object]]] = (), radius: float = 0.0,
+               on_chunk: Callable[[int, int, np.ndarray, int], None] | None = None,
+               bytes_per_entry: int = 12) -> tuple[np.ndarray, list, int]:
+    """The one pass over neuron chunks behind H and Lemma 2.3's certificate: exact signs
+    (:func:`sign_pass`) and their count product Sᵀ S, with the ``extra`` (weight, task) pairs
+    run alongside the first chunk's product. If ``on_chunk`` is given it receives
+    (first neuron, rows, flat indices of the entries with |w·x| ≤ ``radius``, threads) per chunk.
+    Returns (Sᵀ S, the extra tasks' results, threads used)."""
     n, m = X.shape[0], W.shape[0]
     X32 = X.astype(np.float32)
-    chunk = max(1, min(m, chunk_rows(n, working_memory_mb, bytes_per_entry=12)))
+    chunk = max(1, min(m, chunk_rows(n, working_memory_mb, bytes_per_entry)))
     threads = work_threads(n, chunk)
     acc = CountSum(n, m, threads)
-    buf = np.empty((max(chunk, 1), n), dtype=np.float32)
-    results: list = []
+    buf = np.empty((chunk, n), dtype=np.float32)
+    results = None
     with single_blas(threads):
         for sl in neuron_slices(m, chunk):
             S = buf[: sl.stop - sl.start]
-            sign_pass(W[sl], X, X32, S, threads=threads)
-            r = acc.add(S, extra if sl.start == 0 else ())
-            results = results or r
-        if m == 0:
+            flat = sign_pass(W[sl], X, X32, S, radius=radius, threads=threads)
+            if on_chunk is not None:
+                on_chunk(sl.start, S.shape[0], flat, threads)
+            r = acc.add(S, extra if results is None else ())
+            results = r if results is None else results
+        if results is None:  # no neurons
             results = [f() for _, f in extra]
         return acc.total(), results, threads
 
@@ -275,7 +282,7 @@ def activation_counts(X: np.ndarray, W: np.ndarray,
     """Sᵀ S = [#{k : w_k·x_i ≥ 0 and w_k·x_j ≥ 0}]_ij, exactly (float64 unless ``dtype``
     is None: then float32 when m ≤ 2^24, where float32 is exact)."""
     X, W = _as_inputs(X, W, "activation_counts")
-    C = _counts(X, W, working_memory_mb)[0]
+    C = count_pass(X, W, working_memory_mb)[0]
     return C if dtype is None else C.astype(dtype, copy=False)
 
 
@@ -298,10 +305,11 @@ def gram_matrix(X: np.ndarray, W: np.ndarray,
     X, W = _as_inputs(X, W, "gram_matrix")
     n, d = X.shape
     m = W.shape[0]
-    # the 1/m is folded into the inputs, saving a pass over the n × n result
-    Xs = X / np.sqrt(m) if m > 0 else X
-    C, (G,), threads = _counts(X, W, working_memory_mb, extra=[(n * d / 2, lambda: gram_of_rows(Xs))])
-    return hadamard(G, C, threads) if m > 0 else G * 0.0
+    if m == 0:
+        raise ValueError("gram_matrix needs at least one neuron (W has no rows)")
+    Xs = X / np.sqrt(m)  # the 1/m is folded into the inputs, saving a pass over the n × n result
+    C, (G,), threads = count_pass(X, W, working_memory_mb, extra=[(n * d / 2, lambda: gram_of_rows(Xs))])
+    return hadamard(G, C, threads)
 
 
 def gram_of_rows(X: np.ndarray) -> np.ndarray:

@@ -157,7 +157,7 @@ def test_counts_accumulate_in_float64_beyond_the_float32_range(monkeypatch):
 
 def test_signs_near_zero_follow_the_float64_product():
     """Neurons almost orthogonal to an input: float32 alone would get some signs wrong."""
-    from ntkcheck.network import signs32
+    from ntkcheck.network import sign_pass
 
     rng = np.random.default_rng(9)
     X = unit_rows(rng, 50, 20)
@@ -165,7 +165,8 @@ def test_signs_near_zero_follow_the_float64_product():
     W -= np.outer(W @ X[0], X[0])  # w·x_0 = 0 up to rounding, both signs
     W += rng.standard_normal((2000, 1)) * 1e-9 * X[0]
     P = W @ X.T
-    S = signs32(W, X, X.astype(np.float32))
+    S = np.empty((2000, 50), dtype=np.float32)
+    sign_pass(W, X, X.astype(np.float32), S)
     assert np.array_equal(S, (P >= 0).astype(np.float32))
     naive = (W.astype(np.float32) @ X.astype(np.float32).T) >= 0
     assert np.any(naive != (P >= 0))  # the case is hard: float32 signs alone differ
