@@ -128,7 +128,7 @@ def exact_entries(Wc: np.ndarray, X: np.ndarray, idx: np.ndarray, n: int) -> np.
 
 
 def _sign_rows(Wc: np.ndarray, X: np.ndarray, X32: np.ndarray, out: np.ndarray,
-               radius: float, tau: np.float32) -> np.ndarray:
+               radius: float, tau: np.float32) -> tuple[np.ndarray, np.ndarray]:
     np.matmul(Wc.astype(np.float32), X32.T, out=out)
     bound = np.nextafter(np.float32(radius) + tau, np.float32(np.inf))  # ≥ radius + tau
     mask = out <= bound
@@ -137,32 +137,35 @@ def _sign_rows(Wc: np.ndarray, X: np.ndarray, X32: np.ndarray, out: np.ndarray,
         P = Wc @ X.T  # a wide band: the whole chunk in float64 is cheaper
         np.greater_equal(P, 0, out=out, casting="unsafe")
         np.abs(P, out=P)
-        inside = P <= radius
         # entries within float64 rounding of 0 or of radius take the values exact_entries
         # gives, as everywhere else (a GEMM and a dot product may differ in the last bit)
         eps = float(tau) * _U64 / _U32
         edge = np.flatnonzero((P <= eps) | (np.abs(P - radius) <= eps))
         exact = exact_entries(Wc, X, edge, out.shape[1])
         out.ravel()[edge] = exact >= 0
-        inside.ravel()[edge] = np.abs(exact) <= radius
-        return np.flatnonzero(inside)
+        P.ravel()[edge] = np.abs(exact)
+        inside = np.flatnonzero(P <= radius)
+        return inside, P.ravel()[inside]
     cand = np.flatnonzero(mask)
-    pv = np.abs(out.ravel()[cand])
+    pv = np.abs(out.ravel()[cand]).astype(np.float64)
     # float32 decides an entry unless it lies within tau of 0 (its sign) or of ±radius (|p| ≤ radius)
     unsure = (pv <= tau) | (pv >= np.float32(radius) - tau)
     exact = exact_entries(Wc, X, cand[unsure], out.shape[1])
     np.greater_equal(out, 0, out=out, casting="unsafe")
     out.ravel()[cand[unsure]] = exact >= 0
+    pv[unsure] = np.abs(exact)
     inside = ~unsure
-    inside[unsure] = np.abs(exact) <= radius
-    return cand[inside]
+    inside[unsure] = pv[unsure] <= radius
+    return cand[inside], pv[inside]
 
 
 def sign_pass(Wc: np.ndarray, X: np.ndarray, X32: np.ndarray, out: np.ndarray,
-              radius: float = 0.0, threads: int = 1) -> np.ndarray:
+              radius: float = 0.0, threads: int = 1, values: bool = False):
     """Write S = 1{W Xᵀ ≥ 0} into ``out`` (float32, chunk × n), with the signs of the float64
     product W Xᵀ, and return the flat indices (into ``out``) of the entries with
-    |w_k·x_i| ≤ ``radius`` (by the float64 product too).
+    |w_k·x_i| ≤ ``radius`` (by the float64 product too), in increasing order; with ``values``
+    also their |w_k·x_i| (float64 where it was computed, else float32, within
+    :func:`float32_error_bound` of the float64 value).
 
     The product is formed in float32 (half the memory traffic of float64). An entry farther
     than :func:`float32_error_bound` (tau) from 0 has the same sign in both precisions, and one
@@ -174,11 +177,14 @@ def sign_pass(Wc: np.ndarray, X: np.ndarray, X32: np.ndarray, out: np.ndarray,
     tau = float32_error_bound(Wc, X)
     rows, n = out.shape
     if threads <= 1 or rows < 2 * threads:
-        return _sign_rows(Wc, X, X32, out, radius, tau)
-    cuts = np.linspace(0, rows, threads + 1).astype(int)
-    parts = _run(threads, [(1.0, (lambda a=a, b=b: _sign_rows(Wc[a:b], X, X32, out[a:b], radius, tau)))
-                           for a, b in zip(cuts[:-1], cuts[1:])])
-    return np.concatenate([p + a * n for p, a in zip(parts, cuts[:-1])])
+        flat, vals = _sign_rows(Wc, X, X32, out, radius, tau)
+    else:
+        cuts = np.linspace(0, rows, threads + 1).astype(int)
+        parts = _run(threads, [(1.0, (lambda a=a, b=b: _sign_rows(Wc[a:b], X, X32, out[a:b], radius, tau)))
+                               for a, b in zip(cuts[:-1], cuts[1:])])
+        flat = np.concatenate([p[0] + a * n for p, a in zip(parts, cuts[:-1])])
+        vals = np.concatenate([p[1] for p in parts])
+    return (flat, vals) if values else flat
 
 
 # ---------------------------------------------------------------------------- counts
