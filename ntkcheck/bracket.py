@@ -22,13 +22,14 @@ All passes go over neurons in chunks, so memory does not grow with m.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import linalg, sparse
 
 from .kernels import eigenvalue_tolerance
-from .network import (CountSum, chunk_rows, count_pass, exact_entries, float32_error_bound, gram_of_rows,
+from .network import (CountSum, _run, chunk_rows, count_pass, exact_entries, float32_error_bound, gram_of_rows,
                       neuron_slices, sign_pass, single_blas, work_threads)
 
 _EPS = np.finfo(np.float64).eps
@@ -43,7 +44,7 @@ class Certificate:
     v_min_H0: np.ndarray
     v_perron: np.ndarray
     counts: np.ndarray  # c_i, number of flippable signs per input
-    SS: np.ndarray  # Sᵀ S of W(0): activation counts
+    SS: np.ndarray  # Sᵀ S of W(0): activation counts (float32 up to 2^24 neurons: exact)
     active: np.ndarray  # neurons with at least one flippable sign (the only ones a move can change)
     tol: float  # floating-point allowance on eigenvalues of these n×n matrices
 
@@ -68,7 +69,7 @@ class Flippable:
         entries; ``threads`` for a dense AᵀA (the caller has BLAS single-threaded already)."""
         k, i = np.divmod(flat, self.n)
         self.counts += np.bincount(i, minlength=self.n)
-        self.active.append(start + np.unique(k))
+        self.active.append(start + k[np.diff(k, prepend=-1) != 0])  # flat is sorted
         if flat.size > _SPARSE_FRACTION * rows * self.n:
             A = np.zeros((rows, self.n), dtype=np.float32)
             A.ravel()[flat] = 1.0
@@ -76,15 +77,16 @@ class Flippable:
                 self.dense = CountSum(self.n, self.m, threads)
             self.dense.add(A)
         else:
-            A = sparse.csr_matrix((np.ones(flat.size), (k, i)), shape=(rows, self.n))
-            AA = (A.T @ A).toarray()
-            self.sparse_AA = AA if self.sparse_AA is None else self.sparse_AA + AA
+            indptr = np.searchsorted(k, np.arange(rows + 1))
+            A = sparse.csr_matrix((np.ones(flat.size, dtype=np.float32), i, indptr), shape=(rows, self.n))
+            AA = (A.T @ A).toarray()  # float32 counts ≤ rows ≤ 2^24: exact
+            self.sparse_AA = AA if self.sparse_AA is None else np.add(self.sparse_AA, AA, dtype=np.float64)
 
     def gram(self) -> np.ndarray:
         if self.dense is None:
             return np.zeros((self.n, self.n)) if self.sparse_AA is None else self.sparse_AA
-        AA = self.dense.total().astype(np.float64)
-        return AA if self.sparse_AA is None else AA + self.sparse_AA
+        AA = self.dense.total()
+        return AA if self.sparse_AA is None else np.add(AA, self.sparse_AA, dtype=np.float64)
 
 
 def certify(X: np.ndarray, W0: np.ndarray, R: float, working_memory_mb: float) -> Certificate:
@@ -111,147 +113,244 @@ def certificate_matrices(X: np.ndarray, W0: np.ndarray, R: float, working_memory
     n, m = X.shape[0], W0.shape[0]
     flip = Flippable(n, m)
     # work arrays: float32 S, its bool mask, float64 P if the band is wide, A, index lists
-    SS, (G,), _ = count_pass(X, W0, working_memory_mb, extra=[(n * X.shape[1] / 2, lambda: gram_of_rows(X))],
-                             radius=R, on_chunk=flip.add, bytes_per_entry=40)
-    counts = SS.astype(np.float64)
-    H0 = G * counts
-    H0 /= m
-    cnt = flip.counts
-    E = cnt[:, None] + cnt[None, :]
-    E -= flip.gram()
-    E *= np.abs(G)
-    E /= m
+    SS, (G,), threads = count_pass(X, W0, working_memory_mb, radius=R, on_chunk=flip.add, bytes_per_entry=40,
+                                   extra=[(n * X.shape[1] / 2, lambda: gram_of_rows(X))])
+    AA, cnt = flip.gram(), flip.counts
+    H0, E = np.empty((n, n)), np.empty((n, n))
+
+    def rows(r: slice) -> Callable[[], None]:
+        def go() -> None:  # H0 = G ∘ SᵀS/m, E = |G| ∘ (c_i + c_j − AᵀA)/m, a block of rows in cache
+            np.multiply(G[r], SS[r], out=H0[r])
+            H0[r] /= m
+            np.add(cnt[r, None], cnt[None, :], out=E[r])
+            E[r] -= AA[r]
+            E[r] *= np.abs(G[r])
+            E[r] /= m
+        return go
+
+    step = max(1, (1 << 15) // n)
+    _run(threads, [(1.0, rows(slice(a, a + step))) for a in range(0, n, step)])
     active = np.concatenate(flip.active) if flip.active else np.zeros(0, dtype=np.int64)
-    return H0, E, cnt, counts, active
+    return H0, E, cnt, SS, active
 
 
 #: below this density of the pairs asked for, their dot products are gathered one by one;
 #: above it, one dense float32 product and a gather are cheaper (measured: 0.4% of the chunk)
 _GATHER_FRACTION = 1 / 256
-
-
-def _pair_dots(A: np.ndarray, B32: np.ndarray, flat: np.ndarray) -> np.ndarray:
-    """A[k]·B[i] (float32 accuracy, float64 result) for the flat indices k·n + i of a
-    rows × n matrix, n = len(B32)."""
-    n = B32.shape[0]
-    A32 = A.astype(np.float32)
-    if flat.size > _GATHER_FRACTION * A.shape[0] * n:
-        return (A32 @ B32.T).ravel()[flat].astype(np.float64)
-    out = np.empty(flat.size)
-    step = 1 << 16
-    for a in range(0, flat.size, step):
-        k, i = np.divmod(flat[a:a + step], n)
-        out[a:a + step] = np.einsum("ij,ij->i", A32[k], B32[i])
-    return out
-
-
 #: above this density of a rows × n coefficient matrix its products are dense BLAS products
 _DENSE_ROWS = 1 / 16
+#: above this fraction of near entries in a chunk, the attack treats every entry as near
+#: (contiguous arrays instead of gathers)
+_ALL_NEAR = 1 / 4
 
 
-def _rows_matrix(flat: np.ndarray, vals: np.ndarray, rows: int, n: int):
-    """The rows × n matrix with ``vals`` at the sorted flat indices ``flat``: a CSR matrix,
-    or a dense array when it is not sparse enough for sparse products to pay."""
-    if flat.size > _DENSE_ROWS * rows * n:
-        A = np.zeros(rows * n, dtype=vals.dtype)
-        A[flat] = vals
-        return A.reshape(rows, n)
-    k = flat // n
-    indptr = np.searchsorted(k, np.arange(rows + 1))  # flat is sorted: rows in order
-    return sparse.csr_matrix((vals, flat - k * n, indptr), shape=(rows, n))
+class _Near:
+    """The entries (k, i) of a chunk (rows × n) whose sign a push can change, as sorted flat
+    indices k·n + i, with |w_k·x_i| for each. When most entries are near, every entry is
+    taken (the far ones with |w·x| = ∞, which no push reaches) and gathers become reshapes."""
+
+    def __init__(self, flat: np.ndarray, absval: np.ndarray, rows: int, n: int):
+        self.rows, self.n = rows, n
+        self.all = flat.size > _ALL_NEAR * rows * n
+        if self.all:
+            self.a = np.full(rows * n, np.inf)
+            self.a[flat] = absval
+            self.flat = np.arange(rows * n)
+            self.k = None
+        else:
+            self.a, self.flat = absval, flat
+            self.k, self.i = np.divmod(flat, n)
+
+    @property
+    def size(self) -> int:
+        return self.a.size
+
+    def row(self, vec: np.ndarray) -> np.ndarray:
+        """vec[k] for each entry (vec of length rows)."""
+        return np.repeat(vec, self.n) if self.all else vec[self.k]
+
+    def col(self, vec: np.ndarray) -> np.ndarray:
+        """vec[i] for each entry (vec of length n)."""
+        return np.tile(vec, self.rows) if self.all else vec[self.i]
+
+    def of(self, M: np.ndarray, by_row: np.ndarray | None = None) -> np.ndarray:
+        """M[k, i] for each entry of a rows × n array M; with ``by_row``, M[by_row[k], i]."""
+        if self.all:
+            return (M if by_row is None else M[by_row]).ravel()
+        return M.ravel()[self.flat] if by_row is None else M[by_row[self.k], self.i]
+
+    def best(self, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per row, the largest g over its entries (−∞ if none) and the flat index of the
+        first entry reaching it (0 for rows without entries)."""
+        if self.all:
+            g2 = g.reshape(self.rows, self.n)
+            j = np.argmax(g2, axis=1)
+            return g2[np.arange(self.rows), j], np.arange(self.rows) * self.n + j
+        top = np.full(self.rows, -np.inf)
+        flat = np.zeros(self.rows, dtype=np.int64)
+        first = np.r_[True, self.k[1:] != self.k[:-1]]  # entries are sorted by row
+        start = np.flatnonzero(first)
+        kr = self.k[start]
+        top[kr] = np.maximum.reduceat(g, start)
+        at = np.flatnonzero(g == top[self.k])
+        at = at[np.r_[True, self.k[at[1:]] != self.k[at[:-1]]]]  # first per row
+        flat[self.k[at]] = self.flat[at]
+        return top, flat
+
+    def dots(self, A: np.ndarray, B32: np.ndarray) -> np.ndarray:
+        """A[k]·B[i] (float32 accuracy, float64 result) for each entry (B of n rows)."""
+        A32 = A.astype(np.float32)
+        if self.size > _GATHER_FRACTION * self.rows * self.n:
+            return self.of(A32 @ B32.T).astype(np.float64)
+        out = np.empty(self.size)
+        step = 1 << 16
+        for a in range(0, self.size, step):
+            out[a:a + step] = np.einsum("ij,ij->i", A32[self.k[a:a + step]], B32[self.i[a:a + step]])
+        return out
+
+    def matrix(self, vals: np.ndarray, subset: np.ndarray | None = None):
+        """The rows × n matrix with ``vals`` at the entries (or at those of ``subset``): CSR,
+        or a dense array when it is not sparse enough for sparse products to pay."""
+        rows, n = self.rows, self.n
+        if subset is None and self.all:
+            return vals.reshape(rows, n)
+        flat = self.flat if subset is None else self.flat[subset]
+        if flat.size > _DENSE_ROWS * rows * n:
+            A = np.zeros(rows * n, dtype=vals.dtype)
+            A[flat] = vals
+            return A.reshape(rows, n)
+        k = flat // n
+        indptr = np.searchsorted(k, np.arange(rows + 1))  # flat is sorted: rows in order
+        return sparse.csr_matrix((vals, flat - k * n, indptr), shape=(rows, n))
 
 
-def _attack_pass(X: np.ndarray, G: np.ndarray, W0: np.ndarray, R: float, v: np.ndarray,
-                 sign: float, working_memory_mb: float,
-                 moves: np.ndarray | None = None) -> np.ndarray:
-    """Best per-neuron pushes for the objective sign·vᵀΔHv.
+class _Pushes:
+    """The attack's passes over the neurons ``W0`` that can change a sign, for radius R.
 
-    ``W0`` holds only the neurons that can change a sign; returns S'ᵀS' − SᵀS over
-    them, so H(W) = G ∘ (SᵀS of W(0) + returned change)/m. If ``moves`` (m × d) is given,
-    the chosen pushes are written there (W = W0 + moves is the point of the ball tried).
+    A call ``(v, sign)`` chooses per-neuron pushes for the objective sign·vᵀΔHv and returns
+    S'ᵀS' − SᵀS over these neurons, so H(W) = G ∘ (SᵀS of W(0) + returned change)/m; if
+    ``moves`` (m × d) is given, the chosen pushes are written there (W = W0 + moves is the
+    point of the ball tried).
 
     A push u (‖u‖ ≤ R) changes the sign of w·x_i only where |w·x_i| ≤ R‖x_i‖: the near
     entries, a small sparse set that :func:`ntkcheck.network.sign_pass` returns with the signs.
-    Everything after the sign pass works on that set: the objective of neuron k is
-    ‖z_k‖² with z_k = Σ_i v_i s_ik x_i, one dense product (rows × n × d) for all z_k, and a
-    push changes it by 2 z_k·δz_k + ‖δz_k‖², δz_k summed over the signs it changes. Two pushes
-    are tried per neuron, towards the most profitable single flip (its effect on every near
-    entry read off X Xᵀ) and along the gain-weighted combination of the profitable flips (one
-    product). Choosing the pushes is a heuristic and runs in float32; what is returned is
-    exact: the new values of the near entries are known within the float32 rounding bound, and
-    those within it of 0 are recomputed in float64 (as ``sign_pass`` does), so the signs are
-    those of the float64 product for the W tried, and (S'ᵀS' − SᵀS) = sym((S' − S)ᵀ(S' + S)) is
-    an integer matrix formed from the few signs that changed.
+    The sign pass depends on W0 and R only, so when the neurons fit in one chunk it is done
+    once and shared by every call (an attack makes 3 × iterations calls). Everything after it
+    works on the near set: the objective of neuron k is ‖z_k‖² with z_k = Σ_i v_i s_ik x_i, one
+    dense product (rows × n × d) for all z_k, and a push changes it by 2 z_k·δz_k + ‖δz_k‖²,
+    δz_k summed over the signs it changes. Two pushes are tried per neuron, towards the most
+    profitable single flip (its effect on every near entry read off X Xᵀ) and along the
+    gain-weighted combination of the profitable flips (one product). Choosing the pushes is a
+    heuristic and runs in float32; what is returned is exact: the new values of the near
+    entries are known within the float32 rounding bound, and those within it of 0 are
+    recomputed in float64 (as ``sign_pass`` does), so the signs are those of the float64
+    product for the W tried, and S'ᵀS' − SᵀS = DᵀS + SᵀD + DᵀD (D = S' − S) is an integer
+    matrix formed from the few signs that changed.
     """
-    n = X.shape[0]
-    m, d = W0.shape
-    X32 = X.astype(np.float32)
-    gdiag = np.diag(G).copy()
-    xmax = float(np.sqrt(gdiag.max()))
-    # z_k lives in the span of the inputs: any F with F Fᵀ = X Xᵀ gives the same objective,
-    # and for d > n one with n columns is cheaper
-    F = X if d <= n else np.linalg.qr(X.T, mode="r").T
-    F32 = F.astype(np.float32)
-    vF32 = (v[:, None] * F).astype(np.float32)
-    acc, dd = None, []
-    chunk = max(1, min(m, chunk_rows(n, working_memory_mb, bytes_per_entry=24), 1 << 23))
-    threads = work_threads(n, chunk)
-    Rm = R * (1.0 - 8 * _EPS)  # push length: ‖u‖ ≤ R after rounding
-    S = np.empty((min(m, chunk), n), dtype=np.float32)
-    for sl in neuron_slices(m, chunk):
-        Wc = W0[sl]
-        rows = Wc.shape[0]
-        Sc = S[:rows]
+
+    def __init__(self, X: np.ndarray, G: np.ndarray, W0: np.ndarray, R: float, working_memory_mb: float):
+        self.X, self.G, self.W0, self.R = X, G, W0, R
+        n = X.shape[0]
+        m, d = W0.shape
+        self.X32 = X.astype(np.float32)
+        self.gdiag = np.diag(G).copy()
+        self.xmax = float(np.sqrt(self.gdiag.max()))
+        # z_k lives in the span of the inputs: any F with F Fᵀ = X Xᵀ gives the same objective,
+        # and for d > n one with n columns is cheaper
+        self.F = X if d <= n else np.linalg.qr(X.T, mode="r").T
+        self.F32 = self.F.astype(np.float32)
+        self.Rm = R * (1.0 - 8 * _EPS)  # push length: ‖u‖ ≤ R after rounding
+        self.reach = self.Rm * np.sqrt(self.gdiag)  # how far a push can move w·x_i
+        # per entry of a chunk: S (float32) and, if most entries are near, ~5 float64 arrays
+        chunk = max(1, min(m, chunk_rows(n, working_memory_mb, bytes_per_entry=48), 1 << 23))
+        self.threads = work_threads(n, chunk)
+        self.slices = list(neuron_slices(m, chunk))
+        self.S = np.empty((min(m, chunk), n), dtype=np.float32)
+        self.cached = self._signs(self.slices[0]) if len(self.slices) == 1 else None
+
+    def _signs(self, sl: slice) -> dict | None:
+        """The sign pass of a chunk and what the calls need of it (None: nothing is near)."""
+        Wc = self.W0[sl]
+        rows, d = Wc.shape
+        n = self.X.shape[0]
+        Sc = self.S[:rows]
         wmax = float(np.sqrt(np.einsum("ij,ij->i", Wc, Wc).max()))
         # beyond R‖x‖ plus the float64 rounding of w·x before and after the push, no sign moves
-        slack = 4 * (d + 2) * _EPS * (wmax + R) * xmax
-        with single_blas(threads):
-            near, a0 = sign_pass(Wc, X, X32, Sc, radius=R * xmax + slack, threads=threads, values=True)
-        if near.size == 0:
+        slack = 4 * (d + 2) * _EPS * (wmax + self.R) * self.xmax
+        with single_blas(self.threads):
+            flat, a0 = sign_pass(Wc, self.X, self.X32, Sc, radius=self.R * self.xmax + slack,
+                                 threads=self.threads, values=True)
+        if flat.size == 0:
+            return None
+        near = _Near(flat, a0, rows, n)
+        s0 = near.of(Sc).astype(np.float64)  # (arithmetic, not np.where: the signs are random)
+        dsg = 1.0 - 2.0 * s0  # +1: the sign is off, a push along x_i turns it on; −1: on
+        return dict(Wc=Wc, Sc=Sc, near=near, on=s0 > 0, dsg=dsg,
+                    p0=-dsg * near.a,  # w·x (±∞ for entries no push reaches)
+                    far=near.a > near.col(self.reach),  # a push of length R cannot flip these
+                    tau0=float(float32_error_bound(Wc, self.X)), slack=slack)
+
+    def __call__(self, v: np.ndarray, sign: float, moves: np.ndarray | None = None) -> np.ndarray:
+        n = self.X.shape[0]
+        vF32 = (v[:, None] * self.F).astype(np.float32)
+        acc, dd = None, []
+        for sl in self.slices:
+            c = self.cached if self.cached is not None else self._signs(sl)
+            if c is None:
+                if moves is not None:
+                    moves[sl] = 0.0
+                continue
+            best_U, DS, DD = self._chunk(v, vF32, sign, **c)
             if moves is not None:
-                moves[sl] = 0.0
-            continue
-        k, i = np.divmod(near, n)
-        s = Sc.ravel()[near].astype(np.float64)
-        dsg = 1.0 - 2.0 * s  # +1: the sign is off, a push along x_i turns it on; −1: on
-        p0 = np.where(s > 0, a0, -a0)
-        tau0 = float(float32_error_bound(Wc, X))
+                moves[sl] = best_U
+            if DS is not None:
+                acc = DS if acc is None else np.add(acc, DS, dtype=np.float64)  # float64 across chunks
+                dd.append(DD)
+        out = np.zeros((n, n))
+        if acc is not None:
+            np.add(acc, acc.T, out=out)
+        for DD in dd:
+            if isinstance(DD, np.ndarray):
+                out += DD
+            else:
+                out[DD.row, DD.col] += DD.data  # (row, col) pairs are distinct
+        return out
+
+    def _chunk(self, v, vF32, sign, Wc, Sc, near, on, dsg, p0, far, tau0, slack):
+        """One chunk: (pushes, DᵀS, DᵀD) with D = S' − S (None, None if no sign changed)."""
+        X, X32, G, F, Rm, gdiag = self.X, self.X32, self.G, self.F, self.Rm, self.gdiag
+        rows, d = Wc.shape
+        n = X.shape[0]
         Z = Sc @ vF32  # z_k, rows × (d or n)
         Z64 = Z.astype(np.float64)
-        zx = _pair_dots(Z, F32, near)
-        vi = v[i]
+        vi = near.col(v)
         # gain of flipping sign (k, i) alone: sign·(2 d_i v_i z_k·x_i + v_i² ‖x_i‖²)
-        g = sign * (2 * dsg * vi * zx + vi * vi * gdiag[i])
-        g[a0 > Rm * np.sqrt(gdiag[i])] = -np.inf  # a push of length R cannot reach it
-        first = np.r_[True, k[1:] != k[:-1]]  # entries are sorted by row
-        start = np.flatnonzero(first)
-        grp = np.cumsum(first) - 1  # entry → its row's group
-        kr = k[start]
-        top = np.maximum.reduceat(g, start)
-        at = np.flatnonzero(g == top[grp])
-        b = at[np.r_[True, grp[at[1:]] != grp[at[:-1]]]]  # per row, its first entry of largest gain
-        has = np.zeros(rows, dtype=bool)
-        has[kr] = np.isfinite(top)
-        # push 1: u_k = Rm d_j x_j/‖x_j‖ towards the best single flip j; u_k·x_i = coef·G_ji
-        jb = i[b]
-        coef1 = dsg[b] * Rm / np.sqrt(gdiag[jb])
-        U1 = np.zeros((rows, d))
-        U1[kr] = coef1[:, None] * X[jb]
-        du1 = coef1[grp] * G[jb[grp], i]
+        g = near.dots(Z, self.F32)
+        g *= 2 * dsg * vi
+        g += vi * vi * near.col(gdiag)
+        g *= sign
+        g[far] = -np.inf
+        top, b = near.best(g)
+        has = np.isfinite(top)
+        # push 1: u_k = Rm d_j x_j/‖x_j‖ towards the best single flip j; u_k·x_i = coef_k G_ji
+        jb = b % n
+        coef1 = np.where(has, np.where(Sc.ravel()[b] > 0, -Rm, Rm) / np.sqrt(gdiag[jb]), 0.0)
+        U1 = coef1[:, None] * X[jb]
+        du1 = near.row(coef1) * near.of(G, by_row=jb)
         # push 2: along Σ_i max(gain_i, 0) d_i x_i, normalised to length Rm
-        U2 = np.asarray(_rows_matrix(near, np.maximum(g, 0) * dsg, rows, n) @ X)
+        U2 = np.asarray(near.matrix(np.maximum(g, 0) * dsg) @ X)
         nu2 = np.linalg.norm(U2, axis=1)
         ok2 = has & (nu2 > 0)
         U2 *= np.where(ok2, Rm / np.where(nu2 > 0, nu2, 1.0), 0.0)[:, None]
-        du2 = _pair_dots(U2, X32, near)
+        du2 = near.dots(U2, X32)
         tau2 = float(float32_error_bound(U2, X))
         best_gain = np.zeros(rows)
         choice = np.zeros(rows, dtype=np.int8)
         for c, (ok, du) in enumerate(((has, du1), (ok2, du2)), start=1):
-            flips = ((p0 + du) >= 0) != (s > 0)
-            flips &= ok[k]
+            flips = ((p0 + du) >= 0) != on
+            flips &= near.row(ok)
             e = np.flatnonzero(flips)
-            dz = np.asarray(_rows_matrix(near[e], vi[e] * dsg[e], rows, n) @ F)
+            dz = np.asarray(near.matrix(vi[e] * dsg[e], subset=e) @ F)
             val = sign * (2 * np.einsum("kj,kj->k", Z64, dz) + np.einsum("kj,kj->k", dz, dz))
             better = ok & (val > best_gain)
             best_gain[better] = val[better]
@@ -259,37 +358,32 @@ def _attack_pass(X: np.ndarray, G: np.ndarray, W0: np.ndarray, R: float, v: np.n
         best_U = np.zeros((rows, d))
         for c, U in ((1, U1), (2, U2)):
             best_U[choice == c] = U[choice == c]
-        if moves is not None:
-            moves[sl] = best_U
-        ce = choice[k]
+        ce = near.row(choice)
         moved = np.flatnonzero(ce > 0)
         if moved.size == 0:
-            continue
+            return best_U, None, None
         # the W tried: new values of its near entries, exact signs (float64 within the bound)
-        q = p0[moved] + np.where(ce[moved] == 1, du1[moved], du2[moved])
+        c1 = ce[moved] == 1
+        q = p0[moved] + (du1[moved] * c1 + du2[moved] * ~c1)  # x·1 + y·0 = x exactly
         pos = q >= 0
         unsure = np.abs(q) <= 2 * (tau0 + tau2) + slack
         if unsure.any():
-            pos[unsure] = exact_entries(Wc + best_U, X, near[moved[unsure]], n) >= 0
-        ch = moved[pos != (s[moved] > 0)]
+            pos[unsure] = exact_entries(Wc + best_U, X, near.flat[moved[unsure]], n) >= 0
+        ch = moved[pos != on[moved]]
         if ch.size == 0:
-            continue
+            return best_U, None, None
         # S' = S + D with D = ±1 on the changed signs: S'ᵀS' − SᵀS = DᵀS + SᵀD + DᵀD, integers
         # (|entries| ≤ 2·chunk ≤ 2^24, exact in float32)
-        D = _rows_matrix(near[ch], dsg[ch].astype(np.float32), rows, n)
+        D = near.matrix(dsg[ch].astype(np.float32), subset=ch)
         DS = np.asarray(D.T @ Sc)  # n × n: DᵀS, a row of S per changed sign
-        acc = DS if acc is None else np.add(acc, DS, dtype=np.float64)  # float64 across chunks
         DD = D.T @ D
-        dd.append(DD.tocoo() if sparse.issparse(DD) else DD)
-    out = np.zeros((n, n))
-    if acc is not None:
-        np.add(acc, acc.T, out=out)
-    for DD in dd:
-        if isinstance(DD, np.ndarray):
-            out += DD
-        else:
-            out[DD.row, DD.col] += DD.data  # (row, col) pairs are distinct
-    return out
+        return best_U, DS, (DD.tocoo() if sparse.issparse(DD) else DD)
+
+
+def _attack_pass(X: np.ndarray, G: np.ndarray, W0: np.ndarray, R: float, v: np.ndarray,
+                 sign: float, working_memory_mb: float, moves: np.ndarray | None = None) -> np.ndarray:
+    """One pass of the attack (see :class:`_Pushes`), its sign pass included."""
+    return _Pushes(X, G, W0, R, working_memory_mb)(v, sign, moves)
 
 
 @dataclass
@@ -308,21 +402,22 @@ def attack(X: np.ndarray, W0: np.ndarray, R: float, cert: Certificate, iteration
     best_min = cert.lam_min_H0  # W = W(0) is in the ball
     if iterations <= 0 or R <= 0 or cert.active.size == 0:
         return Attack(best_norm, best_min)
-    Wa = W0[cert.active]
+    push = _Pushes(X, G, W0[cert.active], R, working_memory_mb)
     for sign in (1.0, -1.0):  # raise, then lower, vᵀΔHv
         v = cert.v_perron
         for _ in range(iterations):
-            dH = G * _attack_pass(X, G, Wa, R, v, sign, working_memory_mb) / m
+            dH = G * push(v, sign) / m
             w, V = np.linalg.eigh(dH)
             best_norm = max(best_norm, float(max(abs(w[0]), abs(w[-1]))))
             best_min = min(best_min, float(np.linalg.eigvalsh(H0 + dH)[0]))
             v = V[:, -1] if sign > 0 else V[:, 0]
     v = cert.v_min_H0
     for _ in range(iterations):
-        H = G * (cert.SS + _attack_pass(X, G, Wa, R, v, -1.0, working_memory_mb)) / m
+        H = G * (cert.SS + push(v, -1.0)) / m
         w, V = np.linalg.eigh(H)
         best_min = min(best_min, float(w[0]))
-        best_norm = max(best_norm, float(np.linalg.norm(H - H0, 2)))
+        ev = np.linalg.eigvalsh(H - H0)  # symmetric: its 2-norm is its largest |eigenvalue|
+        best_norm = max(best_norm, float(max(-ev[0], ev[-1])))
         v = V[:, 0]
     return Attack(best_norm, best_min)
 

@@ -19,6 +19,7 @@ from . import __version__
 from .api import replay_trial, run_check
 from .checks import REGISTRY, get_check
 from .errors import ExitCode, UserError
+from .network import keep_freed_memory
 from .report import (check_writable, is_plain, make_console, render, render_replay, to_json, to_junit,
                      verdict_line, write_atomic)
 from .scenario import describe_keys
@@ -364,6 +365,7 @@ for _name in REGISTRY:
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
+    keep_freed_memory()
     debug = "--debug" in args
     try:
         cli.main(args=args, prog_name="ntkcheck", standalone_mode=False)

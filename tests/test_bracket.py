@@ -140,3 +140,24 @@ def test_attack_pass_returns_the_exact_count_change_of_a_point_of_the_ball(R, d,
         assert np.all(np.isfinite(moves)) and np.all(np.linalg.norm(moves, axis=1) <= R)
         assert np.any(moves != 0)
         np.testing.assert_array_equal(dSS, activation_counts(X, W0 + moves) - activation_counts(X, W0))
+
+
+def test_attack_passes_sharing_one_sign_pass_equal_fresh_passes():
+    """Within an attack the sign pass of the neurons is done once and shared by every pass
+    (when they fit in one chunk): each pass must equal a pass computed from scratch, whatever
+    passes came before (nothing of one pass may leak into the next)."""
+    from ntkcheck.bracket import _attack_pass, _Pushes
+
+    rng = np.random.default_rng(13)
+    n, d, R = 80, 6, 0.05
+    X = rng.standard_normal((n, d))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    W0 = rng.standard_normal((2000, d))
+    G = X @ X.T
+    push = _Pushes(X, G, W0, R, 64.0)
+    assert push.cached is not None  # one chunk: the shared sign pass is in use
+    vs = [rng.standard_normal(n) for _ in range(3)]
+    for v, sign in [(vs[0], 1.0), (vs[1], -1.0), (vs[0], 1.0), (vs[2], -1.0), (vs[1], -1.0)]:
+        m1, m2 = np.zeros_like(W0), np.zeros_like(W0)
+        np.testing.assert_array_equal(push(v, sign, m1), _attack_pass(X, G, W0, R, v, sign, 0.2, m2))
+        np.testing.assert_array_equal(m1, m2)
