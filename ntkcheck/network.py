@@ -128,28 +128,31 @@ def exact_entries(Wc: np.ndarray, X: np.ndarray, idx: np.ndarray, n: int) -> np.
 
 
 def _sign_rows(Wc: np.ndarray, X: np.ndarray, X32: np.ndarray, out: np.ndarray,
-               radius: float, tau: np.float32) -> tuple[np.ndarray, np.ndarray]:
+               radius: float, tau: np.float32, exact_values: bool) -> tuple[np.ndarray, np.ndarray]:
     np.matmul(Wc.astype(np.float32), X32.T, out=out)
     bound = np.nextafter(np.float32(radius) + tau, np.float32(np.inf))  # ≥ radius + tau
     mask = out <= bound
     mask &= out >= -bound
-    if radius > 0 and np.count_nonzero(mask) > _DENSE_FRACTION * out.size:
+    if radius > 0 and not exact_values and np.count_nonzero(mask) > _DENSE_FRACTION * out.size:
         P = Wc @ X.T  # a wide band: the whole chunk in float64 is cheaper
         np.greater_equal(P, 0, out=out, casting="unsafe")
         np.abs(P, out=P)
         # entries within float64 rounding of 0 or of radius take the values exact_entries
         # gives, as everywhere else (a GEMM and a dot product may differ in the last bit)
         eps = float(tau) * _U64 / _U32
-        edge = np.flatnonzero((P <= eps) | (np.abs(P - radius) <= eps))
-        exact = exact_entries(Wc, X, edge, out.shape[1])
-        out.ravel()[edge] = exact >= 0
-        P.ravel()[edge] = np.abs(exact)
-        inside = np.flatnonzero(P <= radius)
-        return inside, P.ravel()[inside]
+        cand = np.flatnonzero(P <= radius + eps)
+        pv = P.ravel()[cand]
+        del P
+        edge = (pv <= eps) | (pv >= radius - eps)
+        exact = exact_entries(Wc, X, cand[edge], out.shape[1])
+        out.ravel()[cand[edge]] = exact >= 0
+        pv[edge] = np.abs(exact)
+        inside = pv <= radius
+        return cand[inside], pv[inside]
     cand = np.flatnonzero(mask)
     pv = np.abs(out.ravel()[cand]).astype(np.float64)
     # float32 decides an entry unless it lies within tau of 0 (its sign) or of ±radius (|p| ≤ radius)
-    unsure = (pv <= tau) | (pv >= np.float32(radius) - tau)
+    unsure = np.ones(cand.size, dtype=bool) if exact_values else (pv <= tau) | (pv >= np.float32(radius) - tau)
     exact = exact_entries(Wc, X, cand[unsure], out.shape[1])
     np.greater_equal(out, 0, out=out, casting="unsafe")
     out.ravel()[cand[unsure]] = exact >= 0
@@ -160,12 +163,13 @@ def _sign_rows(Wc: np.ndarray, X: np.ndarray, X32: np.ndarray, out: np.ndarray,
 
 
 def sign_pass(Wc: np.ndarray, X: np.ndarray, X32: np.ndarray, out: np.ndarray,
-              radius: float = 0.0, threads: int = 1, values: bool = False):
+              radius: float = 0.0, threads: int = 1, values: bool = False, exact_values: bool = False):
     """Write S = 1{W Xᵀ ≥ 0} into ``out`` (float32, chunk × n), with the signs of the float64
     product W Xᵀ, and return the flat indices (into ``out``) of the entries with
     |w_k·x_i| ≤ ``radius`` (by the float64 product too), in increasing order; with ``values``
     also their |w_k·x_i| (float64 where it was computed, else float32, within
-    :func:`float32_error_bound` of the float64 value).
+    :func:`float32_error_bound` of the float64 value; with ``exact_values`` all of them the
+    float64 values of :func:`exact_entries`).
 
     The product is formed in float32 (half the memory traffic of float64). An entry farther
     than :func:`float32_error_bound` (tau) from 0 has the same sign in both precisions, and one
@@ -177,14 +181,15 @@ def sign_pass(Wc: np.ndarray, X: np.ndarray, X32: np.ndarray, out: np.ndarray,
     tau = float32_error_bound(Wc, X)
     rows, n = out.shape
     if threads <= 1 or rows < 2 * threads:
-        flat, vals = _sign_rows(Wc, X, X32, out, radius, tau)
+        flat, vals = _sign_rows(Wc, X, X32, out, radius, tau, exact_values)
     else:
         cuts = np.linspace(0, rows, threads + 1).astype(int)
-        parts = _run(threads, [(1.0, (lambda a=a, b=b: _sign_rows(Wc[a:b], X, X32, out[a:b], radius, tau)))
+        parts = _run(threads, [(1.0, (lambda a=a, b=b: _sign_rows(Wc[a:b], X, X32, out[a:b], radius, tau,
+                                                                  exact_values)))
                                for a, b in zip(cuts[:-1], cuts[1:])])
         flat = np.concatenate([p[0] + a * n for p, a in zip(parts, cuts[:-1])])
         vals = np.concatenate([p[1] for p in parts])
-    return (flat, vals) if values else flat
+    return (flat, vals) if values or exact_values else flat
 
 
 # ---------------------------------------------------------------------------- counts
