@@ -84,6 +84,42 @@ def test_critical_radius_is_the_edge_of_the_certificate(thr):
     assert critical_radius(X, W0, thr, tol, 1e-3) == Rc
 
 
+@pytest.mark.parametrize("thr", [0.02, 0.3])
+def test_critical_radius_is_exact_when_inputs_have_different_quantiles(thr):
+    """The first cap is taken over a few inputs only (an upper bound on the one over all
+    inputs); with anisotropic weights the inputs' quantiles of |w·x_i| differ widely, and the
+    result must still be the exact edge of the certificate."""
+    rng = np.random.default_rng(21)
+    n, d = 30, 5
+    X = rng.standard_normal((n, d))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    W0 = rng.standard_normal((3000, d)) * np.array([0.05, 0.3, 1.0, 3.0, 10.0])
+    tol = 1e-12
+    Rc = critical_radius(X, W0, thr, tol, 64)
+    assert 0 < Rc < np.inf
+    assert certify(X, W0, Rc * (1 - 1e-9), 64).lam_max_E < thr - tol <= certify(X, W0, Rc, 64).lam_max_E
+
+
+@pytest.mark.parametrize("small", [0, 11])
+def test_critical_radius_where_the_diagonal_bound_is_the_edge(small):
+    """Orthonormal inputs: E is diagonal, λ_max(E) = max_i c_i/m, so the edge is exactly the
+    diagonal bound's cap, attained at the input whose |w·x_i| are smallest: the first input
+    (among the few the first cap is taken over: the cap is the edge itself) or the last one
+    (outside them: the cap is only an upper bound)."""
+    rng = np.random.default_rng(22)
+    d = 12
+    X = np.eye(d)
+    scales = np.linspace(1.0, 3.0, d)
+    scales[small] = 0.01
+    W0 = rng.standard_normal((4000, d)) * scales
+    thr, tol = 0.1, 1e-12
+    Rc = critical_radius(X, W0, thr, tol, 64)
+    # the k-th smallest |w_k,12| with k = ⌈(thr − tol)·m⌉ is where c_12/m reaches thr − tol
+    k = int(np.ceil((thr - tol) * 4000))
+    assert Rc == np.sort(np.abs(W0[:, small]))[k - 1]
+    assert certify(X, W0, Rc * (1 - 1e-9), 64).lam_max_E < thr - tol <= certify(X, W0, Rc, 64).lam_max_E
+
+
 def test_attack_does_not_depend_on_chunk_size():
     _, X, W0 = setup(seed=4, m=3000)
     R = 0.1
