@@ -155,8 +155,7 @@ class _Near:
         if self.all:
             self.a = np.full(rows * n, np.inf)
             self.a[flat] = absval
-            self.flat = np.arange(rows * n)
-            self.k = None
+            self.flat = self.k = None
         else:
             self.a, self.flat = absval, flat
             self.k, self.i = np.divmod(flat, n)
@@ -164,6 +163,14 @@ class _Near:
     @property
     def size(self) -> int:
         return self.a.size
+
+    @property
+    def nbytes(self) -> int:
+        return sum(x.nbytes for x in (self.a, self.flat, self.k, getattr(self, "i", None)) if x is not None)
+
+    def index(self, sub: np.ndarray) -> np.ndarray:
+        """The flat indices k·n + i of the entries ``sub``."""
+        return sub if self.all else self.flat[sub]
 
     def row(self, vec: np.ndarray) -> np.ndarray:
         """vec[k] for each entry (vec of length rows)."""
@@ -214,7 +221,7 @@ class _Near:
         rows, n = self.rows, self.n
         if subset is None and self.all:
             return vals.reshape(rows, n)
-        flat = self.flat if subset is None else self.flat[subset]
+        flat = self.flat if subset is None else self.index(subset)
         if flat.size > _DENSE_ROWS * rows * n:
             A = np.zeros(rows * n, dtype=vals.dtype)
             A[flat] = vals
@@ -234,8 +241,8 @@ class _Pushes:
 
     A push u (‖u‖ ≤ R) changes the sign of w·x_i only where |w·x_i| ≤ R‖x_i‖: the near
     entries, a small sparse set that :func:`ntkcheck.network.sign_pass` returns with the signs.
-    The sign pass depends on W0 and R only, so when the neurons fit in one chunk it is done
-    once and shared by every call (an attack makes 3 × iterations calls). Everything after it
+    The sign pass depends on W0 and R only, so while its results fit the working-memory budget
+    it is done once and shared by every call (an attack makes 3 × iterations calls). Everything after it
     works on the near set: the objective of neuron k is ‖z_k‖² with z_k = Σ_i v_i s_ik x_i, one
     dense product (rows × n × d) for all z_k, and a push changes it by 2 z_k·δz_k + ‖δz_k‖²,
     δz_k summed over the signs it changes. Two pushes are tried per neuron, towards the most
@@ -261,19 +268,28 @@ class _Pushes:
         self.F32 = self.F.astype(np.float32)
         self.Rm = R * (1.0 - 8 * _EPS)  # push length: ‖u‖ ≤ R after rounding
         self.reach = self.Rm * np.sqrt(self.gdiag)  # how far a push can move w·x_i
-        # per entry of a chunk: S (float32) and, if most entries are near, ~5 float64 arrays
-        chunk = max(1, min(m, chunk_rows(n, working_memory_mb, bytes_per_entry=48), 1 << 23))
+        # per entry of a chunk, a call holds up to ~110 bytes when most entries are near
+        chunk = max(1, min(m, chunk_rows(n, working_memory_mb, bytes_per_entry=128), 1 << 23))
         self.threads = work_threads(n, chunk)
         self.slices = list(neuron_slices(m, chunk))
-        self.S = np.empty((min(m, chunk), n), dtype=np.float32)
-        self.cached = self._signs(self.slices[0]) if len(self.slices) == 1 else None
+        # the sign passes are kept for every call while they fit the working-memory budget
+        self.cached: list | None = []
+        held = 0
+        for sl in self.slices:
+            state = self._signs(sl, np.empty((sl.stop - sl.start, n), dtype=np.float32))
+            held += 0 if state is None else state["Sc"].nbytes + state["near"].nbytes + 18 * state["near"].size
+            if held > working_memory_mb * 2**20:
+                self.cached = None
+                break
+            self.cached.append(state)
+        self.S = np.empty((min(m, chunk), n), dtype=np.float32) if self.cached is None else None
 
-    def _signs(self, sl: slice) -> dict | None:
-        """The sign pass of a chunk and what the calls need of it (None: nothing is near)."""
+    def _signs(self, sl: slice, Sc: np.ndarray) -> dict | None:
+        """The sign pass of a chunk into ``Sc`` and what the calls need of it (None: nothing
+        is near)."""
         Wc = self.W0[sl]
         rows, d = Wc.shape
         n = self.X.shape[0]
-        Sc = self.S[:rows]
         wmax = float(np.sqrt(np.einsum("ij,ij->i", Wc, Wc).max()))
         # beyond R‖x‖ plus the float64 rounding of w·x before and after the push, no sign moves
         slack = 4 * (d + 2) * _EPS * (wmax + self.R) * self.xmax
@@ -294,8 +310,8 @@ class _Pushes:
         n = self.X.shape[0]
         vF32 = (v[:, None] * self.F).astype(np.float32)
         acc, dd = None, []
-        for sl in self.slices:
-            c = self.cached if self.cached is not None else self._signs(sl)
+        for j, sl in enumerate(self.slices):
+            c = self.cached[j] if self.cached is not None else self._signs(sl, self.S[: sl.stop - sl.start])
             if c is None:
                 if moves is not None:
                     moves[sl] = 0.0
@@ -368,7 +384,7 @@ class _Pushes:
         pos = q >= 0
         unsure = np.abs(q) <= 2 * (tau0 + tau2) + slack
         if unsure.any():
-            pos[unsure] = exact_entries(Wc + best_U, X, near.flat[moved[unsure]], n) >= 0
+            pos[unsure] = exact_entries(Wc + best_U, X, near.index(moved[unsure]), n) >= 0
         ch = moved[pos != on[moved]]
         if ch.size == 0:
             return best_U, None, None

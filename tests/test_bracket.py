@@ -191,7 +191,8 @@ def test_attack_passes_sharing_one_sign_pass_equal_fresh_passes():
     W0 = rng.standard_normal((2000, d))
     G = X @ X.T
     push = _Pushes(X, G, W0, R, 64.0)
-    assert push.cached is not None  # one chunk: the shared sign pass is in use
+    assert push.cached is not None  # the shared sign passes are in use
+    assert _Pushes(X, G, W0, R, 0.2).cached is None  # the budget too small: each pass its own
     vs = [rng.standard_normal(n) for _ in range(3)]
     for v, sign in [(vs[0], 1.0), (vs[1], -1.0), (vs[0], 1.0), (vs[2], -1.0), (vs[1], -1.0)]:
         m1, m2 = np.zeros_like(W0), np.zeros_like(W0)
