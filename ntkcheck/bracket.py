@@ -303,7 +303,8 @@ class _Pushes:
         dsg = 1.0 - 2.0 * s0  # +1: the sign is off, a push along x_i turns it on; −1: on
         return dict(Wc=Wc, Sc=Sc, near=near, on=s0 > 0, dsg=dsg,
                     p0=-dsg * near.a,  # w·x (±∞ for entries no push reaches)
-                    far=near.a > near.col(self.reach),  # a push of length R cannot flip these
+                    # a push of length R cannot flip these (nor anything of an input x = 0)
+                    far=(near.a > near.col(self.reach)) | near.col(self.reach == 0),
                     tau0=float(float32_error_bound(Wc, self.X)), slack=slack)
 
     def __call__(self, v: np.ndarray, sign: float, moves: np.ndarray | None = None) -> np.ndarray:
@@ -350,7 +351,7 @@ class _Pushes:
         has = np.isfinite(top)
         # push 1: u_k = Rm d_j x_j/‖x_j‖ towards the best single flip j; u_k·x_i = coef_k G_ji
         jb = b % n
-        coef1 = np.where(has, np.where(Sc.ravel()[b] > 0, -Rm, Rm) / np.sqrt(gdiag[jb]), 0.0)
+        coef1 = np.where(has, np.where(Sc.ravel()[b] > 0, -Rm, Rm) / np.sqrt(np.where(has, gdiag[jb], 1.0)), 0.0)
         U1 = coef1[:, None] * X[jb]
         du1 = near.row(coef1) * near.of(G, by_row=jb)
         # push 2: along Σ_i max(gain_i, 0) d_i x_i, normalised to length Rm

@@ -198,3 +198,26 @@ def test_attack_passes_sharing_one_sign_pass_equal_fresh_passes():
         m1, m2 = np.zeros_like(W0), np.zeros_like(W0)
         np.testing.assert_array_equal(push(v, sign, m1), _attack_pass(X, G, W0, R, v, sign, 0.2, m2))
         np.testing.assert_array_equal(m1, m2)
+
+
+def test_attack_pass_with_a_zero_input():
+    """An input x = 0 has w·x = 0 for every neuron and no push changes it: the pass must not
+    divide by its norm (no warning, finite moves) and still return the exact count change."""
+    import warnings
+
+    from ntkcheck.bracket import _attack_pass
+    from ntkcheck.network import activation_counts
+
+    rng = np.random.default_rng(14)
+    X = rng.standard_normal((30, 5))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    X[3] = 0.0
+    W0 = rng.standard_normal((500, 5))
+    v = rng.standard_normal(30)
+    for R in (0.1, 3.0):
+        moves = np.zeros_like(W0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            dSS = _attack_pass(X, X @ X.T, W0, R, v, 1.0, 64, moves=moves)
+        assert np.all(np.isfinite(moves)) and np.any(moves != 0)
+        np.testing.assert_array_equal(dSS, activation_counts(X, W0 + moves) - activation_counts(X, W0))
