@@ -255,7 +255,8 @@ class _Pushes:
     matrix formed from the few signs that changed.
     """
 
-    def __init__(self, X: np.ndarray, G: np.ndarray, W0: np.ndarray, R: float, working_memory_mb: float):
+    def __init__(self, X: np.ndarray, G: np.ndarray, W0: np.ndarray, R: float, working_memory_mb: float,
+                 keep: bool = True):
         self.X, self.G, self.W0, self.R = X, G, W0, R
         n = X.shape[0]
         m, d = W0.shape
@@ -268,14 +269,16 @@ class _Pushes:
         self.F32 = self.F.astype(np.float32)
         self.Rm = R * (1.0 - 8 * _EPS)  # push length: ‖u‖ ≤ R after rounding
         self.reach = self.Rm * np.sqrt(self.gdiag)  # how far a push can move w·x_i
-        # per entry of a chunk, a call holds up to ~110 bytes when most entries are near
-        chunk = max(1, min(m, chunk_rows(n, working_memory_mb, bytes_per_entry=128), 1 << 23))
+        # per entry of a chunk a call holds S and, for the near entries, ~110 bytes (measured):
+        # sized for a sparse near set; a wide ball (most entries near) takes up to ~1.7× the
+        # budget in that pass
+        chunk = max(1, min(m, chunk_rows(n, working_memory_mb, bytes_per_entry=64), 1 << 23))
         self.threads = work_threads(n, chunk)
         self.slices = list(neuron_slices(m, chunk))
-        # the sign passes are kept for every call while they fit the working-memory budget
-        self.cached: list | None = []
+        # with ``keep``, the sign passes are kept for every call while they fit the budget
+        self.cached: list | None = [] if keep else None
         held = 0
-        for sl in self.slices:
+        for sl in self.slices if keep else ():
             state = self._signs(sl, np.empty((sl.stop - sl.start, n), dtype=np.float32))
             held += 0 if state is None else state["Sc"].nbytes + state["near"].nbytes + 18 * state["near"].size
             if held > working_memory_mb * 2**20:
@@ -400,7 +403,7 @@ class _Pushes:
 def _attack_pass(X: np.ndarray, G: np.ndarray, W0: np.ndarray, R: float, v: np.ndarray,
                  sign: float, working_memory_mb: float, moves: np.ndarray | None = None) -> np.ndarray:
     """One pass of the attack (see :class:`_Pushes`), its sign pass included."""
-    return _Pushes(X, G, W0, R, working_memory_mb)(v, sign, moves)
+    return _Pushes(X, G, W0, R, working_memory_mb, keep=False)(v, sign, moves)
 
 
 @dataclass
