@@ -1,0 +1,47 @@
+"""The benchmark scripts run by a plain command: each is run here at a tiny size (the figures
+in the README come from their default sizes) so that none of them rots unnoticed."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def run(script: str, *args: str) -> str:
+    p = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 0, p.stderr
+    return p.stdout
+
+
+def ratios(out: str, name: str) -> list[float]:
+    return [float(x) for x in re.findall(rf"{name} = ([0-9.]+)", out)]
+
+
+def test_bench_gram_prints_its_ratios():
+    out = run("bench_gram.py", "--n", "150", "--d", "10", "--m", "512", "--R", "0.05")
+    assert len(ratios(out, "gram/bare")) == 3 and all(r > 0 for r in ratios(out, "gram/bare"))
+    assert len(ratios(out, "attack/bare")) == 2 and ratios(out, "cert/bare")[0] > 0
+    assert re.search(r"loop/gram = [0-9.]+x", out)
+
+
+def test_bench_lemma23_prints_time_and_memory_per_width():
+    out = run("bench_lemma23.py", "--n", "30", "--min-log2m", "10", "--max-log2m", "12", "--trials", "1")
+    rows = [line.split() for line in out.splitlines() if re.match(r"\s+\d+\s", line)]
+    assert [r[0] for r in rows] == ["1024", "4096"]
+    assert all(float(r[3]) > 0 for r in rows)  # peak resident memory, MiB
+
+
+def test_bench_workers_prints_the_speed_up():
+    out = run("bench_workers.py", "--check", "lemma21", "--trials", "8")
+    assert re.search(r"speed-up with 2 workers: [0-9.]+x", out)
+
+
+def test_bench_autodiff_runs_with_or_without_pytorch():
+    out = run("bench_autodiff.py", "--n", "20", "--d", "5", "--m", "64")
+    if "PyTorch is not installed" not in out:
+        err = float(re.search(r"max \|ΔH\| = ([0-9.e+-]+)", out).group(1))
+        assert err < 1e-10  # the two Gram matrices agree
