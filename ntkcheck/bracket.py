@@ -30,7 +30,7 @@ from scipy import linalg, sparse
 
 from .kernels import eigenvalue_tolerance
 from .network import (CountSum, _run, chunk_rows, count_pass, exact_entries, float32_error_bound, gram_of_rows,
-                      neuron_slices, sign_pass, single_blas, work_threads)
+                      neuron_slices, row_blocks, sign_pass, single_blas, work_threads)
 
 _EPS = np.finfo(np.float64).eps
 
@@ -49,6 +49,18 @@ class Certificate:
     tol: float  # floating-point allowance on eigenvalues of these n×n matrices
 
 
+def _starts(k: np.ndarray) -> np.ndarray:
+    """Where each run of equal values of the sorted non-negative array k starts (a mask)."""
+    return np.diff(k, prepend=-1) != 0
+
+
+def _csr_rows(flat: np.ndarray, vals: np.ndarray, rows: int, n: int) -> sparse.csr_matrix:
+    """The rows × n CSR matrix with ``vals`` at the sorted flat indices k·n + i (built from
+    row pointers: no sort)."""
+    k = flat // n
+    return sparse.csr_matrix((vals, flat - k * n, np.searchsorted(k, np.arange(rows + 1))), shape=(rows, n))
+
+
 #: below this fraction of flippable entries, AᵀA is a sparse product (cost Σ_k r_k², r_k the
 #: flippable entries of neuron k) rather than a dense one (cost m n²/2)
 _SPARSE_FRACTION = 0.01
@@ -64,21 +76,20 @@ class Flippable:
         self.sparse_AA: np.ndarray | None = None
         self.dense: CountSum | None = None
 
-    def add(self, start: int, rows: int, flat: np.ndarray, threads: int = 1) -> None:
-        """Chunk of ``rows`` neurons from ``start``; ``flat`` the flat indices of its flippable
-        entries; ``threads`` for a dense AᵀA (the caller has BLAS single-threaded already)."""
+    def add(self, start: int, rows: int, flat: np.ndarray) -> None:
+        """Chunk of ``rows`` neurons from ``start``; ``flat`` the sorted flat indices of its
+        flippable entries. Runs as one task beside the chunk's count product."""
         k, i = np.divmod(flat, self.n)
         self.counts += np.bincount(i, minlength=self.n)
-        self.active.append(start + k[np.diff(k, prepend=-1) != 0])  # flat is sorted
+        self.active.append(start + k[_starts(k)])
         if flat.size > _SPARSE_FRACTION * rows * self.n:
             A = np.zeros((rows, self.n), dtype=np.float32)
             A.ravel()[flat] = 1.0
             if self.dense is None:
-                self.dense = CountSum(self.n, self.m, threads)
+                self.dense = CountSum(self.n, self.m)
             self.dense.add(A)
         else:
-            indptr = np.searchsorted(k, np.arange(rows + 1))
-            A = sparse.csr_matrix((np.ones(flat.size, dtype=np.float32), i, indptr), shape=(rows, self.n))
+            A = _csr_rows(flat, np.ones(flat.size, dtype=np.float32), rows, self.n)
             AA = (A.T @ A).toarray()  # float32 counts ≤ rows ≤ 2^24: exact
             self.sparse_AA = AA if self.sparse_AA is None else np.add(self.sparse_AA, AA, dtype=np.float64)
 
@@ -128,8 +139,7 @@ def certificate_matrices(X: np.ndarray, W0: np.ndarray, R: float, working_memory
             E[r] /= m
         return go
 
-    step = -(-n // (4 * threads)) if threads > 1 else n  # measured: 4 blocks per thread beat cache-sized ones
-    _run(threads, [(1.0, rows(slice(a, a + step))) for a in range(0, n, step)])
+    _run(threads, [(1.0, rows(r)) for r in row_blocks(n, threads)])
     active = np.concatenate(flip.active) if flip.active else np.zeros(0, dtype=np.int64)
     return H0, E, cnt, SS, active
 
@@ -155,7 +165,7 @@ class _Near:
         if self.all:
             self.a = np.full(rows * n, np.inf)
             self.a[flat] = absval
-            self.flat = self.k = None
+            self.flat = self.k = self.i = None
         else:
             self.a, self.flat = absval, flat
             self.k, self.i = np.divmod(flat, n)
@@ -166,7 +176,7 @@ class _Near:
 
     @property
     def nbytes(self) -> int:
-        return sum(x.nbytes for x in (self.a, self.flat, self.k, getattr(self, "i", None)) if x is not None)
+        return sum(x.nbytes for x in (self.a, self.flat, self.k, self.i) if x is not None)
 
     def index(self, sub: np.ndarray) -> np.ndarray:
         """The flat indices k·n + i of the entries ``sub``."""
@@ -195,12 +205,10 @@ class _Near:
             return g2[np.arange(self.rows), j], np.arange(self.rows) * self.n + j
         top = np.full(self.rows, -np.inf)
         flat = np.zeros(self.rows, dtype=np.int64)
-        first = np.r_[True, self.k[1:] != self.k[:-1]]  # entries are sorted by row
-        start = np.flatnonzero(first)
-        kr = self.k[start]
-        top[kr] = np.maximum.reduceat(g, start)
+        start = np.flatnonzero(_starts(self.k))  # entries are sorted by row
+        top[self.k[start]] = np.maximum.reduceat(g, start)
         at = np.flatnonzero(g == top[self.k])
-        at = at[np.r_[True, self.k[at[1:]] != self.k[at[:-1]]]]  # first per row
+        at = at[_starts(self.k[at])]  # the first per row
         flat[self.k[at]] = self.flat[at]
         return top, flat
 
@@ -209,11 +217,7 @@ class _Near:
         A32 = A.astype(np.float32)
         if self.size > _GATHER_FRACTION * self.rows * self.n:
             return self.of(A32 @ B32.T).astype(np.float64)
-        out = np.empty(self.size)
-        step = 1 << 16
-        for a in range(0, self.size, step):
-            out[a:a + step] = np.einsum("ij,ij->i", A32[self.k[a:a + step]], B32[self.i[a:a + step]])
-        return out
+        return exact_entries(A32, B32, self.flat, self.n)  # float32 dot products, gathered
 
     def matrix(self, vals: np.ndarray, subset: np.ndarray | None = None):
         """The rows × n matrix with ``vals`` at the entries (or at those of ``subset``): CSR,
@@ -226,9 +230,7 @@ class _Near:
             A = np.zeros(rows * n, dtype=vals.dtype)
             A[flat] = vals
             return A.reshape(rows, n)
-        k = flat // n
-        indptr = np.searchsorted(k, np.arange(rows + 1))  # flat is sorted: rows in order
-        return sparse.csr_matrix((vals, flat - k * n, indptr), shape=(rows, n))
+        return _csr_rows(flat, vals, rows, n)
 
 
 class _Pushes:
@@ -280,7 +282,8 @@ class _Pushes:
         held = 0
         for sl in self.slices if keep else ():
             state = self._signs(sl, np.empty((sl.stop - sl.start, n), dtype=np.float32))
-            held += 0 if state is None else state["Sc"].nbytes + state["near"].nbytes + 18 * state["near"].size
+            if state is not None:  # what it holds: every array but Wc (a view of W0)
+                held += sum(x.nbytes for key, x in state.items() if key != "Wc" and hasattr(x, "nbytes"))
             if held > working_memory_mb * 2**20:
                 self.cached = None
                 break

@@ -152,12 +152,13 @@ def test_certificate_matrices_equal_their_definition(R):
     assert cert.lam_max_E == pytest.approx(np.linalg.eigvalsh(cert.E)[-1], abs=cert.tol)
 
 
-@pytest.mark.parametrize("R,d,scaled", [(0.01, 8, False), (0.5, 8, False), (0.05, 200, False),
-                                        (0.03, 8, True), (0.2, 200, True)])
+@pytest.mark.parametrize("R,d,scaled", [(0.002, 8, False), (0.01, 8, False), (0.5, 8, False),
+                                        (0.05, 200, False), (0.03, 8, True), (0.2, 200, True)])
 def test_attack_pass_returns_the_exact_count_change_of_a_point_of_the_ball(R, d, scaled):
     """The pushes chosen in float32 are a heuristic; what the pass returns must be exactly
     S'ᵀS' − SᵀS for the W it tried, and that W must lie in the ball (few or many sign changes,
-    sparse and dense near sets, d < n and d ≥ n, inputs of norm 1 or not: a push of length R
+    near sets so sparse their dot products are gathered one by one, sparse, and dense, d < n and
+    d ≥ n, inputs of norm 1 or not: a push of length R
     can change w·x_i by R‖x_i‖, so the near set must widen with ‖x_i‖)."""
     from ntkcheck.bracket import _attack_pass
     from ntkcheck.network import activation_counts
