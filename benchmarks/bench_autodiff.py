@@ -14,13 +14,14 @@ import time
 import numpy as np
 
 from ntkcheck import gram_matrix
+from _args import positive_int
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=200)
-    ap.add_argument("--d", type=int, default=100)
-    ap.add_argument("--m", type=int, default=4096)
+    ap.add_argument("--n", type=positive_int, default=200)
+    ap.add_argument("--d", type=positive_int, default=100)
+    ap.add_argument("--m", type=positive_int, default=4096)
     a = ap.parse_args()
     try:
         import torch

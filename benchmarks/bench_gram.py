@@ -27,6 +27,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 from ntkcheck import gram_matrix
 from ntkcheck.bracket import _attack_pass, _Pushes, certificate_matrices
 from ntkcheck.network import gram_of_rows, sign_pass, single_blas, work_threads
+from _args import positive_float, positive_int
 
 
 def once(f) -> float:
@@ -46,10 +47,10 @@ def steady(fs, rounds=5, block=6):
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=1000)
-    ap.add_argument("--d", type=int, default=100)
-    ap.add_argument("--m", type=int, default=4096)
-    ap.add_argument("--R", type=float, default=0.01)
+    ap.add_argument("--n", type=positive_int, default=1000)
+    ap.add_argument("--d", type=positive_int, default=100)
+    ap.add_argument("--m", type=positive_int, default=4096)
+    ap.add_argument("--R", type=positive_float, default=0.01)
     a = ap.parse_args()
     rng = np.random.default_rng(0)
     X = rng.standard_normal((a.n, a.d))

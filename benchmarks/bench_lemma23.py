@@ -13,16 +13,21 @@ import resource
 import subprocess
 import sys
 import time
+from _args import positive_int
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=200)
-    ap.add_argument("--d", type=int, default=10)
-    ap.add_argument("--trials", type=int, default=2)
-    ap.add_argument("--min-log2m", type=int, default=10)
-    ap.add_argument("--max-log2m", type=int, default=20)
+    ap.add_argument("--n", type=positive_int, default=200)
+    ap.add_argument("--d", type=positive_int, default=10)
+    ap.add_argument("--trials", type=positive_int, default=2)
+    ap.add_argument("--min-log2m", type=positive_int, default=10)
+    ap.add_argument("--max-log2m", type=positive_int, default=20)
     a = ap.parse_args()
+    if a.n < 2:
+        ap.error("--n must be at least 2 (lemma23 needs two inputs for λ0)")
+    if a.min_log2m > a.max_log2m:
+        ap.error("--min-log2m must not exceed --max-log2m")
     print(f"lemma23, n={a.n}, d={a.d}, {a.trials} trials per width, 1 worker")
     print(f"{'m':>9} {'seconds':>9} {'s/trial':>9} {'peak RSS MiB':>13} {'µs per trial per neuron':>24}")
     for k in range(a.min_log2m, a.max_log2m + 1, 2):

@@ -10,12 +10,14 @@ import argparse
 import time
 
 import ntkcheck
+from _args import positive_int
+from ntkcheck.checks import REGISTRY
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--check", default="cor24")
-    ap.add_argument("--trials", type=int, default=40)
+    ap.add_argument("--check", default="cor24", choices=sorted(REGISTRY))
+    ap.add_argument("--trials", type=positive_int, default=40)
     a = ap.parse_args()
     rates = {}
     for w in (1, 2):

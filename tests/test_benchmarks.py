@@ -45,3 +45,13 @@ def test_bench_autodiff_runs_with_or_without_pytorch():
     if "PyTorch is not installed" not in out:
         err = float(re.search(r"max \|ΔH\| = ([0-9.e+-]+)", out).group(1))
         assert err < 1e-10  # the two Gram matrices agree
+
+
+def test_benchmarks_refuse_bad_arguments_in_one_line():
+    for script, args in [("bench_gram.py", ["--m", "0"]), ("bench_gram.py", ["--R", "nan"]),
+                         ("bench_lemma23.py", ["--n", "1"]), ("bench_workers.py", ["--trials", "0"]),
+                         ("bench_workers.py", ["--check", "nope"]), ("bench_autodiff.py", ["--m", "x"])]:
+        p = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True,
+                           timeout=60)
+        assert p.returncode == 2, (script, args, p.stderr)
+        assert "Traceback" not in p.stderr and p.stderr.strip().splitlines()[-1].startswith(f"{script}: error:")
