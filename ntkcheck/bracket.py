@@ -124,19 +124,22 @@ def certificate_matrices(X: np.ndarray, W0: np.ndarray, R: float, working_memory
     n, m = X.shape[0], W0.shape[0]
     flip = Flippable(n, m)
     # work arrays: float32 S, its bool mask, float64 P if the band is wide, A, index lists
-    SS, (G,), threads = count_pass(X, W0, working_memory_mb, radius=R, on_chunk=flip.add, bytes_per_entry=40,
-                                   extra=[(n * X.shape[1] / 2, lambda: gram_of_rows(X))])
+    def inputs() -> tuple[np.ndarray, np.ndarray]:  # X Xᵀ and |X Xᵀ|/m, beside the count product
+        G = gram_of_rows(X)
+        return G, np.abs(G) / m
+
+    SS, ((G, absG_m),), threads = count_pass(X, W0, working_memory_mb, radius=R, on_chunk=flip.add,
+                                             bytes_per_entry=40, extra=[(n * X.shape[1] / 2, inputs)])
     AA, cnt = flip.gram(), flip.counts
     H0, E = np.empty((n, n)), np.empty((n, n))
 
     def rows(r: slice) -> Callable[[], None]:
-        def go() -> None:  # H0 = G ∘ SᵀS/m, E = |G| ∘ (c_i + c_j − AᵀA)/m, a block of rows
+        def go() -> None:  # H0 = G ∘ SᵀS/m, E = (|G|/m) ∘ (c_i + c_j − AᵀA), a block of rows
             np.multiply(G[r], SS[r], out=H0[r])
             H0[r] /= m
             np.add(cnt[r, None], cnt[None, :], out=E[r])
             E[r] -= AA[r]
-            E[r] *= np.abs(G[r])
-            E[r] /= m
+            E[r] *= absG_m[r]
         return go
 
     _run(threads, [(1.0, rows(r)) for r in row_blocks(n, threads)])
