@@ -5,8 +5,11 @@
 Prints, for X (n × d, unit rows) and W (m × d, Gaussian):
   * ntkcheck.gram_matrix(X, W) against the bare float32 product S Sᵀ of the same shape
     (S = 1{X Wᵀ ≥ 0}, the floor: one symmetric rank-k update), each timed in its steady
-    state (blocks of back-to-back calls, blocks alternated, best call kept), with the BLAS
-    threads numpy has and with one thread;
+    state, with the BLAS threads numpy has and with one thread. Each round times a block of
+    back-to-back calls of every function (best call kept); a ratio is the median over rounds
+    of the ratio within a round, so a machine whose speed drifts during the run (a shared VM
+    moved the bare product between 18 and 25 ms within one run) does not bias it; the times
+    printed are medians over rounds;
   * the same ratio when gram_matrix is called right after a threaded BLAS call: OpenBLAS's
     idle threads keep spinning for ~0.1 s after each call and compete with ours;
   * a per-neuron numpy loop Σ_k s_k s_kᵀ (timed on a slice of the neurons and scaled: it is
@@ -36,13 +39,15 @@ def once(f) -> float:
     return time.perf_counter() - t0
 
 
-def steady(fs, rounds=5, block=6):
-    """Best time of each function over ``rounds`` alternated blocks of ``block`` calls each."""
-    best = [np.inf] * len(fs)
-    for _ in range(rounds):
-        for j, f in enumerate(fs):
-            best[j] = min([best[j]] + [once(f) for _ in range(block)])
-    return best
+def steady(fs, rounds=7, block=4) -> np.ndarray:
+    """rounds × functions: per round, the best of a block of ``block`` back-to-back calls of
+    each function in turn."""
+    return np.array([[min(once(f) for _ in range(block)) for f in fs] for _ in range(rounds)])
+
+
+def ratios(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(median time of each function, median over rounds of its time / column 0's time)."""
+    return np.median(t, axis=0), np.median(t / t[:, :1], axis=0)
 
 
 def main() -> None:
@@ -64,8 +69,8 @@ def main() -> None:
     def gram():
         return gram_matrix(X, W)
 
-    blas = [f"{i['internal_api']} {i.get('version')} ({i['num_threads']} threads)"
-            for i in threadpool_info() if i["user_api"] == "blas"][:1]
+    blas = [f"{i['internal_api']} {i.get('version')} ({i['num_threads']} threads)"  # numpy's (the products'), not scipy's
+            for i in sorted(threadpool_info(), key=lambda i: "numpy" not in i["filepath"]) if i["user_api"] == "blas"][:1]
     print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}; numpy {np.__version__}; "
           f"{', '.join(blas)}")
     print(f"shape: n={a.n} d={a.d} m={a.m}")
@@ -77,22 +82,23 @@ def main() -> None:
         with single_blas(threads):
             sign_pass(W, X, X32, buf, threads=threads)
 
-    t_bare, t_gram, t_sign = steady([bare, gram, signs])
+    (t_bare, t_gram, t_sign), (_, r_gram, r_sign) = ratios(steady([bare, gram, signs]))
     print(f"bare float32 S Sᵀ            {t_bare * 1e3:9.2f} ms")
-    print(f"gram_matrix                  {t_gram * 1e3:9.2f} ms   gram/bare = {t_gram / t_bare:.2f}")
-    print(f"  of which the sign pass     {t_sign * 1e3:9.2f} ms   (float32 W Xᵀ, exact signs; the rest is "
-          f"the count product and X Xᵀ)")
-    after = []
-    for _ in range(15):
-        bare()  # leaves OpenBLAS's worker threads spinning
-        after.append(once(gram))
-    after = min(after)
-    print(f"gram_matrix after a BLAS call{after * 1e3:9.2f} ms   gram/bare = {after / t_bare:.2f}"
+    print(f"gram_matrix                  {t_gram * 1e3:9.2f} ms   gram/bare = {r_gram:.2f}")
+    print(f"  of which the sign pass     {t_sign * 1e3:9.2f} ms   ({r_sign:.2f} of the bare product: float32 "
+          f"W Xᵀ, exact signs; the rest is the count product and X Xᵀ)")
+
+    def after() -> float:  # gram_matrix right after a bare product, which leaves OpenBLAS's threads spinning
+        bare()
+        return once(gram)
+
+    (_, t_a), (_, r_a) = ratios(np.array([[min(once(bare) for _ in range(4)), min(after() for _ in range(4))]
+                                           for _ in range(5)]))
+    print(f"gram_matrix after a BLAS call{t_a * 1e3:9.2f} ms   gram/bare = {r_a:.2f}"
           "   (OpenBLAS's spinning threads)")
     with threadpool_limits(1):
-        t_bare1, t_gram1 = steady([bare, gram], rounds=3)
-    print(f"one BLAS thread: bare {t_bare1 * 1e3:.2f} ms, gram {t_gram1 * 1e3:.2f} ms   "
-          f"gram/bare = {t_gram1 / t_bare1:.2f}")
+        (t_bare1, t_gram1), (_, r1) = ratios(steady([bare, gram], rounds=3))
+    print(f"one BLAS thread: bare {t_bare1 * 1e3:.2f} ms, gram {t_gram1 * 1e3:.2f} ms   gram/bare = {r1:.2f}")
 
     k = min(a.m, 256)
 
@@ -112,15 +118,14 @@ def main() -> None:
     G = gram_of_rows(X)
     Wa = W[active]
     push = _Pushes(X, G, Wa, a.R, 256)
-    t_bare2, t_cert, t_att, t_push = steady([bare, lambda: certificate_matrices(X, W, a.R, 256),
-                                             lambda: _attack_pass(X, G, Wa, a.R, v, 1.0, 256),
-                                             lambda: push(v, 1.0)], rounds=3, block=3)
-    t_bare = min(t_bare, t_bare2)
+    (_, t_cert, t_att, t_push), (_, r_cert, r_att, r_push) = ratios(steady(
+        [bare, lambda: certificate_matrices(X, W, a.R, 256), lambda: _attack_pass(X, G, Wa, a.R, v, 1.0, 256),
+         lambda: push(v, 1.0)], rounds=5, block=3))
     print(f"Lemma 2.3 at R={a.R}: {cnt.mean():.1f} flippable signs per input, "
           f"{active.size} of {a.m} neurons can move")
-    print(f"certificate pass (H0, E)     {t_cert * 1e3:9.2f} ms   cert/bare = {t_cert / t_bare:.2f}")
-    print(f"one attack pass, on its own  {t_att * 1e3:9.2f} ms   attack/bare = {t_att / t_bare:.2f}")
-    print(f"one attack pass in an attack {t_push * 1e3:9.2f} ms   attack/bare = {t_push / t_bare:.2f}"
+    print(f"certificate pass (H0, E)     {t_cert * 1e3:9.2f} ms   cert/bare = {r_cert:.2f}")
+    print(f"one attack pass, on its own  {t_att * 1e3:9.2f} ms   attack/bare = {r_att:.2f}")
+    print(f"one attack pass in an attack {t_push * 1e3:9.2f} ms   attack/bare = {r_push:.2f}"
           "   (sign pass shared)")
 
 
