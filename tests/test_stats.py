@@ -3,10 +3,15 @@ import math
 
 import numpy as np
 import pytest
+import subprocess
+import sys
+
+from scipy import stats
 from scipy.stats import binomtest
 
 from ntkcheck.stats import (FAIL, INCONCLUSIVE, PASS, PROBABILISTIC, SCALING, UNIVERSAL, ClaimRow,
-                            cp_lower, cp_upper, decide, loglog_slope, trials_needed)
+                            cp_lower, cp_upper, decide, loglog_slope, p_value_above, p_value_below,
+                            trials_needed)
 
 
 def prob_row(holds, n, target=0.9, undecided=0, primary=True, name="r"):
@@ -19,6 +24,28 @@ def test_clopper_pearson_matches_scipy_exact_interval(k, n, a):
     ci = binomtest(k, n).proportion_ci(confidence_level=1 - 2 * a, method="exact")
     assert cp_lower(k, n, a) == pytest.approx(ci.low, abs=1e-12)
     assert cp_upper(k, n, a) == pytest.approx(ci.high, abs=1e-12)
+
+
+def test_intervals_and_p_values_equal_scipy_stats_bit_for_bit():
+    """ntkcheck calls the ufuncs behind scipy.stats.beta/binom without importing scipy.stats
+    (0.5 s); the numbers, support edges (k = 0, k = n, p0 = 0 or 1) included, must be
+    scipy.stats' own."""
+    for n in [1, 2, 3, 7, 36, 100, 137, 4096, 10**6]:
+        for k in sorted({0, 1, n // 3, n // 2, n - 1, n}):
+            for a in [0.5, 0.05, 0.0125, 1e-6]:
+                assert cp_lower(k, n, a) == (stats.beta.ppf(a, k, n - k + 1) if k > 0 else 0.0)
+                assert cp_upper(k, n, a) == (stats.beta.ppf(1 - a, k + 1, n - k) if k < n else 1.0)
+            for p0 in [0.0, 1e-9, 0.05, 0.5, 0.9, 0.99, 1.0]:
+                assert p_value_above(k, n, p0) == stats.binom.sf(k - 1, n, p0), (k, n, p0)
+                assert p_value_below(k, n, p0) == stats.binom.cdf(k, n, p0), (k, n, p0)
+
+
+def test_the_command_line_does_not_import_scipy_stats_or_optimize():
+    """Start-up time: scipy.stats (0.5 s) and scipy.optimize (0.09 s) are not loaded by the CLI
+    (optimize only when a target's sup norm is computed)."""
+    code = "import sys, ntkcheck.cli; print([m for m in ('scipy.stats', 'scipy.optimize') if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def simulate(p_hold, n_trials, runs, seed, p_undecided=0.0, target=0.9, confidence=0.95):
