@@ -484,7 +484,14 @@ _CAP_INPUTS = 8
 
 def critical_radius(X: np.ndarray, W0: np.ndarray, threshold: float, tol: float,
                     working_memory_mb: float) -> float:
-    """sup{R : λ_max(E(R)) < threshold − tol}: the largest radius still certified.
+    """sup{R : λ_max(E(R)) < threshold − tol}: the largest radius still certified (see
+    :func:`critical_radii`)."""
+    return critical_radii(X, W0, [threshold], tol, working_memory_mb)[0]
+
+
+def critical_radii(X: np.ndarray, W0: np.ndarray, thresholds: list[float], tol: float,
+                   working_memory_mb: float) -> list[float]:
+    """sup{R : λ_max(E(R)) < t − tol} for each threshold t, from one pass over the neurons.
 
     λ_max(E(R)) is a nondecreasing step function of R that jumps only at the values
     |w_k(0)·x_i|. Two cheap lower bounds on it, each a function of the counts
@@ -495,44 +502,80 @@ def critical_radius(X: np.ndarray, W0: np.ndarray, threshold: float, tol: float,
     caps matter, a small sparse set (of the order of n·m·threshold/mean(g) entries);
     a binary search over their sorted values gives the exact supremum. Memory stays
     within the chunk budget plus that set, whatever m is.
+
+    The thresholds share the matrix-vector products of the first cap and the sign pass
+    (taken to the largest cap); each then sorts only the entries the averaged bound can
+    reach: a prefix of L sorted entries has Σ g ≥ L·min(g), so the first
+    ⌈n·m·target/min(g)⌉ + 1 suffice (found by a partition, not a full sort).
     """
     n = X.shape[0]
     m = W0.shape[0]
-    target = threshold - tol
-    if target <= 0:
-        return 0.0
+    targets = [t - tol for t in thresholds]
     G = np.abs(gram_of_rows(X))
     g = G.sum(axis=1)
     X32 = X.astype(np.float32)
-    k_cap = int(np.ceil(target * m))
+    k_caps = [int(np.ceil(t * m)) if t > 0 else 0 for t in targets]
+    caps = [np.inf if k > m else 0.0 if k == 0 else None for k in k_caps]
     chunk = chunk_rows(n, working_memory_mb, bytes_per_entry=24)
-    if k_cap > m:
-        cap = np.inf
-    else:  # the diagonal bound's cap: min over i of the k_cap-th smallest |w·x_i|
+    need = sorted({k for k, c in zip(k_caps, caps) if c is None})
+    if need:  # the diagonal bound's cap: min over i of the k_cap-th smallest |w·x_i|
         # An upper bound on it suffices (it only admits more entries; the search below uses
         # the exact values), so it is taken over a few inputs only, those of largest norm (in
         # distribution the smallest quantiles; unit inputs differ only by sampling noise): one
         # matrix-vector product over the neurons each, raised by its float64 rounding bound
         norms = np.sqrt(np.einsum("ij,ij->i", X, X))
         wmax = float(np.sqrt(np.einsum("ij,ij->i", W0, W0).max()))
-        cap = np.inf
+        best = dict.fromkeys(need, np.inf)
         for j in np.argsort(-norms, kind="stable")[:_CAP_INPUTS]:
-            p = np.abs(W0 @ X[j])
-            kth = float(np.partition(p, k_cap - 1)[k_cap - 1])
-            cap = min(cap, kth + 4 * (X.shape[1] + 2) * _EPS * wmax * float(norms[j]))
-    rows, cols, vals = [], [], []
+            p = np.partition(np.abs(W0 @ X[j]), [k - 1 for k in need])
+            slack = 4 * (X.shape[1] + 2) * _EPS * wmax * float(norms[j])
+            for k in need:
+                best[k] = min(best[k], float(p[k - 1]) + slack)
+        caps = [best[k] if c is None else c for k, c in zip(k_caps, caps)]
+    live = [c for t, c in zip(targets, caps) if t > 0]
+    if not live:
+        return [0.0] * len(thresholds)
+    radius = max(live)
+    flats, vals = [], []
     buf = np.empty((min(m, chunk), n), dtype=np.float32)
-    for sl in neuron_slices(m, chunk):  # the entries |w·x| ≤ cap, with their float64 values
-        near, v = sign_pass(W0[sl], X, X32, buf[: sl.stop - sl.start], radius=cap, exact_values=True)
-        k, i = np.divmod(near, n)
-        rows.append((k + sl.start).astype(np.int64))
-        cols.append(i.astype(np.int32))
+    for sl in neuron_slices(m, chunk):  # the entries |w·x| ≤ the largest cap, with their float64 values
+        near, v = sign_pass(W0[sl], X, X32, buf[: sl.stop - sl.start], radius=radius, exact_values=True)
+        flats.append(near + sl.start * n)  # flat index k·n + i over all neurons
         vals.append(v)
-    rows, cols, vals = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
-    order = np.argsort(vals)  # ties need no order: every use below takes all entries ≤ a value
-    rows, cols, vals = rows[order], cols[order], vals[order]
-    # the averaged bound: once Σ_i g_i c_i ≥ n·m·target the certificate is lost
-    reach = np.searchsorted(np.cumsum(g[cols]), n * m * target)
+    flat_all, vals_all = np.concatenate(flats), np.concatenate(vals)
+    del flats, vals
+    return [0.0 if t <= 0 else _critical_from(flat_all, vals_all, c, t, G, g, n, m)
+            for t, c in zip(targets, caps)]
+
+
+def _prefix_bound(total: float, g: np.ndarray, size: int) -> int:
+    """How many of the smallest entries certainly carry Σ g ≥ ``total`` (at most ``size``)."""
+    return int(min(size, np.ceil(total / g.min()) + 1)) if g.min() > 0 else size
+
+
+def _critical_from(flat: np.ndarray, vals: np.ndarray, cap: float, target: float, G: np.ndarray,
+                   g: np.ndarray, n: int, m: int) -> float:
+    """One threshold's search (see :func:`critical_radii`) over the entries ``flat`` with
+    |w·x| = ``vals``, a superset of those ≤ ``cap``."""
+    if np.isfinite(cap) and vals.size and vals.max() > cap:
+        keep = vals <= cap
+        flat, vals = flat[keep], vals[keep]
+    # the averaged bound is reached within the first `bound` entries in sorted order; take them
+    # (and every entry tied with the last) by a partition, and sort only those. Should rounding
+    # of the running sum leave the bound unreached there, the whole set is sorted instead.
+    bound = _prefix_bound(n * m * target, g, vals.size)
+    sets = [(flat, vals)]
+    if bound < vals.size:
+        keep = vals <= np.partition(vals, bound - 1)[bound - 1]
+        sets.insert(0, (flat[keep], vals[keep]))
+    for flat, vals in sets:
+        order = np.argsort(vals)  # ties need no order: every use below takes all entries ≤ a value
+        flat, vals = flat[order], vals[order]
+        rows, cols = np.divmod(flat, n)
+        # the averaged bound: once Σ_i g_i c_i ≥ n·m·target the certificate is lost
+        reach = np.searchsorted(np.cumsum(g[cols]), n * m * target)
+        if reach < vals.size:
+            break
     if reach < vals.size:
         cut = np.searchsorted(vals, vals[reach], side="right")
         rows, cols, vals = rows[:cut], cols[:cut], vals[:cut]

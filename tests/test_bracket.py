@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from ntkcheck import gram_matrix
-from ntkcheck.bracket import attack, certify, critical_radius, _pair_counts
+from ntkcheck import bracket
+from ntkcheck.bracket import attack, certify, critical_radii, critical_radius, _pair_counts
 
 
 def setup(seed=0, n=12, d=4, m=600):
@@ -82,6 +83,26 @@ def test_critical_radius_is_the_edge_of_the_certificate(thr):
     assert below.lam_max_E < thr - tol <= at.lam_max_E
     # chunking does not change it
     assert critical_radius(X, W0, thr, tol, 1e-3) == Rc
+
+
+def test_critical_radii_share_one_pass_and_each_is_its_edge(monkeypatch):
+    """Several thresholds from one sign pass (taken to the largest cap): each result is the
+    single search's, the exact edge of the certificate; a threshold ≤ 0 gives 0 and one above
+    1 needs every entry (infinite first cap). The partial sort (only the entries the averaged
+    bound can reach) must not change a result: with its prefix bound forced too small the
+    search falls back to sorting all entries and finds the same radii."""
+    _, X, W0 = setup(seed=5, m=3000)
+    tol = 1e-12
+    thrs = [0.6, 0.05, -0.1, 3.0]
+    radii = critical_radii(X, W0, thrs, tol, 64)
+    assert radii == [critical_radius(X, W0, t, tol, 64) for t in thrs]
+    assert radii[2] == 0.0
+    for t, Rc in zip(thrs, radii):
+        if t > 0:
+            assert 0 < Rc < np.inf
+            assert certify(X, W0, Rc * (1 - 1e-9), 64).lam_max_E < t - tol <= certify(X, W0, Rc, 64).lam_max_E
+    monkeypatch.setattr(bracket, "_prefix_bound", lambda total, g, size: 1)
+    assert critical_radii(X, W0, thrs, tol, 64) == radii
 
 
 @pytest.mark.parametrize("thr", [0.02, 0.3])

@@ -19,7 +19,7 @@ import math
 import numpy as np
 from pydantic import Field
 
-from ..bracket import attack, certify, critical_radius
+from ..bracket import attack, certify, critical_radii
 from ..network import require_memory
 from ..scenario import Strict
 from ..stats import PROBABILISTIC, ClaimRow, critical_value
@@ -113,6 +113,7 @@ class Lemma23(Check):
         else:
             out["lambda_min"] = UNDECIDED
         scale = X.shape[0] ** 2 / (sc.claim.delta * l0)  # c = R · n²/(δ λ0)
+        r_norm, r_min = critical_radii(X, W0, [l0 / 4, cert.lam_min_H0 - l0 / 2], tol, wm)
         values = {
             "certified_norm": cert.lam_max_E,
             "attack_norm": att.norm_dH,
@@ -120,8 +121,8 @@ class Lemma23(Check):
             "attack_lambda_min": att.lam_min,
             "lambda_min_H0": cert.lam_min_H0,
             "flippable_per_input": float(cert.counts.mean()),
-            "c_crit_norm": critical_radius(X, W0, l0 / 4, tol, wm) * scale,
-            "c_crit_lambda_min": critical_radius(X, W0, cert.lam_min_H0 - l0 / 2, tol, wm) * scale,
+            "c_crit_norm": r_norm * scale,
+            "c_crit_lambda_min": r_min * scale,
         }
         return TrialResult(index, out, values)
 
