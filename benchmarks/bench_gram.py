@@ -7,9 +7,10 @@ Prints, for X (n × d, unit rows) and W (m × d, Gaussian):
     (S = 1{X Wᵀ ≥ 0}, the floor: one symmetric rank-k update), each timed in its steady
     state, with the BLAS threads numpy has and with one thread. Each round times a block of
     back-to-back calls of every function (best call kept); a ratio is the median over rounds
-    of the ratio within a round, so a machine whose speed drifts during the run (a shared VM
-    moved the bare product between 18 and 25 ms within one run) does not bias it; the times
-    printed are medians over rounds;
+    of the ratio within a round (its range over the rounds in brackets), so a machine whose
+    speed drifts during the run (a shared VM moved the bare product between 18 and 25 ms
+    within one run) does not bias it; the times printed are medians over rounds. The share of
+    CPU time the hypervisor took (steal, from /proc/stat) is printed at the end;
   * the same ratio when gram_matrix is called right after a threaded BLAS call: OpenBLAS's
     idle threads keep spinning for ~0.1 s after each call and compete with ours;
   * a per-neuron numpy loop Σ_k s_k s_kᵀ (timed on a slice of the neurons and scaled: it is
@@ -45,9 +46,31 @@ def steady(fs, rounds=7, block=4) -> np.ndarray:
     return np.array([[min(once(f) for _ in range(block)) for f in fs] for _ in range(rounds)])
 
 
-def ratios(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+class Ratio(float):
+    """The median over rounds of a ratio, printed with its range over the rounds."""
+
+    def __new__(cls, per_round: np.ndarray):
+        r = super().__new__(cls, float(np.median(per_round)))
+        r.lo, r.hi = float(per_round.min()), float(per_round.max())
+        return r
+
+    def __format__(self, spec: str) -> str:
+        return f"{format(float(self), spec)} (rounds {self.lo:{spec}}–{self.hi:{spec}})"
+
+
+def ratios(t: np.ndarray) -> tuple[np.ndarray, list[Ratio]]:
     """(median time of each function, median over rounds of its time / column 0's time)."""
-    return np.median(t, axis=0), np.median(t / t[:, :1], axis=0)
+    return np.median(t, axis=0), [Ratio(col) for col in (t / t[:, :1]).T]
+
+
+def cpu_ticks() -> tuple[int, int] | None:
+    """(all, stolen) CPU ticks so far from /proc/stat (Linux), or None."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return (sum(fields[:8]), fields[7]) if len(fields) >= 8 else None
 
 
 def main() -> None:
@@ -71,6 +94,7 @@ def main() -> None:
 
     blas = [f"{i['internal_api']} {i.get('version')} ({i['num_threads']} threads)"  # numpy's (the products'), not scipy's
             for i in sorted(threadpool_info(), key=lambda i: "numpy" not in i["filepath"]) if i["user_api"] == "blas"][:1]
+    ticks0 = cpu_ticks()
     print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}; numpy {np.__version__}; "
           f"{', '.join(blas)}")
     print(f"shape: n={a.n} d={a.d} m={a.m}")
@@ -85,7 +109,7 @@ def main() -> None:
     (t_bare, t_gram, t_sign), (_, r_gram, r_sign) = ratios(steady([bare, gram, signs]))
     print(f"bare float32 S Sᵀ            {t_bare * 1e3:9.2f} ms")
     print(f"gram_matrix                  {t_gram * 1e3:9.2f} ms   gram/bare = {r_gram:.2f}")
-    print(f"  of which the sign pass     {t_sign * 1e3:9.2f} ms   ({r_sign:.2f} of the bare product: float32 "
+    print(f"  of which the sign pass     {t_sign * 1e3:9.2f} ms   ({float(r_sign):.2f} of the bare product: float32 "
           f"W Xᵀ, exact signs; the rest is the count product and X Xᵀ)")
 
     def after() -> float:  # gram_matrix right after a bare product, which leaves OpenBLAS's threads spinning
@@ -127,6 +151,10 @@ def main() -> None:
     print(f"one attack pass, on its own  {t_att * 1e3:9.2f} ms   attack/bare = {r_att:.2f}")
     print(f"one attack pass in an attack {t_push * 1e3:9.2f} ms   attack/bare = {r_push:.2f}"
           "   (sign pass shared)")
+    ticks1 = cpu_ticks()
+    if ticks0 and ticks1 and ticks1[0] > ticks0[0]:
+        print(f"CPU time taken by the hypervisor (steal) during the run: "
+              f"{100 * (ticks1[1] - ticks0[1]) / (ticks1[0] - ticks0[0]):.0f}% (/proc/stat)")
 
 
 if __name__ == "__main__":
