@@ -379,6 +379,36 @@ def require_memory(estimate_bytes: float, what: str) -> None:
                         f"machine's {limit / 2**30:.3g} GiB; lower the width or the input size.")
 
 
+class _Point:
+    """W Xᵀ (m × n) at one parameter vector θ, with the sign mask 1{W Xᵀ ≥ 0} and the ReLU
+    max(W Xᵀ, 0) (float64 each) formed on first use: the integrators ask for the gradient, the
+    Jacobian-vector product, the outputs and H at the same θ, and each needs one of them."""
+
+    def __init__(self, theta: np.ndarray, P: np.ndarray):
+        self.theta, self.P = theta, P
+        self._mask: np.ndarray | None = None
+        self._relu: np.ndarray | None = None
+
+    @property
+    def mask(self) -> np.ndarray:
+        if self._mask is None:
+            self._mask = (self.P >= 0).astype(np.float64)
+        return self._mask
+
+    @property
+    def relu(self) -> np.ndarray:
+        if self._relu is None:
+            self._relu = np.maximum(self.P, 0.0)
+        return self._relu
+
+
+def _point(cache: _Point | None, theta: np.ndarray, pre: Callable[[np.ndarray], np.ndarray]) -> _Point:
+    """``cache`` if it holds θ, else a new point with P = pre(θ)."""
+    if cache is not None and np.array_equal(cache.theta, theta):
+        return cache
+    return _Point(theta.copy(), pre(theta))
+
+
 class NTKNetwork:
     """u_i = (1/√m) Σ_k a_k σ(w_k·x_i) with a_k = ±1 fixed; loss L = ½‖u − y‖²; gradient flow on W.
 
@@ -397,45 +427,47 @@ class NTKNetwork:
         self.G = self.X @ self.X.T
         self.wm = working_memory_mb
         self.calls = 0  # gradient evaluations, for reporting
-        self._cache: tuple[np.ndarray, np.ndarray] | None = None
+        self.a_m = self.a / np.sqrt(self.m)  # a_k/√m, the output weights with the scaling
+        self._cache: _Point | None = None
 
     def W(self, theta: np.ndarray) -> np.ndarray:
         return theta.reshape(self.m, self.d)
 
+    def _at(self, theta: np.ndarray) -> _Point:
+        """W Xᵀ for θ and what derives from it, reused while θ is unchanged."""
+        self._cache = _point(self._cache, theta, lambda t: self.W(t) @ self.X.T)
+        return self._cache
+
     def _pre(self, theta: np.ndarray) -> np.ndarray:
-        """W Xᵀ (m × n) for θ, reused while θ is unchanged (the integrator asks for the
-        gradient, the Jacobian-vector product, the residual and H at the same point)."""
-        c = self._cache
-        if c is None or not np.array_equal(c[0], theta):
-            self._cache = c = (theta.copy(), self.W(theta) @ self.X.T)
-        return c[1]
+        return self._at(theta).P
 
     def output(self, theta: np.ndarray) -> np.ndarray:
-        return (np.maximum(self._pre(theta), 0.0).T @ self.a) / np.sqrt(self.m)
+        return self._at(theta).relu.T @ self.a_m
 
     def residual(self, theta: np.ndarray) -> np.ndarray:
         return self.output(theta) - self.y
 
     def rhs(self, theta: np.ndarray) -> np.ndarray:
-        """−∇L(θ): dw_k/dt = −(1/√m) a_k Σ_i r_i 1{w_k·x_i ≥ 0} x_i."""
+        """−∇L(θ): dw_k/dt = −(1/√m) a_k Σ_i r_i 1{w_k·x_i ≥ 0} x_i, i.e. −diag(a/√m) S (r ∘ X)
+        with S the m × n sign mask (the n × d scaling r ∘ X instead of an m × n one)."""
         self.calls += 1
-        P = self._pre(theta)  # m × n
-        r = (np.maximum(P, 0.0).T @ self.a) / np.sqrt(self.m) - self.y
-        grad = ((P >= 0) * r) @ self.X  # m × d
-        grad *= (self.a / np.sqrt(self.m))[:, None]
-        return -grad.ravel()
+        pt = self._at(theta)
+        r = pt.relu.T @ self.a_m - self.y
+        grad = pt.mask @ (r[:, None] * self.X)  # m × d
+        grad *= -self.a_m[:, None]
+        return grad.ravel()
 
     def jvp(self, theta: np.ndarray, v: np.ndarray) -> np.ndarray:
         """J v: the first-order change of u along the parameter direction v."""
-        P = self._pre(theta)
+        pt = self._at(theta)
         Q = self.W(v) @ self.X.T
-        return (((P >= 0) * Q).T @ self.a) / np.sqrt(self.m)
+        Q *= pt.mask
+        return Q.T @ self.a_m
 
     def gram(self, theta: np.ndarray) -> np.ndarray:
         """H(W) = J Jᵀ (a_k² = 1)."""
-        # float32 counts are exact up to 2^24 neurons; beyond, count in float64
-        S = (self._pre(theta) >= 0).astype(np.float32 if self.m <= MAX_EXACT_F32 else np.float64)
-        return self.G * (S.T @ S).astype(np.float64) / self.m
+        S = self._at(theta).mask  # float64 0/1: the counts Sᵀ S are exact integers
+        return self.G * (S.T @ S) / self.m
 
 
 class TwoLayerNetwork:
@@ -453,7 +485,7 @@ class TwoLayerNetwork:
         self.n, self.d = self.X.shape
         self.m = m
         self.G = self.X @ self.X.T
-        self._cache: tuple[np.ndarray, np.ndarray] | None = None
+        self._cache: _Point | None = None
 
     def split(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return theta[: self.m], theta[self.m:].reshape(self.m, self.d)
@@ -462,38 +494,41 @@ class TwoLayerNetwork:
     def join(a: np.ndarray, B: np.ndarray) -> np.ndarray:
         return np.concatenate([a, B.ravel()])
 
+    def _at(self, theta: np.ndarray) -> _Point:
+        """B Xᵀ (m × n) for θ and what derives from it, reused while θ is unchanged."""
+        self._cache = _point(self._cache, theta, lambda t: self.split(t)[1] @ self.X.T)
+        return self._cache
+
     def _pre(self, theta: np.ndarray) -> np.ndarray:
-        c = self._cache
-        if c is None or not np.array_equal(c[0], theta):
-            self._cache = c = (theta.copy(), self.split(theta)[1] @ self.X.T)  # m × n
-        return c[1]
+        return self._at(theta).P
 
     def output(self, theta: np.ndarray) -> np.ndarray:
         a, _ = self.split(theta)
-        return np.maximum(self._pre(theta), 0.0).T @ a
+        return self._at(theta).relu.T @ a
 
     def residual(self, theta: np.ndarray) -> np.ndarray:
         return self.output(theta) - self.y
 
     def rhs(self, theta: np.ndarray) -> np.ndarray:
         a, _ = self.split(theta)
-        P = self._pre(theta)
-        relu = np.maximum(P, 0.0)
-        r = relu.T @ a - self.y
-        ga = relu @ r / self.n
-        gB = (((P >= 0) * r) @ self.X) * (a / self.n)[:, None]
+        pt = self._at(theta)
+        r = pt.relu.T @ a - self.y
+        ga = pt.relu @ r / self.n
+        gB = pt.mask @ (r[:, None] * self.X)  # S (r ∘ X): an n × d scaling, not an m × n one
+        gB *= (a / self.n)[:, None]
         return -np.concatenate([ga, gB.ravel()])
 
     def jvp(self, theta: np.ndarray, v: np.ndarray) -> np.ndarray:
         a, _ = self.split(theta)
         va, vB = self.split(v)
-        P = self._pre(theta)
-        return np.maximum(P, 0.0).T @ va + ((P >= 0) * (vB @ self.X.T)).T @ a
+        pt = self._at(theta)
+        Q = vB @ self.X.T
+        Q *= pt.mask
+        return pt.relu.T @ va + Q.T @ a
 
     def gram(self, theta: np.ndarray) -> np.ndarray:
         """K = J Jᵀ/n: u' = −K (u − y) along the flow."""
         a, _ = self.split(theta)
-        P = self._pre(theta)
-        relu = np.maximum(P, 0.0)
-        S = (P >= 0) * a[:, None]
-        return (relu.T @ relu + self.G * (S.T @ S)) / self.n
+        pt = self._at(theta)
+        S = pt.mask * a[:, None]
+        return (pt.relu.T @ pt.relu + self.G * (S.T @ S)) / self.n
