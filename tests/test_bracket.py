@@ -259,3 +259,19 @@ def test_pair_counts_equal_the_dense_product(longest):
     k, i = np.nonzero(A)
     np.testing.assert_array_equal(_pair_counts(k, i, rows, n), A.T @ A)
     np.testing.assert_array_equal(_pair_counts(k[:0], i[:0], rows, n), np.zeros((n, n)))
+
+
+def test_extreme_eigenpairs_match_the_full_decomposition():
+    """The attack and the certificate take only the extreme eigenpairs (LAPACK's syevr on one
+    index); they must be the full decomposition's, the vector up to sign."""
+    rng = np.random.default_rng(9)
+    M = rng.standard_normal((60, 60))
+    M += M.T
+    w, V = np.linalg.eigh(M)
+    for top in (True, False):
+        lo, hi, v = bracket._ends(M, vector_at_top=top)
+        assert lo == pytest.approx(w[0], rel=1e-12) and hi == pytest.approx(w[-1], rel=1e-12)
+        ref = V[:, -1] if top else V[:, 0]
+        assert abs(v @ ref) == pytest.approx(1.0, abs=1e-10)
+    assert bracket._ends(M)[:2] == pytest.approx((w[0], w[-1]), rel=1e-12)
+    assert bracket._eig(M, 3) == pytest.approx(w[3], rel=1e-12)
