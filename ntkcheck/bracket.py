@@ -501,6 +501,8 @@ def attack(X: np.ndarray, W0: np.ndarray, R: float, cert: Certificate, iteration
 
 #: inputs over which the critical radius takes its first cap
 _CAP_INPUTS = 8
+#: power steps the critical radius tries before its eigensolver (one n × n product each)
+_POWER_STEPS = 40
 
 
 def critical_radius(X: np.ndarray, W0: np.ndarray, threshold: float, tol: float,
@@ -610,22 +612,34 @@ def _critical_from(flat: np.ndarray, vals: np.ndarray, cap: float, target: float
     def below(j: int) -> bool:
         """λ_max(E) < target at R = vals[j] (the entries ≤ vals[j] are flippable), as
         :func:`certify` would find it. E ≥ 0 entrywise, so for any x > 0
-        min_i (Ex)_i/x_i ≤ λ_max(E) ≤ max_i (Ex)_i/x_i (Collatz–Wielandt), and xᵀEx/xᵀx ≤ λ_max;
-        with x the last Perron vector found (or 1), when a bound settles the comparison with a
-        relative margin of 1e-9 (far beyond the ~1e-13 rounding of the bounds and of the
-        eigensolver) the eigensolver is not called."""
+        min_i (Ex)_i/x_i ≤ λ_max(E) ≤ max_i (Ex)_i/x_i (Collatz–Wielandt), and xᵀEx/xᵀx ≤ λ_max.
+        Power steps from the last Perron vector found (or 1) tighten these bounds; as soon as
+        one settles the comparison with a relative margin of 1e-9 (far beyond the ~1e-13
+        rounding of the bounds and of the eigensolver) the answer is known. Only a step whose
+        λ_max lies within the margin of the target, or whose bounds stall, calls the
+        eigensolver."""
         upto = np.searchsorted(vals, vals[j], side="right")
         A = sparse.csr_matrix((np.ones(upto), (rows[:upto], cols[:upto])), shape=(m, n))
         c = np.bincount(cols[:upto], minlength=n).astype(float)
         E = c[:, None] + c[None, :]
         E -= (A.T @ A).toarray()
         E *= absG_m
-        for x in perron + [np.ones(n)]:
+        x = perron[0] if perron else np.ones(n)
+        gap = np.inf
+        for _ in range(_POWER_STEPS):
             Ex = E @ x
-            if x.min() > 0 and (Ex / x).max() < target * (1 - 1e-9):
-                return True
-            if x @ Ex >= target * (1 + 1e-9) * (x @ x):
+            lower = (x @ Ex) / (x @ x)
+            if lower >= target * (1 + 1e-9):
                 return False
+            if x.min() <= 0:  # (a zero row of E): no upper bound from x
+                break
+            upper = (Ex / x).max()
+            if upper < target * (1 - 1e-9):
+                return True
+            if not upper - lower < 0.5 * gap:  # the bracket stopped shrinking
+                break
+            gap = upper - lower
+            x = Ex / np.linalg.norm(Ex)
         lam, v = _eig(E, -1, vector=True)
         perron[:] = [np.abs(v)]
         return lam < target
