@@ -26,6 +26,7 @@ import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
+from functools import cached_property
 
 import numpy as np
 
@@ -386,20 +387,14 @@ class _Point:
 
     def __init__(self, theta: np.ndarray, P: np.ndarray):
         self.theta, self.P = theta, P
-        self._mask: np.ndarray | None = None
-        self._relu: np.ndarray | None = None
 
-    @property
+    @cached_property
     def mask(self) -> np.ndarray:
-        if self._mask is None:
-            self._mask = (self.P >= 0).astype(np.float64)
-        return self._mask
+        return (self.P >= 0).astype(np.float64)
 
-    @property
+    @cached_property
     def relu(self) -> np.ndarray:
-        if self._relu is None:
-            self._relu = np.maximum(self.P, 0.0)
-        return self._relu
+        return np.maximum(self.P, 0.0)
 
 
 def _point(cache: _Point | None, theta: np.ndarray, pre: Callable[[np.ndarray], np.ndarray]) -> _Point:
