@@ -538,10 +538,10 @@ def critical_radii(X: np.ndarray, W0: np.ndarray, thresholds: list[float], tol: 
     g = G.sum(axis=1)
     absG_m = G / m  # E = (|G|/m) ∘ (c_i + c_j − AᵀA), formed as certificate_matrices forms it
     X32 = X.astype(np.float32)
-    k_caps = [int(np.ceil(t * m)) if t > 0 else 0 for t in targets]
-    caps = [np.inf if k > m else 0.0 if k == 0 else None for k in k_caps]
+    k_caps = [int(np.ceil(t * m)) for t in targets]  # ≥ 1 where t > 0
     chunk = chunk_rows(n, working_memory_mb, bytes_per_entry=24)
-    need = sorted({k for k, c in zip(k_caps, caps) if c is None})
+    need = sorted({k for t, k in zip(targets, k_caps) if t > 0 and k <= m})
+    best = dict.fromkeys(need, np.inf)
     if need:  # the diagonal bound's cap: min over i of the k_cap-th smallest |w·x_i|
         # An upper bound on it suffices (it only admits more entries; the search below uses
         # the exact values), so it is taken over a few inputs only, those of largest norm (in
@@ -549,13 +549,12 @@ def critical_radii(X: np.ndarray, W0: np.ndarray, thresholds: list[float], tol: 
         # matrix-vector product over the neurons each, raised by its float64 rounding bound
         norms = np.sqrt(np.einsum("ij,ij->i", X, X))
         wmax = float(np.sqrt(np.einsum("ij,ij->i", W0, W0).max()))
-        best = dict.fromkeys(need, np.inf)
         for j in np.argsort(-norms, kind="stable")[:_CAP_INPUTS]:
             p = np.partition(np.abs(W0 @ X[j]), [k - 1 for k in need])
             slack = 4 * (X.shape[1] + 2) * _EPS * wmax * float(norms[j])
             for k in need:
                 best[k] = min(best[k], float(p[k - 1]) + slack)
-        caps = [best[k] if c is None else c for k, c in zip(k_caps, caps)]
+    caps = [(best[k] if k <= m else np.inf) if t > 0 else 0.0 for t, k in zip(targets, k_caps)]
     live = [c for t, c in zip(targets, caps) if t > 0]
     if not live:
         return [0.0] * len(thresholds)
@@ -607,7 +606,7 @@ def _critical_from(flat: np.ndarray, vals: np.ndarray, cap: float, target: float
         rows, cols, vals = rows[:cut], cols[:cut], vals[:cut]
         cap = float(vals[-1])
 
-    perron: list[np.ndarray] = []  # the last Perron vector computed
+    perron = np.ones(n)  # the last Perron vector computed (1 before the first)
 
     def below(j: int) -> bool:
         """λ_max(E) < target at R = vals[j] (the entries ≤ vals[j] are flippable), as
@@ -618,13 +617,14 @@ def _critical_from(flat: np.ndarray, vals: np.ndarray, cap: float, target: float
         rounding of the bounds and of the eigensolver) the answer is known. Only a step whose
         λ_max lies within the margin of the target, or whose bounds stall, calls the
         eigensolver."""
+        nonlocal perron
         upto = np.searchsorted(vals, vals[j], side="right")
         A = sparse.csr_matrix((np.ones(upto), (rows[:upto], cols[:upto])), shape=(m, n))
         c = np.bincount(cols[:upto], minlength=n).astype(float)
         E = c[:, None] + c[None, :]
         E -= (A.T @ A).toarray()
         E *= absG_m
-        x = perron[0] if perron else np.ones(n)
+        x = perron
         gap = np.inf
         for _ in range(_POWER_STEPS):
             Ex = E @ x
@@ -641,7 +641,7 @@ def _critical_from(flat: np.ndarray, vals: np.ndarray, cap: float, target: float
             gap = upper - lower
             x = Ex / np.linalg.norm(Ex)
         lam, v = _eig(E, -1, vector=True)
-        perron[:] = [np.abs(v)]
+        perron = np.abs(v)
         return lam < target
 
     if vals.size == 0:

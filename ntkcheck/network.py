@@ -433,9 +433,6 @@ class NTKNetwork:
         self._cache = _point(self._cache, theta, lambda t: self.W(t) @ self.X.T)
         return self._cache
 
-    def _pre(self, theta: np.ndarray) -> np.ndarray:
-        return self._at(theta).P
-
     def output(self, theta: np.ndarray) -> np.ndarray:
         return self._at(theta).relu.T @ self.a_m
 
@@ -493,9 +490,6 @@ class TwoLayerNetwork:
         """B Xᵀ (m × n) for θ and what derives from it, reused while θ is unchanged."""
         self._cache = _point(self._cache, theta, lambda t: self.split(t)[1] @ self.X.T)
         return self._cache
-
-    def _pre(self, theta: np.ndarray) -> np.ndarray:
-        return self._at(theta).P
 
     def output(self, theta: np.ndarray) -> np.ndarray:
         a, _ = self.split(theta)

@@ -36,14 +36,7 @@ try:  # the ufuncs behind scipy.stats.binom and .beta: importing scipy.stats tak
 except ImportError:  # pragma: no cover - a SciPy that moved them: the public (slower) route
     from scipy import stats as _sst
 
-    def _beta_ppf(q, a, b):
-        return _sst.beta.ppf(q, a, b)
-
-    def _binom_sf(k, n, p):
-        return _sst.binom.sf(k, n, p)
-
-    def _binom_cdf(k, n, p):
-        return _sst.binom.cdf(k, n, p)
+    _beta_ppf, _binom_sf, _binom_cdf = _sst.beta.ppf, _sst.binom.sf, _sst.binom.cdf
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 PROBABILISTIC, UNIVERSAL, SCALING = "probabilistic", "universal", "scaling"
