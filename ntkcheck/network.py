@@ -36,7 +36,7 @@ DEFAULT_WORKING_MEMORY_MB = 256
 #: below this many multiply-adds in a chunk's count product, threads cost more than they save
 _PARALLEL_MIN_WORK = 1 << 26
 #: a sign pass recomputes the entries near its thresholds in float64 one by one; above this
-#: fraction of a chunk it computes the whole chunk in float64 instead
+#: fraction of a block of rows it computes the whole block in float64 instead
 _DENSE_FRACTION = 0.02
 
 
@@ -130,14 +130,68 @@ def exact_entries(Wc: np.ndarray, X: np.ndarray, idx: np.ndarray, n: int) -> np.
     return out
 
 
+#: rows of a block of the sign pass: each block's float32 product (about this many bytes) and
+#: its masks stay in the core's cache while the elementwise steps run over them. (Smaller
+#: blocks measured no faster on one thread, and slower on two: more calls, more handing over
+#: of the GIL.)
+_BLOCK_BYTES = 2 << 20
+
+
+def _block_rows(n: int) -> int:
+    return max(8, _BLOCK_BYTES // (4 * max(n, 1)))
+
+
 def _sign_rows(Wc: np.ndarray, X: np.ndarray, X32: np.ndarray, out: np.ndarray,
                radius: float, tau: np.float32, exact_values: bool) -> tuple[np.ndarray, np.ndarray]:
-    np.matmul(Wc.astype(np.float32), X32.T, out=out)
+    """:func:`sign_pass` on one thread, in blocks of rows: every elementwise step of a block
+    runs while its product is in cache (per 4096 × 1000 entries, one thread: masks 0.9 ms in
+    blocks of 256 rows against 3.8 ms over the whole array, the 0/1 conversion 0.9 against
+    1.1 ms, the product itself unchanged at 6.3 ms); the entries float32 cannot decide are
+    recomputed together at the end (one call of :func:`exact_entries`, not one per block).
+    The whole pass, one thread, n = 1000, d = 100, m = 4096: 13.1 → 10.8 ms of CPU at
+    radius 0, 15.1 → 13.3 ms at radius 0.01 (medians of 15 interleaved rounds)."""
+    rows, n = out.shape
+    step = _block_rows(n)
+    W32 = Wc.astype(np.float32)
+    masks = np.empty((2, min(step, rows), n), dtype=bool)
+    flats, vals, decided = [], [], []
+    for a in range(0, rows, step):
+        b = min(rows, a + step)
+        f, v, done = _sign_block(Wc[a:b], W32[a:b], X, X32, out[a:b], radius, tau, exact_values, masks[:, : b - a])
+        flats.append(f + a * n)
+        vals.append(v)
+        decided.append(np.full(f.size, done))
+    if not flats:
+        return np.zeros(0, dtype=np.intp), np.zeros(0)
+    cand, pv, done = (x[0] if len(x) == 1 else np.concatenate(x) for x in (flats, vals, decided))
+    # float32 decides an entry unless it lies within tau of 0 (its sign) or of ±radius (|p| ≤ radius)
+    if exact_values:
+        unsure = ~done
+    else:
+        unsure = (pv <= tau) | (pv >= np.float32(radius) - tau)
+        unsure &= ~done
+    exact = exact_entries(Wc, X, cand[unsure], n)
+    out.ravel()[cand[unsure]] = exact >= 0
+    pv[unsure] = np.abs(exact)
+    inside = pv <= radius  # decided entries: their values are those of the float64 product
+    inside[~(done | unsure)] = True  # the float32 values strictly inside the band
+    return cand[inside], pv[inside]
+
+
+def _sign_block(Wc: np.ndarray, W32: np.ndarray, X: np.ndarray, X32: np.ndarray, out: np.ndarray,
+                radius: float, tau: np.float32, exact_values: bool,
+                masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """One block of :func:`_sign_rows`: S into ``out`` and the candidate entries (flat indices
+    into the block) with their |w·x|, and whether these are final (float64 values, signs
+    settled: the wide-band case) or float32 values still to be checked."""
+    np.matmul(W32, X32.T, out=out)
     bound = np.nextafter(np.float32(radius) + tau, np.float32(np.inf))  # ≥ radius + tau
-    mask = out <= bound
-    mask &= out >= -bound
+    mask, other = masks
+    np.less_equal(out, bound, out=mask)
+    np.greater_equal(out, -bound, out=other)
+    mask &= other
     if radius > 0 and not exact_values and np.count_nonzero(mask) > _DENSE_FRACTION * out.size:
-        P = Wc @ X.T  # a wide band: the whole chunk in float64 is cheaper
+        P = Wc @ X.T  # a wide band: the whole block in float64 is cheaper
         np.greater_equal(P, 0, out=out, casting="unsafe")
         np.abs(P, out=P)
         # entries within float64 rounding of 0 or of radius take the values exact_entries
@@ -151,18 +205,11 @@ def _sign_rows(Wc: np.ndarray, X: np.ndarray, X32: np.ndarray, out: np.ndarray,
         out.ravel()[cand[edge]] = exact >= 0
         pv[edge] = np.abs(exact)
         inside = pv <= radius
-        return cand[inside], pv[inside]
+        return cand[inside], pv[inside], True
     cand = np.flatnonzero(mask)
     pv = np.abs(out.ravel()[cand]).astype(np.float64)
-    # float32 decides an entry unless it lies within tau of 0 (its sign) or of ±radius (|p| ≤ radius)
-    unsure = np.ones(cand.size, dtype=bool) if exact_values else (pv <= tau) | (pv >= np.float32(radius) - tau)
-    exact = exact_entries(Wc, X, cand[unsure], out.shape[1])
     np.greater_equal(out, 0, out=out, casting="unsafe")
-    out.ravel()[cand[unsure]] = exact >= 0
-    pv[unsure] = np.abs(exact)
-    inside = ~unsure
-    inside[unsure] = pv[unsure] <= radius
-    return cand[inside], pv[inside]
+    return cand, pv, False
 
 
 def sign_pass(Wc: np.ndarray, X: np.ndarray, X32: np.ndarray, out: np.ndarray,
@@ -177,16 +224,20 @@ def sign_pass(Wc: np.ndarray, X: np.ndarray, X32: np.ndarray, out: np.ndarray,
     The product is formed in float32 (half the memory traffic of float64). An entry farther
     than :func:`float32_error_bound` (tau) from 0 has the same sign in both precisions, and one
     farther than tau from ±radius is on the same side of it; the few others (a handful per
-    million, plus those near ±radius) are recomputed in float64. If more than 2% of the chunk
-    lies within radius + tau, the chunk is computed in float64 instead. With ``threads`` > 1
-    the neurons are split over that many threads (each BLAS call single-threaded).
+    million, plus those near ±radius) are recomputed in float64. The rows go in blocks of about
+    1 MiB of product each (kept in cache); if more than 2% of a block lies within radius + tau,
+    the block is computed in float64 instead. With ``threads`` > 1 the blocks are split over
+    that many threads (each BLAS call single-threaded), which changes no number returned.
     """
     tau = float32_error_bound(Wc, X)
     rows, n = out.shape
-    if threads <= 1 or rows < 2 * threads:
+    if threads <= 1 or rows <= _block_rows(n):
         flat, vals = _sign_rows(Wc, X, X32, out, radius, tau, exact_values)
     else:
-        cuts = np.linspace(0, rows, threads + 1).astype(int)
+        # cut at block boundaries: every block is then computed as on one thread, so the values
+        # returned (float32 or float64 by block) do not depend on the number of threads
+        step = _block_rows(n)
+        cuts = np.minimum(np.linspace(0, -(-rows // step), threads + 1).astype(int) * step, rows)
         parts = _run(threads, [(1.0, (lambda a=a, b=b: _sign_rows(Wc[a:b], X, X32, out[a:b], radius, tau,
                                                                   exact_values)))
                                for a, b in zip(cuts[:-1], cuts[1:])])

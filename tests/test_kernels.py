@@ -170,3 +170,42 @@ def test_signs_near_zero_follow_the_float64_product():
     assert np.array_equal(S, (P >= 0).astype(np.float32))
     naive = (W.astype(np.float32) @ X.astype(np.float32).T) >= 0
     assert np.any(naive != (P >= 0))  # the case is hard: float32 signs alone differ
+
+
+@pytest.mark.parametrize("block_bytes", [2 << 20, 4 * 64 * 37])
+def test_sign_pass_near_set_is_exact_and_the_same_for_any_split(monkeypatch, block_bytes):
+    """The near set |w·x| ≤ radius and its values against the float64 product, with the rows in
+    one block or in many (some wide enough to be computed in float64, some not), on 1, 2 or 3
+    threads: the same indices and the same values whatever the split."""
+    from ntkcheck import network
+    from ntkcheck.network import exact_entries, float32_error_bound, sign_pass
+
+    monkeypatch.setattr(network, "_BLOCK_BYTES", block_bytes)
+    rng = np.random.default_rng(10)
+    n, d, m = 64, 12, 3000
+    X = unit_rows(rng, n, d)
+    W = rng.standard_normal((m, d))
+    W[1000:1400] *= 1e-3  # these rows lie mostly within the radius: their blocks go to float64
+    radius = 0.02
+    P = W @ X.T
+    want = np.flatnonzero(np.abs(P) <= radius)
+    tau = float(float32_error_bound(W, X))
+    runs = []
+    for threads in (1, 2, 3):
+        S = np.empty((m, n), dtype=np.float32)
+        with network.single_blas(threads):
+            flat, vals = sign_pass(W, X, X.astype(np.float32), S, radius=radius, threads=threads, values=True)
+        assert np.array_equal(S, (P >= 0).astype(np.float32))
+        assert np.array_equal(flat, want)
+        np.testing.assert_allclose(vals, np.abs(P).ravel()[want], rtol=0, atol=tau)
+        runs.append((flat, vals))
+        S2 = np.empty((m, n), dtype=np.float32)
+        with network.single_blas(threads):
+            flat2, exact = sign_pass(W, X, X.astype(np.float32), S2, radius=radius, threads=threads,
+                                     exact_values=True)
+        assert np.array_equal(flat2, want) and np.array_equal(S2, S)
+        assert np.array_equal(exact, np.abs(exact_entries(W, X, want, n)))  # the float64 dot products
+    if block_bytes < 2 << 20:
+        assert network._block_rows(n) == 37 and m // 37 > 3  # many blocks: the split is exercised
+    for flat, vals in runs[1:]:
+        assert np.array_equal(flat, runs[0][0]) and np.array_equal(vals, runs[0][1])
