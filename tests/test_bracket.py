@@ -35,7 +35,7 @@ def test_certified_bound_dominates_every_sampled_perturbation(R):
     rng, X, W0 = setup()
     cert = certify(X, W0, R, 64)
     H0 = gram_matrix(X, W0)
-    np.testing.assert_allclose(cert.H0, H0, atol=1e-14)
+    np.testing.assert_array_equal(cert.H0, H0)
     worst = 0.0
     for W in ball_points(rng, X, W0, R, 40):
         assert np.all(np.linalg.norm(W - W0, axis=1) <= R)
@@ -167,9 +167,13 @@ def test_certificate_matrices_equal_their_definition(R):
     np.testing.assert_array_equal(cert.SS, S.T @ S)
     np.testing.assert_array_equal(cert.counts, c)
     np.testing.assert_array_equal(np.sort(cert.active), np.flatnonzero(A.any(axis=1)))
-    np.testing.assert_allclose(cert.H0, G * (S.T @ S) / 4000, rtol=1e-15, atol=1e-16)
-    np.testing.assert_allclose(cert.E, np.abs(G) * (c[:, None] + c[None, :] - A.T @ A) / 4000,
-                               rtol=1e-15, atol=1e-16)
+    # X Xᵀ/m is formed as (X/√m)(X/√m)ᵀ: entrywise within the rounding of a dot product of
+    # length d, (d + 2)·eps·|x_i||x_j|/m (unit rows), of the float64 definition, times the count
+    rounding = (6 + 2) * np.finfo(float).eps / 4000
+    count_E = c[:, None] + c[None, :] - A.T @ A
+    assert np.all(np.abs(cert.H0 - G * (S.T @ S) / 4000) <= rounding * (S.T @ S) + 1e-15 * np.abs(cert.H0))
+    assert np.all(np.abs(cert.E - np.abs(G) * count_E / 4000) <= rounding * count_E + 1e-15 * cert.E)
+    np.testing.assert_array_equal(cert.H0, gram_matrix(X, W0))  # the same computation, bit for bit
     assert cert.lam_max_E == pytest.approx(np.linalg.eigvalsh(cert.E)[-1], abs=cert.tol)
 
 
