@@ -225,7 +225,7 @@ def sign_pass(Wc: np.ndarray, X: np.ndarray, X32: np.ndarray, out: np.ndarray,
     than :func:`float32_error_bound` (tau) from 0 has the same sign in both precisions, and one
     farther than tau from ±radius is on the same side of it; the few others (a handful per
     million, plus those near ±radius) are recomputed in float64. The rows go in blocks of about
-    1 MiB of product each (kept in cache); if more than 2% of a block lies within radius + tau,
+    2 MiB of product each (kept in cache); if more than 2% of a block lies within radius + tau,
     the block is computed in float64 instead. With ``threads`` > 1 the blocks are split over
     that many threads (each BLAS call single-threaded), which changes no number returned.
     """
