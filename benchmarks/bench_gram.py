@@ -6,7 +6,11 @@ Prints, for X (n × d, unit rows) and W (m × d, Gaussian):
   * ntkcheck.gram_matrix(X, W) against the bare float32 product S Sᵀ of the same shape
     (S = 1{X Wᵀ ≥ 0}, the floor: one symmetric rank-k update), each timed in its steady
     state, with the BLAS threads numpy has and with one thread. Each round times a block of
-    back-to-back calls of every function (best call kept); a ratio is the median over rounds
+    back-to-back calls of every function (best call kept), each block started 0.15 s after the
+    previous one so that OpenBLAS threads left spinning by the bare product's block do not
+    compete with the next function's (measured: best-of-4 gram/bare 1.44-1.54 without the
+    pause, 1.40-1.42 with it, the upper quartile 1.76-1.80 against 1.49-1.55; that case is
+    timed on its own below); a ratio is the median over rounds
     of the ratio within a round (its range over the rounds in brackets), so a machine whose
     speed drifts during the run (a shared VM moved the bare product between 18 and 25 ms
     within one run) does not bias it; the times printed are medians over rounds. The share of
@@ -40,10 +44,21 @@ def once(f) -> float:
     return time.perf_counter() - t0
 
 
-def steady(fs, rounds=7, block=4) -> np.ndarray:
+#: OpenBLAS's idle threads spin for 2^28 cycles (~0.12 s here) after a threaded call
+SETTLE = 0.15
+
+
+def settled_block(f, block: int) -> float:
+    """The best of ``block`` back-to-back calls of f, started once no BLAS thread left spinning
+    by the previous function competes with it."""
+    time.sleep(SETTLE)
+    return min(once(f) for _ in range(block))
+
+
+def steady(fs, rounds=11, block=4) -> np.ndarray:
     """rounds × functions: per round, the best of a block of ``block`` back-to-back calls of
-    each function in turn."""
-    return np.array([[min(once(f) for _ in range(block)) for f in fs] for _ in range(rounds)])
+    each function in turn, each block started after a pause (:func:`settled_block`)."""
+    return np.array([[settled_block(f, block) for f in fs] for _ in range(rounds)])
 
 
 class Ratio(float):
@@ -144,7 +159,7 @@ def main() -> None:
     push = _Pushes(X, G, Wa, a.R, 256)
     (_, t_cert, t_att, t_push), (_, r_cert, r_att, r_push) = ratios(steady(
         [bare, lambda: certificate_matrices(X, W, a.R, 256), lambda: _attack_pass(X, G, Wa, a.R, v, 1.0, 256),
-         lambda: push(v, 1.0)], rounds=5, block=3))
+         lambda: push(v, 1.0)], rounds=9, block=3))
     print(f"Lemma 2.3 at R={a.R}: {cnt.mean():.1f} flippable signs per input, "
           f"{active.size} of {a.m} neurons can move")
     print(f"certificate pass (H0, E)     {t_cert * 1e3:9.2f} ms   cert/bare = {r_cert:.2f}")
