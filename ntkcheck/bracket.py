@@ -29,8 +29,8 @@ import numpy as np
 from scipy import linalg, sparse
 
 from .kernels import eigenvalue_tolerance
-from .network import (CountSum, _run, chunk_rows, count_pass, exact_entries, float32_error_bound, gram_of_rows,
-                      neuron_slices, row_blocks, sign_pass, single_blas, work_threads)
+from .network import (CountSum, _run, cache_rows, chunk_rows, count_pass, exact_entries, float32_error_bound,
+                      gram_of_rows, neuron_slices, row_blocks, sign_pass, single_blas, work_threads)
 
 _EPS = np.finfo(np.float64).eps
 
@@ -168,24 +168,21 @@ def _former(Gs: np.ndarray, SS: np.ndarray, AA: np.ndarray, c: np.ndarray, E: np
     thread, n = 1000: 5.6 ms against 11 ms for whole-matrix passes). :func:`critical_radii`
     forms E the same way (:func:`_bound_rows`)."""
     def go() -> None:
-        step = max(8, (1 << 20) // (8 * max(E.shape[1], 1)))
-        tmp = np.empty((min(step, rows.stop - rows.start), E.shape[1]))
+        step = cache_rows(E.shape[1], 8, 1 << 20)
+        absG = np.empty((min(step, rows.stop - rows.start), E.shape[1]))
         for a in range(rows.start, rows.stop, step):
             r = slice(a, min(rows.stop, a + step))
-            t = tmp[: r.stop - r.start]
-            _bound_rows(Gs[r], c[r], c, AA[r], E[r], t)
+            _bound_rows(np.abs(Gs[r], out=absG[: r.stop - r.start]), c[r], c, AA[r], E[r])
             Gs[r] *= SS[r]
     return go
 
 
-def _bound_rows(Gs_rows: np.ndarray, c_rows: np.ndarray, c: np.ndarray, AA_rows, out: np.ndarray,
-                tmp: np.ndarray) -> None:
-    """Rows of E = |x_i·x_j|/m · (c_i + c_j − (AᵀA)_ij) into ``out``, from the rows of Gs = X Xᵀ/m
-    (one rounding per entry: the count is an exact integer)."""
+def _bound_rows(absG_rows: np.ndarray, c_rows: np.ndarray, c: np.ndarray, AA_rows, out: np.ndarray) -> None:
+    """Rows of E = |x_i·x_j|/m · (c_i + c_j − (AᵀA)_ij) into ``out``, from the rows of
+    |Gs| = |X Xᵀ|/m (one rounding per entry: the count is an exact integer)."""
     np.add(c_rows[:, None], c[None, :], out=out)
     out -= AA_rows
-    np.abs(Gs_rows, out=tmp)
-    out *= tmp
+    out *= absG_rows
 
 
 #: below this density of the pairs asked for, their dot products are gathered one by one;
@@ -550,7 +547,7 @@ def critical_radii(X: np.ndarray, W0: np.ndarray, thresholds: list[float], tol: 
     m = W0.shape[0]
     targets = [t - tol for t in thresholds]
     g = np.abs(gram_of_rows(X)).sum(axis=1)
-    Gs = gram_of_rows(X / np.sqrt(m))  # X Xᵀ/m as certificate_matrices forms it, for E
+    absGs = np.abs(gram_of_rows(X / np.sqrt(m)))  # |X Xᵀ|/m as certificate_matrices forms it, for E
     X32 = X.astype(np.float32)
     k_caps = [int(np.ceil(t * m)) for t in targets]  # ≥ 1 where t > 0
     chunk = chunk_rows(n, working_memory_mb, bytes_per_entry=24)
@@ -581,7 +578,7 @@ def critical_radii(X: np.ndarray, W0: np.ndarray, thresholds: list[float], tol: 
         vals.append(v)
     flat_all, vals_all = np.concatenate(flats), np.concatenate(vals)
     del flats, vals
-    return [0.0 if t <= 0 else _critical_from(flat_all, vals_all, c, t, Gs, g, n, m)
+    return [0.0 if t <= 0 else _critical_from(flat_all, vals_all, c, t, absGs, g, n, m)
             for t, c in zip(targets, caps)]
 
 
@@ -590,7 +587,7 @@ def _prefix_bound(total: float, g: np.ndarray, size: int) -> int:
     return int(min(size, np.ceil(total / g.min()) + 1)) if g.min() > 0 else size
 
 
-def _critical_from(flat: np.ndarray, vals: np.ndarray, cap: float, target: float, Gs: np.ndarray,
+def _critical_from(flat: np.ndarray, vals: np.ndarray, cap: float, target: float, absGs: np.ndarray,
                    g: np.ndarray, n: int, m: int) -> float:
     """One threshold's search (see :func:`critical_radii`) over the entries ``flat`` with
     |w·x| = ``vals``, a superset of those ≤ ``cap``; λ_max(E) is computed as :func:`certify`
@@ -636,7 +633,7 @@ def _critical_from(flat: np.ndarray, vals: np.ndarray, cap: float, target: float
         A = sparse.csr_matrix((np.ones(upto), (rows[:upto], cols[:upto])), shape=(m, n))
         c = np.bincount(cols[:upto], minlength=n).astype(float)
         E = np.empty((n, n))
-        _bound_rows(Gs, c, c, (A.T @ A).toarray(), E, np.empty((n, n)))
+        _bound_rows(absGs, c, c, (A.T @ A).toarray(), E)
         x = perron
         gap = np.inf
         for _ in range(_POWER_STEPS):

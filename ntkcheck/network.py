@@ -137,8 +137,14 @@ def exact_entries(Wc: np.ndarray, X: np.ndarray, idx: np.ndarray, n: int) -> np.
 _BLOCK_BYTES = 2 << 20
 
 
+def cache_rows(n_cols: int, itemsize: int, nbytes: int) -> int:
+    """Rows of an n_cols-wide array of ``itemsize``-byte entries that fit in about ``nbytes``
+    (at least 8): the block size of the passes that work row block by row block in cache."""
+    return max(8, nbytes // (itemsize * max(n_cols, 1)))
+
+
 def _block_rows(n: int) -> int:
-    return max(8, _BLOCK_BYTES // (4 * max(n, 1)))
+    return cache_rows(n, 4, _BLOCK_BYTES)
 
 
 def _sign_rows(Wc: np.ndarray, X: np.ndarray, X32: np.ndarray, out: np.ndarray,
