@@ -21,7 +21,13 @@ Prints, for X (n × d, unit rows) and W (m × d, Gaussian):
     linear in m);
   * Lemma 2.3's neuron passes at radius R: the certificate's matrices (H(W(0)), E), one pass
     of the attack on its own (with its sign pass), and one pass inside an attack (the attack
-    makes 3 × iterations passes that share one sign pass), in units of the bare product.
+    makes 3 × iterations passes that share one sign pass), in units of the bare product;
+  * where the time goes, on one thread (CPU time of the calling thread, in units of the bare
+    product's on one thread): gram_matrix and the certificate, and their steps (the sign pass
+    and its float32 product alone, the flippable pair counts AᵀA, the formation of E and
+    H(W(0))). With the two-thread speed-up of the bare product measured in the same run, a
+    pass whose work split perfectly over two threads would take (one-thread ratio) × speed-up / 2
+    of the two-thread bare product: the floor its steps set, however well they are scheduled.
 """
 from __future__ import annotations
 
@@ -33,7 +39,7 @@ import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from ntkcheck import gram_matrix
-from ntkcheck.bracket import _attack_pass, _Pushes, certificate_matrices
+from ntkcheck.bracket import Flippable, _attack_pass, _former, _Pushes, certificate_matrices
 from ntkcheck.network import gram_of_rows, sign_pass, single_blas, work_threads
 from _args import positive_float, positive_int
 
@@ -46,6 +52,12 @@ def once(f) -> float:
 
 #: OpenBLAS's idle threads spin for 2^28 cycles (~0.12 s here) after a threaded call
 SETTLE = 0.15
+
+
+def cpu_once(f) -> float:
+    t0 = time.thread_time()
+    f()
+    return time.thread_time() - t0
 
 
 def settled_block(f, block: int) -> float:
@@ -166,10 +178,65 @@ def main() -> None:
     print(f"one attack pass, on its own  {t_att * 1e3:9.2f} ms   attack/bare = {r_att:.2f}")
     print(f"one attack pass in an attack {t_push * 1e3:9.2f} ms   attack/bare = {r_push:.2f}"
           "   (sign pass shared)")
+    floor(X, W, S, a.R)
     ticks1 = cpu_ticks()
     if ticks0 and ticks1 and ticks1[0] > ticks0[0]:
         print(f"CPU time taken by the hypervisor (steal) during the run: "
               f"{100 * (ticks1[1] - ticks0[1]) / (ticks1[0] - ticks0[0]):.0f}% (/proc/stat)")
+
+
+def floor(X: np.ndarray, W: np.ndarray, S: np.ndarray, R: float) -> None:
+    """One-thread CPU time of gram_matrix, the certificate and their steps, in bare products."""
+    n, m = X.shape[0], W.shape[0]
+    X32, W32 = X.astype(np.float32), W.astype(np.float32)
+    buf = np.empty((m, n), dtype=np.float32)
+    flat = sign_pass(W, X, X32, buf, radius=R)
+    flip = Flippable(n, m)
+    flip.add(0, m, flat)
+    AA, cnt = flip.gram(), flip.counts
+    SS = S @ S.T
+    Gs = gram_of_rows(X / np.sqrt(m))
+    E = np.empty((n, n))
+    G2 = np.empty_like(Gs)
+
+    def pairs():
+        f = Flippable(n, m)
+        f.add(0, m, flat)
+        return f.gram()
+
+    def form():  # on a fresh copy of X Xᵀ/m (the copy is not timed)
+        G2[...] = Gs
+        t0 = time.thread_time()
+        _former(G2, SS, AA, cnt, E, slice(0, n))()
+        return time.thread_time() - t0
+
+    steps = [("bare", lambda: cpu_once(lambda: S @ S.T)),
+             ("gram", lambda: cpu_once(lambda: gram_matrix(X, W))),
+             ("cert", lambda: cpu_once(lambda: certificate_matrices(X, W, R, 256))),
+             ("sign0", lambda: cpu_once(lambda: sign_pass(W, X, X32, buf))),
+             ("signR", lambda: cpu_once(lambda: sign_pass(W, X, X32, buf, radius=R))),
+             ("product", lambda: cpu_once(lambda: np.matmul(W32, X32.T, out=buf))),
+             ("pairs", lambda: cpu_once(pairs)),
+             ("form", form)]
+    t, speed = [], []
+    for _ in range(7):
+        two = settled_block(lambda: S @ S.T, 3)  # wall time on the BLAS threads numpy has
+        with threadpool_limits(1):  # everything then runs on the calling thread
+            t.append([min(f() for _ in range(3)) for _, f in steps])
+        speed.append(t[-1][0] / two)
+    t = np.array(t)
+    speed_up = Ratio(np.array(speed))
+    r = dict(zip([k for k, _ in steps], ratios(t)[1]))
+    print(f"one thread, CPU time in units of the bare product's ({np.median(t[:, 0]) * 1e3:.1f} ms):")
+    print(f"  gram_matrix {r['gram']:.2f}: sign pass {float(r['sign0']):.2f} (its float32 W Xᵀ alone "
+          f"{float(r['product']):.2f}), the rest the count product, X Xᵀ and H = G ∘ C")
+    print(f"  certificate {r['cert']:.2f} = {float(r['cert']) / float(r['gram']):.2f} gram_matrix: sign pass with "
+          f"the R band {float(r['signR']):.2f}, pair counts AᵀA {float(r['pairs']):.2f}, "
+          f"E and H(W(0)) formed {float(r['form']):.2f}")
+    half = float(speed_up) / 2
+    print(f"  two threads: the bare product runs {speed_up:.2f}x its one-thread speed; a pass whose work "
+          f"split perfectly over two threads would take {float(r['gram']) * half:.2f} (gram_matrix) and "
+          f"{float(r['cert']) * half:.2f} (certificate) of it at best")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,10 @@ def test_bench_gram_prints_its_ratios():
     assert len(ratios(out, "gram/bare")) == 3 and all(r > 0 for r in ratios(out, "gram/bare"))
     assert len(ratios(out, "attack/bare")) == 2 and ratios(out, "cert/bare")[0] > 0
     assert re.search(r"loop/gram = [0-9.]+x", out)
+    # the one-thread breakdown: the certificate against gram_matrix, and the two-thread floor
+    per_gram = re.search(r"certificate [0-9.]+ \(rounds [^)]*\) = ([0-9.]+) gram_matrix", out)
+    assert per_gram and float(per_gram.group(1)) > 0
+    assert re.search(r"would take [0-9.]+ \(gram_matrix\) and [0-9.]+ \(certificate\)", out)
 
 
 def test_bench_lemma23_prints_time_and_memory_per_width():
