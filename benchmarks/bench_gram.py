@@ -39,7 +39,7 @@ import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from ntkcheck import gram_matrix
-from ntkcheck.bracket import Flippable, _attack_pass, _former, _Pushes, certificate_matrices
+from ntkcheck.bracket import Flippable, _attack_pass, _eig, _former, _Pushes, certificate_matrices
 from ntkcheck.network import gram_of_rows, sign_pass, single_blas, work_threads
 from _args import positive_float, positive_int
 
@@ -165,7 +165,7 @@ def main() -> None:
     print(f"per-neuron loop              {t_loop * 1e3:9.2f} ms   loop/gram = {t_loop / t_gram:.1f}x")
 
     H0, E, cnt, SS, active = certificate_matrices(X, W, a.R, 256)
-    v = np.abs(np.linalg.eigh(E)[1][:, -1])
+    v = np.abs(_eig(E, -1, vector=True)[1])  # the Perron vector the attack starts from
     G = gram_of_rows(X)
     Wa = W[active]
     push = _Pushes(X, G, Wa, a.R, 256)
@@ -191,18 +191,18 @@ def floor(X: np.ndarray, W: np.ndarray, S: np.ndarray, R: float) -> None:
     X32, W32 = X.astype(np.float32), W.astype(np.float32)
     buf = np.empty((m, n), dtype=np.float32)
     flat = sign_pass(W, X, X32, buf, radius=R)
-    flip = Flippable(n, m)
-    flip.add(0, m, flat)
+
+    def pairs() -> Flippable:  # the certificate's pair counts AᵀA (and c) from the flippable entries
+        f = Flippable(n, m)
+        f.add(0, m, flat)
+        return f
+
+    flip = pairs()
     AA, cnt = flip.gram(), flip.counts
     SS = S @ S.T
     Gs = gram_of_rows(X / np.sqrt(m))
     E = np.empty((n, n))
     G2 = np.empty_like(Gs)
-
-    def pairs():
-        f = Flippable(n, m)
-        f.add(0, m, flat)
-        return f.gram()
 
     def form():  # on a fresh copy of X Xᵀ/m (the copy is not timed)
         G2[...] = Gs
@@ -216,7 +216,7 @@ def floor(X: np.ndarray, W: np.ndarray, S: np.ndarray, R: float) -> None:
              ("sign0", lambda: cpu_once(lambda: sign_pass(W, X, X32, buf))),
              ("signR", lambda: cpu_once(lambda: sign_pass(W, X, X32, buf, radius=R))),
              ("product", lambda: cpu_once(lambda: np.matmul(W32, X32.T, out=buf))),
-             ("pairs", lambda: cpu_once(pairs)),
+             ("pairs", lambda: cpu_once(lambda: pairs().gram())),
              ("form", form)]
     t, speed = [], []
     for _ in range(7):
@@ -234,7 +234,7 @@ def floor(X: np.ndarray, W: np.ndarray, S: np.ndarray, R: float) -> None:
           f"the R band {float(r['signR']):.2f}, pair counts AᵀA {float(r['pairs']):.2f}, "
           f"E and H(W(0)) formed {float(r['form']):.2f}")
     half = float(speed_up) / 2
-    print(f"  two threads: the bare product runs {speed_up:.2f}x its one-thread speed; a pass whose work "
+    print(f"  two threads: the bare product runs {speed_up:.2f} times as fast as on one; a pass whose work "
           f"split perfectly over two threads would take {float(r['gram']) * half:.2f} (gram_matrix) and "
           f"{float(r['cert']) * half:.2f} (certificate) of it at best")
 
