@@ -30,7 +30,8 @@ from scipy import linalg, sparse
 
 from .kernels import eigenvalue_tolerance
 from .network import (CountSum, _run, cache_rows, chunk_rows, count_pass, exact_entries, float32_error_bound,
-                      gram_of_rows, neuron_slices, row_blocks, sign_pass, single_blas, work_threads)
+                      gram_of_rows, neuron_slices, require_safe_rows, row_blocks, sign_pass, single_blas,
+                      work_threads)
 
 _EPS = np.finfo(np.float64).eps
 
@@ -303,6 +304,8 @@ class _Pushes:
     def __init__(self, X: np.ndarray, G: np.ndarray, W0: np.ndarray, R: float, working_memory_mb: float,
                  keep: bool = True):
         self.X, self.G, self.W0, self.R = X, G, W0, R
+        require_safe_rows(X, "X")
+        require_safe_rows(W0, "W0")
         n = X.shape[0]
         m, d = W0.shape
         self.X32 = X.astype(np.float32)
@@ -545,6 +548,8 @@ def critical_radii(X: np.ndarray, W0: np.ndarray, thresholds: list[float], tol: 
     """
     n = X.shape[0]
     m = W0.shape[0]
+    require_safe_rows(X, "X")
+    require_safe_rows(W0, "W0")
     targets = [t - tol for t in thresholds]
     g = np.abs(gram_of_rows(X)).sum(axis=1)
     absGs = np.abs(gram_of_rows(X / np.sqrt(m)))  # |X Xᵀ|/m as certificate_matrices forms it, for E

@@ -111,10 +111,42 @@ _U64 = float(np.finfo(np.float64).eps) / 2
 def float32_error_bound(Wc: np.ndarray, X: np.ndarray) -> np.float32:
     """A bound on |P₃₂ − P₆₄| for P = W Xᵀ formed from float32 copies: rounding of both
     factors and of a sum of d products is at most (d + 2)·u₃₂·‖w_k‖·‖x_i‖ (Cauchy–Schwarz),
-    doubled for safety."""
+    plus what float32's gradual underflow loses (at most 2^-150 per factor entry and per
+    product: (√d (‖w_k‖ + ‖x_i‖) + d)·2^-150), doubled for safety. It assumes no float32
+    overflow: callers pass rows scaled into [½, 1) by :func:`unit_rows` (or refuse others)."""
     d = X.shape[1]
-    return np.float32(2 * (d + 2) * _U32 * float(np.sqrt(np.einsum("ij,ij->i", Wc, Wc).max()))
-                      * float(np.sqrt(np.einsum("ij,ij->i", X, X).max())))
+    wmax = float(np.sqrt(np.einsum("ij,ij->i", Wc, Wc).max())) if Wc.size else 0.0
+    xmax = float(np.sqrt(np.einsum("ij,ij->i", X, X).max())) if X.size else 0.0
+    return np.float32(2 * ((d + 2) * _U32 * wmax * xmax + (np.sqrt(d) * (wmax + xmax) + d) * 2.0**-150))
+
+
+#: rows whose largest |entry| lies outside [2^-SAFE_EXPONENT, 2^SAFE_EXPONENT] are outside what
+#: the float32 sign pass handles as they are (float32 overflows above 2^128, loses relative
+#: precision below 2^-126, and a product of two such rows must stay inside both ranges)
+SAFE_EXPONENT = 60
+
+
+def unit_rows(A: np.ndarray) -> np.ndarray:
+    """A with every nonzero row scaled by a power of two into max |entry| ∈ [½, 1). Scaling by
+    a power of two is exact in float64 and does not change the sign of any product w·x (nor
+    any comparison of it with 0), so signs may be computed from the scaled rows; zero rows stay
+    zero (their products are 0, sign 1{0 ≥ 0} = 1). Returns A itself when every row is already
+    in the safe range, a scaled copy otherwise."""
+    top = np.abs(A).max(axis=1) if A.size else np.zeros(A.shape[0])
+    if np.all((top == 0) | ((top >= 2.0**-SAFE_EXPONENT) & (top <= 2.0**SAFE_EXPONENT))):
+        return A
+    _, e = np.frexp(top)
+    return np.ldexp(A, -e[:, None])
+
+
+def require_safe_rows(A: np.ndarray, what: str) -> None:
+    """Refuse (ValueError) rows outside the range the float32 sign pass handles unscaled: paths
+    that compare w·x with a radius cannot rescale rows without rescaling the radius."""
+    top = np.abs(A).max(axis=1) if A.size else np.zeros(0)
+    bad = (top != 0) & ((top < 2.0**-SAFE_EXPONENT) | (top > 2.0**SAFE_EXPONENT) | ~np.isfinite(top))
+    if bad.any():
+        raise ValueError(f"{what} row {int(np.argmax(bad))} has entries of size {top[bad][0]:.3g}, outside "
+                         f"[2^-{SAFE_EXPONENT}, 2^{SAFE_EXPONENT}]; scale the rows first")
 
 
 def exact_entries(Wc: np.ndarray, X: np.ndarray, idx: np.ndarray, n: int) -> np.ndarray:
@@ -321,6 +353,11 @@ def count_pass(X: np.ndarray, W: np.ndarray, working_memory_mb: float,
     task of one thread alongside that chunk's product.
     Returns (Sᵀ S, the extra tasks' results, threads used)."""
     n, m = X.shape[0], W.shape[0]
+    if radius == 0:  # only signs are needed: rows may be rescaled (exactly) into float32's range
+        X = unit_rows(X)
+    else:
+        require_safe_rows(X, "X")
+        require_safe_rows(W, "W")
     X32 = X.astype(np.float32)
     chunk = max(1, min(m, chunk_rows(n, working_memory_mb, bytes_per_entry)))
     threads = work_threads(n, chunk)
@@ -330,7 +367,8 @@ def count_pass(X: np.ndarray, W: np.ndarray, working_memory_mb: float,
     with single_blas(threads):
         for sl in neuron_slices(m, chunk):
             S = buf[: sl.stop - sl.start]
-            flat = sign_pass(W[sl], X, X32, S, radius=radius, threads=threads)
+            Wc = unit_rows(W[sl]) if radius == 0 else W[sl]
+            flat = sign_pass(Wc, X, X32, S, radius=radius, threads=threads)
             first = list(extra if results is None else ())
             chunk_task = [] if on_chunk is None else [  # it reads only ``flat``, not S
                 (S.size / 4, lambda start=sl.start, rows=S.shape[0], flat=flat: on_chunk(start, rows, flat))]
@@ -376,7 +414,7 @@ def row_blocks(n: int, threads: int) -> list[slice]:
     per thread (measured on 2 threads, n = 1000: 4.2 ms against 6.6 ms for 32-row blocks and
     7.1 ms for one block), or one block for one thread."""
     step = -(-n // (4 * threads)) if threads > 1 else max(n, 1)
-    return [slice(a, a + step) for a in range(0, n, step)]
+    return [slice(a, min(n, a + step)) for a in range(0, n, step)]  # the last block ends at n
 
 
 def gram_matrix(X: np.ndarray, W: np.ndarray,
@@ -387,8 +425,14 @@ def gram_matrix(X: np.ndarray, W: np.ndarray,
     m = W.shape[0]
     if m == 0:
         raise ValueError("gram_matrix needs at least one neuron (W has no rows)")
+    if not (np.all(np.isfinite(X)) and np.all(np.isfinite(W))):
+        raise ValueError("gram_matrix needs finite X and W")
     Xs = X / np.sqrt(m)  # the 1/m is folded into the inputs, saving a pass over the n × n result
     C, (G,), threads = count_pass(X, W, working_memory_mb, extra=[(n * d / 2, lambda: gram_of_rows(Xs))])
+    diag = np.diag(G)
+    if not np.all(np.isfinite(diag)) or np.any((diag == 0) & np.any(X != 0, axis=1)):
+        raise ValueError("gram_matrix: X Xᵀ/m overflows or underflows float64 for these inputs; "
+                         "scale X (H scales with the square of its rows)")
     return hadamard(G, C, threads)
 
 
@@ -489,6 +533,10 @@ class NTKNetwork:
         """W Xᵀ for θ and what derives from it, reused while θ is unchanged."""
         self._cache = _point(self._cache, theta, lambda t: self.W(t) @ self.X.T)
         return self._cache
+
+    def signs(self, theta: np.ndarray) -> np.ndarray:
+        """1{w_k·x_i ≥ 0} (m × n): where the flow's vector field is smooth, it is constant."""
+        return self._at(theta).P >= 0
 
     def output(self, theta: np.ndarray) -> np.ndarray:
         return self._at(theta).relu.T @ self.a_m
