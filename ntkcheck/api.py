@@ -1,10 +1,11 @@
 """The Python API: ``run_check(name, scenario=None, **overrides)``.
 
 The result object carries the same fields as the ``--json`` output
-(SPEC section 4); ``result.to_dict()`` is exactly that JSON object.
+(the command-line JSON); ``result.to_dict()`` is exactly that JSON object.
 """
 from __future__ import annotations
 
+import math
 import shlex
 import time
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ import yaml
 
 from . import __version__
 from .checks import get_check
-from .checks.base import DIVERGED, ERROR, HOLDS, UNDECIDED, VIOLATION, Check, Context, TrialResult
+from .checks.base import DIVERGED, ERROR, HOLDS, UNDECIDED, VACUOUS, VIOLATION, Check, Context, TrialResult
 from .errors import ExitCode, UserError
 from .scenario import BaseScenario, resolve
 from .stats import FAIL, INCONCLUSIVE, PASS, ClaimRow, decide, trials_needed
@@ -27,6 +28,8 @@ OPTION_KEYS = {"m": "network.m", "n": "data.n", "d": "data.d", "trials": "trials
                "seed": "seed", "confidence": "confidence", "workers": "compute.workers",
                "scheduler": "compute.scheduler"}
 MAX_TRIALS = 100_000
+#: trials=auto runs at most this many times the planned trials while hypotheses keep failing
+AUTO_VACUOUS_FACTOR = 10
 
 
 @dataclass
@@ -64,8 +67,9 @@ class Result:
 
     @property
     def weak_variants(self) -> list[str]:
-        """Variant rows (known-false readings) that did not FAIL: the check lacks power there."""
-        return [r.name for r in self.rows if not r.primary and r.verdict != FAIL]
+        """Control rows (false by an argument stated in the row) that did not FAIL: the check
+        lacks power there."""
+        return [r.name for r in self.rows if r.role in ("control", "variant") and r.verdict != FAIL]
 
     def to_dict(self) -> dict[str, Any]:
         return _clean({
@@ -104,8 +108,17 @@ class Replay:
     error: str | None
     quantities: dict[str, Any]
 
+    def did_not_reproduce(self, expected: dict[str, str]) -> list[tuple[str, str, str]]:
+        """(claim, expected, got) for every expected outcome this replay does not show (as
+        Hypothesis's reproduce_failure raises DidNotReproduce)."""
+        unknown = sorted(set(expected) - set(self.outcomes))
+        if unknown:
+            raise UserError(f"--expect names claim '{unknown[0]}', which {self.check} does not have; "
+                            f"its claims: {', '.join(self.outcomes)}.")
+        return [(k, v, self.outcomes[k]) for k, v in expected.items() if self.outcomes[k] != v]
+
     def to_dict(self) -> dict[str, Any]:
-        return _clean(self.__dict__.copy())
+        return _clean({**self.__dict__, "ntkcheck_version": __version__})
 
 
 def _clean(obj: Any) -> Any:
@@ -152,8 +165,10 @@ def build_scenario(check: Check, scenario: str | Path | dict | None, overrides: 
     return resolve(model, default, scenario, opts, sets)
 
 
-def replay_command(check: Check, sc: BaseScenario, trial: int) -> str:
-    """A pasteable command that re-runs trial ``trial`` of this scenario alone."""
+def replay_command(check: Check, sc: BaseScenario, trial: int, expect: tuple[str, str] | None = None) -> str:
+    """A pasteable command that re-runs trial ``trial`` of this scenario alone: it carries every
+    scenario key that differs from the check's default (so no scenario file is needed) and,
+    with ``expect`` = (claim, outcome), the outcome the replay must show."""
     default = check.scenario_model().model_validate(check.default_scenario()).model_dump()
     parts = ["ntkcheck", check.name, "--seed", str(sc.seed)]
     now = sc.model_dump()
@@ -162,15 +177,20 @@ def replay_command(check: Check, sc: BaseScenario, trial: int) -> str:
     if sc.data.labels.source == "file":
         parts += ["--labels", str(Path(sc.data.labels.path).resolve())]
     for key, value in _flat_diff(default, now):
-        if key in ("seed", "trials", "confidence", "data.source", "data.path", "data.labels.source",
-                   "data.labels.path", "compute.workers", "compute.scheduler"):
+        # (trials stays: lemma43 maps a trial index to a width through the trials per width)
+        if key in ("seed", "confidence", "data.path", "data.labels.path", "compute.workers",
+                   "compute.scheduler"):
             continue
+        if (key == "data.source" and value == "file") or (key == "data.labels.source" and value == "file"):
+            continue  # --data / --labels say so
         if sc.data.source == "file" and key in ("data.n", "data.d"):
             continue
         flag = {v: k for k, v in OPTION_KEYS.items()}.get(key)
         text = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
         parts += [f"--{flag}", text] if flag else ["--set", f"{key}={text}"]
     parts += ["--replay", str(trial)]
+    if expect is not None:
+        parts += ["--expect", f"{expect[0]}={expect[1]}"]
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -251,42 +271,34 @@ def run_check(name: str, scenario: str | Path | dict | None = None, *,
         on_plan(n_trials)
     workers = available_cores() if sc.compute.workers == "auto" else sc.compute.workers
     interrupted = False
+    results: list[TrialResult] = []
+    planned = n_trials
     try:
         results = run_trials(check, sc, ctx, range(n_trials), on_trial, workers=min(workers, n_trials),
                              scheduler=sc.compute.scheduler)
+        # trials=auto: an implication's evidence is the trials in which its hypothesis held, so
+        # more trials run (up to AUTO_VACUOUS_FACTOR × the plan) until each primary implication
+        # has the planned number. The stopping rule reads only whether hypotheses held, which
+        # is independent of the conclusions given that they held: the count stays valid.
+        auto = sc.trials == "auto" and check.fixed_trials(sc, ctx) is None
+        cap = min(MAX_TRIALS, AUTO_VACUOUS_FACTOR * n_trials)
+        while auto and len(results) < cap:
+            short = _evidence_shortfall(check.rows(sc, ctx), results, n_trials)
+            if short is None:
+                break
+            missing, rate = short
+            more = min(cap - len(results), max(n_trials // 4, math.ceil(missing / max(rate, 0.05))))
+            start = len(results)
+            planned = start + more
+            if on_plan is not None:
+                on_plan(planned)
+            results += run_trials(check, sc, ctx, range(start, start + more), on_trial,
+                                  workers=min(workers, more), scheduler=sc.compute.scheduler)
     except Interrupted as e:
-        results, interrupted = e.done, True
-        ctx.notes.append(f"interrupted: {len(results)} of {n_trials} trials were done; the verdicts below "
+        results, interrupted = results + e.done, True
+        ctx.notes.append(f"interrupted: {len(results)} of {planned} trials were done; the verdicts below "
                          "are those of the trials done.")
-    by_name = {r.name: r for r in rows}
-    errors = []
-    findings: list[dict[str, Any]] = []
-    for t in results:
-        for rname, outcome in t.outcomes.items():
-            row = by_name[rname]
-            if outcome == HOLDS:
-                row.holds += 1
-            elif outcome == VIOLATION:
-                row.violations += 1
-                if row.counterexample is None:
-                    row.counterexample = {"trial": t.index, "seed": sc.seed,
-                                          "spawn_key": list(trial_seed_sequence(sc.seed, t.index).spawn_key),
-                                          "replay": replay_command(check, sc, t.index)}
-            elif outcome == UNDECIDED:
-                row.undecided += 1
-            elif outcome == ERROR:
-                row.errors += 1
-            elif outcome == DIVERGED:
-                row.diverged += 1
-                if row.counterexample is None:
-                    row.counterexample = {"trial": t.index, "seed": sc.seed, "diverged": True,
-                                          "spawn_key": list(trial_seed_sequence(sc.seed, t.index).spawn_key),
-                                          "replay": replay_command(check, sc, t.index)}
-        if t.note:
-            findings.append({"trial": t.index, "finding": t.note})
-        if t.error is not None:
-            errors.append({"trial": t.index, "error": t.error,
-                           "replay": replay_command(check, sc, t.index)})
+    errors, findings = _tally(check, sc, rows, results)
     check.summarize(sc, ctx, rows, [t for t in results if t.error is None])
     verdict = decide(rows, sc.confidence)
     for r in rows:
@@ -297,8 +309,70 @@ def run_check(name: str, scenario: str | Path | dict | None = None, *,
     return Result(check=check.name, title=check.title, statement=check.statement, source=check.source,
                   verdict=verdict, seed=sc.seed, scenario=sc.model_dump(), quantities=ctx.quantities,
                   rows=rows, notes=ctx.notes, trials=len(results), trial_errors=errors, findings=findings,
-                  interrupted=interrupted, planned_trials=n_trials,
+                  interrupted=interrupted, planned_trials=planned,
                   elapsed_seconds=time.perf_counter() - t0)
+
+
+def _tally(check: Check, sc: BaseScenario, rows: list[ClaimRow], results: list[TrialResult]
+           ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Count every trial's outcomes into the rows; return (trial errors, findings)."""
+    by_name = {r.name: r for r in rows}
+    errors: list[dict[str, Any]] = []
+    findings: list[dict[str, Any]] = []
+    for t in results:
+        for rname, outcome in t.outcomes.items():
+            row = by_name[rname]
+            if outcome == HOLDS:
+                row.holds += 1
+            elif outcome == VIOLATION:
+                row.violations += 1
+                if row.counterexample is None:
+                    row.counterexample = _counterexample(check, sc, t, rname, outcome)
+            elif outcome == UNDECIDED:
+                row.undecided += 1
+            elif outcome == ERROR:
+                row.errors += 1
+            elif outcome == VACUOUS:
+                row.vacuous += 1
+            elif outcome == DIVERGED:
+                row.diverged += 1
+                if row.counterexample is None:
+                    row.counterexample = {**_counterexample(check, sc, t, rname, outcome), "diverged": True}
+        if t.note:
+            findings.append({"trial": t.index, "finding": t.note})
+        if t.error is not None:
+            errors.append({"trial": t.index, "error": t.error,
+                           "replay": replay_command(check, sc, t.index)})
+    for r in rows:
+        if r.vacuous and r.trials == 0:
+            r.figures["hypothesis"] = f"failed in all {r.vacuous} trials: vacuous, no evidence"
+        elif r.vacuous:
+            r.figures["hypothesis_failed_trials"] = r.vacuous
+    return errors, findings
+
+
+def _counterexample(check: Check, sc: BaseScenario, t: TrialResult, row: str, outcome: str) -> dict[str, Any]:
+    """What replays a violating trial: its seed, spawn key, the command and what it must show."""
+    return {"trial": t.index, "seed": sc.seed, "ntkcheck_version": __version__,
+            "spawn_key": list(trial_seed_sequence(sc.seed, t.index).spawn_key),
+            "replay": replay_command(check, sc, t.index, expect=(row, outcome))}
+
+
+def _evidence_shortfall(rows: list[ClaimRow], results: list[TrialResult], wanted: int
+                        ) -> tuple[int, float] | None:
+    """For trials=auto: (evidence still missing, fraction of trials that give evidence) over the
+    primary rows that lack evidence because hypotheses failed; None when none does."""
+    worst = None
+    for r in rows:
+        if not r.primary:
+            continue
+        outs = [t.outcomes.get(r.name) for t in results]
+        vac = sum(o == VACUOUS for o in outs)
+        have = len(outs) - vac
+        if vac and have < wanted:
+            short = (wanted - have, have / max(1, len(outs)))
+            worst = short if worst is None or short[0] > worst[0] else worst
+    return worst
 
 
 def replay_trial(name: str, trial: int, scenario: str | Path | dict | None = None,

@@ -1,4 +1,4 @@
-"""Command line (SPEC section 4): ``ntkcheck CHECK [SCENARIO.yaml] [options]``, ``list``, ``explain``.
+"""Command line: ``ntkcheck CHECK [SCENARIO.yaml] [options]``, ``list``, ``explain``.
 
 Errors a user can cause print one sentence and exit 2; a bug exits 4 with the
 version and a request to report it (``--debug`` shows the traceback).
@@ -97,6 +97,8 @@ class Progress:
 
     def plan(self, n: int) -> None:
         self.total = n
+        if self.bar is not None:  # trials=auto may extend the run when hypotheses fail
+            self.bar.update(self.task, total=n)
 
     def advance(self, _res=None) -> None:
         self.done += 1
@@ -141,7 +143,7 @@ def _overrides(m, n, d, trials, seed, confidence, workers, scheduler, data, labe
 
 
 def scenario_options(f):
-    """The overrides every check-running command takes (SPEC section 4)."""
+    """The overrides every check-running command takes."""
     for opt in reversed([
         click.option("--m", "m", type=int, help="Width (network.m)."),
         click.option("--n", "n", type=int, help="Number of data points (data.n)."),
@@ -180,6 +182,17 @@ def _write_outputs(results, json_path, junit_path, many: bool) -> None:
         write_atomic(junit_path, to_junit(results))
 
 
+def parse_expect(items) -> dict[str, str]:
+    """--expect CLAIM=OUTCOME pairs as a dict (one sentence and exit 2 when malformed)."""
+    out = {}
+    for item in items:
+        claim, sep, outcome = item.partition("=")
+        if not sep or not claim or not outcome:
+            raise UserError(f"--expect takes CLAIM=OUTCOME (e.g. joint=violation), got '{item[:60]}'.")
+        out[claim] = outcome
+    return out
+
+
 def _check_command(name: str) -> click.Command:
     cls = REGISTRY[name]
 
@@ -188,20 +201,30 @@ def _check_command(name: str) -> click.Command:
     @scenario_options
     @output_options
     @click.option("--replay", type=int, metavar="TRIAL", help="Re-run trial TRIAL alone and print all its quantities.")
+    @click.option("--expect", "expect", multiple=True, metavar="CLAIM=OUTCOME",
+                  help="With --replay: the outcome the trial must reproduce (exit 1 if it does not).")
     def command(scenario, m, n, d, trials, seed, confidence, workers, scheduler, data, labels, sets, json_path,
-                junit_path, quiet, debug, replay):
+                junit_path, quiet, debug, replay, expect):
         overrides = _overrides(m, n, d, trials, seed, confidence, workers, scheduler, data, labels, sets)
         if json_path:
             check_writable(json_path, "--json")
         if junit_path:
             check_writable(junit_path, "--junit")
         console = make_console()
+        if expect and replay is None:
+            raise UserError("--expect goes with --replay TRIAL.")
         if replay is not None:
+            wanted = parse_expect(expect)
             rep = replay_trial(name, replay, scenario, **overrides)
             render_replay(rep, console)
             if json_path:
                 write_atomic(json_path, to_json(rep.to_dict()))
-            sys.exit(int(ExitCode.OK))
+            missed = rep.did_not_reproduce(wanted)
+            for claim, want, got in missed:
+                click.echo(f"did not reproduce: claim '{claim}' is {got} in this replay, expected {want} "
+                           f"(ntkcheck {__version__}; compare the version recorded with the counterexample).",
+                           err=True)
+            sys.exit(int(ExitCode.FAILED if missed else ExitCode.OK))
         result = run_with_progress(name, scenario, overrides, quiet)
         if quiet:
             console.print(verdict_line(result, is_plain(console)))

@@ -161,6 +161,29 @@ def most_parallel_pair(X: np.ndarray) -> tuple[int, int, float]:
     return i, j, float(min(C[i, j], 1.0))
 
 
+def parallel_gap(X: np.ndarray, i: int, j: int) -> float:
+    """1 − |cos∠(x_i, x_j)|, computed as min(‖a − b‖², ‖a + b‖²)/2 for the normalised rows (no
+    cancellation: 1 − |cos| itself loses every digit near parallel)."""
+    a = X[i] / np.linalg.norm(X[i])
+    b = X[j] / np.linalg.norm(X[j])
+    return float(min(np.sum((a - b) ** 2), np.sum((a + b) ** 2)) / 2)
+
+
+def describe_cos(X: np.ndarray, i: int, j: int) -> str:
+    """|cos| of rows i and j with enough digits to tell it from 1."""
+    gap = parallel_gap(X, i, j)
+    return "|cos| = 1 (parallel)" if gap == 0 else f"1 − |cos| = {gap:.3g}"
+
+
+def exactly_parallel(X: np.ndarray, i: int, j: int) -> bool:
+    """Whether rows i and j are parallel beyond doubt: after normalisation they are equal or
+    opposite entry for entry, or their computed |cos| is exactly 1. Pairs merely within a
+    rounding tolerance of parallel are not: they may or may not meet Lemma 2.1's hypothesis."""
+    a = X[i] / np.linalg.norm(X[i])
+    b = X[j] / np.linalg.norm(X[j])
+    return bool(np.array_equal(a, b) or np.array_equal(a, -b) or min(abs(float(a @ b)), 1.0) == 1.0)
+
+
 def parallel_pairs(X: np.ndarray, limit: int = 5) -> list[tuple[int, int]]:
     """Up to ``limit`` pairs of parallel (or anti-parallel, or duplicate) rows."""
     Xn = X / np.linalg.norm(X, axis=1, keepdims=True)

@@ -17,10 +17,16 @@ Gradient flow θ' = −∇L(θ) is integrated with the Bogacki–Shampine 3(2) e
   when hλ is near the cap) is compared with ``rtol · ‖r‖ + atol`` (r the residual).
   Steps above it are retried smaller.
 * **Kinks.** ReLU's σ' jumps where a sign w_k·x_i changes, so a step straddling a kink
-  has a first-order error that no small step removes cheaply. Steps are never shrunk
-  below ``min_step_fraction`` of the stability cap: such a step is accepted and its
-  estimated error is carried in the trajectory's error budget instead. The number of
-  steps is then at most T·λ_max/(2.51·safety·min_step_fraction), whatever m is.
+  has a first-order error that no small step removes cheaply (and the flow can slide
+  along a kink, where signs chatter). Steps are never shrunk below ``min_step_fraction``
+  of the stability cap: such a step is accepted and its estimated error is carried in
+  the trajectory's error budget, but an embedded estimate is not a bound across a kink
+  (fine references show the true error up to ~8× larger, also for steps accepted within
+  tolerance), so once a step crosses a kink (a sign differs between its ends, for problems
+  with a ``signs`` method) or is accepted at the floor, every later point is marked
+  untrusted (``Point.trusted``): monitors may confirm a bound there (no violation on the
+  numerical trajectory), but must not conclude a violation or the end of a hypothesis. The number of steps is at most
+  T·λ_max/(2.51·safety·min_step_fraction), whatever m is.
 * **Error budget.** The trajectory's error estimate in output space is accumulated
   as E ← e^{−μh} E + ‖J e‖, where μ = λ_min(H) ≥ 0 is the contraction rate of the
   outputs under du/dt = −H(u − y) (the logarithmic norm of −H): an error made
@@ -59,6 +65,12 @@ class Point:
     residual: np.ndarray
     error_u: float  # estimated ‖u_numerical(t) − u_exact(t)‖ (0 for gradient descent)
     error_theta: float = 0.0  # estimated ‖θ_numerical(t) − θ_exact(t)‖₂ (sum of local estimates)
+    #: False once a step was accepted across a ReLU kink (a sign of the pre-activations
+    #: changed within it) or with an estimated error above tolerance: the embedded estimate
+    #: is not a bound across a kink (fine references show the true error above it), so
+    #: nothing negative (a violation, the end of a hypothesis) may be concluded from this
+    #: point of the trajectory on
+    trusted: bool = True
 
 
 @dataclass
@@ -115,6 +127,7 @@ class Run:
     steps: int
     rejected: int = 0
     floor_steps: int = 0  # accepted at the floor with an error above tolerance (kinks)
+    kink_steps: int = 0  # accepted steps across which some sign of the pre-activations changed
     gradient_evals: int = 0
     error_u: float = 0.0
     error_theta: float = 0.0
@@ -140,6 +153,8 @@ def integrate_flow(problem: Problem, theta0: np.ndarray, T: float, monitor: Moni
     k1 = problem.rhs(theta)
     evals = 1
     t, err_total, err_theta = 0.0, 0.0, 0.0
+    signs = getattr(problem, "signs", None)  # problems with kinks say where they are
+    pattern = signs(theta) if signs is not None else None
     h = o.safety * RK_STABILITY / max(spec.lam_max, 1e-300)
     while t < T * (1 - 1e-12):
         cap = o.safety * RK_STABILITY / max(spec.lam_max, 1e-300)
@@ -162,6 +177,11 @@ def integrate_flow(problem: Problem, theta0: np.ndarray, T: float, monitor: Moni
             continue
         if err > tol:
             run.floor_steps += 1
+        if pattern is not None:
+            new_pattern = signs(new)
+            if not np.array_equal(new_pattern, pattern):
+                run.kink_steps += 1
+            pattern = new_pattern
         t += h
         theta = new
         k1 = k4
@@ -169,7 +189,7 @@ def integrate_flow(problem: Problem, theta0: np.ndarray, T: float, monitor: Moni
         err_theta += float(np.linalg.norm(e))
         run.steps += 1
         r = problem.residual(theta)
-        spec = monitor(Point(t, run.steps, theta, r, err_total, err_theta))
+        spec = monitor(Point(t, run.steps, theta, r, err_total, err_theta, trusted=run.floor_steps == 0 and run.kink_steps == 0))
         if not spec.go:
             run.stopped_early = True
             break

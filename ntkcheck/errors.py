@@ -1,6 +1,6 @@
 """Exit codes and the exception for errors a user can cause.
 
-Exit codes are documented once here (SPEC section 4) and used everywhere.
+Exit codes are documented once here and used everywhere.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Infinite-width kernels: H∞ and the arc-cosine kernels (shared/MATH.md).
+"""Infinite-width kernels: H∞ and the arc-cosine kernels.
 
 For w ~ N(0, I) and unit u, v with ρ = u·v:
 

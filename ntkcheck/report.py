@@ -107,10 +107,11 @@ def render(result: Result, console: Console) -> None:
     table.add_column("figures", no_wrap=True)
     table.add_column("verdict", no_wrap=True)
     for r in result.rows:
-        name = r.name if r.primary else f"{r.name} (variant)"
+        name = r.label
         counts = (f"{r.trials}\nmeasured" if r.kind == SCALING else
                   f"{r.trials}\n{r.holds}/{r.violations}/{r.undecided}") + (f"\n{r.errors} errors" if r.errors else "") + (
-            f"\n{r.diverged} diverged" if r.diverged else "")
+            f"\n{r.diverged} diverged" if r.diverged else "") + (
+            f"\n{r.vacuous} vacuous" if r.vacuous else "")
         verdict = Text(r.verdict.upper(), style=None if plain else STYLE[r.verdict])
         table.add_row(Text(f"{name}: {r.statement}\n({r.kind}: {_bound(r)})"), counts,
                       Text(_interval(r)), Text(_figures(r)), verdict)
@@ -134,7 +135,7 @@ def render(result: Result, console: Console) -> None:
         console.print(f"  trial {e['trial']} failed numerically ({e['error']}); replay: {e['replay']}",
                       soft_wrap=True, markup=False)
     for name in result.weak_variants:
-        console.print(f"  warning: variant row '{name}' (a known-false reading) did not FAIL: "
+        console.print(f"  warning: row '{name}' (expected to be false) did not FAIL: "
                       "the check lacks power in this scenario.")
     console.print(verdict_line(result, plain))
 
@@ -210,13 +211,16 @@ def to_junit(results: list[Result]) -> str:
         for r in res.rows:
             case = ET.SubElement(suite, "testcase", {
                 "classname": f"ntkcheck.{res.check}",
-                "name": r.name if r.primary else f"{r.name} (variant)"})
+                "name": r.label})
             detail = (f"{r.statement}: {r.verdict}; holds/violations/undecided = "
                       f"{r.holds}/{r.violations}/{r.undecided} of {r.trials}; {_interval(r)}")
             if r.counterexample:
                 detail += f"; replay: {r.counterexample['replay']}"
             if not r.primary:
-                ET.SubElement(case, "system-out").text = "variant row (known-false reading): " + detail
+                what = {"control": "control row (false by the argument in its row)",
+                        "variant": "variant row (another reading, expected to fail)"}.get(
+                            r.role, "secondary row (part of a primary claim)")
+                ET.SubElement(case, "system-out").text = f"{what}: {detail}"
             elif r.verdict == FAIL:
                 ET.SubElement(case, "failure", {"message": f"{r.name} failed"}).text = detail
             elif r.verdict == "inconclusive":

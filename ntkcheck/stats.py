@@ -1,4 +1,4 @@
-"""Per-trial outcomes → verdicts (SPEC section 3).
+"""Per-trial outcomes → verdicts.
 
 A claim row keeps its raw counts (``holds``, ``violations``, ``undecided``,
 ``trials``) and derives intervals and verdicts from them on request, in the
@@ -83,12 +83,19 @@ class ClaimRow:
     kind: str
     statement: str
     primary: bool = True
+    #: "primary" (decides the exit code), "secondary" (a part of a primary claim, reported alone),
+    #: "control" (false by an argument stated in the row: it must FAIL) or "variant" (another
+    #: reading of the statement, expected to fail); non-primary rows default to control
+    role: str = ""
     target: float | None = None
     holds: int = 0
     violations: int = 0
     undecided: int = 0
     errors: int = 0
     diverged: int = 0  # trials whose dynamics blew up: a finding, never a pass
+    #: implications only: trials whose hypothesis failed. They are no evidence for or against the
+    #: conclusion, so they are not among the row's trials (N) and no interval counts them
+    vacuous: int = 0
     measured: int = 0  # scaling claims: trials that contributed a measurement
     estimate: float | None = None
     tolerance: float | None = None
@@ -100,6 +107,17 @@ class ClaimRow:
     level: float = 0.05
     ci_low: float | None = None
     ci_high: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.role:
+            self.role = "primary" if self.primary else "control"
+        if (self.role == "primary") != self.primary:
+            raise ValueError(f"row {self.name}: role {self.role} with primary={self.primary}")
+
+    @property
+    def label(self) -> str:
+        """The row's name as tables show it."""
+        return self.name if self.primary else f"{self.name} ({self.role})"
 
     @property
     def trials(self) -> int:
@@ -150,6 +168,7 @@ class ClaimRow:
             "name": self.name,
             "kind": self.kind,
             "primary": self.primary,
+            "role": self.role,
             "statement": self.statement,
             "verdict": self.verdict,
             "trials": self.trials,
@@ -158,6 +177,7 @@ class ClaimRow:
             "undecided": self.undecided,
             "errors": self.errors,
             "diverged": self.diverged,
+            "vacuous": self.vacuous,
             "ci_low": self.ci_low,
             "ci_high": self.ci_high,
             "confidence": 1.0 - self.level,
@@ -184,7 +204,7 @@ def _decide_universal(row: ClaimRow, alpha: float) -> None:
     if row.violations > 0 or row.diverged > 0:
         row.verdict = FAIL
     elif row.undecided > 0 or row.errors > 0 or row.trials == 0:
-        row.verdict = INCONCLUSIVE
+        row.verdict = INCONCLUSIVE  # (trials == 0 with vacuous > 0: the hypothesis never held)
     else:
         row.verdict = PASS
 

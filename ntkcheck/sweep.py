@@ -113,7 +113,7 @@ def render_grid(points: list[dict], grid, console) -> None:
                 centre = _figure(r, spec[0][0][1])
                 bound = spec[1] if isinstance(spec[1], float) else _figure(r, spec[1]) if spec[1] else None
                 figs = f" {spec[0][0][0]} = {fmt(centre)}" + (f", bound {fmt(bound)}" if bound is not None else "")
-            parts.append(f"{r.name}{'' if r.primary else ' (variant)'}: {r.verdict.upper()}{figs}")
+            parts.append(f"{r.label}: {r.verdict.upper()}{figs}")
         table.add_row(*[fmt(p["values"][k]) for k in keys], res.verdict.upper(), "\n".join(parts))
     console.print(table)
 

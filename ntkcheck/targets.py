@@ -1,4 +1,4 @@
-"""Target functions f*(x) = E_{b~π0}[a*(b) σ(b·x)] evaluated accurately (shared/MATH.md).
+"""Target functions f*(x) = E_{b~π0}[a*(b) σ(b·x)] evaluated accurately.
 
 a* is a sum of zonal terms a*(b) = Σ_j w_j g_j(b·v_j) (linear, cos(ω t), a Gegenbauer
 polynomial, sign), π0 and the data measure ρ are uniform on S^{d−1}, σ = ReLU. Then

@@ -1,3 +1,4 @@
+import os
 
 import pytest
 
@@ -25,3 +26,11 @@ def ntk(capsys, monkeypatch):
         return Run(code, out, err)
 
     return run
+
+
+# Hypothesis: derandomized in CI (the same examples every run), random locally
+from hypothesis import settings as _hsettings  # noqa: E402
+
+_hsettings.register_profile("ci", derandomize=True, deadline=None)
+_hsettings.register_profile("dev", deadline=None)
+_hsettings.load_profile("ci" if os.environ.get("CI") else "dev")

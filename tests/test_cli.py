@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import ntkcheck
+from ntkcheck.stats import PASS
 
 FAST = ["--m", "1024", "--n", "12", "--d", "6"]
 
@@ -42,7 +43,7 @@ def test_default_lemma23_passes_and_writes_json_and_junit(ntk, tmp_path):
             assert key in c
         assert c["holds"] + c["violations"] + c["undecided"] + c["errors"] == c["trials"]
     suite = ET.parse(x).getroot().find("testsuite")
-    assert len(suite.findall("testcase")) == 2 and suite.get("failures") == "0"
+    assert len(suite.findall("testcase")) == 4 and suite.get("failures") == "0"
 
 
 def test_large_c_fails_with_a_replayable_counterexample(ntk, tmp_path):
@@ -71,7 +72,7 @@ def test_replayed_trial_reproduces_the_full_run_numbers(tmp_path):
     rep = ntkcheck.replay_trial("lemma23", 2, m=512, n=10, d=5, sets=["claim.c=3e4"])
     again = ntkcheck.replay_trial("lemma23", 2, m=512, n=10, d=5, sets=["claim.c=3e4"], trials=99)
     assert rep.values == again.values  # the trial count does not change trial 2's draws
-    worst = res.rows[0].figures["attack_worst"]
+    worst = next(r for r in res.rows if r.name == "norm").figures["attack_worst"]
     assert rep.values["attack_norm"] <= worst
 
 
@@ -81,17 +82,38 @@ def test_inconclusive_exit_code_3(ntk):
     assert r.code == 3, r.out
 
 
+def test_opposite_rows_with_certified_lambda0_are_not_refused(ntk, tmp_path):
+    # x and −2x: H∞_ij = 0 for that pair, λ0 can still be certified positive (six rows here)
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((6, 6))
+    X[5] = -2 * X[1]
+    assert ntkcheck.lambda0(X).certified_positive
+    p = tmp_path / "opp.npy"
+    np.save(p, X)
+    r = ntk("lemma21", "--data", p)
+    assert r.code == 0 and "rows 1 and 5 are parallel or opposite, yet λ0" in r.out
+    r = ntk("lemma23", "--data", p, "--m", "256", "--trials", "3")
+    assert r.code in (0, 1, 3), r.err
+
+
+def test_lemma21_decides_from_the_certified_lambda0_not_a_cosine_tolerance():
+    # n = 200 points on the circle: pairs within 1e-12 of parallel, yet λ0 certified positive
+    res = ntkcheck.run_check("lemma21", n=200, d=2, trials=3)
+    assert res.verdict == PASS, res.notes
+    assert res.rows[0].holds == 3
+
+
 def test_lemma21_reports_parallel_rows_by_number(ntk, tmp_path):
     rng = np.random.default_rng(0)
     X = rng.standard_normal((8, 3))
-    X[5] = -2 * X[1]
+    X[5] = 2 * X[1]
     p = tmp_path / "par.npy"
     np.save(p, X)
     r = ntk("lemma21", "--data", p)
-    assert r.code == 3
+    assert r.code == 3  # the only trial is vacuous: no evidence
     assert "rows 1 and 5" in r.out and "hypothesis fails" in r.out
     r = ntk("lemma23", "--data", p)
-    assert r.code == 2 and "rows 1 and 5" in r.err
+    assert r.code == 2 and "rows 1 and 5" in r.err and "needs λ0" in r.err
     assert r.err.count("\n") == 1 and "Traceback" not in r.err
 
 
@@ -226,3 +248,46 @@ def test_console_script_runs_in_a_subprocess_without_colour():
                        capture_output=True, text=True, timeout=120)
     assert p.returncode in (0, 3), p.stderr
     assert "\x1b[" not in p.stdout and "verdict:" in p.stdout
+
+
+REPLAY_CASES = {  # every check under keys that differ from its default, data.source among them
+    "lemma21": dict(n=12, d=4, trials=3, sets=["data.source=gaussian"]),
+    "cor22": dict(n=8, d=5, m=2048, trials=3, sets=["data.source=gaussian", "claim.delta=0.2"]),
+    "lemma23": dict(n=9, d=4, m=512, trials=3, sets=["data.source=gaussian", "claim.c=3000"]),
+    "cor24": dict(n=7, d=4, m=128, trials=3, sets=["data.source=gaussian", "dynamics.rtol=0.001"]),
+    "thm41": dict(d=4, m=128, trials=3, sets=["claim.epsilon=0.2"]),
+    "lemma43": dict(n=12, d=4, trials=2, sets=["data.source=sphere", "network.widths=[64, 128]"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REPLAY_CASES))
+def test_pasted_replay_reproduces_a_trial_of_every_check_bit_for_bit(name, ntk, tmp_path):
+    kw = REPLAY_CASES[name]
+    seen = []
+    ntkcheck.run_check(name, on_trial=seen.append, seed=11, **kw)
+    trial = seen[-1]
+    check, sc, _ = ntkcheck.api.prepare(name, None, dict(kw, seed=11))
+    outcome_row = next(iter(trial.outcomes), None)  # (lemma43's scaling rows have no per-trial outcome)
+    expect = None if outcome_row is None else (outcome_row, trial.outcomes[outcome_row])
+    argv = shlex.split(ntkcheck.api.replay_command(check, sc, trial.index, expect=expect))
+    assert argv[0] == "ntkcheck" and ("--expect" in argv) == (expect is not None)
+    r = ntk(*argv[1:], "--json", tmp_path / "rep.json")
+    assert r.code == 0, r.out + r.err
+    rep = json.loads((tmp_path / "rep.json").read_text())
+    assert rep["outcomes"] == trial.outcomes
+    assert rep["values"].keys() == trial.values.keys()
+    assert trial.values and trial.error is None
+    for k, v in trial.values.items():  # bit for bit (JSON keeps a float's shortest repr)
+        if k.endswith("seconds"):
+            continue  # timings
+        assert rep["values"][k] == (float(v) if np.isfinite(v) else None), k
+    assert rep["ntkcheck_version"] == ntkcheck.__version__
+
+
+def test_a_replay_that_does_not_reproduce_says_so_and_exits_non_zero(ntk):
+    r = ntk("lemma23", "--n", "9", "--d", "4", "--m", "512", "--replay", "0", "--expect", "joint=violation")
+    assert r.code == 1 and "did not reproduce: claim 'joint' is holds" in r.err
+    r = ntk("lemma23", "--replay", "0", "--expect", "nope=holds")
+    assert r.code == 2 and "does not have" in r.err
+    r = ntk("lemma23", "--expect", "joint=holds")
+    assert r.code == 2 and "--expect goes with --replay" in r.err

@@ -15,9 +15,13 @@ def test_cor22_passes_at_large_width_and_fails_at_small_width():
     assert ok.verdict == PASS
     q = ok.quantities
     assert q["width_ratio"] == pytest.approx(q["m"] * q["lambda0"] ** 2 / (q["n"] ** 2 * np.log(q["n"] / 0.1)))
-    assert ok.rows[2].verdict == FAIL  # the notes' unconditional reading
+    by = {r.name: r for r in ok.rows}
+    assert by["joint"].primary and not by["distance"].primary and not by["lambda_min"].primary
+    assert by["variant_no_width"].verdict == FAIL  # the notes' unconditional reading
+    assert by["control_width_one"].verdict == FAIL and by["control_width_one"].violations == by["joint"].trials
     narrow = ntkcheck.run_check("cor22", m=256)
-    assert narrow.rows[0].verdict == FAIL and narrow.rows[0].violations > 0
+    joint = next(r for r in narrow.rows if r.name == "joint")
+    assert joint.verdict == FAIL and joint.violations > 0
     assert narrow.verdict == FAIL
 
 
@@ -26,7 +30,12 @@ def test_cor24_flow_and_gd_pass_and_the_fast_rate_variant_fails():
     by = {r.name: r for r in res.rows}
     assert by["flow_loss"].verdict == PASS and by["flow_weights"].verdict == PASS
     assert by["gd_loss"].verdict == PASS
-    assert by["variant_fast_rate"].verdict == FAIL and by["variant_fast_rate"].violations > 0
+    for name in ("control_loss", "control_weights", "control_gd"):  # false by proof: refuted in every trial
+        assert by[name].verdict == FAIL and by[name].violations == by[name].trials == res.trials
+    # the too-fast rate is exceeded, but only after steps across kinks, where the error estimate
+    # is no bound: never a PASS, and no violation is concluded from an untrusted point
+    assert by["variant_fast_rate"].verdict != PASS
+    assert by["variant_fast_rate"].figures["worst_ratio_to_bound"] > 1
     f = by["flow_loss"].figures
     assert f["hypothesis_held_to_T"] == 1.0
     assert f["decay_rate_over_lambda0_median"] >= 1.0  # the observed decay is at least the claimed rate
@@ -39,9 +48,10 @@ def test_cor24_variant_discriminates_between_true_and_false_rates():
     res = ntkcheck.run_check("cor24", **FAST24, sets=["claim.variant_rate=1.2"])
     v = next(r for r in res.rows if r.name == "variant_fast_rate")
     # rate 1.2·λ0 is still below the true ~2λ_min(H) decay: no violation expected there
-    assert v.violations == 0
+    assert v.violations == 0 and v.verdict == PASS
     res3 = ntkcheck.run_check("cor24", **FAST24, sets=["claim.variant_rate=3"])
-    assert next(r for r in res3.rows if r.name == "variant_fast_rate").verdict == FAIL
+    v3 = next(r for r in res3.rows if r.name == "variant_fast_rate")
+    assert v3.verdict != PASS and v3.figures["worst_ratio_to_bound"] > 1
 
 
 def test_cor24_gd_divergence_is_a_finding_never_a_pass(ntk, tmp_path):
@@ -60,8 +70,29 @@ def test_cor24_gd_divergence_is_a_finding_never_a_pass(ntk, tmp_path):
 def test_cor24_gd_only_uses_the_discrete_bound():
     res = ntkcheck.run_check("cor24", **FAST24, sets=["dynamics.method=gd"])
     names = [r.name for r in res.rows]
-    assert names == ["gd_loss", "variant_fast_rate"]
-    assert res.rows[0].verdict == PASS and res.rows[1].verdict == FAIL
+    assert names == ["gd_loss", "control_gd", "variant_fast_rate"]
+    assert res.rows[0].verdict == PASS and res.rows[1].verdict == FAIL and res.rows[2].verdict == FAIL
+
+
+def test_cor24_without_the_hypothesis_is_inconclusive_never_a_vacuous_pass():
+    # m = 2: λ_min(H(0)) < λ0/2 in every trial, so no trial is evidence for any row
+    res = ntkcheck.run_check("cor24", m=2)
+    assert res.verdict == "inconclusive"
+    for r in res.rows:
+        assert r.trials == 0 and r.vacuous == res.trials and r.verdict == "inconclusive"
+        assert r.ci_low == 0.0 and r.ci_high == 1.0
+    assert res.trials > 29  # trials=auto looked for trials where the hypothesis held
+
+
+def test_gd_above_the_stability_limit_runs_long_enough_to_fail():
+    lam_max = float(np.linalg.eigvalsh(ntkcheck.h_infinity(
+        ntkcheck.api.prepare("cor24", None, {})[2].arrays["X"]))[-1])
+    eta = 2.0 / lam_max * 1.003  # just above 2/λ_max(H∞): T/η would be about 23 steps
+    res = ntkcheck.run_check("cor24", trials=4, sets=["dynamics.method=gd", f"dynamics.step={eta!r}"])
+    assert any("above the stability limit" in n for n in res.notes)
+    assert any("O(λ0/n²)" in n for n in res.notes)
+    assert res.quantities["gd_steps"] > 1000
+    assert next(r for r in res.rows if r.name == "gd_loss").verdict == FAIL
 
 
 @pytest.mark.parametrize("source", ["gaussian", "teacher"])

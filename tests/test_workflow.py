@@ -54,7 +54,7 @@ def test_sweep_table_csv_and_plot(ntk, tmp_path):
     assert r.code in (1, 3)
     assert "sweep: 4 grid points" in r.out
     rows = list(csv.DictReader(io.StringIO(c.read_text())))
-    assert len(rows) == 8  # 4 grid points × 2 claims
+    assert len(rows) == 16  # 4 grid points × 4 claims (joint, its two parts, the control)
     assert {"network.m", "claim.c", "claim", "verdict", "ci_low", "certified_median", "threshold"} <= set(rows[0])
     assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 10_000
 
@@ -83,7 +83,7 @@ def test_bad_over_is_refused(ntk):
 def test_plan_prints_trials_and_expected_time(ntk):
     r = ntk("plan", "lemma23", "--m", "256")
     assert r.code == 0
-    assert "36 trials" in r.out and "expected: about" in r.out and "pilot:" in r.out
+    assert "29 trials" in r.out and "expected: about" in r.out and "pilot:" in r.out
 
 
 def test_quiet_prints_only_the_verdict_line(ntk):

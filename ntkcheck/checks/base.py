@@ -20,12 +20,14 @@ from ..scenario import BaseScenario, Strict, scenario_model
 from ..stats import ClaimRow
 
 HOLDS, VIOLATION, UNDECIDED, ERROR, DIVERGED = "holds", "violation", "undecided", "error", "diverged"
+#: an implication whose hypothesis failed in this trial: no evidence either way, never counted in N
+VACUOUS = "vacuous"
 
 
 @dataclass
 class TrialResult:
     index: int
-    outcomes: dict[str, str]  # row name → holds | violation | undecided | error
+    outcomes: dict[str, str]  # row name → holds | violation | undecided | error | diverged | vacuous
     values: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     note: str | None = None  # a finding worth a sentence (e.g. a divergence)
@@ -83,6 +85,14 @@ class Check:
         """Fill the rows' figures and the run's quantities from the trials."""
 
 
+def joint(*outcomes: str) -> str:
+    """The outcome of "every conclusion holds" from each conclusion's outcome in the same trial:
+    a violation of any breaks it; it holds only when all hold; else it is undecided."""
+    if VIOLATION in outcomes:
+        return VIOLATION
+    return HOLDS if all(o == HOLDS for o in outcomes) else UNDECIDED
+
+
 # ----------------------------------------------------------------------- NTK inputs
 def load_inputs(sc: BaseScenario, explicit: set[str], rng: np.random.Generator) -> data_mod.Inputs:
     """Inputs of the scenario: sampled with the data stream, or read from data.path."""
@@ -100,24 +110,23 @@ def load_inputs(sc: BaseScenario, explicit: set[str], rng: np.random.Generator) 
 
 
 def require_lambda0(inputs: data_mod.Inputs) -> Lambda0:
-    """λ0 for checks that need λ0 > 0; refuse data for which the hypothesis fails."""
-    pairs = data_mod.parallel_pairs(inputs.X)
-    if pairs:
-        raise UserError(f"the inputs have parallel or duplicate rows ({data_mod.describe_pairs(pairs)}), "
-                        "so λ0 = λ_min(H∞) can be 0 and this check does not apply.")
+    """λ0 for checks that need λ0 > 0, decided from λ0 itself (certified above its numerical
+    error), not from the angles: anti-parallel rows, or rows nearly parallel to a cosine
+    tolerance, can still give a certified λ0 > 0. Refuse data whose λ0 is not certified."""
     lam = lambda0(inputs.X)
     if not lam.certified_positive:
         i, j, cos = data_mod.most_parallel_pair(inputs.X)
-        raise UserError(f"λ0 = λ_min(H∞) = {lam.value:.3g} is below its numerical error {lam.error:.1g} "
-                        f"(most nearly parallel: rows {i} and {j}, |cos| = {cos:.15f}), "
-                        "so this check does not apply.")
+        raise UserError(f"this check needs λ0 = λ_min(H∞) > 0, but λ0 = {lam.value:.3g} is not above its "
+                        f"numerical error {lam.error:.1g} (most nearly parallel: rows {i} and {j}, "
+                        f"{data_mod.describe_cos(inputs.X, i, j)}).")
     return lam
 
 
 def ntk_quantities(inputs: data_mod.Inputs, lam: Lambda0, m: int) -> dict[str, Any]:
     i, j, cos = data_mod.most_parallel_pair(inputs.X)
     return {"n": inputs.n, "d": inputs.d, "m": m, "lambda0": lam.value,
-            "lambda0_error": lam.error, "most_parallel_pair": [i, j], "most_parallel_abs_cos": cos}
+            "lambda0_error": lam.error, "most_parallel_pair": [i, j], "most_parallel_abs_cos": cos,
+            "most_parallel_1_minus_abs_cos": data_mod.parallel_gap(inputs.X, i, j)}
 
 
 def finite(values: dict[str, float]) -> bool:

@@ -1,6 +1,6 @@
 """Corollary 2.4 of the notes ([DZPS] Lemma 3.3 and Theorem 4.1): linear convergence.
 
-Corrected statement (shared/SPEC.md §1): if λ_min(H(s)) ≥ λ0/2 for all s ∈ [0, t],
+Corrected statement: if λ_min(H(s)) ≥ λ0/2 for all s ∈ [0, t],
 then ‖y − u(t)‖² ≤ e^{−λ0 t} ‖y − u(0)‖² and ‖w_k(t) − w_k(0)‖₂ ≤ R′ =
 2√n ‖y − u(0)‖/(√m λ0) for every k. For gradient descent with step η:
 ‖y − u(k)‖² ≤ (1 − ηλ0/2)^k ‖y − u(0)‖² while the hypothesis holds.
@@ -12,7 +12,24 @@ checks the conclusions at every step up to t_h. These are universal claims: one
 violation beyond the integration error estimate is a counterexample. A divergence
 of gradient descent is a finding, never a pass.
 
-Variant row (must FAIL): a rate that is too fast, e^{−3λ0 t} (``claim.variant_rate``).
+A trial whose hypothesis fails already at t = 0 is *vacuous* for the flow and descent
+rows: it is no evidence, and the rows' N counts only the trials where the hypothesis held
+(a row whose hypothesis never held is INCONCLUSIVE). A violation is only concluded at a
+trusted point of the flow (before any step accepted above the error tolerance, see
+:mod:`ntkcheck.dynamics`); later it makes the trial undecided.
+
+Controls, each false by the argument in its row:
+
+* ``control_loss``: ‖y − u(t)‖² ≤ e^{−3‖X‖₂² t}‖y − u(0)‖². For every W, λ_max(H(W)) ≤
+  ‖X‖₂² (Schur: H = XXᵀ ∘ SᵀS/m with SᵀS/m psd and diagonal ≤ 1), so
+  d/dt‖r‖² = −2rᵀHr ≥ −2‖X‖₂²‖r‖² and ‖r(t)‖² ≥ e^{−2‖X‖₂² t}‖r(0)‖²: false at every t > 0.
+  At t → 0+ the ratio's right derivative, 3‖X‖₂² − 2 r₀ᵀH(0)r₀/‖r₀‖² > 0, is exact.
+* ``control_weights``: max_k ‖w_k(t) − w_k(0)‖ ≤ ½‖u(t) − u(0)‖/(√m ‖X‖₂). Since σ is
+  1-Lipschitz, ‖u(t) − u(0)‖ ≤ (1/√m) Σ_k ‖X Δw_k‖ ≤ √m ‖X‖₂ max_k ‖Δw_k‖, so the left side
+  is at least twice the right wherever u has moved; at t → 0+ the exact derivatives
+  give the ratio max_k ‖w_k′(0)‖ · 2√m‖X‖₂ / ‖H(0) r₀‖ ≥ 2.
+* ``control_gd``: ‖y − u(k)‖² ≤ ½(1 − ηλ0/2)^k ‖y − u(0)‖², false at k = 0 (equality).
+* ``variant_fast_rate`` (a variant, not a proof): the rate e^{−3λ0 t}.
 """
 from __future__ import annotations
 
@@ -28,7 +45,7 @@ from ..kernels import eigenvalue_tolerance, h_infinity
 from ..network import NTKNetwork, require_memory
 from ..scenario import Strict
 from ..stats import UNIVERSAL, ClaimRow
-from .base import (DIVERGED, HOLDS, UNDECIDED, VIOLATION, Check, Context, TrialResult, load_inputs,
+from .base import (DIVERGED, HOLDS, UNDECIDED, VACUOUS, VIOLATION, Check, Context, TrialResult, load_inputs,
                    ntk_quantities, require_lambda0)
 _EPS = np.finfo(float).eps
 
@@ -43,6 +60,9 @@ class DynamicsSpec(Strict):
     max_steps: int = Field(200_000, gt=0, le=10**8, description="flow/gd: most steps per trial")
     step: Union[float, Literal["auto"]] = Field(
         "auto", description="gd: step η; auto = 1/λ_max(H∞)")
+    unstable_growth: float = Field(1e6, gt=1.0, le=1e100,
+                                   description="gd with η above 2/λ_max(H∞): run enough steps for the unstable "
+                                               "mode to grow by this factor")
 
 
 class Cor24Claim(Strict):
@@ -101,6 +121,20 @@ class Cor24(Check):
             from ..errors import UserError
             raise UserError(f"scenario key 'dynamics.step' must be a positive step (got {sc.dynamics.step!r}).")
         gd_steps = int(math.ceil(T / eta))
+        gd_notes = []
+        if eta * lam_max_inf > 2.0:
+            # the mode of λ_max(H) grows like |1 − ηλ_max|^k: a horizon of T/η steps may end before
+            # it shows, so run until it would have grown by ``unstable_growth``
+            grow = int(math.ceil(math.log(sc.dynamics.unstable_growth) / math.log(eta * lam_max_inf - 1.0)))
+            gd_notes.append(f"gradient descent: η = {eta:.4g} is above the stability limit 2/λ_max(H∞) = "
+                            f"{2 / lam_max_inf:.4g}; it runs {max(gd_steps, grow)} steps (not T/η = {gd_steps}) "
+                            f"so that the unstable mode can grow by {sc.dynamics.unstable_growth:g}.")
+            gd_steps = max(gd_steps, grow)
+        eta_theorem = l0 / n**2
+        if sc.dynamics.method in ("both", "gd") and eta > eta_theorem:
+            gd_notes.append(f"gradient descent: η = {eta:.4g} is {eta / eta_theorem:.3g} × λ0/n²; [DZPS] Theorem 4.1 "
+                            "assumes η = O(λ0/n²), so at this step the gd_loss row tests the bound beyond the "
+                            "theorem's condition.")
         if sc.dynamics.method in ("both", "gd") and gd_steps > sc.dynamics.max_steps:
             from ..errors import UserError
             raise UserError(f"gradient descent with step {eta:.3g} needs {gd_steps} steps to reach T = {T:.3g}, "
@@ -109,10 +143,15 @@ class Cor24(Check):
         q.update({"T": T, "lambda_max_Hinf": lam_max_inf, "method": sc.dynamics.method,
                   "labels": sc.data.labels.source})
         if sc.dynamics.method in ("both", "gd"):
-            q.update({"gd_step": eta, "gd_steps": gd_steps, "gd_stability_limit": 2.0 / lam_max_inf})
-        return Context(quantities=q, notes=list(inputs.notes) + label_notes,
+            q.update({"gd_step": eta, "gd_steps": gd_steps, "gd_stability_limit": 2.0 / lam_max_inf,
+                      "gd_step_over_lambda0_n2": eta / eta_theorem})
+        else:
+            gd_notes = []
+        x_norm2 = float(np.linalg.norm(inputs.X, 2) ** 2)
+        q["X_norm2_squared"] = x_norm2
+        return Context(quantities=q, notes=list(inputs.notes) + label_notes + gd_notes,
                        arrays={"X": inputs.X, "y": y, "lambda0": lam, "T": T, "eta": eta,
-                               "gd_steps": gd_steps})
+                               "gd_steps": gd_steps, "x_norm2": x_norm2})
 
     def rows(self, sc, ctx) -> list[ClaimRow]:
         rows = []
@@ -125,11 +164,25 @@ class Cor24(Check):
         if meth in ("both", "gd"):
             rows.append(ClaimRow("gd_loss", UNIVERSAL,
                                  "gradient descent: ‖y − u(k)‖² ≤ (1 − ηλ0/2)^k ‖y − u(0)‖² for k ≤ k_h"))
+        if meth in ("both", "flow"):
+            rows += [
+                ClaimRow("control_loss", UNIVERSAL,
+                         "control (false by proof): flow loss ≤ e^{−3‖X‖₂² t}‖y − u(0)‖²; λ_max(H(W)) ≤ ‖X‖₂² "
+                         "for every W (Schur), so the loss is ≥ e^{−2‖X‖₂² t}‖y − u(0)‖² at every t > 0",
+                         primary=False),
+                ClaimRow("control_weights", UNIVERSAL,
+                         "control (false by proof): max_k ‖w_k(t) − w_k(0)‖₂ ≤ ½‖u(t) − u(0)‖/(√m‖X‖₂); σ is "
+                         "1-Lipschitz, so ‖u(t) − u(0)‖ ≤ √m‖X‖₂ max_k ‖w_k(t) − w_k(0)‖₂", primary=False),
+            ]
+        if meth in ("both", "gd"):
+            rows.append(ClaimRow("control_gd", UNIVERSAL,
+                                 "control (false by proof): gd loss ≤ ½(1 − ηλ0/2)^k ‖y − u(0)‖², false at k = 0",
+                                 primary=False))
         v = sc.claim.variant_rate
         what = "flow" if meth in ("both", "flow") else "gd"
         rows.append(ClaimRow("variant_fast_rate", UNIVERSAL,
-                             f"variant (false): {what} loss ≤ e^{{−{v:g}λ0 t}}‖y − u(0)‖² for t ≤ t_h",
-                             primary=False))
+                             f"variant: {what} loss ≤ e^{{−{v:g}λ0 t}}‖y − u(0)‖² for t ≤ t_h",
+                             primary=False, role="variant"))
         return rows
 
     # ---------------------------------------------------------------------------------
@@ -155,19 +208,33 @@ class Cor24(Check):
         if meth in ("both", "flow"):
             tr = _Tracker(l0)
             W0m = W0
+            xn2 = ctx.arrays["x_norm2"]
+            ctl_scale = 0.5 / (math.sqrt(m) * math.sqrt(xn2))
+            u0 = r0 + y
 
             def monitor(p):
                 spec = _hypothesis(net, p, l0, lam.error, tr)
-                if not spec.go or p.step == 0:  # hypothesis failed, or t = 0 (equality)
+                if p.step == 0:
+                    if not spec.go:
+                        tr.vacuous = True  # the hypothesis fails at t = 0: no evidence
+                    elif loss0 > 0:
+                        _controls_at_zero(tr, net, p, spec, xn2, ctl_scale)
+                    return spec
+                if not spec.go:
                     return spec
                 loss = float(p.residual @ p.residual)
                 e = p.error_u
                 loss_err = 2 * math.sqrt(loss) * e + e * e + 16 * _EPS * loss0
-                tr.check("flow_loss", loss, math.exp(-l0 * p.t) * loss0, loss_err)
-                tr.check("variant", loss, math.exp(-vr * l0 * p.t) * loss0, loss_err)
+                tr.check("flow_loss", loss, math.exp(-l0 * p.t) * loss0, loss_err, p.trusted)
+                tr.check("variant", loss, math.exp(-vr * l0 * p.t) * loss0, loss_err, p.trusted)
+                tr.check("control_loss", loss, math.exp(-3 * xn2 * p.t) * loss0, loss_err, p.trusted)
                 dist = float(np.sqrt(((p.theta.reshape(m, d) - W0m) ** 2).sum(axis=1)).max())
-                tr.check("flow_weights", dist, R_prime, p.error_theta)
+                tr.check("flow_weights", dist, R_prime, p.error_theta, p.trusted)
+                moved = float(np.linalg.norm(p.residual + y - u0))
+                tr.check("control_weights", dist, ctl_scale * moved,
+                         p.error_theta + ctl_scale * e, p.trusted)
                 tr.t_h, tr.loss_h = p.t, loss
+                tr.t_h_trusted = p.trusted
                 return spec
 
             opts = FlowOptions(rtol=sc.dynamics.rtol, min_step_fraction=sc.dynamics.min_step_fraction,
@@ -175,19 +242,26 @@ class Cor24(Check):
             run = integrate_flow(net, theta0, T, monitor, opts)
             if run.stopped_early and run.divergence and not run.diverged:
                 notes.append(f"gradient flow: {run.divergence} (raise dynamics.max_steps)")
-            if run.diverged:
+            flow_rows = ("flow_loss", "flow_weights", "control_loss", "control_weights")
+            if tr.vacuous:
+                for key in flow_rows + ("variant_fast_rate",):
+                    out[key] = VACUOUS
+            elif run.diverged:
                 notes.append(f"gradient flow: {run.divergence}")
-                out["flow_loss"] = out["flow_weights"] = DIVERGED
+                for key in flow_rows + ("variant_fast_rate",):
+                    out[key] = DIVERGED
                 values["flow_diverged"] = 1.0
             else:
-                out["flow_loss"] = tr.outcome("flow_loss")
-                out["flow_weights"] = tr.outcome("flow_weights")
-            out["variant_fast_rate"] = tr.outcome("variant") if not run.diverged else DIVERGED
+                for key in flow_rows:
+                    out[key] = tr.outcome(key)
+                out["variant_fast_rate"] = tr.outcome("variant")
             held = tr.hyp_failed_at is None and run.t_end >= T * (1 - 1e-9)
             values.update({
                 "flow_t_h": tr.t_h, "flow_held_to_T": float(held), "flow_lambda_min_low": tr.lam_min_low,
                 "flow_worst_ratio": tr.worst["flow_loss"], "flow_weight_ratio": tr.worst["flow_weights"],
-                "variant_worst_ratio": tr.worst["variant"],
+                "variant_worst_ratio": tr.worst["variant"], "control_loss_worst_ratio": tr.worst["control_loss"],
+                "control_weights_worst_ratio": tr.worst["control_weights"],
+                "flow_t_h_trusted": float(tr.t_h_trusted), **tr.zero,
                 "flow_rate_over_lambda0": (-math.log(tr.loss_h / loss0) / (tr.t_h * l0)
                                            if tr.t_h > 0 and tr.loss_h > 0 else float("nan")),
                 "flow_steps": float(run.steps), "flow_rejected": float(run.rejected),
@@ -204,28 +278,40 @@ class Cor24(Check):
 
             def gd_monitor(p):
                 spec = _hypothesis(net, p, l0, lam.error, g)
-                if not spec.go or p.step == 0:
+                if p.step == 0:
+                    if not spec.go:
+                        g.vacuous = True
+                    else:  # the control at k = 0: loss0 ≤ ½ loss0 is false whenever loss0 > 0
+                        g.check("control_gd", loss0, 0.5 * loss0, 16 * _EPS * loss0)
+                    return spec
+                if not spec.go:
                     return spec
                 loss = float(p.residual @ p.residual)
                 bound = (q ** p.step) * loss0 if q > 0 else 0.0
                 g.check("gd", loss, bound, 64 * _EPS * loss0 * (1 + p.step))
+                g.check("control_gd", loss, 0.5 * bound, 64 * _EPS * loss0 * (1 + p.step))
                 if meth == "gd":
                     g.check("variant", loss, math.exp(-vr * l0 * p.t) * loss0, 64 * _EPS * loss0 * (1 + p.step))
                 g.t_h, g.loss_h, g.k_h = p.t, loss, p.step
                 return spec
 
             run = gradient_descent(net, theta0, eta, K, gd_monitor)
-            if run.diverged:
+            if g.vacuous:
+                out["gd_loss"] = out["control_gd"] = VACUOUS
+                if meth == "gd":
+                    out["variant_fast_rate"] = VACUOUS
+            elif run.diverged:
                 lim = ctx.quantities["gd_stability_limit"]
                 notes.append(f"gradient descent with step η = {eta:.4g}"
                              f"{f' (above the stability limit 2/λ_max(H∞) = {lim:.4g})' if eta > lim else ''}: "
                              f"{run.divergence}")
-                out["gd_loss"] = DIVERGED
+                out["gd_loss"] = out["control_gd"] = DIVERGED
                 values["gd_diverged"] = 1.0
                 if meth == "gd":
                     out["variant_fast_rate"] = DIVERGED
             else:
                 out["gd_loss"] = g.outcome("gd")
+                out["control_gd"] = g.outcome("control_gd")
                 if meth == "gd":
                     out["variant_fast_rate"] = g.outcome("variant")
                     values["variant_worst_ratio"] = g.worst["variant"]
@@ -272,6 +358,14 @@ class Cor24(Check):
         vw = col("variant_worst_ratio")
         if vw.size:
             by["variant_fast_rate"].figures["worst_ratio_to_bound"] = float(vw.max())
+        for name, keys in (("control_loss", ("control_loss_slope_at_0", "control_loss_worst_ratio")),
+                           ("control_weights", ("control_weights_ratio_at_0", "control_weights_worst_ratio"))):
+            if name in by:
+                for k in keys:
+                    v = col(k)
+                    if v.size:
+                        by[name].figures[k.removeprefix(name + "_") + ("_min" if "at_0" in k else "_max")] = (
+                            float(v.min()) if "at_0" in k else float(v.max()))
 
 
 def _hypothesis(net: NTKNetwork, p, l0: float, l0_error: float, tracker: "_Tracker") -> Spectrum:
@@ -286,6 +380,25 @@ def _hypothesis(net: NTKNetwork, p, l0: float, l0_error: float, tracker: "_Track
     return Spectrum(w[-1], w[0], go=go, eigvals=w, eigvecs=V)
 
 
+def _controls_at_zero(tr: "_Tracker", net: NTKNetwork, p, spec: Spectrum, xn2: float, ctl_scale: float) -> None:
+    """The controls' exact limits at t → 0+, from H(0), r(0) and θ′(0) (no integration).
+
+    control_loss: the ratio ‖r(t)‖² e^{3‖X‖²t}/‖r₀‖² has right derivative 3‖X‖² − 2 r₀ᵀH r₀/‖r₀‖² at 0,
+    positive since r₀ᵀH r₀ ≤ ‖X‖²‖r₀‖²: the ratio exceeds 1 just after 0. control_weights: as
+    t → 0+, max_k ‖Δw_k‖/(½‖Δu‖/(√m‖X‖₂)) → max_k ‖w_k′(0)‖/(ctl_scale ‖H r₀‖), which is ≥ 2.
+    The signs of W(0) are constant near t = 0 (no w_k·x_i is exactly 0), so H there is H(0)."""
+    r0 = p.residual
+    Hr = spec.eigvecs @ (spec.eigvals * (spec.eigvecs.T @ r0))
+    rq = float(r0 @ Hr) / float(r0 @ r0)
+    tr.zero["control_loss_slope_at_0"] = slope = 3 * xn2 - 2 * rq
+    tr.state["control_loss"] = VIOLATION if slope > 1e-9 * 3 * xn2 else UNDECIDED
+    wdot = float(np.sqrt((net.rhs(p.theta).reshape(net.m, net.d) ** 2).sum(axis=1)).max())
+    speed_u = float(np.linalg.norm(Hr))
+    if speed_u > 0:
+        tr.zero["control_weights_ratio_at_0"] = ratio = wdot / (ctl_scale * speed_u)
+        tr.state["control_weights"] = VIOLATION if ratio > 1 + 1e-9 else UNDECIDED
+
+
 class _Tracker:
     """Per-trial bookkeeping of the conclusions checked at every step up to t_h."""
 
@@ -296,13 +409,19 @@ class _Tracker:
         self.k_h = 0
         self.loss_h = 0.0
         self.lam_min_low = np.inf
-        self.worst: dict[str, float] = {"flow_loss": 0.0, "flow_weights": 0.0, "variant": 0.0, "gd": 0.0}
+        self.vacuous = False  # the hypothesis failed at t = 0
+        self.t_h_trusted = True  # t_h is a trusted point of the trajectory
+        self.zero: dict[str, float] = {}  # the controls' exact t → 0+ figures
+        self.worst: dict[str, float] = dict.fromkeys(
+            ("flow_loss", "flow_weights", "variant", "gd", "control_loss", "control_weights", "control_gd"), 0.0)
         self.state: dict[str, str] = {}
 
-    def check(self, key: str, value: float, bound: float, err: float) -> None:
-        if bound > 0:
-            self.worst[key] = max(self.worst[key], value / bound)
-        if value > bound + err:
+    def check(self, key: str, value: float, bound: float, err: float, trusted: bool = True) -> None:
+        """value ≤ bound at one point: beyond the error a violation (undecided at an untrusted
+        point, whose error estimate is no bound), within it undecided."""
+        if bound > 0:  # (a bound that underflows towards 0 would make the ratio overflow)
+            self.worst[key] = max(self.worst[key], value / bound if value < bound * 1e300 else 1e300)
+        if value > bound + err and trusted:
             self.state[key] = VIOLATION
         elif value > bound - err and self.state.get(key) != VIOLATION:
             self.state[key] = UNDECIDED

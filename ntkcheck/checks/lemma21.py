@@ -1,15 +1,16 @@
 """Lemma 2.1 of the notes ([DZPS] Theorem 3.1): H∞ is positive definite.
 
-Corrected statement (shared/SPEC.md §1): if no two inputs x_i, x_j (i ≠ j)
-are parallel, then λ0 = λ_min(H∞) > 0.
+Corrected statement: if no two inputs x_i, x_j (i ≠ j) are parallel, then
+λ0 = λ_min(H∞) > 0.
 
 It is an implication about a data set. With a data file the file is that one
 data set (one trial); otherwise every trial draws a fresh data set from the
-scenario's distribution. A trial *holds* when λ0 exceeds its numerical error,
-is *undecided* when λ0 is below it although no two rows are parallel (a tiny
-λ0 cannot be told from 0 in floating point), and the hypothesis failing (a
-parallel pair) makes the trial undecided too, with the rows named: the
-implication says nothing then.
+scenario's distribution. The outcome is decided from the certified λ0, not from
+a cosine threshold: a trial *holds* when λ0 exceeds its numerical error (the
+conclusion is true, whatever the angles); otherwise it is *vacuous* when two
+rows are parallel beyond doubt (the hypothesis fails, the rows are named) and
+*undecided* when no pair is (a tiny λ0 cannot be told from 0 in floating
+point, or a pair is parallel only within rounding).
 
 Variant row (must FAIL): the reading without the hypothesis, "λ0 > 0 for any
 inputs", tested on the same data with row 0 duplicated; two equal rows make H∞
@@ -23,7 +24,7 @@ from .. import data as data_mod
 from ..kernels import lambda0
 from ..scenario import Strict
 from ..stats import UNIVERSAL, ClaimRow
-from .base import HOLDS, UNDECIDED, VIOLATION, Check, Context, TrialResult, load_inputs
+from .base import HOLDS, UNDECIDED, VACUOUS, VIOLATION, Check, Context, TrialResult, load_inputs
 
 
 class Lemma21Claim(Strict):
@@ -34,9 +35,10 @@ def assess(X: np.ndarray) -> dict:
     """λ0 of one data set, its error, the most nearly parallel pair and any parallel pairs."""
     lam = lambda0(X)
     i, j, cos = data_mod.most_parallel_pair(X)
+    near = data_mod.parallel_pairs(X)
     return {"lambda0": lam.reported, "lambda0_raw": lam.value, "lambda0_error": lam.error,
             "certified_positive": lam.certified_positive, "pair": (i, j), "abs_cos": cos,
-            "parallel": data_mod.parallel_pairs(X)}
+            "parallel": [p for p in near if data_mod.exactly_parallel(X, *p)], "near_parallel": near}
 
 
 class Lemma21(Check):
@@ -68,12 +70,16 @@ class Lemma21(Check):
         a = assess(inputs.X)
         q = {"n": inputs.n, "d": inputs.d, "lambda0": a["lambda0"], "lambda0_error": a["lambda0_error"],
              "most_parallel_pair": list(a["pair"]), "most_parallel_abs_cos": a["abs_cos"],
+             "most_parallel_1_minus_abs_cos": data_mod.parallel_gap(inputs.X, *a["pair"]),
              "hypothesis_holds": not a["parallel"]}
         notes = list(inputs.notes)
-        if a["parallel"]:
-            notes.append(f"hypothesis fails: {data_mod.describe_pairs(a['parallel'])} are parallel "
-                         f"(|cos| = 1), so λ0 = {a['lambda0']:.3g} (error {a['lambda0_error']:.1g}) "
-                         "and Lemma 2.1 says nothing about these data.")
+        if a["parallel"] and not a["certified_positive"]:
+            notes.append(f"the hypothesis fails: {data_mod.describe_pairs(a['parallel'])} are parallel "
+                         f"(|cos| = 1), λ0 = {a['lambda0']:.3g} (error {a['lambda0_error']:.1g}), and "
+                         "Lemma 2.1 says nothing about these data.")
+        elif a["parallel"]:
+            notes.append(f"{data_mod.describe_pairs(a['parallel'])} are parallel or opposite, yet λ0 = "
+                         f"{a['lambda0']:.3g} is certified positive (error {a['lambda0_error']:.1g}).")
         if sc.data.source == "file" and sc.trials not in ("auto", 1):
             notes.append(f"one fixed data set: 1 trial runs instead of {sc.trials}.")
         return Context(quantities=q, notes=notes, arrays={"X": inputs.X, "file": sc.data.source == "file"})
@@ -96,10 +102,10 @@ class Lemma21(Check):
             X = load_inputs(sc, set(), rng).X
         a = assess(X)
         out = {}
-        if a["parallel"]:
-            out["positive"] = UNDECIDED  # hypothesis fails: the implication is silent
-        elif a["certified_positive"]:
-            out["positive"] = HOLDS
+        if a["certified_positive"]:
+            out["positive"] = HOLDS  # the conclusion holds, so the implication does
+        elif a["parallel"]:
+            out["positive"] = VACUOUS  # the hypothesis fails: the implication is silent
         else:
             out["positive"] = UNDECIDED
         b = assess(np.vstack([X, X[:1]]))
@@ -117,6 +123,6 @@ class Lemma21(Check):
         lam = np.array([t.values["lambda0"] for t in ok])
         hyp = np.array([t.values["hypothesis_holds"] for t in ok])
         rows[0].figures.update({"lambda0_min": float(lam.min()), "lambda0_median": float(np.median(lam)),
-                                "hypothesis_failed_trials": int((hyp == 0).sum())})
+                                "parallel_pair_trials": int((hyp == 0).sum())})
         vl = np.array([abs(t.values["variant_lambda0_raw"]) for t in ok])
         rows[1].figures.update({"variant_lambda0_max_abs": float(vl.max())})

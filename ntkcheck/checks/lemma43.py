@@ -1,6 +1,6 @@
 """Lemma 4.3 of the notes ([EMW]): the trained two-layer parameters grow at most so fast.
 
-Corrected statement (shared/SPEC.md §2): f = Σ_k a_k σ(b_k·x), a_k(0) = ±c/m with
+Corrected statement: f = Σ_k a_k σ(b_k·x), a_k(0) = ±c/m with
 random signs, b_k(0) uniform on S^{d−1}, labels y_i = f*(x_i) with ‖f*‖∞ ≤ 1,
 gradient flow on (a, B) jointly on R̂ = (1/2n) Σ (f(x_i) − y_i)². For t ∈ [0, T], with
 a constant C_T that does not depend on m:

@@ -1,6 +1,6 @@
 """Theorem 4.1 of the notes ([EMW]): random features approximate f* at rate 1/m.
 
-Corrected statement (shared/SPEC.md §2): for ε ∈ (0, 1), with probability at least
+Corrected statement: for ε ∈ (0, 1), with probability at least
 1 − ε over B = (b_1, …, b_m) ~ π0 (uniform on S^{d−1}), there is a* ∈ ℝ^m with
 
     R(a*, B) ≤ γ²/m · (1 + √(2 log(1/ε)))²   and   ‖a*‖₂ ≤ γ/√m,
@@ -142,7 +142,7 @@ class Thm41(Check):
                      "∃a: R(a, B) ≤ γ²/m·(1+√(2 log 1/ε))² and ‖a‖₂ ≤ γ/√m", target=t),
             ClaimRow("variant_l1", PROBABILISTIC,
                      "variant (the notes' reading): ∃a: R(a, B) ≤ the same bound and ‖a‖₁ ≤ γ/√m",
-                     target=t, primary=False),
+                     target=t, primary=False, role="variant"),
         ]
 
     def run_trial(self, sc, ctx, rng, index) -> TrialResult:

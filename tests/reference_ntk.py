@@ -1,0 +1,105 @@
+"""Slow, obviously-correct references for the NTK family. Nothing here imports ntkcheck.
+
+* ``gram_per_neuron``: H(W) = (1/m) Σ_k (x_i·x_j) 1{w_k·x_i ≥ 0} 1{w_k·x_j ≥ 0}, one neuron at a
+  time in float64.
+* ``reachable_patterns``: for one neuron, every sign pattern s ∈ {0,1}^n that some w with
+  ‖w − w0‖ ≤ R realises, by the distance from w0 to the closed cone {w : ±w·x_i ≥ 0}
+  (the projection onto a polyhedral cone is the projection onto the span of one face:
+  all active sets are tried).
+* ``ball_extremes``: the exact sup of ‖H(W) − H(W0)‖₂ and inf of λ_min(H(W)) over the ball
+  {‖w_k − w_k(0)‖ ≤ R ∀k}, by enumerating every combination of reachable patterns.
+* ``rk4_flow``: fixed-step RK4 of the NTK gradient flow dw_k/dt = −(a_k/√m) Σ_i r_i 1{w_k·x_i ≥ 0} x_i.
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+
+def gram_per_neuron(X, W):
+    X = np.asarray(X, dtype=np.float64)
+    n = X.shape[0]
+    G = X @ X.T
+    H = np.zeros((n, n))
+    for w in np.asarray(W, dtype=np.float64):
+        s = np.array([1.0 if float(np.dot(w, x)) >= 0 else 0.0 for x in X])
+        H += G * np.outer(s, s)
+    return H / len(W)
+
+
+def _cone_distance(w0, X, signs):
+    """Distance from w0 to {w : sign_i (w·x_i) ≥ 0 for all i} (sign_i = ±1)."""
+    n = X.shape[0]
+    best = np.inf
+    for k in range(n + 1):
+        for act in itertools.combinations(range(n), k):
+            if act:
+                A = X[list(act)]
+                w = w0 - A.T @ np.linalg.lstsq(A @ A.T, A @ w0, rcond=None)[0]
+            else:
+                w = w0
+            if all(signs[i] * float(w @ X[i]) >= -1e-12 for i in range(n)):
+                best = min(best, float(np.linalg.norm(w - w0)))
+    return best
+
+
+def reachable_patterns(w0, X, R):
+    out = []
+    for s in itertools.product((0, 1), repeat=X.shape[0]):
+        signs = [1 if v else -1 for v in s]
+        if _cone_distance(w0, X, signs) <= R:
+            out.append(np.array(s, dtype=float))
+    return out
+
+
+def ball_extremes(X, W0, R, limit=50_000):
+    """(sup ‖ΔH‖₂, inf λ_min(H(W)), number of combinations) over the ball, or None if the
+    combinations exceed ``limit``."""
+    X = np.asarray(X, dtype=np.float64)
+    G = X @ X.T
+    m = len(W0)
+    H0 = gram_per_neuron(X, W0)
+    per = [reachable_patterns(w, X, R) for w in W0]
+    total = int(np.prod([len(p) for p in per]))
+    if total > limit:
+        return None
+    # counts C = Σ_k s_k s_kᵀ for every combination, built neuron by neuron
+    C = np.zeros((1,) + G.shape)
+    for pats in per:
+        outer = np.stack([np.outer(s, s) for s in pats])
+        C = (C[:, None] + outer[None]).reshape(-1, *G.shape)
+    H = G[None] * C / m
+    dH = H - H0[None]
+    sup_norm = float(np.abs(np.linalg.eigvalsh(dH)).max())
+    inf_min = float(np.linalg.eigvalsh(H)[:, 0].min())
+    return sup_norm, inf_min, total
+
+
+def ntk_rhs(W, X, y, a):
+    m = len(a)
+    P = W @ X.T
+    u = np.maximum(P, 0.0).T @ a / np.sqrt(m)
+    r = u - y
+    S = (P >= 0).astype(float)
+    return -(a / np.sqrt(m))[:, None] * (S @ (r[:, None] * X)), r
+
+
+def rk4_flow(W0, X, y, a, times, h):
+    """Residuals u − y at the increasing ``times``, by classical RK4 with steps ≤ h (each
+    requested time reached exactly by a shortened last step)."""
+    W = np.array(W0, dtype=np.float64)
+    t = 0.0
+    out = []
+    f = lambda V: ntk_rhs(V, X, y, a)[0]
+    for target in times:
+        while t < target - 1e-15:
+            s = min(h, target - t)
+            k1 = f(W)
+            k2 = f(W + 0.5 * s * k1)
+            k3 = f(W + 0.5 * s * k2)
+            k4 = f(W + s * k3)
+            W = W + s / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+            t += s
+        out.append(ntk_rhs(W, X, y, a)[1])
+    return np.array(out)
