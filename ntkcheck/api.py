@@ -67,8 +67,8 @@ class Result:
 
     @property
     def weak_variants(self) -> list[str]:
-        """Control rows (false by an argument stated in the row) that did not FAIL: the check
-        lacks power there."""
+        """Control rows (false by the argument in the row) and variant rows (other readings) that
+        did not FAIL: the check lacks power there."""
         return [r.name for r in self.rows if r.role in ("control", "variant") and r.verdict != FAIL]
 
     def to_dict(self) -> dict[str, Any]:
@@ -283,7 +283,7 @@ def run_check(name: str, scenario: str | Path | dict | None = None, *,
         auto = sc.trials == "auto" and check.fixed_trials(sc, ctx) is None
         cap = min(MAX_TRIALS, AUTO_VACUOUS_FACTOR * n_trials)
         while auto and len(results) < cap:
-            short = _evidence_shortfall(check.rows(sc, ctx), results, n_trials)
+            short = _evidence_shortfall(rows, results, n_trials)
             if short is None:
                 break
             missing, rate = short

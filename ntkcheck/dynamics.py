@@ -177,7 +177,7 @@ def integrate_flow(problem: Problem, theta0: np.ndarray, T: float, monitor: Moni
             continue
         if err > tol:
             run.floor_steps += 1
-        if pattern is not None:
+        if pattern is not None and run.kink_steps == 0:  # (once a kink is crossed, trust is gone)
             new_pattern = signs(new)
             if not np.array_equal(new_pattern, pattern):
                 run.kink_steps += 1

@@ -128,6 +128,8 @@ def render(result: Result, console: Console) -> None:
         if r.counterexample:
             ce = r.counterexample
             what = "diverged" if ce.get("diverged") else "violated"
+            if r.role in ("control", "variant"):
+                what += " (as expected)"
             console.print(f"  {r.name}: {what} in trial {ce['trial']} (seed {ce['seed']}, "
                           f"spawn key {tuple(ce['spawn_key'])}); replay it alone with:")
             console.print(f"    {ce['replay']}", soft_wrap=True, highlight=False, markup=False)

@@ -8,7 +8,7 @@ from threadpoolctl import threadpool_limits
 
 import ntkcheck
 from ntkcheck.bracket import attack, certify
-from ntkcheck.dynamics import FlowOptions, integrate_flow
+from ntkcheck.dynamics import FlowOptions, Spectrum, integrate_flow
 from ntkcheck.network import NTKNetwork, activation_counts, gram_matrix, row_blocks
 
 import reference_ntk as ref
@@ -117,7 +117,6 @@ def _flow_points(m, seed, T=2.0):
     pts = []
 
     def monitor(p):
-        from ntkcheck.dynamics import Spectrum
         w, V = np.linalg.eigh(net.gram(p.theta))
         pts.append((p.t, p.theta.copy(), p.residual.copy(), p.error_u, p.trusted))
         return Spectrum(w[-1], w[0], eigvals=w, eigvecs=V)

@@ -177,3 +177,46 @@ def test_scaling_claim_from_a_bootstrapped_slope():
     assert decide([grows], 0.95) == FAIL
     edge, _ = row_for(0.2)
     assert decide([edge], 0.95) != PASS
+
+
+def test_vacuous_trials_extend_auto_without_breaking_the_universal_bound(monkeypatch):
+    """An implication whose hypothesis holds in 30% of trials and whose conclusion fails, given
+    the hypothesis, with probability exactly at the bound a PASS reports (1 − α^{1/N} for the N
+    planned): trials=auto runs on until N trials hold the hypothesis, and the wrong-PASS rate
+    (P(violation) above the reported upper bound) stays ≤ α + 3 standard errors."""
+
+    import ntkcheck.checks as checks
+    from ntkcheck.api import run_check
+    from ntkcheck.checks.base import HOLDS, VACUOUS, VIOLATION, Check, Context, TrialResult
+    from ntkcheck.scenario import Strict
+
+    alpha, n_plan = 0.05, 59  # violation_bound 0.05 at 95%: N = ⌈log 0.05 / log 0.95⌉
+    p_viol = 1 - alpha ** (1 / n_plan)
+
+    class Sim(Check):
+        name, title, ref, source, statement = "sim", "sim", "sim", "sim", "sim"
+        claim_model = type("SimClaim", (Strict,), {})
+        default = {"seed": 0, "trials": "auto", "confidence": 0.95, "claim": {}}
+
+        def prepare(self, sc, explicit, rng):
+            return Context()
+
+        def rows(self, sc, ctx):
+            return [ClaimRow("implication", UNIVERSAL, "H ⇒ C")]
+
+        def run_trial(self, sc, ctx, rng, index):
+            if rng.random() >= 0.3:
+                return TrialResult(index, {"implication": VACUOUS})
+            return TrialResult(index, {"implication": VIOLATION if rng.random() < p_viol else HOLDS})
+
+    monkeypatch.setitem(checks.REGISTRY, "sim", Sim)
+    runs, wrong, evidence = 600, 0, []
+    for seed in range(runs):
+        res = run_check("sim", seed=seed, workers=1)
+        row = res.rows[0]
+        evidence.append(row.trials)
+        assert row.trials + row.vacuous == res.trials
+        if row.verdict == PASS and row.ci_high < p_viol:
+            wrong += 1
+    assert min(evidence) >= n_plan  # auto ran on until the planned evidence was there
+    assert wrong / runs <= alpha + 3 * np.sqrt(alpha * (1 - alpha) / runs)

@@ -85,6 +85,14 @@ class Check:
         """Fill the rows' figures and the run's quantities from the trials."""
 
 
+def at_most(value: float, bound: float, tol: float) -> str:
+    """The outcome of "value ≤ bound" for a value known within ``tol``: holds below bound − tol,
+    a violation above bound + tol, undecided between. (For "value ≥ bound", pass −value, −bound.)"""
+    if value <= bound - tol:
+        return HOLDS
+    return VIOLATION if value > bound + tol else UNDECIDED
+
+
 def joint(*outcomes: str) -> str:
     """The outcome of "every conclusion holds" from each conclusion's outcome in the same trial:
     a violation of any breaks it; it holds only when all hold; else it is undecided."""

@@ -28,7 +28,8 @@ from ..kernels import eigenvalue_tolerance
 from ..network import gram_matrix, require_memory
 from ..scenario import Strict
 from ..stats import PROBABILISTIC, ClaimRow
-from .base import HOLDS, UNDECIDED, VIOLATION, Check, joint, Context, TrialResult, load_inputs, ntk_quantities, require_lambda0
+from .base import (Check, Context, TrialResult, at_most, joint, load_inputs, ntk_quantities,
+                   require_lambda0)
 
 
 
@@ -106,25 +107,15 @@ class Cor22(Check):
         lmin = float(np.linalg.eigvalsh(H0)[0])
         Wv = rng.standard_normal((sc.claim.variant_width, d))
         lmin_v = float(np.linalg.eigvalsh(gram_matrix(X, Wv, sc.compute.working_memory_mb))[0])
-        out = {
-            "distance": HOLDS if dist <= l0 / 4 - tol else VIOLATION,
-            "lambda_min": HOLDS if lmin >= 0.75 * l0 + tol else VIOLATION,
-            "variant_no_width": HOLDS if lmin_v >= 0.75 * l0 + tol else VIOLATION,
-        }
-        # outcomes within the floating-point allowance cannot be decided
-        if abs(dist - l0 / 4) <= tol:
-            out["distance"] = "undecided"
-        if abs(lmin - 0.75 * l0) <= tol:
-            out["lambda_min"] = "undecided"
+        out = {"distance": at_most(dist, l0 / 4, tol), "lambda_min": at_most(-lmin, -0.75 * l0, tol),
+               "variant_no_width": at_most(-lmin_v, -0.75 * l0, tol)}
         out["joint"] = joint(out["distance"], out["lambda_min"])
         w1 = rng.standard_normal((1, d))
         H1 = gram_matrix(X, w1, sc.compute.working_memory_mb)
         tol1 = eigenvalue_tolerance(H1) + lam.error
-        d1 = float(np.linalg.norm(H1 - Hinf, 2))
         l1 = float(np.linalg.eigvalsh(H1)[0])
-        out["control_width_one"] = joint(
-            HOLDS if d1 <= l0 / 4 - tol1 else VIOLATION if d1 > l0 / 4 + tol1 else UNDECIDED,
-            HOLDS if l1 >= 0.75 * l0 + tol1 else VIOLATION if l1 < 0.75 * l0 - tol1 else UNDECIDED)
+        out["control_width_one"] = joint(at_most(float(np.linalg.norm(H1 - Hinf, 2)), l0 / 4, tol1),
+                                         at_most(-l1, -0.75 * l0, tol1))
         return TrialResult(index, out, {"distance": dist, "lambda_min_H0": lmin,
                                         "variant_lambda_min": lmin_v, "control_lambda_min": l1})
 

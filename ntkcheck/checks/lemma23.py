@@ -85,8 +85,12 @@ class Lemma23(Check):
         q = ntk_quantities(inputs, lam, sc.network.m)
         q.update({"delta": sc.claim.delta, "c": sc.claim.c, "radius": R,
                   "threshold_norm": lam.value / 4, "threshold_lambda_min": lam.value / 2})
+        # the control's witness W (every w_k = −x_1): H(W) does not depend on the trial's W(0), and
+        # m equal neurons give the H of one
+        H_w = gram_matrix(inputs.X, -inputs.X[:1], sc.compute.working_memory_mb)
+        witness = (float(np.linalg.eigvalsh(H_w)[0]), eigenvalue_tolerance(H_w) + lam.error)
         return Context(quantities=q, notes=list(inputs.notes),
-                       arrays={"X": inputs.X, "lambda0": lam})
+                       arrays={"X": inputs.X, "lambda0": lam, "witness_lambda_min": witness})
 
     def rows(self, sc, ctx) -> list[ClaimRow]:
         target = 1.0 - sc.claim.delta
@@ -129,11 +133,8 @@ class Lemma23(Check):
         else:
             out["lambda_min"] = UNDECIDED
         out["joint"] = joint(out["norm"], out["lambda_min"])
-        # the control's witness: every neuron at −x_1 (inside the ball of radius max_k ‖w_k(0) + x_1‖)
-        witness = np.broadcast_to(-X[0], W0.shape)
-        H_w = gram_matrix(X, witness, wm)
-        lam_w = float(np.linalg.eigvalsh(H_w)[0])
-        tol_w = eigenvalue_tolerance(H_w) + lam.error
+        # the control's witness, every w_k = −x_1, lies in this trial's ball of radius max_k ‖w_k(0) + x_1‖
+        lam_w, tol_w = ctx.arrays["witness_lambda_min"]
         out["control_big_ball"] = VIOLATION if lam_w + tol_w <= l0 / 2 else UNDECIDED
         scale = X.shape[0] ** 2 / (sc.claim.delta * l0)  # c = R · n²/(δ λ0)
         r_norm, r_min = critical_radii(X, W0, [l0 / 4, cert.lam_min_H0 - l0 / 2], tol, wm)
