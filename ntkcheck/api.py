@@ -249,7 +249,7 @@ def plan_trials(name: str, scenario=None, **overrides: Any) -> dict[str, Any]:
             lines.append(f"{r.name}: no violation in {n} trials bounds P(violation) by "
                          f"{1 - (alpha / k) ** (1 / max(n, 1)):.3g}")
         else:
-            lines.append(f"{r.name}: slope from the trials at each width, bootstrap interval")
+            lines.append(f"{r.name}: slope from the trials at each width, exact permutation test")
     workers = available_cores() if sc.compute.workers == "auto" else sc.compute.workers
     return {"trials": n, "rule": rule, "confidence": sc.confidence, "rows": lines, "workers": workers}
 

@@ -116,6 +116,9 @@ class FlowOptions:
     safety: float = 0.9
     min_step_fraction: float = 0.1
     max_steps: int = 200_000
+    #: times the integrator must land on (accepted steps end there), e.g. a geometric grid that
+    #: resolves an early interval in which the monitor's quantities change fast
+    checkpoints: tuple[float, ...] = ()
 
 
 @dataclass
@@ -156,10 +159,13 @@ def integrate_flow(problem: Problem, theta0: np.ndarray, T: float, monitor: Moni
     signs = getattr(problem, "signs", None)  # problems with kinks say where they are
     pattern = signs(theta) if signs is not None else None
     h = o.safety * RK_STABILITY / max(spec.lam_max, 1e-300)
+    stops = sorted(c for c in o.checkpoints if 0 < c < T)
     while t < T * (1 - 1e-12):
         cap = o.safety * RK_STABILITY / max(spec.lam_max, 1e-300)
         floor = o.min_step_fraction * cap
-        h = min(h, cap, T - t)
+        while stops and stops[0] <= t * (1 + 1e-12):
+            stops.pop(0)
+        h = min(h, cap, T - t, stops[0] - t if stops else np.inf)
         k2 = problem.rhs(theta + 0.5 * h * k1)
         k3 = problem.rhs(theta + 0.75 * h * k2)
         new = theta + h * (2 / 9 * k1 + 1 / 3 * k2 + 4 / 9 * k3)

@@ -26,14 +26,19 @@ def test_two_layer_gradient_jvp_and_gram_match_finite_differences():
     np.testing.assert_allclose(J @ J.T / n, net.gram(th), atol=1e-12)
 
 
-def test_scaling_claims_pass_and_the_misscaled_variant_fails():
-    res = ntkcheck.run_check("lemma43", **SMALL)
+@pytest.mark.parametrize("c", [0.01, 1.0])
+def test_scaling_claims_pass_and_the_control_fails_by_its_exact_limit(c):
+    res = ntkcheck.run_check("lemma43", **SMALL, sets=[f"claim.c={c}"])
     by = {r.name: r for r in res.rows}
     for k in ("a_norm", "B_norm", "B_move"):
         assert by[k].verdict == PASS
         assert by[k].ci_high < 0.2
-    v = by["variant_misscaled"]
+    # ‖a_0‖ = c/√m exactly: the sup over (0, T] of the first ratio is at least 1 (it was 0.029)
+    assert min(by["a_norm"].figures["C_hat_per_width"]) >= 1.0
+    v = by["control_a_fast"]  # its t → 0+ ratio is √m exactly
     assert v.verdict == FAIL and v.ci_low > 0.2
+    widths = np.array([row["m"] for row in res.quantities["per_width"]], float)
+    assert np.all(np.array(v.figures["C_hat_per_width"]) >= np.sqrt(widths) * (1 - 1e-9))
     table = res.quantities["per_width"]
     assert [row["m"] for row in table] == [16, 32, 64, 128, 256, 512]
     # B barely moves at large m: the median movement falls as m grows
@@ -49,6 +54,67 @@ def test_fixed_constant_adds_universal_rows_that_can_fail():
     assert bad.verdict == FAIL
     good = ntkcheck.run_check("lemma43", **SMALL, sets=["claim.C_T=2"])
     assert all(r.verdict == PASS for r in good.rows if r.primary)
+
+
+def test_a_constant_below_one_fails_at_t_to_zero():
+    """At t → 0+ ‖a_t‖/(c/√m + √m·t) → 1: C_T = 0.031 is violated in every trial (it PASSed when
+    the supremum was taken only at the integrator's accepted steps)."""
+    res = ntkcheck.run_check("lemma43", **SMALL, sets=["claim.C_T=0.031"])
+    row = next(r for r in res.rows if r.name == "a_norm_at_C_T")
+    assert row.verdict == FAIL and row.violations == row.trials
+
+
+def _two_layer_rk4(X, y, a0, B0, times, h):
+    """Fixed-step RK4 of the (a, B) flow on R̂ = (1/2n)Σ(f(x_i) − y_i)², written out neuron-free:
+    a_k' = −(1/n)Σ_i r_i σ(b_k·x_i), b_k' = −(1/n)Σ_i r_i a_k 1{b_k·x_i ≥ 0} x_i. Returns (a, B) at
+    each time (each reached by a shortened last step; steps ≤ min(h, t/50) so early times resolve)."""
+    n = len(y)
+
+    def f(a, B):
+        P = B @ X.T
+        r = np.maximum(P, 0).T @ a - y
+        return -(np.maximum(P, 0) @ r) / n, -((P >= 0) * a[:, None]) @ (r[:, None] * X) / n
+
+    a, B, t, out = a0.copy(), B0.copy(), 0.0, []
+    for target in times:
+        while t < target * (1 - 1e-14):
+            s = min(h, max(target / 50, 1e-12), target - t)
+            k1 = f(a, B)
+            k2 = f(a + s / 2 * k1[0], B + s / 2 * k1[1])
+            k3 = f(a + s / 2 * k2[0], B + s / 2 * k2[1])
+            k4 = f(a + s * k3[0], B + s * k3[1])
+            a = a + s / 6 * (k1[0] + 2 * k2[0] + 2 * k3[0] + k4[0])
+            B = B + s / 6 * (k1[1] + 2 * k2[1] + 2 * k3[1] + k4[1])
+            t += s
+        out.append((a.copy(), B.copy()))
+    return out
+
+
+@pytest.mark.parametrize("c", [0.01, 1.0])
+def test_suprema_over_t_cover_a_fine_reference_integration(c):
+    """Ĉ of one trial against the ratios of an independent RK4 integration on a dense geometric
+    grid down to t = 10⁻⁴·c/m: the tool's supremum is at least the reference's, and above it by
+    at most the envelope's over-cover (the bounds grow by at most 2^¼ ≈ 1.19 over one early step)."""
+    kw = dict(n=12, d=4, trials=1, sets=["network.widths=[32, 64]", f"claim.c={c}", "dynamics.T=1.0"])
+    rep = ntkcheck.replay_trial("lemma43", 1, **kw)  # trial 1: width 64
+    m = int(rep.values["width"])
+    assert m == 64
+    _, sc, ctx = ntkcheck.api.prepare("lemma43", None, dict(kw))
+    X, y = ctx.arrays["X"], ctx.arrays["y"]
+    rng = np.random.default_rng(np.random.SeedSequence(sc.seed, spawn_key=(1, 1)))  # the trial's draws
+    a0 = rng.choice(np.array([-1.0, 1.0]), size=m) * (c / m)
+    B0 = rng.standard_normal((m, X.shape[1]))
+    B0 /= np.linalg.norm(B0, axis=1, keepdims=True)
+    times = np.unique(np.concatenate([(c / m) * np.geomspace(1e-4, 1e4, 161), np.linspace(0.01, 1.0, 100)]))
+    times = times[times <= 1.0]
+    sm = np.sqrt(m)
+    ref = {"a_norm": 0.0, "B_move": 0.0}
+    for t, (a, B) in zip(times, _two_layer_rk4(X, y, a0, B0, times, 2e-3)):
+        ref["a_norm"] = max(ref["a_norm"], np.linalg.norm(a) / (c / sm + sm * t))
+        ref["B_move"] = max(ref["B_move"], np.linalg.norm(B - B0) / ((c + 1) * (c * t / sm + sm / 2 * t * t)))
+    for k, v in ref.items():
+        tool = rep.values[f"ratio_{k}"]
+        assert v * (1 - 1e-6) <= tool <= v * 1.25, (k, tool, v)
 
 
 def test_widths_grid_and_replay(ntk):
