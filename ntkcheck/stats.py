@@ -270,24 +270,26 @@ def trials_needed(rows: list[ClaimRow], confidence: float,
                   universal_bound: float = 0.05, cap: int = 100_000) -> int:
     """Smallest N for which all-holding trials would PASS every primary row.
 
-    With N trials all holding, every probabilistic row has p-value p0^N; Holm's
-    first step needs that ≤ α/K. Universal rows pass with any N; for them N is
-    chosen so that the reported bound on the violation probability,
-    1 − (α/K)^{1/N}, is at most ``universal_bound``. N is fixed before the first
+    With N trials all holding, a probabilistic row with target p0 has p-value p0^N. Holm's
+    step-down (as :func:`decide` runs it over the K statistical rows) sorts the p-values: the
+    row in place j (0-based, smallest p first) is rejected at α/(K − j), so N must satisfy
+    p0_(j)^N ≤ α/(K − j) for every j; a row with a smaller target needs fewer trials and takes an
+    earlier place. Scaling rows count in K and are assumed to come last (the least favourable
+    order for the probabilistic rows). Universal rows pass with any N; for them N is chosen so
+    that the reported bound on the violation probability, 1 − (α/K_all)^{1/N}, is at most
+    ``universal_bound`` (their level, as :func:`decide` uses it). N is fixed before the first
     trial (a single look), so the Clopper–Pearson interval stays valid.
     """
     alpha = 1.0 - confidence
     primary = [r for r in rows if r.primary]
-    k = max(1, len(primary))
+    k_all = max(1, len(primary))
+    k_stat = sum(r.kind in (PROBABILISTIC, SCALING) for r in primary)
     n = 1
-    for r in primary:
-        if r.kind == PROBABILISTIC:
-            need = math.log(alpha / k) / math.log(r.target)
-        elif r.kind == UNIVERSAL:
-            need = math.log(alpha / k) / math.log(1.0 - universal_bound)
-        else:
-            continue
-        n = max(n, math.ceil(need - 1e-12))
+    targets = sorted(r.target for r in primary if r.kind == PROBABILISTIC)  # smallest p0^N first
+    for j, t in enumerate(targets):
+        n = max(n, math.ceil(math.log(alpha / (k_stat - j)) / math.log(t) - 1e-12))
+    if any(r.kind == UNIVERSAL for r in primary):
+        n = max(n, math.ceil(math.log(alpha / k_all) / math.log(1.0 - universal_bound) - 1e-12))
     if n > cap:
         raise ValueError(n)
     return n

@@ -136,6 +136,22 @@ def test_auto_trials_is_the_fewest_that_can_pass(target, k_rows, conf):
     assert verdict_all_holding(n - 1) != PASS
 
 
+@pytest.mark.parametrize("targets", [(0.9, 0.5), (0.9, 0.99, 0.5), (0.8, 0.95), (0.99, 0.9, 0.9, 0.6)])
+def test_auto_trials_is_the_fewest_that_can_pass_with_different_targets(targets):
+    """Holm lets a row with a smaller target take an earlier step, so the others get larger levels:
+    (0.9, 0.5) at 95% needs 29 trials, not the 36 that α/K for every row would ask."""
+    rows = [prob_row(0, 0, t, name=f"r{i}") for i, t in enumerate(targets)]
+    n = trials_needed(rows, 0.95)
+
+    def verdict_all_holding(N):
+        return decide([prob_row(N, N, t, name=f"r{i}") for i, t in enumerate(targets)], 0.95)
+
+    assert verdict_all_holding(n) == PASS
+    assert verdict_all_holding(n - 1) != PASS
+    if targets == (0.9, 0.5):
+        assert n == 29
+
+
 def test_universal_rows():
     def uni(h, v, u, primary=True):
         return ClaimRow("u", UNIVERSAL, "for all", primary=primary, holds=h, violations=v, undecided=u)

@@ -8,7 +8,7 @@ from scipy.optimize import minimize
 import ntkcheck
 from ntkcheck.kernels import kappa1
 from ntkcheck.rf import kernel_matrix, quad_form, trust_region
-from ntkcheck.stats import FAIL
+from ntkcheck.stats import FAIL, PASS
 from ntkcheck.targets import Target, Term, phi
 
 
@@ -128,11 +128,25 @@ def test_thm41_default_passes_and_the_l1_reading_is_refuted():
     assert res.rows[0].figures["witness_proof"] == 8
 
 
-def test_thm41_at_small_width_the_l1_row_cannot_be_refuted():
-    """The refutation is a large-m phenomenon: at m = 64 the certified bound is 0."""
-    res = ntkcheck.run_check("thm41", trials=4, m=64)
-    assert res.quantities["l1_lower_bound"] == 0.0
-    assert res.rows[1].violations == 0
+def test_thm41_at_small_width_the_l1_reading_is_true_and_says_so():
+    """At m = 64, a = 0 already meets the bound (‖f*‖² < bound): the ℓ1 reading holds there, and
+    the row says so instead of being flagged as lacking power."""
+    res = ntkcheck.run_check("thm41", m=64)
+    assert res.quantities["zero_witness_holds"]
+    row = res.rows[1]
+    assert row.role == "secondary" and "true at this m" in row.statement
+    assert row.holds == res.trials and row.verdict == PASS and res.weak_variants == []
+
+
+@pytest.mark.parametrize("m", [1024, 2048])
+def test_thm41_l1_reading_refuted_by_the_feature_norm_bound(m):
+    """‖σ(b·x)‖_ρ = 1/√(2d) for unit b and uniform ρ: R ≥ (‖f*‖ − (γ/√m)/√(2d))₊², which exceeds
+    the bound at m = 1024 (0.0255 > 0.0218), where max‖x‖ = 1 alone left the row INCONCLUSIVE."""
+    res = ntkcheck.run_check("thm41", trials=3, m=m)
+    q = res.quantities
+    assert q["feature_norm_bound"] == pytest.approx(1 / np.sqrt(2 * q["d"]))
+    assert q["l1_lower_bound"] > q["bound"]
+    assert res.rows[1].verdict == FAIL and res.rows[1].violations == 3
 
 
 def test_thm41_trust_region_certifies_a_violation_of_a_too_strong_bound(monkeypatch):
@@ -150,6 +164,9 @@ def test_thm41_trust_region_certifies_a_violation_of_a_too_strong_bound(monkeypa
     monkeypatch.setattr(t41.Thm41, "prepare", shrunk)
     res = ntkcheck.run_check("thm41", trials=3, m=256)
     assert res.rows[0].violations == 3 and res.rows[0].verdict == FAIL
+    for i in range(3):  # a risk is never reported below 0 or below its certified lower bound
+        v = ntkcheck.replay_trial("thm41", i, m=256).values
+        assert v["risk_w2"] >= v["risk_w2_lower"] >= 0.0 and v["best_risk"] >= 0.0
 
 
 def test_thm41_with_a_data_file_uses_the_exact_empirical_risk(tmp_path):
