@@ -122,7 +122,7 @@ def test_trust_region_is_optimal_and_its_dual_bound_is_below(radius):
 def test_thm41_default_passes_and_the_l1_reading_is_refuted():
     res = ntkcheck.run_check("thm41", trials=8)
     assert res.rows[0].holds == 8
-    v = res.rows[1]
+    v = next(r for r in res.rows if r.name == "variant_l1")
     assert v.verdict == FAIL and v.violations == 8
     assert res.quantities["l1_lower_bound"] > res.quantities["bound"]
     assert res.rows[0].figures["witness_proof"] == 8
@@ -133,9 +133,11 @@ def test_thm41_at_small_width_the_l1_reading_is_true_and_says_so():
     the row says so instead of being flagged as lacking power."""
     res = ntkcheck.run_check("thm41", m=64)
     assert res.quantities["zero_witness_holds"]
-    row = res.rows[1]
-    assert row.role == "secondary" and "true at this m" in row.statement
-    assert row.holds == res.trials and row.verdict == PASS and res.weak_variants == []
+    for name in ("variant_l1", "control_small_ball"):  # both true at this m, and both say so
+        row = next(r for r in res.rows if r.name == name)
+        assert row.role == "secondary" and "true at this m" in row.statement
+        assert row.holds == res.trials and row.verdict == PASS
+    assert res.weak_variants == []
 
 
 @pytest.mark.parametrize("m", [1024, 2048])
@@ -146,7 +148,20 @@ def test_thm41_l1_reading_refuted_by_the_feature_norm_bound(m):
     q = res.quantities
     assert q["feature_norm_bound"] == pytest.approx(1 / np.sqrt(2 * q["d"]))
     assert q["l1_lower_bound"] > q["bound"]
-    assert res.rows[1].verdict == FAIL and res.rows[1].violations == 3
+    row = next(r for r in res.rows if r.name == "variant_l1")
+    assert row.verdict == FAIL and row.violations == 3
+
+
+@pytest.mark.parametrize("m", [1024, 4096])
+def test_thm41_control_is_refuted_in_every_trial_by_its_certified_bound(m):
+    """The theorem on the ball of radius γ/(30√m): K ⪰ 0 gives R ≥ ‖f*‖² − 2ρ‖r‖ over it, above the
+    bound in every trial; the theorem itself holds with the proof's witness."""
+    res = ntkcheck.run_check("thm41", trials=3, m=m)
+    by = {r.name: r for r in res.rows}
+    assert by["control_small_ball"].role == "control"
+    assert by["control_small_ball"].violations == 3
+    assert by["control_small_ball"].figures["certified_lower_min"] > res.quantities["bound"]
+    assert by["theorem"].holds == 3
 
 
 def test_thm41_trust_region_certifies_a_violation_of_a_too_strong_bound(monkeypatch):

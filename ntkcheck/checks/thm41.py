@@ -55,6 +55,8 @@ class Thm41Claim(Strict):
     epsilon: float = Field(0.1, gt=0.0, lt=1.0, description="failure probability ε")
     exact_witness_max_m: int = Field(2048, ge=0, le=20000,
                                      description="largest m for the exact trust-region witness (uniform ρ)")
+    control_shrink: float = Field(30.0, gt=1.0, le=1e6,
+                                  description="control row: the ℓ2 radius γ/√m divided by this")
 
 
 class Thm41(Check):
@@ -140,13 +142,23 @@ class Thm41(Check):
              # a = 0 meets both ℓ1 and ℓ2 constraints: where ‖f*‖² is below the bound, each reading holds
              "zero_witness_holds": (norm_f + norm_err) ** 2 <= bound}
         arrays.update(target=target, d=d, bound=bound, gamma=gamma)
+        q["control_radius"] = gamma / math.sqrt(m) / sc.claim.control_shrink
         return Context(quantities=q, notes=notes, arrays=arrays)
 
     def rows(self, sc, ctx) -> list[ClaimRow]:
         t = 1.0 - sc.claim.epsilon
+        k = sc.claim.control_shrink
         return [
             ClaimRow("theorem", PROBABILISTIC,
                      "∃a: R(a, B) ≤ γ²/m·(1+√(2 log 1/ε))² and ‖a‖₂ ≤ γ/√m", target=t),
+            ClaimRow("control_small_ball", PROBABILISTIC,
+                     (f"the same with ‖a‖₂ ≤ γ/({k:g}√m), true at this m: a = 0 already meets the bound"
+                      if ctx.quantities["zero_witness_holds"] else
+                      f"control (false by a certified bound in each trial): the same with ‖a‖₂ ≤ ρ = γ/({k:g}√m); "
+                      "R(a, B) = aᵀKa − 2aᵀr + ‖f*‖² with K ⪰ 0, so over that ball R ≥ ‖f*‖² − 2ρ‖r‖, "
+                      "which exceeds the bound wherever ‖f*‖² does by more than 2ρ‖r‖"),
+                     target=t, primary=False,
+                     role="secondary" if ctx.quantities["zero_witness_holds"] else "control"),
             ClaimRow("variant_l1", PROBABILISTIC,
                      "the notes' reading: ∃a: R(a, B) ≤ the same bound and ‖a‖₁ ≤ γ/√m"
                      + (" (true at this m: a = 0 already meets the bound)" if ctx.quantities["zero_witness_holds"]
@@ -171,9 +183,15 @@ class Thm41(Check):
             res1 = Phi @ a1 - fX
             R1 = float(res1 @ res1) / n
             R1_err = 2 * float(np.abs(res1) @ fX_err) / n + float(fX_err @ fX_err) / n + 64 * _EPS * (1 + R1)
+            # R(a, B) = aᵀKa − 2aᵀr + c with K = ΦᵀΦ/n, r = ΦᵀfX/n, c = ‖fX‖²/n (Φ ≥ 0 entrywise)
+            r = Phi.T @ fX / n
+            c0 = float(fX @ fX) / n
+            c_err = (2 * float(np.abs(fX) @ fX_err) + float(fX_err @ fX_err)) / n + 16 * _EPS * c0
+            r_err_norm = float(np.linalg.norm(Phi.T @ fX_err)) / n + 16 * _EPS * float(np.linalg.norm(r))
         else:
             r, r_err = tg.r(B)
             n2, n2_err = tg.norm2
+            c0, c_err, r_err_norm = n2, n2_err, float(np.linalg.norm(r_err))
             R1 = quad_form(B, a1, d, sc.compute.working_memory_mb) - 2 * float(a1 @ r) + n2
             R1_err = 2 * float(np.abs(a1) @ r_err) + n2_err + 64 * m * _EPS * (abs(n2) + 1e-3)
         values = {"risk_w1": R1, "risk_w1_error": R1_err, "risk_w1_times_m": R1 * m,
@@ -189,8 +207,7 @@ class Thm41(Check):
             if empirical:
                 U, s, Vt = np.linalg.svd(Phi, full_matrices=False)
                 lam, V = s * s / n, Vt.T
-                rr, c = Phi.T @ fX / n, float(fX @ fX) / n
-                tr = trust_region(lam, V, rr, c, radius * (1 - 1e-12))
+                tr = trust_region(lam, V, r, c0, radius * (1 - 1e-12))
                 err2 = R1_err
             elif m <= sc.claim.exact_witness_max_m:
                 lam, V = np.linalg.eigh(kernel_matrix(B, d))
@@ -211,6 +228,23 @@ class Thm41(Check):
                     out["theorem"] = UNDECIDED
             else:
                 out["theorem"] = UNDECIDED
+        # K ⪰ 0: over ‖a‖₂ ≤ ρ, R ≥ c − 2ρ‖r‖ (valid at every m, no eigensolver); it can refute
+        # the theorem where no trust region is solved, and it refutes the control's small ball
+        rn = float(np.linalg.norm(r))
+        for key, rad in (("theorem", radius), ("control_small_ball", ctx.quantities["control_radius"])):
+            low = c0 - 2 * rad * rn
+            low_err = c_err + 2 * rad * r_err_norm
+            values[f"linear_lower_{key}"] = low
+            if key == "theorem":
+                if out["theorem"] == UNDECIDED and low - low_err > bound:
+                    out["theorem"] = VIOLATION
+            elif low - low_err > bound:
+                out[key] = VIOLATION
+            elif ctx.quantities["zero_witness_holds"] or (values["norm2_w1"] <= rad * (1 + 1e-12)
+                                                           and R1 + R1_err <= bound):
+                out[key] = HOLDS
+            else:
+                out[key] = UNDECIDED
         values["witness"] = float(witness)
         values["best_risk"] = max(best, 0.0)
         values["slack"] = bound / best if best > 0 else float("inf")
@@ -241,7 +275,10 @@ class Thm41(Check):
             "slack_median": float(np.median(sl)), "slack_min": float(sl.min()),
             "witness_proof": int((w == 1).sum()), "witness_trust_region": int((w == 2).sum()),
         })
-        rows[1].figures.update({
+        low = col("linear_lower_control_small_ball")
+        rows[1].figures.update({"radius": ctx.quantities["control_radius"], "bound": ctx.arrays["bound"],
+                                "certified_lower_min": float(low.min()) if low.size else None})
+        rows[2].figures.update({
             "l1_radius": ctx.quantities["l2_radius"],
             "certified_lower_bound": ctx.quantities["l1_lower_bound"],
             "bound": ctx.arrays["bound"],
