@@ -23,6 +23,7 @@ quadrature and the interpolation error together, up to the usual a-posteriori ca
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from functools import cached_property
@@ -129,8 +130,12 @@ class Target:
         a* depends on b only through t = Vb (V the term directions); t ranges over the
         ellipsoid {Vb : ‖b‖ = 1}. The sup is found by a dense sample of the sphere's
         image and a local refinement (exact for one term)."""
+        if not self.terms:
+            return 1.0
         if len(self.terms) == 1:
             return max(1.0, abs(self.terms[0].weight) * self.terms[0].sup_abs_g(self.d))
+        if all(t.family == "sign" for t in self.terms):
+            return max(1.0, self._sign_sup())
         V = np.stack([t.direction for t in self.terms])  # J × d
         Q, _ = np.linalg.qr(V.T)  # orthonormal basis of the span of the directions (d × r)
         r = Q.shape[1]
@@ -155,6 +160,29 @@ class Target:
                                     method="Nelder-Mead", options={"xatol": 1e-10, "fatol": 1e-12})
             sup = max(sup, -float(res.fun))
         return max(1.0, sup)
+
+    def _sign_sup(self) -> float:
+        """sup_b |Σ_j w_j sign(b·v_j)| exactly: a* is constant on each open cell of the arrangement
+        of the hyperplanes v_j^⊥ (a value on a boundary, with some signs 0, averages those of the
+        adjacent cells), so the sup is the largest |Σ_j w_j s_j| over the sign vectors s of
+        non-empty cells; a cell {b : s_j v_j·b > 0 ∀j} is non-empty iff the linear program
+        s_j v_j·b ≥ 1 ∀j is feasible (the cell is a cone). Thin cells count as much as wide
+        ones, which sampling misses (directions 1e-6 apart gave γ = 1 instead of 21)."""
+        from scipy import optimize  # here only, as in gamma
+
+        V = np.stack([t.direction for t in self.terms])
+        w = np.array([t.weight for t in self.terms])
+        best = 0.0
+        for signs in itertools.product((-1.0, 1.0), repeat=len(self.terms)):
+            s = np.array(signs)
+            value = abs(float(w @ s))
+            if value <= best:
+                continue
+            lp = optimize.linprog(np.zeros(self.d), A_ub=-(s[:, None] * V), b_ub=-np.ones(len(s)),
+                                  bounds=[(None, None)] * self.d, method="highs")
+            if lp.status == 0:
+                best = value
+        return best
 
     # -- F_j, R_j as interpolants ---------------------------------------------------------------
     def _F_direct(self, tm: Term, s: np.ndarray, nodes: int) -> np.ndarray:
@@ -258,4 +286,14 @@ def build_target(spec, d: int) -> Target:
                 raise UserError(f"scenario key 'target.terms[{i}].direction' must be a nonzero finite vector.")
             v = v / nv
         terms.append(Term(t.family, float(t.weight), v, float(t.omega), int(t.degree)))
+    # linear terms add up to one: Σ_j w_j (b·v_j) = b·u with u = Σ_j w_j v_j, and f* is linear in
+    # a*, so its linear part is ‖u‖ F_lin(x·u/‖u‖): bounds on f* and γ see the sum, not the
+    # terms (±8 linear terms that cancel give f* ≡ 0, not a bound of 8)
+    linear = [tm for tm in terms if tm.family == "linear"]
+    if len(linear) > 1:
+        u = sum(tm.weight * tm.direction for tm in linear)
+        terms = [tm for tm in terms if tm.family != "linear"]
+        nu = float(np.linalg.norm(u))
+        if nu > 1e-14 * sum(abs(tm.weight) for tm in linear):
+            terms.append(Term("linear", nu, u / nu))
     return Target(terms, d, spec.quadrature_nodes)

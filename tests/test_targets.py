@@ -199,3 +199,45 @@ def test_thm41_with_a_data_file_uses_the_exact_empirical_risk(tmp_path):
     a = tg.a_star(B) / 512
     R = np.mean((np.maximum(X @ B.T, 0) @ a - tg(X)) ** 2)
     assert rep.values["risk_w1"] == pytest.approx(R, rel=1e-10)
+
+
+def test_gamma_of_sign_terms_counts_thin_cells_exactly():
+    """Two sign terms with directions 1e-6 apart and weights ±10.5: the cell between the two
+    hyperplanes is thin but non-empty, so sup|a*| = 21 (≤ Σ|w_j| = 21 always, and an explicit b in
+    the cell attains it); sampling the sphere found 1."""
+    d = 5
+    e = np.eye(d)
+    v2 = e[0] + 1e-6 * e[1]
+    v2 /= np.linalg.norm(v2)
+    tg = Target([Term("sign", 10.5, e[0]), Term("sign", -10.5, v2)], d)
+    b = 1e-7 * e[0] - e[1]  # b·e0 > 0 > b·v2
+    b /= np.linalg.norm(b)
+    assert b @ e[0] > 0 > b @ v2
+    assert abs(tg.a_star(b[None, :])[0]) == 21.0
+    assert tg.gamma == 21.0
+    # three sign terms along orthogonal axes: every sign vector is a cell, sup = Σ|w|
+    assert Target([Term("sign", w, e[i]) for i, w in enumerate((2.0, -3.0, 4.0))], d).gamma == 9.0
+
+
+def test_linear_terms_are_summed_before_bounding():
+    from ntkcheck.checks.thm41 import TargetSpec
+    from ntkcheck.targets import build_target
+
+    cancel = TargetSpec(terms=[{"family": "linear", "weight": 8.0, "direction": 0},
+                               {"family": "linear", "weight": -8.0, "direction": 0}])
+    tg = build_target(cancel, 5)
+    assert tg.sup_abs_bound() == 0.0 and tg.gamma == 1.0  # f* ≡ 0: the sum, not 16
+    rng = np.random.default_rng(4)
+    X = sphere(rng, 30, 5)
+    np.testing.assert_array_equal(tg(X), np.zeros(30))
+    spec = TargetSpec(terms=[{"family": "linear", "weight": 3.0, "direction": 0},
+                             {"family": "linear", "weight": 4.0, "direction": 1}])
+    merged = build_target(spec, 5)
+    e = np.eye(5)
+    separate = Target([Term("linear", 3.0, e[0]), Term("linear", 4.0, e[1])], 5)
+    assert len(merged.terms) == 1 and merged.terms[0].weight == pytest.approx(5.0)
+    np.testing.assert_allclose(merged(X), separate(X), rtol=1e-10, atol=1e-12)  # f* is linear in a*
+    assert merged.gamma == pytest.approx(5.0, rel=1e-12)
+    r1, _ = merged.r(X)
+    r2, _ = separate.r(X)
+    np.testing.assert_allclose(r1, r2, rtol=1e-10, atol=1e-12)
