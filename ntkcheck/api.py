@@ -27,7 +27,7 @@ from .trials import Interrupted, available_cores, data_rng, run_one, run_trials,
 OPTION_KEYS = {"m": "network.m", "n": "data.n", "d": "data.d", "trials": "trials",
                "seed": "seed", "confidence": "confidence", "workers": "compute.workers",
                "scheduler": "compute.scheduler"}
-MAX_TRIALS = 100_000
+from .scenario import MAX_TRIALS  # noqa: E402  (one limit, stated with the scenario keys)
 #: trials=auto runs at most this many times the planned trials while hypotheses keep failing
 AUTO_VACUOUS_FACTOR = 10
 

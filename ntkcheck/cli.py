@@ -174,6 +174,20 @@ def output_options(f):
     return f
 
 
+def check_outputs(**paths) -> None:
+    """Refuse, before any work, output paths that cannot be written or that name the same file
+    (``--json X --junit X`` would overwrite one with the other)."""
+    seen: dict[str, str] = {}
+    for name, path in paths.items():
+        if path is None:
+            continue
+        option = "--" + name.removesuffix("_path")
+        target = str(check_writable(path, option).resolve())
+        if target in seen:
+            raise UserError(f"{seen[target]} and {option} name the same file '{path}'.")
+        seen[target] = option
+
+
 def _write_outputs(results, json_path, junit_path, many: bool) -> None:
     if json_path:
         obj = {"results": [r.to_dict() for r in results]} if many else results[0].to_dict()
@@ -206,10 +220,7 @@ def _check_command(name: str) -> click.Command:
     def command(scenario, m, n, d, trials, seed, confidence, workers, scheduler, data, labels, sets, json_path,
                 junit_path, quiet, debug, replay, expect):
         overrides = _overrides(m, n, d, trials, seed, confidence, workers, scheduler, data, labels, sets)
-        if json_path:
-            check_writable(json_path, "--json")
-        if junit_path:
-            check_writable(junit_path, "--junit")
+        check_outputs(json_path=json_path, junit_path=junit_path)
         console = make_console()
         if expect and replay is None:
             raise UserError("--expect goes with --replay TRIAL.")
@@ -255,6 +266,8 @@ def collect_scenarios(paths) -> list[Path]:
             files += found
         elif p.is_file():
             files.append(p)
+        elif p.exists():  # a FIFO or a device would block or never end
+            raise UserError(f"scenario path '{p}' is not a regular file.")
         else:
             raise UserError(f"scenario path '{p}' does not exist.")
     return files
@@ -272,10 +285,7 @@ def run_cmd(paths, workers, scheduler, json_path, junit_path, quiet, debug):
     """
     from .scenario import load_yaml
 
-    if json_path:
-        check_writable(json_path, "--json")
-    if junit_path:
-        check_writable(junit_path, "--junit")
+    check_outputs(json_path=json_path, junit_path=junit_path)
     files = collect_scenarios(paths)
     plan = []
     for f in files:

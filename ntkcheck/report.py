@@ -165,9 +165,13 @@ def render_replay(rep: Replay, console: Console) -> None:
 # ---------------------------------------------------------------------------------------- files
 def check_writable(path: str | Path, option: str) -> Path:
     """Refuse an output path that cannot be written, before any work is done."""
+    if not str(path):
+        raise UserError(f"{option} needs a file name (got an empty one).")
     p = Path(path).expanduser()
     if p.is_dir():
         raise UserError(f"{option} path '{p}' is a directory.")
+    if p.exists() and not p.resolve().is_file():  # a device, a FIFO, or a link to one: never replace it
+        raise UserError(f"{option} path '{p}' is not a regular file.")
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
         raise UserError(f"{option} path '{p}': folder '{parent}' does not exist.")
@@ -176,12 +180,25 @@ def check_writable(path: str | Path, option: str) -> Path:
     return p
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``, with the
+    permissions a shell redirect would give (0666 less the umask; mkstemp's own are 0600). A
+    full disk or a too-large file is one sentence (UserError), never a traceback."""
     p = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent if str(p.parent) else ".")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        os.fchmod(fd, 0o666 & ~_umask())
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as e:
+            raise UserError(f"could not write '{p}': {e.strerror or e}.") from None
         os.replace(tmp, p)
     except BaseException:
         try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import re
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
@@ -20,6 +20,83 @@ from .errors import UserError
 
 
 _EXP_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+#: limits on a scenario document, checked on YAML's node graph before anything is built or walked
+MAX_YAML_BYTES = 1 << 20
+MAX_YAML_NODES = 100_000  # nodes as a walk sees them, aliases expanded
+MAX_YAML_DEPTH = 64
+MAX_SCALAR_CHARS = 1000
+
+
+def short(value: Any, limit: int = 60) -> str:
+    """repr(value), cut to ``limit`` characters: messages never echo a large input."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def safe_yaml(text: str, what: str) -> Any:
+    """``yaml.safe_load`` with bounds: the node graph is composed first (PyYAML shares the node of
+    an anchor among its aliases, so composing costs the text's size) and walked with aliases
+    expanded, refusing on the way a recursive alias, nesting deeper than MAX_YAML_DEPTH, more
+    than MAX_YAML_NODES nodes (alias bombs), scalars longer than MAX_SCALAR_CHARS (4000-digit
+    integers) and duplicate keys; only then is the document constructed."""
+    if len(text) > MAX_YAML_BYTES:
+        raise UserError(f"{what} is {len(text)} characters long; scenarios are limited to {MAX_YAML_BYTES}.")
+    try:
+        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+    except RecursionError:
+        raise UserError(f"{what} is nested too deeply (more than {MAX_YAML_DEPTH} levels).") from None
+    except yaml.YAMLError as e:
+        raise UserError(_yaml_problem(e, what)) from None
+    if len(nodes) > 1:
+        raise UserError(f"{what} holds {len(nodes)} YAML documents; give one.")
+    if not nodes:
+        return None
+    count = 0
+    stack: list[tuple[yaml.Node, int, tuple[int, ...]]] = [(nodes[0], 0, ())]
+    while stack:
+        node, depth, path = stack.pop()
+        count += 1
+        if count > MAX_YAML_NODES:
+            raise UserError(f"{what} expands to more than {MAX_YAML_NODES} values (aliases included).")
+        if depth > MAX_YAML_DEPTH:
+            raise UserError(f"{what} is nested too deeply (more than {MAX_YAML_DEPTH} levels).")
+        if id(node) in path:
+            raise UserError(f"{what} has a recursive alias at line {node.start_mark.line + 1}.")
+        if isinstance(node, yaml.ScalarNode):
+            if len(node.value) > MAX_SCALAR_CHARS:
+                raise UserError(f"{what} has a value of {len(node.value)} characters at line "
+                                f"{node.start_mark.line + 1} (starting {short(node.value[:20])}).")
+            continue
+        inner = path + (id(node),)
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for k, v in node.value:
+                if isinstance(k, yaml.ScalarNode):
+                    if k.value in seen:
+                        raise UserError(f"{what} gives key {short(k.value)} twice (lines {seen[k.value]} "
+                                        f"and {k.start_mark.line + 1}).")
+                    seen[k.value] = k.start_mark.line + 1
+                stack += [(k, depth + 1, inner), (v, depth + 1, inner)]
+        else:
+            stack += [(v, depth + 1, inner) for v in node.value]
+    try:
+        return yaml.SafeLoader(text).get_single_data()
+    except yaml.YAMLError as e:  # (a tag that does not construct, say)
+        raise UserError(_yaml_problem(e, what)) from None
+
+
+def _yaml_problem(e: yaml.YAMLError, what: str) -> str:
+    where = ""
+    mark = getattr(e, "problem_mark", None)
+    if mark is not None:
+        where = f" at line {mark.line + 1}, column {mark.column + 1}"
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    return f"{what} is not valid YAML{where}: {str(problem)[:100]}."
+
+
+#: the most trials a run may ask for (nothing proportional to the count is built before a trial)
+MAX_TRIALS = 100_000
 
 
 class Strict(BaseModel):
@@ -57,8 +134,8 @@ class ComputeSpec(Strict):
 class BaseScenario(Strict):
     check: str
     seed: int = Field(0, ge=0, lt=2**63, description="root seed of all randomness")
-    trials: Union[int, Literal["auto"]] = Field(
-        "auto", description="number of trials, or auto: the fewest that could PASS")
+    trials: Union[Annotated[int, Field(ge=1, le=MAX_TRIALS)], Literal["auto"]] = Field(
+        "auto", description=f"number of trials (1 to {MAX_TRIALS}), or auto: the fewest that could PASS")
     confidence: float = Field(0.95, gt=0.0, lt=1.0, description="family-wise confidence of the table")
     violation_bound: float = Field(
         0.05, gt=0.0, lt=1.0,
@@ -84,21 +161,17 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         raise UserError(f"scenario file '{p}' does not exist.")
     if p.is_dir():
         raise UserError(f"scenario file '{p}' is a directory.")
+    if not p.is_file():  # a FIFO or a device would block or never end
+        raise UserError(f"scenario file '{p}' is not a regular file.")
     try:
-        text = p.read_text(encoding="utf-8")
+        with open(p, "rb") as fh:
+            raw = fh.read(MAX_YAML_BYTES + 1)
+        text = raw.decode("utf-8")
     except PermissionError:
         raise UserError(f"scenario file '{p}' cannot be read (permission denied).") from None
     except UnicodeDecodeError:
         raise UserError(f"scenario file '{p}' is not UTF-8 text.") from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        where = ""
-        mark = getattr(e, "problem_mark", None)
-        if mark is not None:
-            where = f" at line {mark.line + 1}, column {mark.column + 1}"
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise UserError(f"scenario file '{p}' is not valid YAML{where}: {problem}.") from None
+    doc = safe_yaml(text, f"scenario file '{p}'")
     if doc is None:
         raise UserError(f"scenario file '{p}' is empty.")
     if not isinstance(doc, dict):
@@ -116,15 +189,12 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 def parse_set(item: str) -> tuple[str, Any]:
     """``KEY=VALUE`` with VALUE parsed as a YAML scalar or flow list."""
     if "=" not in item:
-        raise UserError(f"--set needs KEY=VALUE, got '{item}'.")
+        raise UserError(f"--set needs KEY=VALUE, got {short(item)}.")
     key, raw = item.split("=", 1)
     key = key.strip()
     if not key or any(not part for part in key.split(".")):
         raise UserError(f"--set has an empty key in '{item}'.")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
-        raise UserError(f"--set value for '{key}' is not a valid value: '{raw}'.") from None
+    value = safe_yaml(raw, f"--set value for '{key}'") if raw.strip() else None
     if isinstance(value, str) and _EXP_NUMBER.fullmatch(value.strip()):
         value = float(value)  # YAML 1.1 reads 1e3 as a string; a user means the number
     return key, value
@@ -157,7 +227,8 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 def _sentence(e: ValidationError, model: type[BaseModel]) -> str:
     err = e.errors()[0]
     # drop the union-branch tags ('int', "literal['auto']") that pydantic adds to a location
-    parts = [x for x in err["loc"] if str(x) != "int" and not str(x).startswith(("literal[", "list["))]
+    parts = [x for x in err["loc"] if str(x) != "int"
+             and not str(x).startswith(("literal[", "list[", "constrained-"))]
     loc = ""
     for x in parts:
         loc += f"[{x}]" if isinstance(x, int) else (f".{x}" if loc else str(x))
@@ -167,15 +238,15 @@ def _sentence(e: ValidationError, model: type[BaseModel]) -> str:
         allowed = _allowed_keys(model, parent)
         hint = f" (known keys{' in ' + parent if parent else ''}: {', '.join(allowed)})" if allowed else ""
         return f"unknown scenario key '{loc}'{hint}."
-    got = err.get("input")
+    got = short(err.get("input"))
     msg = err["msg"]
     if typ in ("dict_type", "model_type"):
-        return f"scenario key '{loc}' must be a mapping of keys to values (got {got!r})."
+        return f"scenario key '{loc}' must be a mapping of keys to values (got {got})."
     if typ == "missing":
         return f"scenario key '{loc}' is required."
     if loc == "trials":
-        return f"scenario key 'trials' must be a positive integer or 'auto' (got {got!r})."
-    return f"scenario key '{loc}': {msg[0].lower() + msg[1:]} (got {got!r})."
+        return f"scenario key 'trials' must be an integer from 1 to {MAX_TRIALS} or 'auto' (got {got})."
+    return f"scenario key '{loc}': {msg[0].lower() + msg[1:]} (got {got})."
 
 
 def _allowed_keys(model: type[BaseModel], dotted: str) -> list[str]:

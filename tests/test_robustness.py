@@ -1,8 +1,10 @@
 """Fuzzed scenarios and overrides, numerical faults, atomic outputs."""
+import os
 import json
 import math
 
 import numpy as np
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -126,3 +128,72 @@ def test_a_failed_run_leaves_the_previous_output_intact(monkeypatch, ntk, tmp_pa
     assert r.code == 4
     assert j.read_text() == good_j and x.read_text() == good_x
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json", "r.xml"]  # no temporary left
+
+
+HOSTILE_YAML = {
+    "alias bomb": "check: lemma23\na: &a [x, x, x, x, x, x, x, x, x]\n"
+                  + "".join(f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdef", "bcdefg")),
+    "recursive alias": "check: lemma23\nx: &x [*x]\n",
+    "deep nesting": "check: lemma23\nx: " + "[" * 4000 + "]" * 4000 + "\n",
+    "deep mappings": "check: lemma23\n" + "".join("  " * i + f"k{i}:\n" for i in range(300)) + "  " * 300 + "v: 1\n",
+    "huge integer": "check: lemma23\nseed: " + "9" * 4500 + "\n",
+    "duplicate key": "check: lemma23\nseed: 1\nseed: 2\n",
+    "two documents": "check: lemma23\n---\ncheck: lemma21\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_YAML))
+def test_hostile_yaml_is_one_short_sentence_and_exit_2(case, ntk, tmp_path):
+    p = tmp_path / "s.yaml"
+    p.write_text(HOSTILE_YAML[case])
+    r = ntk("run", p)
+    assert r.code == 2, (case, r.err[:300])
+    assert r.err.count("\n") == 1 and len(r.err) < 300 and "Traceback" not in r.err
+
+
+def test_duplicate_keys_are_named():
+    from ntkcheck.errors import UserError
+    from ntkcheck.scenario import safe_yaml
+
+    with pytest.raises(UserError, match="gives key 'seed' twice"):
+        safe_yaml("seed: 1\nseed: 2\n", "x")
+
+
+@pytest.mark.parametrize("args", [
+    ("lemma23", "--trials", "0"), ("lemma23", "--set", "trials=0"), ("lemma23", "--set", "trials=-3"),
+    ("lemma23", "--trials", str(10**9)), ("lemma23", "--trials", str(2**64)),
+    ("lemma23", "--set", "claim.c=1\n---\n2"),
+    ("cor24", "--set", "dynamics.T=1.7e308"), ("cor24", "--set", "dynamics.step=1e-320"),
+    ("cor24", "--set", "dynamics.T=1.7e308", "--set", "dynamics.method=flow"),
+    ("lemma43", "--set", "network.widths=[]"),
+    ("lemma21", "--json", ""),
+])
+def test_hostile_counts_and_numbers(args, ntk):
+    r = ntk(*args)
+    assert r.code == 2, (args, r.err[:300])
+    assert r.err.count("\n") == 1 and len(r.err) < 300
+
+
+def test_a_fifo_scenario_is_refused_without_blocking(ntk, tmp_path):
+    p = tmp_path / "fifo.yaml"
+    os.mkfifo(p)
+    r = ntk("run", p)
+    assert r.code == 2 and "not a regular file" in r.err
+
+
+def test_outputs_refuse_devices_and_the_same_file_and_follow_the_umask(ntk, tmp_path):
+    r = ntk("lemma21", "--n", "5", "--json", "/dev/null")
+    assert r.code == 2 and "not a regular file" in r.err
+    link = tmp_path / "link.json"
+    link.symlink_to("/dev/null")
+    r = ntk("lemma21", "--n", "5", "--json", link)
+    assert r.code == 2 and "not a regular file" in r.err
+    same = tmp_path / "same"
+    r = ntk("lemma21", "--n", "5", "--json", same, "--junit", same)
+    assert r.code == 2 and "name the same file" in r.err
+    old = os.umask(0o027)
+    try:
+        r = ntk("lemma21", "--n", "5", "--json", tmp_path / "r.json")
+    finally:
+        os.umask(old)
+    assert r.code == 0 and (os.stat(tmp_path / "r.json").st_mode & 0o777) == 0o640

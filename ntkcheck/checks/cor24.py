@@ -40,7 +40,8 @@ import numpy as np
 from pydantic import Field
 
 from .. import data as data_mod
-from ..dynamics import FlowOptions, Spectrum, gradient_descent, integrate_flow
+from ..errors import UserError
+from ..dynamics import RK_STABILITY, FlowOptions, Spectrum, gradient_descent, integrate_flow
 from ..kernels import eigenvalue_tolerance, h_infinity
 from ..network import NTKNetwork, require_memory
 from ..scenario import Strict
@@ -113,14 +114,19 @@ class Cor24(Check):
         l0 = lam.value
         T = 4.0 / l0 if sc.dynamics.T == "auto" else float(sc.dynamics.T)
         if not (T > 0 and math.isfinite(T)):
-            from ..errors import UserError
             raise UserError(f"scenario key 'dynamics.T' must be a positive time (got {sc.dynamics.T!r}).")
         lam_max_inf = float(np.linalg.eigvalsh(h_infinity(inputs.X))[-1])
         eta = 1.0 / lam_max_inf if sc.dynamics.step == "auto" else float(sc.dynamics.step)
         if not (eta > 0 and math.isfinite(eta)):
-            from ..errors import UserError
             raise UserError(f"scenario key 'dynamics.step' must be a positive step (got {sc.dynamics.step!r}).")
-        gd_steps = int(math.ceil(T / eta))
+        if sc.dynamics.method in ("both", "gd") and not T / eta <= sc.dynamics.max_steps:  # (inf, nan too)
+            raise UserError(f"gradient descent with step {eta:.3g} needs more steps to reach T = {T:.3g} than "
+                            f"dynamics.max_steps = {sc.dynamics.max_steps}; lower T or raise the step.")
+        flow_steps = T * lam_max_inf / (0.9 * RK_STABILITY)  # steps at the stability cap of H∞
+        if sc.dynamics.method in ("both", "flow") and not flow_steps <= sc.dynamics.max_steps:
+            raise UserError(f"gradient flow to T = {T:.3g} needs about {flow_steps:.3g} steps (T·λ_max(H∞)/2.26), "
+                            f"more than dynamics.max_steps = {sc.dynamics.max_steps}; lower T or raise max_steps.")
+        gd_steps = int(math.ceil(T / eta)) if sc.dynamics.method in ("both", "gd") else 0
         gd_notes = []
         if eta * lam_max_inf > 2.0:
             # the mode of λ_max(H) grows like |1 − ηλ_max|^k: a horizon of T/η steps may end before
@@ -136,7 +142,6 @@ class Cor24(Check):
                             "assumes η = O(λ0/n²), so at this step the gd_loss row tests the bound beyond the "
                             "theorem's condition.")
         if sc.dynamics.method in ("both", "gd") and gd_steps > sc.dynamics.max_steps:
-            from ..errors import UserError
             raise UserError(f"gradient descent with step {eta:.3g} needs {gd_steps} steps to reach T = {T:.3g}, "
                             f"more than dynamics.max_steps = {sc.dynamics.max_steps}; raise one of them.")
         q = ntk_quantities(inputs, lam, m)

@@ -115,6 +115,8 @@ class Lemma43(Check):
             widths = sorted({max(8, M >> k) for k in range(6)})
         else:
             widths = sorted(set(sc.network.widths))
+            if len(widths) < 2:
+                raise UserError(f"lemma43 needs at least two widths to fit a slope (got {widths}).")
             if "network.m" in explicit and max(widths) != M:
                 raise UserError(f"--m {M} must be the largest width of network.widths {widths}.")
             if any(w <= 0 for w in widths):
