@@ -197,3 +197,25 @@ def test_outputs_refuse_devices_and_the_same_file_and_follow_the_umask(ntk, tmp_
     finally:
         os.umask(old)
     assert r.code == 0 and (os.stat(tmp_path / "r.json").st_mode & 0o777) == 0o640
+
+
+def test_a_full_disk_is_one_sentence_and_leaves_no_file(monkeypatch, tmp_path):
+    import errno
+
+    from ntkcheck import report
+    from ntkcheck.errors import UserError
+
+    class Full:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def write(self, text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(report.os, "fdopen", lambda fd, *a, **k: (os.close(fd), Full())[1])
+    with pytest.raises(UserError, match="No space left on device"):
+        report.write_atomic(tmp_path / "r.json", "{}")
+    assert list(tmp_path.iterdir()) == []  # neither the target nor the temporary file
