@@ -282,7 +282,7 @@ def resolve(model: type[BaseScenario], default: dict[str, Any], path: str | Path
     if path is not None:
         filed = load_yaml(path)
         if "check" in filed and filed["check"] != check:
-            raise UserError(f"scenario file '{path}' is for check '{filed['check']}', not '{check}'.")
+            raise UserError(f"scenario file '{path}' is for check {short(filed['check'])}, not '{check}'.")
         explicit |= _leaf_keys(filed)
         doc = deep_merge(doc, filed)
     for key, value in (options or {}).items():
@@ -293,7 +293,7 @@ def resolve(model: type[BaseScenario], default: dict[str, Any], path: str | Path
     for item in sets:
         key, value = parse_set(item)
         if key == "check" and value != check:
-            raise UserError(f"--set check={value} cannot change the check; run 'ntkcheck {value}'.")
+            raise UserError(f"--set check={short(value)} cannot change the check; run that check instead.")
         set_path(doc, key, value)
         explicit.add(key)
     try:

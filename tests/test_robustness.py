@@ -219,3 +219,38 @@ def test_a_full_disk_is_one_sentence_and_leaves_no_file(monkeypatch, tmp_path):
     with pytest.raises(UserError, match="No space left on device"):
         report.write_atomic(tmp_path / "r.json", "{}")
     assert list(tmp_path.iterdir()) == []  # neither the target nor the temporary file
+
+
+_leaf = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=30))
+_docs = st.recursive(_leaf, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                      st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+                     max_leaves=20)
+
+
+@settings(max_examples=150, deadline=None)
+@given(doc=st.one_of(_docs, st.dictionaries(st.sampled_from(["seed", "trials", "data", "claim", "network",
+                                                            "compute", "confidence", "check"]), _docs,
+                                            max_size=5)),
+       raw=st.text(max_size=200), key=st.text(max_size=20), value=st.text(max_size=40))
+def test_generated_yaml_and_set_values_give_a_sentence_or_a_scenario(doc, raw, key, value):
+    """Any document, any text and any --set item: a validated scenario or a UserError, nothing else."""
+    import tempfile
+
+    from ntkcheck.checks import get_check
+    from ntkcheck.errors import UserError
+    from ntkcheck.scenario import resolve
+
+    check = get_check("lemma23")
+    with tempfile.TemporaryDirectory() as d:
+        for text in (yaml.safe_dump(doc), raw):
+            p = os.path.join(d, "s.yaml")
+            with open(p, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            try:
+                resolve(check.scenario_model(), check.default_scenario(), p)
+            except UserError as e:
+                assert len(str(e)) < 400
+    try:
+        resolve(check.scenario_model(), check.default_scenario(), None, sets=[f"{key}={value}"])
+    except UserError as e:
+        assert len(str(e)) < 400

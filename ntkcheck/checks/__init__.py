@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..errors import UserError
+from ..scenario import short
 from .base import Check
 from .cor22 import Cor22
 from .cor24 import Cor24
@@ -17,4 +18,4 @@ def get_check(name: str) -> Check:
     try:
         return REGISTRY[name]()
     except KeyError:
-        raise UserError(f"unknown check '{name}'; known checks: {', '.join(REGISTRY)}.") from None
+        raise UserError(f"unknown check {short(name)}; known checks: {', '.join(REGISTRY)}.") from None
