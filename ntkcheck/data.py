@@ -7,6 +7,8 @@ Every problem with a file is a :class:`~ntkcheck.errors.UserError` naming it.
 """
 from __future__ import annotations
 
+import re
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +20,8 @@ from .errors import UserError
 UNIT_TOL = 1e-9
 #: |cos| above this counts as parallel (one rounding step of a normalised dot product)
 PARALLEL_TOL = 1e-12
+#: what a CSV cell may hold: a decimal number (no '_' separators, which float() would accept)
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(inf|infinity|nan)", re.IGNORECASE)
 
 
 @dataclass
@@ -52,19 +56,25 @@ def load_array(path: str | Path, what: str = "data") -> np.ndarray:
         raise UserError(f"{what} file '{p}' does not exist.")
     if p.is_dir():
         raise UserError(f"{what} file '{p}' is a directory, not a file.")
+    if not p.is_file():  # a FIFO or a device (/dev/zero) would block or never end
+        raise UserError(f"{what} file '{p}' is not a regular file.")
     ext = p.suffix.lower()
+    limit = _read_limit()
     try:
         if ext == ".npy":
+            _refuse_large(_npy_bytes(p), limit, what, p)
             arr = np.load(p, allow_pickle=False)
         elif ext == ".npz":
             with np.load(p, allow_pickle=False) as z:
                 keys = list(z.keys())
                 key = keys[0] if len(keys) == 1 else next((k for k in ("X", "x") if k in keys), None)
                 if key is None:
-                    raise UserError(f"{what} file '{p}' holds arrays {keys}; "
+                    raise UserError(f"{what} file '{p}' holds arrays {keys[:5]}; "
                                     "keep one array or name it 'X'.")
+                _refuse_large(z.zip.getinfo(f"{key}.npy").file_size, limit, what, p)
                 arr = z[key]
         elif ext == ".csv":
+            _refuse_large(8 * p.stat().st_size, limit, what, p)  # parsed floats: at most ~8× the text
             arr = _load_csv(p, what)
         else:
             raise UserError(f"{what} file '{p}' has extension '{ext or '(none)'}'; "
@@ -73,12 +83,34 @@ def load_array(path: str | Path, what: str = "data") -> np.ndarray:
         raise
     except PermissionError:
         raise UserError(f"{what} file '{p}' cannot be read (permission denied).") from None
-    except (ValueError, OSError, EOFError) as e:
-        raise UserError(f"{what} file '{p}' could not be read as {ext[1:]}: {_first_line(e)}.") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
+        raise UserError(f"{what} file '{p}' could not be read as {ext[1:]}: {_first_line(e)[:100]}.") from None
     arr = np.asarray(arr)
     if arr.dtype.kind not in "biuf":
         raise UserError(f"{what} file '{p}' holds {arr.dtype} values, not numbers.")
     return arr.astype(np.float64)
+
+
+def _read_limit() -> float:
+    """Bytes a data file may need once read: half of this machine's memory."""
+    from .network import memory_limit_bytes
+
+    return 0.5 * memory_limit_bytes()
+
+
+def _npy_bytes(p: Path) -> int:
+    """The size of an .npy file's array from its header alone (before any data is read)."""
+    with open(p, "rb") as fh:
+        version = np.lib.format.read_magic(fh)
+        shape, _, dtype = (np.lib.format.read_array_header_1_0(fh) if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0(fh))
+    return int(np.prod(shape, dtype=object)) * dtype.itemsize
+
+
+def _refuse_large(nbytes: int, limit: float, what: str, p: Path) -> None:
+    if nbytes > limit:
+        raise UserError(f"{what} file '{p}' holds {nbytes / 2**30:.3g} GiB of numbers, more than half of "
+                        f"this machine's memory ({limit / 2**30:.3g} GiB).")
 
 
 def _first_line(e: Exception) -> str:
@@ -87,38 +119,34 @@ def _first_line(e: Exception) -> str:
 
 
 def _load_csv(p: Path, what: str) -> np.ndarray:
+    """Rows of numbers. The first line is a header only if none of its cells is a number; any
+    other cell that is not a number is an error naming its row and column (a typo such as
+    'x3', a NUL, or '1_0', which Python's float() would read as 10). A UTF-8 byte-order mark
+    is allowed."""
     try:
-        text = p.read_text()
+        text = p.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise UserError(f"{what} file '{p}' is not a text CSV file.") from None
-    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    lines = [(k + 1, ln) for k, ln in enumerate(text.splitlines()) if ln.strip() and not ln.lstrip().startswith("#")]
     if not lines:
         raise UserError(f"{what} file '{p}' is empty.")
+    first = [f.strip() for f in lines[0][1].split(",")]
+    if not any(_NUMBER.fullmatch(f) for f in first):
+        lines = lines[1:]  # a header: no cell of it is a number
     rows = []
-    for lineno, ln in enumerate(lines):
+    for lineno, ln in lines:
         fields = [f.strip() for f in ln.split(",")]
-        try:
-            rows.append([float(f) for f in fields])
-        except ValueError:
-            if lineno == 0 and not rows:  # a header line
-                continue
-            bad = next(f for f in fields if not _is_float(f))
-            raise UserError(f"{what} file '{p}' has a non-numeric entry '{bad}' "
-                            f"in data row {len(rows) + 1}.") from None
+        for col, f in enumerate(fields, start=1):
+            if not _NUMBER.fullmatch(f):
+                raise UserError(f"{what} file '{p}' has a non-numeric entry {f[:20]!r} at line {lineno}, "
+                                f"column {col}.")
+        rows.append([float(f) for f in fields])
     if not rows:
         raise UserError(f"{what} file '{p}' has a header but no data rows.")
     widths = {len(r) for r in rows}
     if len(widths) != 1:
-        raise UserError(f"{what} file '{p}' has rows of different lengths {sorted(widths)}.")
+        raise UserError(f"{what} file '{p}' has rows of different lengths {sorted(widths)[:5]}.")
     return np.array(rows, dtype=np.float64)
-
-
-def _is_float(s: str) -> bool:
-    try:
-        float(s)
-        return True
-    except ValueError:
-        return False
 
 
 def validate_inputs(X: np.ndarray, where: str) -> np.ndarray:
@@ -134,20 +162,23 @@ def validate_inputs(X: np.ndarray, where: str) -> np.ndarray:
     if bad.any():
         i, j = np.argwhere(bad)[0]
         raise UserError(f"{where} has a non-finite value ({X[i, j]}) in row {i}, column {j}.")
-    norms = np.linalg.norm(X, axis=1)
-    if np.any(norms == 0):
-        raise UserError(f"{where} row {int(np.argmin(norms))} is zero and cannot be normalised.")
+    zero = ~np.any(X != 0, axis=1)
+    if zero.any():
+        raise UserError(f"{where} row {int(np.argmax(zero))} is zero and cannot be normalised.")
     return X
 
 
 def normalize(X: np.ndarray, source: str) -> Inputs:
-    """Scale every row to unit length, with a note when that changed anything."""
-    norms = np.linalg.norm(X, axis=1)
+    """Scale every row to unit length, with a note when that changed anything. Norms are taken
+    of rows first scaled by their largest |entry| (so 1e200 does not overflow to inf, nor 1e-200
+    underflow to 0)."""
+    top = np.abs(X).max(axis=1)
+    norms = top * np.linalg.norm(X / top[:, None], axis=1)
     notes = []
     if np.max(np.abs(norms - 1.0)) > UNIT_TOL:
         notes.append(f"inputs from {source} were normalised to unit length "
                      f"(row norms ranged from {norms.min():.4g} to {norms.max():.4g}).")
-    return Inputs(X=X / norms[:, None], source=source, notes=notes)
+    return Inputs(X=(X / top[:, None]) / (norms / top)[:, None], source=source, notes=notes)
 
 
 def most_parallel_pair(X: np.ndarray) -> tuple[int, int, float]:

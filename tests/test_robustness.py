@@ -254,3 +254,51 @@ def test_generated_yaml_and_set_values_give_a_sentence_or_a_scenario(doc, raw, k
         resolve(check.scenario_model(), check.default_scenario(), None, sets=[f"{key}={value}"])
     except UserError as e:
         assert len(str(e)) < 400
+
+
+def _write(tmp_path, name, data: bytes):
+    p = tmp_path / name
+    p.write_bytes(data)
+    return p
+
+
+@pytest.mark.parametrize("name,data,message", [
+    ("typo.csv", b"a,b,c\n1,2,3\n4,x3,6\n1,1,0\n", "'x3' at line 3, column 2"),
+    ("us.csv", b"1_0,2,3\n4,5,6\n1,2,2\n", "'1_0' at line 1, column 1"),
+    ("nul.csv", b"1,2,3\n4,\x005,6\n1,2,2\n", "at line 2, column 2"),
+    ("mixed.csv", b"x1,2,3\n4,5,6\n1,2,2\n", "'x1' at line 1, column 1"),  # a header has no number
+    ("bad.npz", b"PK\x03\x04garbage", "could not be read as npz"),
+])
+def test_data_files_with_bad_cells_are_refused_by_row_and_column(name, data, message, ntk, tmp_path):
+    r = ntk("lemma21", "--data", _write(tmp_path, name, data))
+    assert r.code == 2 and message in r.err, r.err
+    assert r.err.count("\n") == 1
+
+
+def test_a_bom_and_a_header_of_names_are_read_not_dropped(tmp_path):
+    from ntkcheck.data import load_array
+
+    rows = b"1,2,3\n4,5,6\n7,8,1\n"
+    for prefix in (b"\xef\xbb\xbf", b"x1,x2,x3\n", b""):
+        np.testing.assert_array_equal(load_array(_write(tmp_path, "d.csv", prefix + rows)),
+                                      [[1, 2, 3], [4, 5, 6], [7, 8, 1]])
+
+
+def test_an_npy_header_is_read_before_its_data(ntk, tmp_path):
+    p = tmp_path / "huge.npy"
+    with open(p, "wb") as fh:
+        np.lib.format.write_array_header_1_0(fh, {"descr": "<f8", "fortran_order": False,
+                                                   "shape": (10**7, 10**7)})
+    r = ntk("lemma21", "--data", p)
+    assert r.code == 2 and "GiB of numbers" in r.err
+    r = ntk("lemma21", "--data", "/dev/zero")
+    assert r.code == 2 and "not a regular file" in r.err
+
+
+@pytest.mark.parametrize("scale", [1e200, 1e-200])
+def test_rows_of_extreme_size_normalise_like_unit_rows(scale):
+    from ntkcheck.data import normalize, validate_inputs
+
+    X = np.random.default_rng(5).standard_normal((6, 3))
+    got = normalize(validate_inputs(X * scale, "x"), "x").X
+    np.testing.assert_allclose(got, X / np.linalg.norm(X, axis=1, keepdims=True), rtol=1e-14)
