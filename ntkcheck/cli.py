@@ -16,12 +16,12 @@ from rich.table import Table
 from rich.text import Text
 
 from . import __version__
-from .api import replay_trial, run_check
+from .api import build_scenario, replay_trial, run_check
 from .checks import REGISTRY, get_check
 from .errors import ExitCode, UserError
 from .network import keep_freed_memory
-from .report import (check_writable, is_plain, make_console, render, render_replay, to_json, to_junit,
-                     verdict_line, write_atomic)
+from .report import (broken_pipe, check_writable, is_plain, make_console, render, render_replay, to_json,
+                     to_junit, verdict_line, write_atomic)
 from .scenario import describe_keys
 
 ISSUES_URL = "the ntkcheck issue tracker"
@@ -287,15 +287,22 @@ def run_cmd(paths, workers, scheduler, json_path, junit_path, quiet, debug):
 
     check_outputs(json_path=json_path, junit_path=junit_path)
     files = collect_scenarios(paths)
-    plan = []
-    for f in files:
-        doc = load_yaml(f)
-        check = doc.get("check")
-        if not isinstance(check, str):
-            raise UserError(f"scenario file '{f}' has no 'check:' key naming its check "
-                            f"({', '.join(REGISTRY)}).")
-        get_check(check)
-        plan.append((f, check))
+    plan, invalid = [], []
+    for f in files:  # every scenario is validated before any runs; each invalid one is named
+        try:
+            doc = load_yaml(f)
+            check = doc.get("check")
+            if not isinstance(check, str):
+                raise UserError(f"scenario file '{f}' has no 'check:' key naming its check "
+                                f"({', '.join(REGISTRY)}).")
+            build_scenario(get_check(check), f, {})
+            plan.append((f, check))
+        except UserError as e:
+            invalid.append(str(e) if str(f) in str(e) else f"{f}: {e}")
+    if invalid:
+        for msg in invalid:
+            click.echo(f"error: {msg}", err=True)
+        raise SystemExit(int(ExitCode.USAGE))
     console = make_console()
     results = []
     for f, check in plan:
@@ -400,6 +407,9 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     keep_freed_memory()
     debug = "--debug" in args
+    if not [a for a in args if a != "--debug"]:  # bare ntkcheck: the help, not an error
+        click.echo(cli.get_help(click.Context(cli, info_name="ntkcheck")))
+        sys.exit(int(ExitCode.USAGE))
     try:
         cli.main(args=args, prog_name="ntkcheck", standalone_mode=False)
     except UserError as e:
@@ -414,6 +424,8 @@ def main(argv: list[str] | None = None) -> None:
                 else " (see 'ntkcheck --help')"
         click.echo(f"error: {msg}", err=True)
         sys.exit(int(ExitCode.USAGE))
+    except BrokenPipeError:  # the reader went away (| head), outside a rich console's own check
+        broken_pipe()
     except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("interrupted.", err=True)
         sys.exit(int(ExitCode.INTERRUPTED))

@@ -30,9 +30,19 @@ def make_console(file=None) -> Console:
     f = file or sys.stdout
     plain = not (hasattr(f, "isatty") and f.isatty()) or "NO_COLOR" in os.environ
     if plain:
-        return Console(file=f, no_color=True, force_terminal=False, highlight=False,
-                       width=int(os.environ.get("COLUMNS", "200")), emoji=False, soft_wrap=False)
-    return Console(file=f, highlight=False)
+        console = Console(file=f, no_color=True, force_terminal=False, highlight=False,
+                          width=int(os.environ.get("COLUMNS", "200")), emoji=False, soft_wrap=False)
+    else:
+        console = Console(file=f, highlight=False)
+    console.on_broken_pipe = broken_pipe  # rich's own exits 1, the code of a failed claim
+    return console
+
+
+def broken_pipe() -> None:
+    """The reader went away (``| head``): stop quietly with 128 + SIGPIPE, as the shell reports a
+    writer killed by the signal, instead of an exit code that means a claim failed."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    raise SystemExit(128 + 13)
 
 
 def is_plain(console: Console) -> bool:

@@ -302,3 +302,29 @@ def test_rows_of_extreme_size_normalise_like_unit_rows(scale):
     X = np.random.default_rng(5).standard_normal((6, 3))
     got = normalize(validate_inputs(X * scale, "x"), "x").X
     np.testing.assert_allclose(got, X / np.linalg.norm(X, axis=1, keepdims=True), rtol=1e-14)
+
+
+def test_run_validates_every_scenario_first_and_names_each_invalid_one(ntk, tmp_path):
+    (tmp_path / "a.yaml").write_text("check: lemma21\ntrials: 3\ndata: {n: 5, d: 3}\n")
+    (tmp_path / "b.yaml").write_text("check: lemma23\nnope: 1\n")
+    (tmp_path / "c.yaml").write_text("check: cor22\nseed: -1\n")
+    r = ntk("run", tmp_path)
+    assert r.code == 2
+    assert "b.yaml: unknown scenario key 'nope'" in r.err and "c.yaml: scenario key 'seed'" in r.err
+    assert "lemma21" not in r.out  # nothing ran
+
+
+def test_bare_command_prints_the_help_without_error(ntk):
+    r = ntk()
+    assert r.code == 2 and "Usage: ntkcheck" in r.out and "error" not in r.err
+
+
+def test_a_closed_pipe_ends_quietly_with_the_sigpipe_code():
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-c", "from ntkcheck.cli import main; main()", "lemma21", "--n", "5"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.close()  # the reader is gone before the table is written
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=120) == 141 and "Traceback" not in err and "error" not in err
