@@ -16,6 +16,7 @@ class ExitCode(IntEnum):
     INCONCLUSIVE = 3  #: none failed, some inconclusive
     INTERNAL = 4  #: a bug in ntkcheck
     INTERRUPTED = 130  #: interrupted by the user
+    BROKEN_PIPE = 141  #: the reader of the output went away (128 + SIGPIPE, as the shell reports it)
 
 
 class UserError(Exception):

@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .api import Replay, Result
-from .errors import UserError
+from .errors import ExitCode, UserError
 from .stats import FAIL, PASS, PROBABILISTIC, SCALING, UNIVERSAL
 
 STYLE = {PASS: "bold green", FAIL: "bold red", "inconclusive": "bold yellow"}
@@ -42,7 +42,7 @@ def broken_pipe() -> None:
     """The reader went away (``| head``): stop quietly with 128 + SIGPIPE, as the shell reports a
     writer killed by the signal, instead of an exit code that means a claim failed."""
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    raise SystemExit(128 + 13)
+    raise SystemExit(int(ExitCode.BROKEN_PIPE))
 
 
 def is_plain(console: Console) -> bool:
