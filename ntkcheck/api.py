@@ -6,6 +6,7 @@ The result object carries the same fields as the ``--json`` output
 from __future__ import annotations
 
 import math
+import os
 import shlex
 import time
 from dataclasses import dataclass, field
@@ -158,8 +159,12 @@ def build_scenario(check: Check, scenario: str | Path | dict | None, overrides: 
         opts["data.labels.path"] = str(Path(labels).expanduser())
     model = check.scenario_model()
     default = check.default_scenario()
+    if "compute.scheduler" not in opts and os.environ.get("NTKCHECK_SCHEDULER"):
+        opts["compute.scheduler"] = os.environ["NTKCHECK_SCHEDULER"]
     if isinstance(scenario, dict):
-        from .scenario import deep_merge, _leaf_keys  # a dict behaves like a scenario file
+        from .scenario import SCHEDULER_REFUSED, deep_merge, _leaf_keys  # a dict behaves like a scenario file
+        if "compute.scheduler" in _leaf_keys(scenario):
+            raise UserError(SCHEDULER_REFUSED.format(where="the scenario"))
         sc, explicit = resolve(model, deep_merge(default, scenario), None, opts, sets)
         return sc, explicit | _leaf_keys(scenario)
     return resolve(model, default, scenario, opts, sets)

@@ -272,6 +272,13 @@ def describe_keys(model: type[BaseModel], prefix: str = "") -> list[tuple[str, s
     return rows
 
 
+#: a scenario names where its trials run only through the command line or the environment:
+#: Dask's protocol carries pickles, so a file that could choose the scheduler could send the
+#: trials (and receive code) anywhere
+SCHEDULER_REFUSED = ("{where} sets compute.scheduler, which only the command line (--scheduler ADDRESS) or the "
+                     "environment (NTKCHECK_SCHEDULER) may choose: a scenario could otherwise send trials anywhere.")
+
+
 def resolve(model: type[BaseScenario], default: dict[str, Any], path: str | Path | None = None,
             options: dict[str, Any] | None = None, sets: list[str] | tuple[str, ...] = ()
             ) -> tuple[BaseScenario, set[str]]:
@@ -283,6 +290,8 @@ def resolve(model: type[BaseScenario], default: dict[str, Any], path: str | Path
         filed = load_yaml(path)
         if "check" in filed and filed["check"] != check:
             raise UserError(f"scenario file '{path}' is for check {short(filed['check'])}, not '{check}'.")
+        if "compute.scheduler" in _leaf_keys(filed):
+            raise UserError(SCHEDULER_REFUSED.format(where=f"scenario file '{path}'"))
         explicit |= _leaf_keys(filed)
         doc = deep_merge(doc, filed)
     for key, value in (options or {}).items():
@@ -292,6 +301,8 @@ def resolve(model: type[BaseScenario], default: dict[str, Any], path: str | Path
         explicit.add(key)
     for item in sets:
         key, value = parse_set(item)
+        if key == "compute.scheduler" or key == "compute" and isinstance(value, dict) and "scheduler" in value:
+            raise UserError(SCHEDULER_REFUSED.format(where="--set"))
         if key == "check" and value != check:
             raise UserError(f"--set check={short(value)} cannot change the check; run that check instead.")
         set_path(doc, key, value)

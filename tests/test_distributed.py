@@ -45,3 +45,9 @@ def test_local_dask_cluster_matches_a_local_run():
 def test_unreachable_scheduler_is_a_clean_refusal(ntk):
     r = ntk("lemma21", "--trials", "2", "--scheduler", "tcp://127.0.0.1:1")
     assert r.code == 2 and "cannot reach the Dask scheduler" in r.err
+
+
+def test_the_environment_may_name_the_scheduler(ntk, monkeypatch):
+    monkeypatch.setenv("NTKCHECK_SCHEDULER", "tcp://127.0.0.1:1")
+    r = ntk("lemma21", "--trials", "2")
+    assert r.code == 2 and "cannot reach the Dask scheduler" in r.err

@@ -328,3 +328,19 @@ def test_a_closed_pipe_ends_quietly_with_the_sigpipe_code():
     p.stdout.close()  # the reader is gone before the table is written
     err = p.stderr.read().decode()
     assert p.wait(timeout=120) == 141 and "Traceback" not in err and "error" not in err
+
+
+@pytest.mark.parametrize("how", ["file", "set", "set_mapping"])
+def test_only_the_command_line_may_choose_a_scheduler(ntk, tmp_path, how):
+    """Dask's protocol carries pickles: a scenario file (or a pasted --set) that could pick the
+    scheduler could send the trials, and take code, from anywhere."""
+    if how == "file":
+        p = tmp_path / "s.yaml"
+        p.write_text("check: lemma21\ncompute: {scheduler: 'tcp://203.0.113.9:8786'}\n")
+        r = ntk("run", p)
+    elif how == "set":
+        r = ntk("lemma21", "--set", "compute.scheduler=tcp://203.0.113.9:8786")
+    else:
+        r = ntk("lemma21", "--set", "compute={scheduler: 'tcp://203.0.113.9:8786'}")
+    assert r.code == 2 and "only the command line (--scheduler ADDRESS)" in r.err
+    assert "Traceback" not in r.err and len(r.err.strip().splitlines()) == 1
