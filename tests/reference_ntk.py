@@ -88,9 +88,16 @@ def ntk_rhs(W, X, y, a):
 def rk4_flow(W0, X, y, a, times, h):
     """Residuals u − y at the increasing ``times``, by classical RK4 with steps ≤ h (each
     requested time reached exactly by a shortened last step)."""
+    return rk4_states(W0, X, y, a, times, h)[1]
+
+
+def rk4_states(W0, X, y, a, times, h):
+    """(W, u − y) at the increasing ``times`` by classical RK4 with steps ≤ h. Across a kink
+    (and along one, where it chatters) RK4 is only first order: halving h halves its error,
+    so |state(h) − state(h/2)| estimates the error of state(h/2)."""
     W = np.array(W0, dtype=np.float64)
     t = 0.0
-    out = []
+    Ws, rs = [], []
     f = lambda V: ntk_rhs(V, X, y, a)[0]
     for target in times:
         while t < target - 1e-15:
@@ -101,5 +108,6 @@ def rk4_flow(W0, X, y, a, times, h):
             k4 = f(W + s * k3)
             W = W + s / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
             t += s
-        out.append(ntk_rhs(W, X, y, a)[1])
-    return np.array(out)
+        Ws.append(W.copy())
+        rs.append(ntk_rhs(W, X, y, a)[1])
+    return np.array(Ws), np.array(rs)

@@ -59,3 +59,10 @@ def test_benchmarks_refuse_bad_arguments_in_one_line():
                            timeout=60)
         assert p.returncode == 2, (script, args, p.stderr)
         assert "Traceback" not in p.stderr and p.stderr.strip().splitlines()[-1].startswith(f"{script}: error:")
+
+
+def test_bench_flow_prints_the_exact_flow_against_the_runge_kutta_pair(tmp_path):
+    out = run("bench_flow.py", "--widths", "64", "--trials", "1", "--n", "6", "--d", "3",
+              "--results", str(tmp_path / "r.md"))
+    assert len(ratios(out, "exact/bs3")) == 1 and ratios(out, "exact/bs3")[0] > 0
+    assert "bench_flow.py" in (tmp_path / "r.md").read_text()

@@ -137,8 +137,9 @@ def test_a_point_is_trusted_only_while_no_sign_has_changed(m, seed):
             assert not trusted, (m, seed, t)
 
 
-@pytest.mark.xfail(strict=True, reason="open (issue 16 item 2): across ReLU kinks the embedded error "
-                   "estimate is not a bound; such points are marked untrusted instead")
+@pytest.mark.xfail(strict=True, reason="the Bogacki–Shampine estimate is not a bound across ReLU kinks: "
+                   "its points after a kink are untrusted, and cor24 uses the exact flow by default "
+                   "(tests/test_reluflow.py holds the same comparison for it, passing)")
 @pytest.mark.parametrize("m", [1024])
 def test_carried_error_bounds_the_true_error_at_every_accepted_step(m):
     X, y, a, W0, pts = _flow_points(m, 0)

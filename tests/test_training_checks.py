@@ -121,3 +121,21 @@ def test_replay_of_a_cor24_trial_prints_its_trajectory_figures(ntk):
     assert r.code == 0
     for key in ("flow_t_h", "flow_steps", "flow_error_u", "gd_worst_ratio", "R_prime"):
         assert key in r.out
+
+
+@pytest.mark.parametrize("m", [16, 32, 64])
+def test_cor24_at_small_widths_decides_on_exact_trajectories_without_false_fails(m):
+    """At m = 16–64 the flow crosses and slides along many kinks; the implication is a theorem,
+    so its rows may not FAIL, while the too-fast variant is refuted on the same trajectories."""
+    res = ntkcheck.run_check("cor24", m=m, n=10, d=6, trials=8, sets=["dynamics.method=flow"])
+    by = {r.name: r for r in res.rows}
+    assert by["flow_loss"].verdict != FAIL and by["flow_weights"].verdict != FAIL
+    assert by["flow_loss"].violations == 0 and by["flow_weights"].violations == 0
+    assert by["variant_fast_rate"].verdict == FAIL
+    assert by["flow_loss"].figures["kink_events_median"] > 5
+
+
+def test_cor24_keeps_the_runge_kutta_integrator_as_an_option():
+    res = ntkcheck.run_check("cor24", **{**FAST24, "trials": 2}, sets=["dynamics.integrator=bs3"])
+    by = {r.name: r for r in res.rows}
+    assert by["flow_loss"].verdict != FAIL and by["control_loss"].verdict == FAIL

@@ -12,11 +12,16 @@ checks the conclusions at every step up to t_h. These are universal claims: one
 violation beyond the integration error estimate is a counterexample. A divergence
 of gradient descent is a finding, never a pass.
 
+The flow is solved exactly between kinks and event by event across them
+(:mod:`ntkcheck.reluflow`): at small widths a trajectory crosses and slides along
+dozens of kinks, where a Runge–Kutta step's error estimate is no bound and a wrong sign
+pattern made a true implication look violated.
+
 A trial whose hypothesis fails already at t = 0 is *vacuous* for the flow and descent
 rows: it is no evidence, and the rows' N counts only the trials where the hypothesis held
 (a row whose hypothesis never held is INCONCLUSIVE). A violation is only concluded at a
-trusted point of the flow (before any step accepted above the error tolerance, see
-:mod:`ntkcheck.dynamics`); later it makes the trial undecided.
+trusted point of the flow (exact flow: before any degenerate kink; bs3: before its first
+kink or floor step); later it makes the trial undecided.
 
 Controls, each false by the argument in its row:
 
@@ -44,6 +49,7 @@ from ..errors import UserError
 from ..dynamics import RK_STABILITY, FlowOptions, Spectrum, gradient_descent, integrate_flow
 from ..kernels import eigenvalue_tolerance, h_infinity
 from ..network import NTKNetwork, require_memory
+from ..reluflow import ReluFlow
 from ..scenario import Strict
 from ..stats import UNIVERSAL, ClaimRow
 from .base import (DIVERGED, HOLDS, UNDECIDED, VACUOUS, VIOLATION, Check, Context, TrialResult, load_inputs,
@@ -54,6 +60,9 @@ _EPS = np.finfo(float).eps
 class DynamicsSpec(Strict):
     method: Literal["both", "flow", "gd"] = Field(
         "both", description="flow (gradient flow), gd (gradient descent), or both")
+    integrator: Literal["exact", "bs3"] = Field(
+        "exact", description="flow: exact (closed form between kinks, kinks located, sliding resolved) or bs3 "
+                             "(Bogacki–Shampine 3(2): faster at large m·n, but no conclusion after its first kink)")
     T: Union[float, Literal["auto"]] = Field("auto", description="time horizon; auto = 4/λ0")
     rtol: float = Field(1e-4, gt=0.0, lt=1.0, description="flow: local error tolerance, relative to ‖y − u‖")
     min_step_fraction: float = Field(0.1, gt=0.0, le=1.0,
@@ -84,11 +93,13 @@ class Cor24(Check):
         "the notes state only the loss bound; [DZPS] Lemma 3.3 also bounds the movement of each w_k by R′.",
         "the notes write w_k ~ Ω(0, I); it is N(0, I).",
     ]
-    method = ("Gradient flow by the Bogacki–Shampine 3(2) pair with a step cap 0.9·2.51/λ_max(H) (stiffness) "
-              "and an error estimate in output space carried along; gradient descent with fixed η. H(W) and its "
-              "spectrum are evaluated at every step: t_h is the last step time with λ_min(H) ≥ λ0/2. The "
-              "conclusions are checked at every step up to t_h; a violation counts only beyond the error "
-              "estimate (else undecided). Variant: the rate e^{−3λ0 t} must fail.")
+    method = ("Gradient flow solved exactly between ReLU kinks (a linear ODE in closed form from H's eigenbasis), "
+              "kinks located by certified steps and sliding along them resolved (Filippov), see "
+              "ntkcheck.reluflow; or, with dynamics.integrator=bs3, the Bogacki–Shampine 3(2) pair (no conclusion "
+              "after its first kink). Gradient descent with fixed η. t_h is the start of the first mode with "
+              "λ_min(H) < λ0/2; the conclusions are checked at every event and sample time up to t_h, with bounds "
+              "between them; a violation counts only beyond the error budget (else undecided). Variant: the rate "
+              "e^{−3λ0 t} must fail.")
     claim_model = Cor24Claim
     sections = {"dynamics": DynamicsSpec}
     unused_keys = ()
@@ -99,7 +110,7 @@ class Cor24(Check):
         "violation_bound": 0.1,
         "data": {"source": "sphere", "n": 20, "d": 10, "labels": {"source": "sign"}},
         "network": {"m": 1024},
-        "dynamics": {"method": "both", "T": "auto", "rtol": 1e-4, "min_step_fraction": 0.1,
+        "dynamics": {"method": "both", "integrator": "exact", "T": "auto", "rtol": 1e-4, "min_step_fraction": 0.1,
                      "max_steps": 200_000, "step": "auto"},
         "claim": {"variant_rate": 3.0},
     }
@@ -115,6 +126,9 @@ class Cor24(Check):
         T = 4.0 / l0 if sc.dynamics.T == "auto" else float(sc.dynamics.T)
         if not (T > 0 and math.isfinite(T)):
             raise UserError(f"scenario key 'dynamics.T' must be a positive time (got {sc.dynamics.T!r}).")
+        if sc.dynamics.method in ("both", "flow") and T * l0 > 700:
+            raise UserError(f"dynamics.T = {T:.3g} is more than 700/λ0 = {700 / l0:.3g}: the bound e^{{−λ0 t}}‖y − u(0)‖² "
+                            "underflows to 0 before T; lower T.")
         lam_max_inf = float(np.linalg.eigvalsh(h_infinity(inputs.X))[-1])
         eta = 1.0 / lam_max_inf if sc.dynamics.step == "auto" else float(sc.dynamics.step)
         if not (eta > 0 and math.isfinite(eta)):
@@ -123,7 +137,8 @@ class Cor24(Check):
             raise UserError(f"gradient descent with step {eta:.3g} needs more steps to reach T = {T:.3g} than "
                             f"dynamics.max_steps = {sc.dynamics.max_steps}; lower T or raise the step.")
         flow_steps = T * lam_max_inf / (0.9 * RK_STABILITY)  # steps at the stability cap of H∞
-        if sc.dynamics.method in ("both", "flow") and not flow_steps <= sc.dynamics.max_steps:
+        if (sc.dynamics.method in ("both", "flow") and sc.dynamics.integrator == "bs3"
+                and not flow_steps <= sc.dynamics.max_steps):
             raise UserError(f"gradient flow to T = {T:.3g} needs about {flow_steps:.3g} steps (T·λ_max(H∞)/2.26), "
                             f"more than dynamics.max_steps = {sc.dynamics.max_steps}; lower T or raise max_steps.")
         gd_steps = int(math.ceil(T / eta)) if sc.dynamics.method in ("both", "gd") else 0
@@ -212,39 +227,13 @@ class Cor24(Check):
 
         if meth in ("both", "flow"):
             tr = _Tracker(l0)
-            W0m = W0
             xn2 = ctx.arrays["x_norm2"]
             ctl_scale = 0.5 / (math.sqrt(m) * math.sqrt(xn2))
             u0 = r0 + y
-
-            def monitor(p):
-                spec = _hypothesis(net, p, l0, lam.error, tr)
-                if p.step == 0:
-                    if not spec.go:
-                        tr.vacuous = True  # the hypothesis fails at t = 0: no evidence
-                    elif loss0 > 0:
-                        _controls_at_zero(tr, net, p, spec, xn2, ctl_scale)
-                    return spec
-                if not spec.go:
-                    return spec
-                loss = float(p.residual @ p.residual)
-                e = p.error_u
-                loss_err = 2 * math.sqrt(loss) * e + e * e + 16 * _EPS * loss0
-                tr.check("flow_loss", loss, math.exp(-l0 * p.t) * loss0, loss_err, p.trusted)
-                tr.check("variant", loss, math.exp(-vr * l0 * p.t) * loss0, loss_err, p.trusted)
-                tr.check("control_loss", loss, math.exp(-3 * xn2 * p.t) * loss0, loss_err, p.trusted)
-                dist = float(np.sqrt(((p.theta.reshape(m, d) - W0m) ** 2).sum(axis=1)).max())
-                tr.check("flow_weights", dist, R_prime, p.error_theta, p.trusted)
-                moved = float(np.linalg.norm(p.residual + y - u0))
-                tr.check("control_weights", dist, ctl_scale * moved,
-                         p.error_theta + ctl_scale * e, p.trusted)
-                tr.t_h, tr.loss_h = p.t, loss
-                tr.t_h_trusted = p.trusted
-                return spec
-
-            opts = FlowOptions(rtol=sc.dynamics.rtol, min_step_fraction=sc.dynamics.min_step_fraction,
-                               max_steps=sc.dynamics.max_steps)
-            run = integrate_flow(net, theta0, T, monitor, opts)
+            if sc.dynamics.integrator == "exact":
+                run = self._exact_flow(sc, ctx, net, W0, a, r0, R_prime, tr, ctl_scale)
+            else:
+                run = self._bs3_flow(sc, ctx, net, theta0, W0, r0, R_prime, tr, ctl_scale, u0)
             if run.stopped_early and run.divergence and not run.diverged:
                 notes.append(f"gradient flow: {run.divergence} (raise dynamics.max_steps)")
             flow_rows = ("flow_loss", "flow_weights", "control_loss", "control_weights")
@@ -271,6 +260,9 @@ class Cor24(Check):
                                            if tr.t_h > 0 and tr.loss_h > 0 else float("nan")),
                 "flow_steps": float(run.steps), "flow_rejected": float(run.rejected),
                 "flow_floor_steps": float(run.floor_steps), "flow_gradient_evals": float(run.gradient_evals),
+                "flow_kink_events": float(run.extra.get("events", run.kink_steps)),
+                "flow_sliding_time": float(run.extra.get("sliding_time", 0.0)),
+                "flow_degenerate": float(run.extra.get("degenerate", 0)),
                 "flow_error_u": run.error_u, "flow_seconds": run.seconds,
             })
             if not np.isfinite(values["flow_rate_over_lambda0"]):
@@ -327,6 +319,103 @@ class Cor24(Check):
                            "gd_seconds": run.seconds})
         return TrialResult(index, out, values, note="; ".join(notes) or None)
 
+    # ---------------------------------------------------------------------------------
+    def _exact_flow(self, sc, ctx, net, W0, a, r0, R_prime, tr, ctl_scale):
+        """The flow by :mod:`ntkcheck.reluflow`: H is constant between events and the monitor
+        sees each event, so t_h is the start of the first mode with λ_min(H) < λ0/2. Between
+        two points the conclusions' suprema are bounded (``sup=``): a ratio loss·e^{κt} moves
+        at rate κ − 2rᵀHr/‖r‖² ≤ κ − 2λ_min(H), and a weight moves at most Δt‖X‖₂‖r‖/√m."""
+        X, y = ctx.arrays["X"], ctx.arrays["y"]
+        lam, T = ctx.arrays["lambda0"], ctx.arrays["T"]
+        l0, n = lam.value, X.shape[0]
+        m, d = W0.shape
+        loss0 = float(r0 @ r0)
+        xn2 = ctx.arrays["x_norm2"]
+        u0 = r0 + y
+        rates = {"flow_loss": l0, "variant": sc.claim.variant_rate * l0, "control_loss": 3 * xn2}
+        prev = {"loss": loss0, "dist": 0.0}
+
+        def monitor(p):
+            lmin = float(p.eigvals[0])
+            tr.lam_min_low = min(tr.lam_min_low, lmin)
+            # allowance: the eigensolver's (8n·u·‖H‖_∞, ‖H‖_∞ ≤ √n λ_max) and λ0's own error
+            go = lmin >= l0 / 2 - (8 * n * _EPS * math.sqrt(n) * float(p.eigvals[-1]) + lam.error)
+            if p.step == 0:
+                if not go:
+                    tr.vacuous = True  # the hypothesis fails at t = 0: no evidence
+                elif loss0 > 0:
+                    spec = Spectrum(float(p.eigvals[-1]), lmin, eigvals=p.eigvals, eigvecs=p.eigvecs)
+                    _controls_at_zero(tr, net, p, spec, xn2, ctl_scale)
+                return go
+            if not go:  # H is this on all of (t_prev, t]: the hypothesis held up to t_prev
+                tr.hyp_failed_at = p.t_prev
+                return False
+            loss = float(p.residual @ p.residual)
+            e = p.error_u
+            loss_err = 2 * math.sqrt(loss) * e + e * e + 16 * _EPS * loss0
+            dt = p.t - p.t_prev
+            for key, rate in rates.items():
+                bound = math.exp(-rate * p.t) * loss0
+                grow = rate - 2 * lmin  # > 0: the ratio may rise inside the interval, above both ends
+                sup = prev["loss"] * math.exp(-rate * dt) * math.exp(grow * dt) if grow > 0 else None
+                tr.check(key, loss, bound, loss_err, p.trusted, sup=sup)
+            dist = float(np.sqrt(((p.theta.reshape(m, d) - W0) ** 2).sum(axis=1)).max())
+            travel = dt * math.sqrt(xn2) * p.residual_prev_norm / math.sqrt(m)
+            tr.check("flow_weights", dist, R_prime, p.error_theta, p.trusted,
+                     sup=(prev["dist"] + dist + travel) / 2)
+            moved = float(np.linalg.norm(p.residual + y - u0))
+            tr.check("control_weights", dist, ctl_scale * moved, p.error_theta + ctl_scale * e, p.trusted)
+            tr.t_h, tr.loss_h = p.t, loss
+            tr.t_h_trusted = p.trusted
+            prev["loss"], prev["dist"] = loss, dist
+            return True
+
+        times = np.union1d(np.geomspace(T * 1e-6, T, 41), np.linspace(0.0, T, 65)[1:])
+        flow = ReluFlow(X, y, a, T)
+        return flow.run(W0, monitor, times, max_events=sc.dynamics.max_steps,
+                        max_iterations=20 * sc.dynamics.max_steps)
+
+    def _bs3_flow(self, sc, ctx, net, theta0, W0, r0, R_prime, tr, ctl_scale, u0):
+        """The flow by the Bogacki–Shampine pair (:func:`ntkcheck.dynamics.integrate_flow`);
+        no violation and no end of the hypothesis after its first kink."""
+        X, y = ctx.arrays["X"], ctx.arrays["y"]
+        lam, T = ctx.arrays["lambda0"], ctx.arrays["T"]
+        l0 = lam.value
+        m, d = W0.shape
+        loss0 = float(r0 @ r0)
+        xn2 = ctx.arrays["x_norm2"]
+        vr = sc.claim.variant_rate
+
+        def monitor(p):
+            spec = _hypothesis(net, p, l0, lam.error, tr)
+            if p.step == 0:
+                if not spec.go:
+                    tr.vacuous = True  # the hypothesis fails at t = 0: no evidence
+                elif loss0 > 0:
+                    _controls_at_zero(tr, net, p, spec, xn2, ctl_scale)
+                return spec
+            if not spec.go:
+                if not p.trusted:
+                    tr.t_h_trusted = False
+                return spec
+            loss = float(p.residual @ p.residual)
+            e = p.error_u
+            loss_err = 2 * math.sqrt(loss) * e + e * e + 16 * _EPS * loss0
+            tr.check("flow_loss", loss, math.exp(-l0 * p.t) * loss0, loss_err, p.trusted)
+            tr.check("variant", loss, math.exp(-vr * l0 * p.t) * loss0, loss_err, p.trusted)
+            tr.check("control_loss", loss, math.exp(-3 * xn2 * p.t) * loss0, loss_err, p.trusted)
+            dist = float(np.sqrt(((p.theta.reshape(m, d) - W0) ** 2).sum(axis=1)).max())
+            tr.check("flow_weights", dist, R_prime, p.error_theta, p.trusted)
+            moved = float(np.linalg.norm(p.residual + y - u0))
+            tr.check("control_weights", dist, ctl_scale * moved, p.error_theta + ctl_scale * e, p.trusted)
+            tr.t_h, tr.loss_h = p.t, loss
+            tr.t_h_trusted = p.trusted
+            return spec
+
+        opts = FlowOptions(rtol=sc.dynamics.rtol, min_step_fraction=sc.dynamics.min_step_fraction,
+                           max_steps=sc.dynamics.max_steps)
+        return integrate_flow(net, theta0, T, monitor, opts)
+
     def summarize(self, sc, ctx, rows, trials) -> None:
         if not trials:
             return
@@ -344,6 +433,9 @@ class Cor24(Check):
                 "steps_median": float(np.median(col("flow_steps"))),
                 "rejected_steps_median": float(np.median(col("flow_rejected"))),
                 "error_estimate_max": float(col("flow_error_u").max()),
+                "kink_events_median": float(np.median(col("flow_kink_events"))),
+                "sliding_time_median": float(np.median(col("flow_sliding_time"))),
+                "degenerate_trials": int((col("flow_degenerate") > 0).sum()),
                 "seconds_per_trial": float(np.median(col("flow_seconds"))),
             })
             by["flow_weights"].figures.update({
@@ -421,14 +513,18 @@ class _Tracker:
             ("flow_loss", "flow_weights", "variant", "gd", "control_loss", "control_weights", "control_gd"), 0.0)
         self.state: dict[str, str] = {}
 
-    def check(self, key: str, value: float, bound: float, err: float, trusted: bool = True) -> None:
+    def check(self, key: str, value: float, bound: float, err: float, trusted: bool = True,
+              sup: float | None = None) -> None:
         """value ≤ bound at one point: beyond the error a violation (undecided at an untrusted
-        point, whose error estimate is no bound), within it undecided."""
+        point, whose error estimate is no bound), within it undecided. ``sup`` bounds the value
+        over the interval since the last point (in units of this bound): above bound − err the
+        claim is not certified there (undecided unless violated)."""
+        top = value if sup is None else max(value, sup)
         if bound > 0:  # (a bound that underflows towards 0 would make the ratio overflow)
             self.worst[key] = max(self.worst[key], value / bound if value < bound * 1e300 else 1e300)
         if value > bound + err and trusted:
             self.state[key] = VIOLATION
-        elif value > bound - err and self.state.get(key) != VIOLATION:
+        elif top > bound - err and self.state.get(key) != VIOLATION:
             self.state[key] = UNDECIDED
 
     def outcome(self, key: str) -> str:

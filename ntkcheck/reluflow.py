@@ -1,0 +1,544 @@
+"""Gradient flow of the two-layer ReLU network u = (1/√m) Σ_k a_k σ(w_k·x) (a fixed), solved
+exactly between kinks and event by event across them.
+
+Why not a Runge–Kutta integrator: the vector field −∇L jumps where a pre-activation
+z_ki = w_k·x_i changes sign. A step straddling such a kink has a first-order error that
+an embedded estimate does not bound, and at small widths a step straddles many; the flow
+can also *slide* along a kink (both sides push towards it), where an explicit method
+chatters. This module uses the structure instead.
+
+* **Between kinks the flow is linear.** With the sign pattern S (S_ki = 1{z_ki > 0}) fixed,
+  u = J_S θ (σ(z) = S z), so r = u − y obeys r′ = −H r with H = J Jᵀ constant, and
+  θ(t) = θ_s − Jᵀ g(t), g(t) = ∫ r = V φ(Λ, t) Vᵀ r_s with φ(λ, t) = (1 − e^{−λt})/λ — in
+  closed form from one eigendecomposition of the n × n matrix H (a *mode*).
+* **Kinks are located, not stepped over.** In a mode each z_ki(τ) = z_ki(0) + F (φ(τ) ∘ q)
+  is an explicit sum of exponentials (q = Vᵀ r_s), with exact derivatives and bounds
+  |z″| ≤ M₂, |z‴| ≤ M₃ on [τ, ∞). The engine advances by the largest step s for which
+  v + v′s − M₂s²/2 (v = the distance of z from its kink on its own side) stays positive,
+  or for which v′ + v″s − M₃s²/2 stays positive when v′ ≥ 0 (z moves away): a step that
+  provably crosses no kink. Near a root the steps converge quadratically; the event is
+  taken when an entry is within ζ = 10⁻¹² ‖w_k(0)‖‖x_i‖ of its kink and moving towards it.
+* **Only the entries that can move are followed.** Whatever the mode, ‖r‖ does not
+  grow (d‖r‖²/dt = −2rᵀHr ≤ 0) and |z_ki′| ≤ ‖x_i‖ ‖X‖_F ‖r‖/√m, so an entry cannot reach
+  its kink before |z_ki|√m/(‖x_i‖‖X‖_F‖r‖). At a refresh all m·n entries get this
+  certified time; only those that could cross before the next refresh are followed
+  (a few hundred at m = 1024); the others are certified not to.
+* **Sliding (Filippov) modes.** At a kink the Filippov velocity of neuron k is
+  −(a_k/√m) Σ_j s_kj r_j x_j with s_kj ∈ [0, 1] for the entries on their kink (the convex
+  hull of the one-sided gradients). At an event the engine enumerates, for the neuron,
+  each entry on a kink leaving to the positive side, to the negative side or sliding
+  (s_kj ∈ (0, 1), x_j·w_k′ = 0), and takes the unique consistent choice. While sliding,
+  w_k′ is projected onto the kinks' planes, which keeps the flow linear: H = (J P)(J P)ᵀ
+  with P the projections — the Gram matrix of the actual velocity, the one with
+  du/dt = −H(u − y). The sliding weights s are linear in r and are followed like the z's;
+  when one reaches 0 or 1 the entry leaves its kink on that side (the velocity is
+  continuous there). A choice that is not unique, or no consistent choice (the flow is
+  then not well-posed), is *degenerate*: the flow goes on with the choice of the largest
+  margin, and every later point is untrusted.
+* **Error budget.** Within a mode the flow is the gradient flow of a convex quadratic, so
+  errors in θ do not grow (‖δθ‖ is non-increasing). The budget adds the local errors the
+  engine makes: rounding of the closed form (8n·u·‖W‖_F per evaluation), the snap that puts
+  a sliding entry exactly on its kink, and, at a crossing, the timing error δt =
+  (‖x_j‖ 8n·u‖w_k‖ + ζ)/|z′| times the jump of the velocity (|r_j|‖x_j‖/√m). That it bounds
+  the error assumes the kinks do not amplify earlier errors (a saltation factor): not
+  proven, which is why crossings with |z′| too small for the budget to cover are
+  degenerate, and why tests compare the trajectory with fine references at m = 16 to 1024.
+"""
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .dynamics import Run
+
+_EPS = np.finfo(float).eps
+ZETA = 1e-12  # an entry within ζ = ZETA·‖w_k(0)‖‖x_i‖ of its kink and moving towards it is on it
+MAX_SURFACE = 4  # entries of one neuron on kinks at once; more (3^k choices) is degenerate
+ACTIVE = 256  # entries followed between refreshes (at least)
+
+
+@dataclass
+class FlowPoint:
+    """What the monitor sees at a sample time or an event: the state at t and the spectrum of
+    H on (t_prev, t], over which it is constant (H changes only at events, and the monitor
+    sees every event)."""
+
+    t: float
+    t_prev: float
+    step: int
+    theta: np.ndarray
+    residual: np.ndarray
+    residual_prev_norm: float
+    eigvals: np.ndarray
+    eigvecs: np.ndarray
+    error_u: float
+    error_theta: float
+    trusted: bool
+    event: bool
+
+
+Monitor = Callable[[FlowPoint], bool]  # returns whether to go on
+
+
+class _Mode:
+    """The linear flow of one pattern (S, sliding sets) from (W_s, r_s) at time t_s. Built from
+    the previous mode by updating the neurons that changed (H is a sum over neurons)."""
+
+    def __init__(self, fl: "ReluFlow", t_s: float, W: np.ndarray, r: np.ndarray, S: np.ndarray,
+                 slide: dict[int, tuple[int, ...]], prev: "_Mode | None" = None, changed=()):
+        self.fl, self.t_s, self.W, self.r, self.S, self.slide = fl, t_s, W, r, S, slide
+        if prev is None:
+            Sf = S.astype(np.float64)
+            Hraw = fl.G * (Sf.T @ Sf) / fl.m
+            for k in slide:
+                Hraw -= fl.neuron_gram(S[k], slide[k]) - fl.neuron_gram(S[k], ())
+            self.rows = {k: fl.slide_rows(k, S[k], A, r) for k, A in slide.items()}
+        else:
+            Hraw = prev.Hraw.copy()
+            self.rows = dict(prev.rows)
+            for k, old_S, old_A in changed:
+                Hraw += fl.neuron_gram(S[k], slide.get(k, ())) - fl.neuron_gram(old_S, old_A)
+                self.rows.pop(k, None)
+                if k in slide:
+                    self.rows[k] = fl.slide_rows(k, S[k], slide[k], r)
+        self.Hraw = Hraw
+        self.H = (Hraw + Hraw.T) / 2
+        self.lam, self.V = np.linalg.eigh(self.H)
+        self.lam_pos = np.clip(self.lam, 0.0, None)
+        self.grow = float(np.exp(max(0.0, -self.lam[0]) * fl.T))  # e^{−λτ} ≤ grow·e^{−λ⁺τ}, τ ≤ T
+        self.q = self.V.T @ r
+        ks = sorted(slide)
+        self.sl_rows = np.array(ks, dtype=int)
+        if prev is not None and not changed:
+            self.Qs = prev.Qs
+        else:
+            self.Qs = np.stack([fl.plane(slide[k])[0] for k in ks]) if ks else np.zeros((0, fl.d, fl.d))
+        if prev is None or prev.sliding_mask is None:
+            self.sliding_mask = np.zeros(S.shape, dtype=bool)
+            for k, A in slide.items():
+                self.sliding_mask[k, list(A)] = True
+        elif changed:
+            self.sliding_mask = prev.sliding_mask.copy()
+            for k, _, _ in changed:
+                self.sliding_mask[k] = False
+                self.sliding_mask[k, list(slide.get(k, ()))] = True
+        else:
+            self.sliding_mask = prev.sliding_mask
+        # sliding weights: rows 2i, 2i + 1 of Bv are f1 = σc ≥ 0, f2 = σ(r_j − c) ≥ 0 for entry i
+        self.slide_entries = [(k, j) for k in ks for j in slide[k]]
+        B = np.concatenate([self.rows[k] for k in ks]) if ks else np.zeros((0, fl.n))
+        self.Bv = B @ self.V  # f(τ) = Bv (e^{−λτ} ∘ q)
+        self.aBv = np.abs(self.Bv)
+
+    def velocity(self, v: np.ndarray) -> np.ndarray:
+        """W′ when the residual is v: −(a/√m) S (v ∘ X), sliding rows projected onto their
+        kinks' planes. Linear in v, so ∫W′ = velocity(∫r)."""
+        fl = self.fl
+        Wd = -fl.a_m[:, None] * ((self.S * v) @ fl.X)
+        if self.sl_rows.size:
+            R = Wd[self.sl_rows]
+            Wd[self.sl_rows] = R - np.einsum("kde,ke->kd", self.Qs, R)
+        return Wd
+
+    def phi(self, tau: float) -> np.ndarray:
+        x = self.lam * tau
+        out = np.full_like(x, tau)
+        big = np.abs(x) > 1e-12
+        out[big] = -np.expm1(-x[big]) / self.lam[big]
+        return out
+
+    def state(self, tau: float) -> tuple[np.ndarray, np.ndarray]:
+        """(W(τ), r(τ)) in closed form."""
+        g = self.V @ (self.phi(tau) * self.q)
+        return self.W + self.velocity(g), self.V @ (np.exp(-self.lam * tau) * self.q)
+
+    def residual(self, tau: float) -> np.ndarray:
+        return self.V @ (np.exp(-self.lam * tau) * self.q)
+
+
+@dataclass
+class _Track:
+    """The followed entries in one mode: codes k·n + i, v = σz = v0 + Fv (φ(τ) ∘ q), |Fv|, sliding, ζ."""
+
+    codes: np.ndarray
+    v0: np.ndarray
+    Fv: np.ndarray
+    aF: np.ndarray
+    sl: np.ndarray
+    zeta: np.ndarray
+
+
+class ReluFlow:
+    """Event-driven exact gradient flow; see the module docstring."""
+
+    def __init__(self, X: np.ndarray, y: np.ndarray, a: np.ndarray, T: float):
+        self.X = np.asarray(X, dtype=np.float64)
+        self.y = np.asarray(y, dtype=np.float64)
+        a = np.asarray(a, dtype=np.float64)
+        self.a_m = a / np.sqrt(a.size)
+        self.m, self.n, self.d = a.size, self.X.shape[0], self.X.shape[1]
+        self.G = self.X @ self.X.T
+        self.xnorm = np.sqrt(np.diag(self.G))
+        self.X2 = float(np.linalg.norm(self.X, 2))
+        self.XF = float(np.linalg.norm(self.X))
+        self.T = float(T)
+        self._planes: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._buf = np.empty((self.n, 6))
+        self.lost = False  # set by _steps when an entry is no longer resolved (degenerate)
+
+    def residual(self, W: np.ndarray) -> np.ndarray:
+        return np.maximum(W @ self.X.T, 0.0).T @ self.a_m - self.y
+
+    def neuron_gram(self, S_k: np.ndarray, A: tuple[int, ...]) -> np.ndarray:
+        """Neuron k's term of H: (s sᵀ) ∘ (X P Xᵀ)/m, P the projection off its kinks' planes."""
+        sk = S_k.astype(np.float64)
+        G = self.G if not A else self.G - self.plane(A)[1]
+        return np.outer(sk, sk) * G / self.m
+
+    def slide_rows(self, k: int, S_k: np.ndarray, A: tuple[int, ...], r: np.ndarray) -> np.ndarray:
+        """f1 = σc and f2 = σ(r_j − c) for each sliding entry j of neuron k, as rows acting on r:
+        c = s ∘ r_A = −G_AA⁻¹ X_A Xᵀ (S_k ∘ r) (x_j·w_k′ = 0), σ = sign r_j now. s ∈ [0, 1]
+        while both are ≥ 0 (if r_j changes sign, one of them reaches 0 first)."""
+        Ck = -(self.plane(A)[2] * S_k)
+        out = np.zeros((2 * len(A), self.n))
+        for p, (row, j) in enumerate(zip(Ck, A)):
+            sg = 1.0 if r[j] >= 0 else -1.0
+            out[2 * p] = sg * row
+            out[2 * p + 1] = -sg * row
+            out[2 * p + 1, j] += sg
+        return out
+
+    def plane(self, A: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For kinks A: the projection Q onto span{x_j : j ∈ A}, X Q Xᵀ and G_AA⁻¹ X_A Xᵀ (cached)."""
+        got = self._planes.get(A)
+        if got is None:
+            XA = self.X[list(A)]
+            M = np.linalg.solve(XA @ XA.T, XA)  # G_AA⁻¹ X_A
+            Q = XA.T @ M
+            got = self._planes[A] = (Q, self.X @ Q @ self.X.T, M @ self.X.T)
+        return got
+
+    # -- the choice at a kink ------------------------------------------------------------
+    def choose(self, k: int, r: np.ndarray, S_k: np.ndarray, surface: list[int],
+               fixed: dict[int, int] | None = None) -> tuple[np.ndarray, tuple[int, ...], bool]:
+        """Neuron k with ``surface`` entries on their kinks: each leaves to z > 0 (1), to z < 0
+        (0) or slides (2), consistently with the Filippov velocity at residual r. ``fixed``
+        entries leave to a given side (a sliding weight that reached 0 or 1: the velocity on
+        that side is tangent at this instant, so the side is the one it left through).
+        Returns (new S_k row, sliding entries, degenerate)."""
+        X = self.X
+        fixed = fixed or {}
+        base = S_k.astype(np.float64)
+        base[surface] = 0.0
+        scale = abs(self.a_m[k]) * float(np.abs(r) @ self.xnorm) * float(self.xnorm.max()) + 1e-300
+        best, best_margin, valid = None, -np.inf, 0
+        for choice in itertools.product(*[(fixed[j],) if j in fixed else (0, 1, 2) for j in surface]):
+            sk = base.copy()
+            for j, c in zip(surface, choice):
+                if c == 1:
+                    sk[j] = 1.0
+            B = [j for j, c in zip(surface, choice) if c == 2]
+            b = (sk * r) @ X
+            margins = []
+            if B:
+                XB = X[B]
+                cB = -np.linalg.solve(XB @ XB.T, XB @ b)
+                vel = -self.a_m[k] * (b + XB.T @ cB)
+                for j, cj in zip(B, cB):
+                    sj = cj / r[j] if r[j] != 0 else np.nan
+                    margins.append(min(sj, 1 - sj) if np.isfinite(sj) else -np.inf)
+            else:
+                vel = -self.a_m[k] * b
+            for j, c in zip(surface, choice):
+                if c != 2 and j not in fixed:
+                    dj = float(X[j] @ vel) / scale
+                    margins.append(dj if c == 1 else -dj)
+            mg = min(margins) if margins else np.inf
+            valid += mg > 1e-9
+            if mg > best_margin:
+                best, best_margin = (sk > 0, tuple(B)), mg
+        return best[0], best[1], valid != 1
+
+    # -- following entries ---------------------------------------------------------------
+    def _track(self, md: _Mode, ke: np.ndarray, ie: np.ndarray, zeta_row: np.ndarray) -> "_Track":
+        """Per mode: v_e(τ) = σ_e z_e(τ) = v0_e + F_e (φ(τ) ∘ q) for the followed entries
+        e = (k_e, i_e) (σ_e = ±1 their side), from z_e′ = c_e · r with
+        c_e = −(a_k/√m) S_k ∘ (X P_k x_i) (P_k = I unless k slides)."""
+        X = self.X
+        sig = np.where(md.S[ke, ie], 1.0, -1.0)
+        z0 = np.einsum("ed,ed->e", md.W[ke], X[ie])
+        c = self.G[ie]
+        if md.sl_rows.size:
+            pos = np.searchsorted(md.sl_rows, ke)
+            hit = (pos < md.sl_rows.size) & (md.sl_rows[np.minimum(pos, md.sl_rows.size - 1)] == ke)
+            if hit.any():
+                xi = X[ie[hit]]
+                xp = xi - np.einsum("kde,ke->kd", md.Qs[pos[hit]], xi)
+                c = c.copy()
+                c[hit] = xp @ X.T
+        c = -(sig * self.a_m[ke])[:, None] * md.S[ke] * c
+        Fv = c @ md.V
+        return _Track(ke * self.n + ie, sig * z0, Fv, np.abs(Fv), md.sliding_mask[ke, ie],
+                      zeta_row[ke] * self.xnorm[ie])
+
+    def run(self, W0: np.ndarray, monitor: Monitor, times=(), max_events: int = 1_000_000,
+            max_iterations: int = 10_000_000) -> Run:
+        t_start = time.perf_counter()
+        W = np.array(W0, dtype=np.float64, copy=True)
+        T, X, n = self.T, self.X, self.n
+        run = Run("exact", 0.0, 0)
+        ex = run.extra
+        ex.update(dict.fromkeys(("events", "crossings", "arrivals", "releases", "degenerate", "iterations",
+                                 "refreshes"), 0))
+        ex["sliding_time"] = 0.0
+        zeta_row = ZETA * np.sqrt((W * W).sum(axis=1))  # × ‖x_i‖
+        Z = W @ X.T
+        S = Z > 0
+        r = self.residual(W)
+        trusted = True
+        slide: dict[int, tuple[int, ...]] = {}
+        on = np.abs(Z) <= zeta_row[:, None] * self.xnorm[None, :]
+        for k in np.nonzero(on.any(axis=1))[0]:  # on a kink at t = 0 (measure zero): an event
+            S[k], B, deg = self.choose(int(k), r, S[k], np.nonzero(on[k])[0].tolist())
+            trusted &= not deg
+            if B:
+                slide[int(k)] = B
+        md = _Mode(self, 0.0, W, r, S, slide)
+        err_theta = 0.0
+        self.wscale = float(np.sqrt(np.einsum("kd,kd->", W, W)))
+        go = monitor(FlowPoint(0.0, 0.0, 0, W.ravel(), r, float(np.linalg.norm(r)), md.lam, md.V,
+                               self._err_u(0.0, r), 0.0, trusted, False))
+        if not go:
+            run.stopped_early = True
+            run.seconds = time.perf_counter() - t_start
+            return run
+        stops = sorted({float(x) for x in times if 0 < x < T} | {T})
+        si = 0
+        t_prev, r_prev = 0.0, float(np.linalg.norm(r))
+        t_refresh = -1.0
+        tau = 0.0
+        ke = ie = np.zeros(0, dtype=int)
+        tr = None
+        same, t_last = 0, -1.0
+        fresh: set[int] = set()  # entries (k·n + i) just released from a kink, until they move off it
+        while True:
+            t = md.t_s + tau
+            if t >= t_refresh:
+                ke, ie, t_refresh, W_now = self._refresh(md, tau)
+                ex["refreshes"] += 1
+                md = _Mode(self, t, W_now, md.residual(tau), md.S, md.slide, prev=md)
+                tau = 0.0
+                tr = self._track(md, ke, ie, zeta_row)
+            ex["iterations"] += 1
+            if ex["iterations"] > max_iterations:
+                run.stopped_early = True
+                run.divergence = f"stopped after {max_iterations} iterations at t = {t:.4g}"
+                break
+            s, arriving, vd = self._steps(md, tau, tr, fresh)
+            if self.lost:
+                trusted, self.lost = False, False
+                ex["degenerate"] += 1
+            s_sl, leaving = self._slide_steps(md, tau)
+            if arriving.any() or leaving.any():
+                Wt, rt = md.state(tau)
+                old = md
+                md, deg, err_theta, released = self._event(md, t, Wt, rt, ke[arriving], ie[arriving],
+                                                           vd[arriving], leaving, zeta_row, err_theta, run)
+                fresh.update(k * n + j for k, j in released)
+                if released:  # entries that left a kink are followed from here on
+                    pairs = set(zip(ke.tolist(), ie.tolist()))
+                    extra = [p for p in released if p not in pairs]
+                    if extra:
+                        ke = np.concatenate([ke, np.array([p[0] for p in extra], dtype=int)])
+                        ie = np.concatenate([ie, np.array([p[1] for p in extra], dtype=int)])
+                trusted &= not deg
+                ex["events"] += 1
+                same = same + 1 if t == t_last else 0
+                t_last = t
+                if same > 50:  # events without time passing: the flow is not resolved here
+                    run.stopped_early = True
+                    run.divergence = f"the flow is not resolved at t = {t:.6g} (events without progress)"
+                    trusted = False
+                    break
+                run.steps += 1
+                if old.slide:
+                    ex["sliding_time"] += t - old.t_s
+                go = monitor(FlowPoint(t, t_prev, run.steps, Wt.ravel(), rt, r_prev, old.lam, old.V,
+                                       self._err_u(err_theta, rt), err_theta, trusted, True))
+                t_prev, r_prev, tau = t, float(np.linalg.norm(rt)), 0.0
+                tr = self._track(md, ke, ie, zeta_row)
+                if not go:
+                    run.stopped_early = True
+                    break
+                if ex["events"] >= max_events:
+                    run.stopped_early = True
+                    run.divergence = f"stopped after max_events = {max_events} kink events at t = {t:.4g}"
+                    break
+                continue
+            step = float(min(s.min(initial=np.inf), s_sl.min(initial=np.inf), t_refresh - t))
+            while si < len(stops) and stops[si] <= t:
+                si += 1
+            target = stops[si] if si < len(stops) else T
+            if t + step >= target:
+                tau = target - md.t_s
+                Wt, rt = md.state(tau)
+                err_theta += 8 * n * _EPS * self.wscale
+                run.steps += 1
+                go = monitor(FlowPoint(target, t_prev, run.steps, Wt.ravel(), rt, r_prev, md.lam, md.V,
+                                       self._err_u(err_theta, rt), err_theta, trusted, False))
+                t_prev, r_prev = target, float(np.linalg.norm(rt))
+                si += 1  # (t_s + (target − t_s) may round below target)
+                if not go:
+                    run.stopped_early = True
+                    break
+                if target >= T:
+                    break
+                continue
+            tau += max(step, 0.0)
+        run.t_end = md.t_s + tau
+        if md.slide:
+            ex["sliding_time"] += run.t_end - md.t_s
+        run.kink_steps = ex["events"]
+        run.error_theta = err_theta
+        run.error_u = self._err_u(err_theta, md.residual(tau))
+        run.seconds = time.perf_counter() - t_start
+        return run
+
+    def _err_u(self, err_theta: float, r: np.ndarray) -> float:
+        """‖δu‖ ≤ ‖X‖₂ ‖δW‖_F (σ is 1-Lipschitz; Cauchy–Schwarz over the m neurons), plus the
+        rounding of r = V e^{−Λτ} Vᵀ r_s."""
+        return self.X2 * err_theta + 8 * self.n * _EPS * float(np.linalg.norm(r))
+
+    def _refresh(self, md: _Mode, tau: float):
+        """All entries at time t: each one's certified earliest crossing; follow those before
+        the next refresh."""
+        W, r = md.state(tau)
+        self.wscale = float(np.sqrt(np.einsum("kd,kd->", W, W)))
+        Z = W @ self.X.T
+        speed = self.xnorm * self.XF * float(np.linalg.norm(r)) / np.sqrt(self.m) * (1 + 1e-12) + 1e-300
+        cert = np.abs(Z) / speed[None, :]
+        if md.slide:
+            for k, A in md.slide.items():
+                cert[k, list(A)] = np.inf  # followed through their sliding weights
+        flat = cert.ravel()
+        count = min(flat.size, max(ACTIVE, flat.size // 64))
+        if count < flat.size:
+            window = float(np.partition(flat, count)[count])
+        else:
+            window = np.inf
+        window = max(window, 1e-9 * self.T)
+        sel = np.nonzero(flat < window)[0]
+        ke, ie = np.divmod(sel, self.n)
+        return ke, ie, md.t_s + tau + window, W
+
+    def _steps(self, md: _Mode, tau, tr: "_Track", fresh: set[int]):
+        """For each followed entry, a step s that provably crosses no kink, and whether it
+        arrives at its kink now (see the module docstring)."""
+        if tr.codes.size == 0:
+            return np.zeros(0), np.zeros(0, dtype=bool), np.zeros(0)
+        lam, q = md.lam, md.q
+        e = np.exp(-lam * tau)
+        eq = e * q
+        eb = np.exp(-md.lam_pos * tau) * md.grow * np.abs(q)
+        buf = self._buf
+        buf[:, 0] = md.phi(tau) * q
+        buf[:, 1] = eq
+        np.multiply(-lam, eq, out=buf[:, 2])
+        np.multiply(np.abs(lam), eb, out=buf[:, 3])
+        np.multiply(lam * lam, eb, out=buf[:, 4])
+        np.abs(eq, out=buf[:, 5])
+        vals = tr.Fv @ buf[:, :3]
+        bnds = tr.aF @ buf[:, 3:]
+        v, vd, vdd = tr.v0 + vals[:, 0], vals[:, 1], vals[:, 2]
+        M2, M3 = bnds[:, 0] * (1 + 1e-12) + 1e-300, bnds[:, 1] * (1 + 1e-12) + 1e-300
+        tiny = 1e-13 * bnds[:, 2]
+        s2 = (vd + np.sqrt(vd * vd + 2 * M2 * np.maximum(v, 0.0))) / M2
+        up = vd >= -tiny
+        sd = np.where(up, (vdd + np.sqrt(np.maximum(vdd * vdd + 2 * M3 * np.maximum(vd, 0.0), 0.0))) / M3, 0.0)
+        away = (vd > 0) | (up & (vdd > 0))
+        near = v <= tr.zeta
+        if fresh:
+            # entries that just left a kink through a sliding weight at 0 or 1: v′ is as small as
+            # the weight was when it was declared 0 (≈ 10⁻¹²), v″ says where they go
+            isf = np.isin(tr.codes, np.fromiter(fresh, dtype=int))
+            fr = isf & near
+            sd = np.where(fr, 2 * np.maximum(vdd, 0.0) / M3, sd)
+            away |= fr
+            grazing = fr & (vdd <= 0)  # released tangentially: where it goes is not resolved
+            if grazing.any():
+                self.lost = True
+                sd = np.where(grazing, np.inf, sd)
+            fresh.difference_update(tr.codes[isf & ~near].tolist())
+        static = bnds[:, 2] == 0  # the entry's velocity is 0 in this mode (e.g. its neuron is off)
+        s = np.where(tr.sl | static, np.inf, np.maximum(s2, np.maximum(sd, 0.0)))
+        arriving = ~tr.sl & ~static & near & ~away
+        return s, arriving, vd
+
+    def _slide_steps(self, md: _Mode, tau: float):
+        if not md.slide_entries:
+            return np.zeros(0), np.zeros(0, dtype=bool)
+        lam, q = md.lam, md.q
+        eq = np.exp(-lam * tau) * q
+        buf = self._buf
+        buf[:, 0] = eq
+        np.multiply(-lam, eq, out=buf[:, 1])
+        buf[:, 2] = lam * lam * np.exp(-md.lam_pos * tau) * md.grow * np.abs(q)
+        np.abs(eq, out=buf[:, 3])
+        f, fd = (md.Bv @ buf[:, :2]).T
+        M, scale = (md.aBv @ buf[:, 2:4]).T
+        M = M * (1 + 1e-12) + 1e-300
+        s = (fd + np.sqrt(fd * fd + 2 * M * np.maximum(f, 0.0))) / M
+        leaving = (f <= 1e-12 * scale + 1e-300) & (fd <= 0)
+        return s, leaving
+
+    def _event(self, md: _Mode, t, Wt, rt, ka, ia, vda, leaving, zeta_row, err_theta: float, run: Run):
+        """Resolve each neuron with an entry arriving at or leaving its kink; the new mode."""
+        ex = run.extra
+        arr: dict[int, list[tuple[int, float]]] = {}
+        for k, i, v in zip(ka.tolist(), ia.tolist(), vda.tolist()):
+            arr.setdefault(k, []).append((i, v))
+        fixed: dict[int, dict[int, int]] = {}
+        for p in np.nonzero(leaving)[0]:  # row 2i: s → 0 (leaves to z < 0); 2i + 1: s → 1 (to z > 0)
+            k, j = md.slide_entries[p // 2]
+            fixed.setdefault(k, {})[j] = int(p % 2)
+        S, slide, W = md.S.copy(), dict(md.slide), Wt.copy()
+        changed = []
+        degenerate = False
+        err_theta += 8 * self.n * _EPS * self.wscale
+        for k in sorted(set(arr) | set(fixed)):
+            before = set(slide.get(k, ()))
+            speeds = dict(arr.get(k, ()))
+            surf = sorted(before | set(speeds))
+            if len(surf) > MAX_SURFACE:
+                degenerate = True
+                surf = surf[:MAX_SURFACE]
+            changed.append((k, S[k].copy(), slide.get(k, ())))
+            S_k, B, deg = self.choose(k, rt, S[k], surf, fixed.get(k))
+            degenerate |= deg
+            for j in surf:
+                if j in before:
+                    ex["releases"] += j not in B
+                    continue
+                ex["crossings" if j not in B else "arrivals"] += 1
+                # the true kink is reached within δt = (‖x_j‖·δw_k + ζ)/|z′| of the computed one;
+                # meanwhile the velocities differ by at most the jump |a_k/√m||r_j|‖x_j‖
+                wk = float(np.sqrt(Wt[k] @ Wt[k]))
+                dt = min((self.xnorm[j] * 8 * self.n * _EPS * wk + zeta_row[k] * self.xnorm[j])
+                         / max(abs(speeds[j]), 1e-300), self.T)
+                err_theta += dt * abs(self.a_m[k] * rt[j]) * self.xnorm[j]
+            S[k] = S_k
+            if B:
+                slide[k] = B
+                XB = self.X[list(B)]
+                shift = XB.T @ np.linalg.solve(XB @ XB.T, XB @ W[k])  # onto the kinks exactly
+                err_theta += float(np.linalg.norm(shift))
+                W[k] -= shift
+            else:
+                slide.pop(k, None)
+        ex["degenerate"] += degenerate
+        touched = [(k, j) for k in sorted(set(arr) | set(fixed)) for j in range(self.n) if j in fixed.get(k, {})]
+        return _Mode(self, t, W, rt, S, slide, prev=md, changed=changed), degenerate, err_theta, touched
