@@ -26,7 +26,7 @@ def _exact(X, y, a, W0, T, times):
     return run, [at[t] for t in times], pts
 
 
-def _compare(X, y, a, W0, T, h):
+def _compare(X, y, a, W0, T, h, slack=1.0):
     times = [T / 8, T / 4, T / 2, T]
     run, pts, allpts = _exact(X, y, a, W0, T, times)
     # RK4 is first order across kinks and chatters along them, not always monotonically at
@@ -38,8 +38,8 @@ def _compare(X, y, a, W0, T, h):
         (Wa, ra), (Wb, rb), (Wc, rc) = [(R[0][j], R[1][j]) for R in refs]
         err_w = max(np.linalg.norm(Wa - Wb), np.linalg.norm(Wb - Wc))
         err_r = max(np.linalg.norm(ra - rb), np.linalg.norm(rb - rc))
-        assert np.linalg.norm(W - Wc) <= p.error_theta + err_w + 1e-12, (p.t, run.extra)
-        assert np.linalg.norm(p.residual - rc) <= p.error_u + err_r + 1e-12, (p.t, run.extra)
+        assert np.linalg.norm(W - Wc) <= p.error_theta + slack * err_w + 1e-12, (p.t, run.extra)
+        assert np.linalg.norm(p.residual - rc) <= p.error_u + slack * err_r + 1e-12, (p.t, run.extra)
         assert p.trusted
     return run, allpts
 
@@ -63,7 +63,10 @@ def test_the_exact_flow_agrees_with_references_on_generated_small_networks(m, n,
     run = ReluFlow(X, y, a, 1.0).run(W0, lambda p: True, [1.0])
     if run.extra["degenerate"]:
         return
-    _compare(X, y, a, W0, 1.0, 4e-3)
+    # generated cases include chattering so irregular that RK4's differences fall by less than
+    # 4× per level (e.g. m = n = d = 4, seed 2: 1.0e-4, 5.0e-5, 8.0e-5, 2.3e-5, 6.0e-6 for
+    # h = 4e-3 … 1.6e-5, converging to the exact flow): twice the differences there
+    _compare(X, y, a, W0, 1.0, 4e-3, slack=2.0)
 
 
 
