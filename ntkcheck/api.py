@@ -19,6 +19,7 @@ import yaml
 from . import __version__
 from .checks import get_check
 from .checks.base import DIVERGED, ERROR, HOLDS, UNDECIDED, VACUOUS, VIOLATION, Check, Context, TrialResult
+from . import errors
 from .errors import ExitCode, UserError
 from .scenario import BaseScenario, resolve
 from .stats import FAIL, INCONCLUSIVE, PASS, ClaimRow, decide, trials_needed
@@ -61,9 +62,9 @@ class Result:
         return [r.to_dict() for r in self.rows]
 
     @property
-    def exit_code(self) -> ExitCode:
+    def exit_code(self) -> int:
         if self.interrupted:
-            return ExitCode.INTERRUPTED
+            return errors.interrupted_code()
         return {PASS: ExitCode.OK, FAIL: ExitCode.FAILED, INCONCLUSIVE: ExitCode.INCONCLUSIVE}[self.verdict]
 
     @property

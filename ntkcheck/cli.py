@@ -6,6 +6,7 @@ version and a request to report it (``--debug`` shows the traceback).
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -18,6 +19,7 @@ from rich.text import Text
 from . import __version__
 from .api import build_scenario, replay_trial, run_check
 from .checks import REGISTRY, get_check
+from . import errors
 from .errors import ExitCode, UserError
 from .network import keep_freed_memory
 from .report import (broken_pipe, check_writable, is_plain, make_console, render, render_replay, to_json,
@@ -165,8 +167,8 @@ def scenario_options(f):
 
 def output_options(f):
     for opt in reversed([
-        click.option("--json", "json_path", type=click.Path(), help="Write the result as JSON."),
-        click.option("--junit", "junit_path", type=click.Path(), help="Write JUnit XML (one testcase per claim)."),
+        click.option("--json", "json_path", type=click.Path(), help="Write the result as JSON ('-': standard output, the table then goes to standard error)."),
+        click.option("--junit", "junit_path", type=click.Path(), help="Write JUnit XML, one testcase per claim ('-': standard output)."),
         click.option("--quiet", "-q", is_flag=True, help="Print only the verdict line."),
         click.option("--debug", is_flag=True, help="Show the traceback of an internal error."),
     ]):
@@ -182,18 +184,37 @@ def check_outputs(**paths) -> None:
         if path is None:
             continue
         option = "--" + name.removesuffix("_path")
+        if path == "-":  # standard output (the table then goes to standard error)
+            target = "-"
+            if target in seen:
+                raise UserError(f"{seen[target]} and {option} cannot both write to standard output ('-').")
+            seen[target] = option
+            continue
         target = str(check_writable(path, option).resolve())
         if target in seen:
             raise UserError(f"{seen[target]} and {option} name the same file '{path}'.")
         seen[target] = option
 
 
+def _console(json_path=None, junit_path=None):
+    """The table's console: standard output, or standard error when '-' sends a file there."""
+    return make_console(sys.stderr if "-" in (json_path, junit_path) else None)
+
+
+def _write(path: str, text: str) -> None:
+    if path == "-":
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        sys.stdout.flush()
+    else:
+        write_atomic(path, text)
+
+
 def _write_outputs(results, json_path, junit_path, many: bool) -> None:
     if json_path:
         obj = {"results": [r.to_dict() for r in results]} if many else results[0].to_dict()
-        write_atomic(json_path, to_json(obj))
+        _write(json_path, to_json(obj))
     if junit_path:
-        write_atomic(junit_path, to_junit(results))
+        _write(junit_path, to_junit(results))
 
 
 def parse_expect(items) -> dict[str, str]:
@@ -221,7 +242,7 @@ def _check_command(name: str) -> click.Command:
                 junit_path, quiet, debug, replay, expect):
         overrides = _overrides(m, n, d, trials, seed, confidence, workers, scheduler, data, labels, sets)
         check_outputs(json_path=json_path, junit_path=junit_path)
-        console = make_console()
+        console = _console(json_path, junit_path)
         if expect and replay is None:
             raise UserError("--expect goes with --replay TRIAL.")
         if replay is not None:
@@ -247,10 +268,13 @@ def _check_command(name: str) -> click.Command:
     return command
 
 
-def combined_exit(results) -> ExitCode:
-    """Any interrupted → 130; else any fail → 1; else any inconclusive → 3; else 0."""
-    codes = {r.exit_code for r in results}
-    for c in (ExitCode.INTERRUPTED, ExitCode.FAILED, ExitCode.INCONCLUSIVE):
+def combined_exit(results) -> int:
+    """Any interrupted → 130 (128 + the signal after SIGTERM/SIGHUP); else any fail → 1; else
+    any inconclusive → 3; else 0."""
+    if any(r.interrupted for r in results):
+        return errors.interrupted_code()
+    codes = {int(r.exit_code) for r in results}
+    for c in (ExitCode.FAILED, ExitCode.INCONCLUSIVE):
         if c in codes:
             return c
     return ExitCode.OK
@@ -303,7 +327,7 @@ def run_cmd(paths, workers, scheduler, json_path, junit_path, quiet, debug):
         for msg in invalid:
             click.echo(f"error: {msg}", err=True)
         raise SystemExit(int(ExitCode.USAGE))
-    console = make_console()
+    console = _console(json_path, junit_path)
     results = []
     for f, check in plan:
         overrides = {k: v for k, v in (("workers", workers), ("scheduler", scheduler)) if v}
@@ -403,6 +427,25 @@ for _name in REGISTRY:
     cli.add_command(_check_command(_name))
 
 
+def _stop_on_signals() -> dict:
+    """SIGTERM and SIGHUP (a CI runner's timeout, a closed terminal) stop the run as Ctrl-C does:
+    the partial table, the requested files, then exit 128 + the signal. (Worker processes die
+    with the main process, see ``trials``.) Returns the handlers to put back afterwards."""
+    errors.received_signal = None
+
+    def handler(signum, frame):
+        if errors.received_signal is None:
+            errors.received_signal = signum
+            raise KeyboardInterrupt
+    before = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        try:
+            before[sig] = signal.signal(sig, handler)
+        except (ValueError, OSError):  # not the main thread (an embedding application): leave them
+            pass
+    return before
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     keep_freed_memory()
@@ -410,6 +453,20 @@ def main(argv: list[str] | None = None) -> None:
     if not [a for a in args if a != "--debug"]:  # bare ntkcheck: the help, not an error
         click.echo(cli.get_help(click.Context(cli, info_name="ntkcheck")))
         sys.exit(int(ExitCode.USAGE))
+    before = _stop_on_signals()
+    try:
+        _main(args, debug)
+    finally:
+        for sig, h in before.items():
+            signal.signal(sig, h)
+
+
+def _main(args: list[str], debug: bool) -> None:
+    for stream in (sys.stdout, sys.stderr):  # a file name that is no UTF-8 prints as \xNN, not a crash
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError, OSError):
+            pass
     try:
         cli.main(args=args, prog_name="ntkcheck", standalone_mode=False)
     except UserError as e:
@@ -428,7 +485,7 @@ def main(argv: list[str] | None = None) -> None:
         broken_pipe()
     except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("interrupted.", err=True)
-        sys.exit(int(ExitCode.INTERRUPTED))
+        sys.exit(errors.interrupted_code())
     except SystemExit:
         raise
     except Exception:  # a bug in ntkcheck, not bad input

@@ -19,6 +19,16 @@ class ExitCode(IntEnum):
     BROKEN_PIPE = 141  #: the reader of the output went away (128 + SIGPIPE, as the shell reports it)
 
 
+#: the signal (SIGTERM, SIGHUP) that stopped the run like Ctrl-C, if one did: the run then
+#: exits 128 + its number, as a shell reports a process ended by it
+received_signal: int | None = None
+
+
+def interrupted_code() -> int:
+    """130 after Ctrl-C; 128 + the signal after SIGTERM or SIGHUP."""
+    return 128 + received_signal if received_signal is not None else int(ExitCode.INTERRUPTED)
+
+
 class UserError(Exception):
     """An error caused by the input (scenario, data, options).
 

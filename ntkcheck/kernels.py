@@ -104,8 +104,12 @@ def lambda0(X: np.ndarray) -> Lambda0:
     error = ‖entrywise error of H∞‖_F (Weyl) + 4 n u ‖H∞‖₂ (backward error of
     the symmetric eigensolver).
     """
+    from .network import require_memory
+
+    n = X.shape[0]
+    # H∞, its error matrix, the eigenvectors and the eigensolver's workspace: ~6 n × n arrays
+    require_memory(48.0 * n * n, f"λ0 = λ_min(H∞) for n = {n} inputs")
     H = h_infinity(X)
-    n = H.shape[0]
     w, V = np.linalg.eigh(H)
     err = float(np.linalg.norm(h_infinity_error(X))) + 4.0 * n * _EPS * float(abs(w[-1]))
     return Lambda0(value=float(w[0]), error=err, vector=V[:, 0])

@@ -443,14 +443,29 @@ def gram_of_rows(X: np.ndarray) -> np.ndarray:
         return X @ X.T
 
 
+#: where a container's memory limit is (cgroup v2, then v1); "max" or a huge v1 value means none
+CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+
+
 def memory_limit_bytes() -> int:
-    """Physical memory of this machine (the ceiling for any single run)."""
+    """The memory a run may use: this machine's physical memory, or the container's (cgroup)
+    limit when that is lower — exceeding it gets the process killed, not a MemoryError."""
     import os
 
     try:
-        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+        limit = int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
     except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
-        return 1 << 40
+        limit = 1 << 40
+    for path in CGROUP_LIMITS:
+        try:
+            with open(path, encoding="ascii") as f:
+                text = f.read().strip()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if text.isdigit():
+            limit = min(limit, int(text))
+        break
+    return limit
 
 
 def keep_freed_memory() -> bool:
@@ -477,8 +492,8 @@ def require_memory(estimate_bytes: float, what: str) -> None:
 
     limit = 0.9 * memory_limit_bytes()
     if estimate_bytes > limit:
-        raise UserError(f"{what} needs about {estimate_bytes / 2**30:.3g} GiB of memory, more than this "
-                        f"machine's {limit / 2**30:.3g} GiB; lower the width or the input size.")
+        raise UserError(f"{what} needs about {estimate_bytes / 2**30:.3g} GiB of memory, more than the "
+                        f"{limit / 2**30:.3g} GiB this machine (or its container) allows; lower the width or the input size.")
 
 
 class _Point:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
@@ -144,8 +145,11 @@ def render(result: Result, console: Console) -> None:
                           f"spawn key {tuple(ce['spawn_key'])}); replay it alone with:")
             console.print(f"    {ce['replay']}", soft_wrap=True, highlight=False, markup=False)
     for e in result.trial_errors[:5]:
-        console.print(f"  trial {e['trial']} failed numerically ({e['error']}); replay: {e['replay']}",
-                      soft_wrap=True, markup=False)
+        what = (f"was lost ({e['error'].removeprefix('lost: ')})" if e["error"].startswith("lost: ")
+                else f"failed numerically ({e['error']})")
+        console.print(f"  trial {e['trial']} {what}; replay: {e['replay']}", soft_wrap=True, markup=False)
+    if len(result.trial_errors) > 5:
+        console.print(f"  ... and {len(result.trial_errors) - 5} more trial errors (all in the JSON output).")
     for name in result.weak_variants:
         console.print(f"  warning: row '{name}' (expected to be false) did not FAIL: "
                       "the check lacks power in this scenario.")
@@ -219,7 +223,22 @@ def write_atomic(path: str | Path, text: str) -> None:
 
 
 def to_json(obj: dict[str, Any]) -> str:
-    return json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    """JSON text; a file name that is not UTF-8 (its bytes carried as lone surrogates) is
+    written as the JSON escape \\udcXX instead of failing to encode."""
+    text = json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+#: characters XML 1.0 cannot hold (control characters, lone surrogates): replaced by U+FFFD
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml_safe(root: ET.Element) -> None:
+    for el in root.iter():
+        if el.text:
+            el.text = _NOT_XML.sub("\ufffd", el.text)
+        for k, v in el.attrib.items():
+            el.attrib[k] = _NOT_XML.sub("\ufffd", v)
 
 
 def to_junit(results: list[Result]) -> str:
@@ -256,5 +275,6 @@ def to_junit(results: list[Result]) -> str:
                 ET.SubElement(case, "skipped", {"message": f"{r.name} inconclusive"}).text = detail
             else:
                 ET.SubElement(case, "system-out").text = detail
+    _xml_safe(suites)
     ET.indent(suites)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"

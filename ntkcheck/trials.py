@@ -19,6 +19,7 @@ import os
 import signal
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -67,9 +68,39 @@ def available_cores() -> int:
 _STATE: tuple | None = None  # (check, scenario, context) inherited by forked workers
 
 
+_PARENT = 0  # pid of the process that starts the workers
+
+
+def _die_with_parent() -> None:
+    """Make this worker die with its parent, however the parent ends (SIGKILL included): a
+    parent-death signal on Linux, else a watchdog thread; an orphaned worker would hold the
+    terminal's or a CI runner's pipes open for ever."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        if libc.prctl(1, int(signal.SIGKILL)) != 0:  # PR_SET_PDEATHSIG
+            raise OSError(ctypes.get_errno(), "prctl")
+    except (OSError, AttributeError):
+        import threading
+        import time
+
+        def watch() -> None:
+            while os.getppid() == _PARENT:
+                time.sleep(0.5)
+            os._exit(1)
+
+        threading.Thread(target=watch, daemon=True).start()
+    if os.getppid() != _PARENT:  # the parent died before the signal was armed
+        os._exit(1)
+
+
 def _init_worker() -> None:
     threadpool_limits(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # (the main process's handlers are inherited)
+        signal.signal(sig, signal.SIG_DFL)
+    _die_with_parent()
 
 
 def _run_batch(indices: list[int]) -> list[TrialResult]:
@@ -119,6 +150,55 @@ def _run_dask(check: Check, sc, ctx: Context, batches: list[list[int]], address:
         client.close()
 
 
+def _dead_workers(procs) -> str:
+    """Which worker processes died, and how."""
+    dead = []
+    for proc in procs:
+        code = proc.exitcode
+        if code not in (None, 0):
+            how = f"signal {signal.Signals(-code).name}" if code < 0 and -code in signal.valid_signals() \
+                else f"exit code {code}"
+            dead.append(f"worker process {proc.pid} died ({how})")
+    return "; ".join(dead) or "a worker process died"
+
+
+def _pool_run(batches: list[list[int]], workers: int, take) -> tuple[list[list[int]], str]:
+    """Run the batches in a pool of forked workers, passing each finished result to ``take``.
+    Returns the batches not finished because a worker died (empty if none did) and which."""
+    ex = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_init_worker)
+    procs: dict[int, object] = {}
+    try:
+        futures = {ex.submit(_run_batch, b): b for b in batches}
+        pending, taken = set(futures), set()
+        while pending:
+            procs.update(getattr(ex, "_processes", None) or {})
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            procs.update(getattr(ex, "_processes", None) or {})
+            if any(isinstance(f.exception(), BrokenProcessPool) for f in done):
+                left = []
+                for f, b in futures.items():
+                    if f in taken:
+                        continue
+                    if f.done() and f.exception() is None:
+                        for res in f.result():
+                            take(res)
+                    else:
+                        left.append(b)
+                ex.shutdown(wait=True, cancel_futures=True)
+                return left, _dead_workers(procs.values())
+            for fut in done:
+                for res in fut.result():
+                    take(res)
+                taken.add(fut)
+    except KeyboardInterrupt:
+        for proc in list(procs.values()) + list((getattr(ex, "_processes", None) or {}).values()):
+            proc.terminate()  # stop the batches in flight
+        ex.shutdown(wait=False, cancel_futures=True)
+        raise
+    ex.shutdown(wait=True)
+    return [], ""
+
+
 def run_trials(check: Check, sc, ctx: Context, indices: Iterable[int],
                on_done: Callable[[TrialResult], None] | None = None, workers: int = 1,
                scheduler: str | None = None) -> list[TrialResult]:
@@ -153,25 +233,28 @@ def run_trials(check: Check, sc, ctx: Context, indices: Iterable[int],
         except KeyboardInterrupt:
             raise Interrupted(out) from None
         return out
-    global _STATE
-    _STATE = (check, sc, ctx)
+    global _STATE, _PARENT
+    _STATE, _PARENT = (check, sc, ctx), os.getpid()
     size = max(1, min(4, len(indices) // (4 * workers)))  # small batches: smooth progress, prompt Ctrl-C
     batches = [indices[k:k + size] for k in range(0, len(indices), size)]
-    ex = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_init_worker)
     try:
-        pending = {ex.submit(_run_batch, b) for b in batches}
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                for res in fut.result():
-                    take(res)
+        left, why = _pool_run(batches, workers, take)
+        if left:
+            # a worker died (killed, out of memory): the finished trials are kept, the unfinished
+            # ones run again once in new workers; if that pool breaks too they are reported lost,
+            # each with its replay command
+            n_left = sum(map(len, left))
+            left, why2 = _pool_run(left, workers, take)
+            if left:
+                lost = sorted(i for b in left for i in b)
+                ctx.notes.append(f"{why}, then {why2}: {len(lost)} trials were lost (reported as trial errors).")
+                for i in lost:
+                    take(TrialResult(i, {r.name: ERROR for r in check.rows(sc, ctx)}, {}, error=f"lost: {why2}"))
+            else:
+                ctx.notes.append(f"{why}; its {n_left} unfinished trials were run again in new worker processes.")
     except KeyboardInterrupt:
-        for proc in list(getattr(ex, "_processes", {}).values()):  # stop the batches in flight
-            proc.terminate()
-        ex.shutdown(wait=False, cancel_futures=True)
         raise Interrupted(out) from None
     finally:
         _STATE = None
-    ex.shutdown(wait=True)
     out.sort(key=lambda r: r.index)
     return out

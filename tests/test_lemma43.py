@@ -127,3 +127,20 @@ def test_widths_grid_and_replay(ntk):
 def test_target_above_one_is_refused(ntk):
     r = ntk("lemma43", "--set", "target.terms=[{family: linear, weight: 80}]")
     assert r.code == 2 and "‖f*‖∞ ≤ 1" in r.err
+
+
+def test_an_interrupt_before_the_last_width_keeps_the_finished_trials():
+    """Trials run width by width: an interrupt leaves the last widths without trials, which
+    the summary marks (no slope) instead of failing."""
+    seen = []
+
+    def stop_after_three(t):
+        seen.append(t)
+        if len(seen) == 3:
+            raise KeyboardInterrupt
+
+    res = ntkcheck.run_check("lemma43", workers=1, on_trial=stop_after_three)
+    assert res.interrupted and res.trials == 3
+    table = res.quantities["per_width"]
+    assert table[0]["trials"] == 3 and table[-1] == {"m": table[-1]["m"], "trials": 0}
+    assert all(r.verdict != "fail" or r.role != "primary" for r in res.rows)

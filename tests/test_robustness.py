@@ -3,6 +3,8 @@ import os
 import json
 import math
 
+import xml.etree.ElementTree as ET
+
 import numpy as np
 import pytest
 import yaml
@@ -344,3 +346,43 @@ def test_only_the_command_line_may_choose_a_scheduler(ntk, tmp_path, how):
         r = ntk("lemma21", "--set", "compute={scheduler: 'tcp://203.0.113.9:8786'}")
     assert r.code == 2 and "only the command line (--scheduler ADDRESS)" in r.err
     assert "Traceback" not in r.err and len(r.err.strip().splitlines()) == 1
+
+
+def test_json_to_standard_output_leaves_it_pure_json(ntk):
+    r = ntk("lemma21", "--trials", "3", "--json", "-")
+    assert r.code == 0
+    assert json.loads(r.out)["check"] == "lemma21"  # the table went to standard error
+    assert "verdict: PASS" in r.err
+    r = ntk("lemma21", "--json", "-", "--junit", "-")
+    assert r.code == 2 and "cannot both write to standard output" in r.err
+
+
+def test_names_that_are_not_utf8_or_hold_control_characters_still_give_valid_outputs(ntk, tmp_path):
+    name = os.fsdecode(b"d\xff\x01.npy")  # bytes that are no UTF-8, and a control character
+    path = os.path.join(os.fsdecode(bytes(tmp_path)), name)
+    with open(os.fsencode(path), "wb") as f:
+        np.save(f, np.random.default_rng(0).standard_normal((6, 3)))
+    r = ntk("lemma21", "--data", path, "--trials", "3", "--json", tmp_path / "o.json", "--junit", tmp_path / "o.xml")
+    assert r.code == 0, r.err
+    assert json.loads((tmp_path / "o.json").read_text(encoding="utf-8"))["scenario"]["data"]["path"] == path
+    ET.parse(tmp_path / "o.xml")  # XML 1.0 holds neither a lone surrogate nor \x01: replaced
+
+
+@pytest.mark.parametrize("check", ["lemma21", "cor22", "lemma23", "cor24", "lemma43"])
+def test_the_memory_estimate_comes_before_any_n_by_n_array(ntk, check):
+    r = ntk(check, "--n", "100000", "--trials", "2")
+    assert r.code == 2 and "n = 100000 inputs needs about" in r.err and r.err.count("\n") == 1
+
+
+def test_a_container_memory_limit_is_respected(monkeypatch, tmp_path):
+    from ntkcheck import network
+    from ntkcheck.errors import UserError
+
+    limit = tmp_path / "memory.max"
+    limit.write_text(str(2**30) + "\n")  # 1 GiB, far below this machine's memory
+    monkeypatch.setattr(network, "CGROUP_LIMITS", (str(limit),))
+    assert network.memory_limit_bytes() == 2**30
+    with pytest.raises(UserError, match="GiB this machine"):
+        network.require_memory(2**30, "a test")
+    limit.write_text("max\n")  # no limit: physical memory
+    assert network.memory_limit_bytes() > 2**30

@@ -101,7 +101,8 @@ def test_no_progress_bar_in_a_pipe():
 def test_ctrl_c_prints_the_partial_table_writes_json_and_exits_130(tmp_path):
     j = tmp_path / "r.json"
     proc = subprocess.Popen([sys.executable, "-m", "ntkcheck", "cor24", "--trials", "500", "--workers", "2",
-                             "--n", "10", "--d", "6", "--m", "256", "--json", str(j)],
+                             "--n", "10", "--d", "6", "--m", "256", "--set", "dynamics.integrator=bs3",
+                             "--json", str(j)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(4)
     proc.send_signal(signal.SIGINT)
@@ -110,3 +111,99 @@ def test_ctrl_c_prints_the_partial_table_writes_json_and_exits_130(tmp_path):
     assert "INTERRUPTED after" in out and "Traceback" not in err
     d = json.loads(j.read_text())
     assert d["interrupted"] is True and 0 < d["trials"] < 500 and d["exit_code"] == 130
+
+
+def _children(pid):
+    """Pids of the direct children of ``pid`` (Linux /proc)."""
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        out += [int(x) for x in text]
+    return out
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (exited, not yet reaped) is not alive
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def _start_cor24(tmp_path, trials=500):
+    j = tmp_path / "r.json"
+    proc = subprocess.Popen([sys.executable, "-m", "ntkcheck", "cor24", "--trials", str(trials), "--workers", "2",
+                             "--n", "10", "--d", "6", "--m", "256", "--set", "dynamics.integrator=bs3",
+                             "--json", str(j)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for _ in range(100):  # until both workers run
+        time.sleep(0.1)
+        kids = _children(proc.pid)
+        if len([k for k in kids if _alive(k)]) >= 2:
+            break
+    time.sleep(1.5)
+    return proc, j, _children(proc.pid)
+
+
+def _gone(pids, within=5.0):
+    end = time.time() + within
+    while time.time() < end and any(_alive(p) for p in pids):
+        time.sleep(0.1)
+    return not any(_alive(p) for p in pids)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_stop_like_ctrl_c_and_leave_no_worker(tmp_path, sig):
+    proc, j, kids = _start_cor24(tmp_path)
+    assert kids
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + sig, err
+    assert "INTERRUPTED after" in out and "Traceback" not in err
+    d = json.loads(j.read_text())
+    assert d["interrupted"] is True and d["exit_code"] == 128 + sig
+    assert _gone(kids)
+
+
+def test_workers_die_with_a_killed_parent(tmp_path):
+    proc, _, kids = _start_cor24(tmp_path)
+    assert kids
+    proc.kill()
+    proc.communicate(timeout=30)
+    assert _gone(kids)
+
+
+def test_a_killed_worker_costs_no_trial(tmp_path):
+    """The finished trials are kept and the unfinished ones run again in new workers; the
+    run says which worker died."""
+    proc, j, kids = _start_cor24(tmp_path, trials=60)
+    os.kill(kids[0], signal.SIGKILL)
+    out, err = proc.communicate(timeout=120)
+    assert "Traceback" not in err and proc.returncode == 0, err
+    d = json.loads(j.read_text())
+    assert d["trials"] == 60 and d["trial_errors"] == []
+    assert any(f"worker process {kids[0]} died (signal SIGKILL)" in n and "run again" in n for n in d["notes"])
+
+
+def test_trials_that_kill_their_worker_twice_are_reported_lost_with_replays(monkeypatch):
+    import ntkcheck
+    from ntkcheck.checks import get_check
+
+    cls = type(get_check("lemma21"))
+    original = cls.run_trial
+
+    def run_trial(self, sc, ctx, rng, index):
+        if index == 3 and os.getpid() != parent:
+            os._exit(7)  # a worker that dies on this trial, every time
+        return original(self, sc, ctx, rng, index)
+
+    parent = os.getpid()
+    monkeypatch.setattr(cls, "run_trial", run_trial)
+    res = ntkcheck.run_check("lemma21", trials=12, workers=2).to_dict()
+    lost = {e["trial"]: e for e in res["trial_errors"]}
+    assert 3 in lost and "died (exit code 7)" in lost[3]["error"] and "--replay 3" in lost[3]["replay"]
+    assert res["trials"] == 12 and len(lost) < 12
+    assert any("trials were lost" in n for n in res["notes"])

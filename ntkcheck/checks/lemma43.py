@@ -124,7 +124,9 @@ class Lemma43(Check):
         if len(widths) < 2:
             raise UserError(f"lemma43 needs at least two widths to fit a slope (got {widths}).")
         wmax, n = max(widths), inputs.n
-        require_memory(8.0 * wmax * (10 * d + 6 * n), f"lemma43 with widths up to {wmax}")
+        # per trial: the features and work arrays (m × d, m × n) and the Gram matrices (n × n)
+        require_memory(8.0 * wmax * (10 * d + 6 * n) + 8.0 * 4 * n * n,
+                       f"lemma43 with widths up to {wmax} and n = {n} inputs")
         per = self.AUTO_TRIALS if sc.trials == "auto" else sc.trials
         q = {"n": n, "d": d, "widths": widths, "trials_per_width": per, "c": sc.claim.c, "T": sc.dynamics.T,
              "sup_f_star_bound": sup_f, "slope_tolerance": sc.claim.slope_tolerance, "C_T": sc.claim.C_T}
@@ -248,7 +250,10 @@ class Lemma43(Check):
         table = []
         for w in widths:
             sel = [t for t in trials if t.values["width"] == w]
-            table.append({"m": w, **{f"C_hat_{k}": max(t.values[f"ratio_{k}"] for t in sel)
+            if not sel:  # (an interrupted run, or every trial of this width failed numerically)
+                table.append({"m": w, "trials": 0})
+                continue
+            table.append({"m": w, "trials": len(sel), **{f"C_hat_{k}": max(t.values[f"ratio_{k}"] for t in sel)
                                      for k in RATIOS + ("control",)},
                           "a_T_median": float(np.median([t.values["a_T"] for t in sel])),
                           "B_move_T_median": float(np.median([t.values["B_move_T"] for t in sel])),
