@@ -246,6 +246,8 @@ class ReluFlow:
             margins = []
             if B:
                 XB = X[B]
+                if np.linalg.matrix_rank(XB) < len(B):
+                    continue  # its kinks' normals are dependent: no velocity keeps all of them at 0
                 cB = -np.linalg.solve(XB @ XB.T, XB @ b)
                 vel = -self.a_m[k] * (b + XB.T @ cB)
                 for j, cj in zip(B, cB):
@@ -261,6 +263,8 @@ class ReluFlow:
             valid += mg > 1e-9
             if mg > best_margin:
                 best, best_margin = (sk > 0, tuple(B)), mg
+        if best is None:  # no choice at all can be formed: keep the signs, untrusted from here
+            return S_k.copy(), (), True
         return best[0], best[1], valid != 1
 
     # -- following entries ---------------------------------------------------------------

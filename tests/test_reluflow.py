@@ -106,3 +106,12 @@ def test_the_spectrum_is_that_of_the_velocity_gram_matrix(m):
             assert p.eigvals[0] <= lam[0] + 1e-12
             sliding += 1
     assert checked >= 5 and sliding >= 1
+
+
+def test_a_sliding_choice_with_dependent_kink_normals_is_skipped():
+    """d = 2 with several inputs: sliding along two kinks whose normals are dependent is no
+    valid choice (it crashed the solve; found by Hypothesis: m = 3, n = 4, d = 2, seed 336);
+    the consistent choice is taken and the flow agrees with the references."""
+    X, y, a, W0 = _problem(3, 4, 2, 336)
+    run, _ = _compare(X, y, a, W0, 1.0, 4e-3, slack=2.0)
+    assert run.t_end == pytest.approx(1.0) and run.extra["degenerate"] == 0
