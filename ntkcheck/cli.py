@@ -329,9 +329,15 @@ def run_cmd(paths, workers, scheduler, json_path, junit_path, quiet, debug):
         raise SystemExit(int(ExitCode.USAGE))
     console = _console(json_path, junit_path)
     results = []
+    stopped = None  # the scenario being prepared when Ctrl-C (or SIGTERM/SIGHUP) came
     for f, check in plan:
         overrides = {k: v for k, v in (("workers", workers), ("scheduler", scheduler)) if v}
-        res = run_with_progress(check, f, overrides, quiet)
+        try:
+            res = run_with_progress(check, f, overrides, quiet)
+        except KeyboardInterrupt:  # (during its trials the result itself says interrupted)
+            stopped = f
+            console.print(f"== {f}: interrupted before its trials; the scenarios above are complete.")
+            break
         res.scenario_path = str(f)
         results.append(res)
         if quiet:
@@ -341,7 +347,7 @@ def run_cmd(paths, workers, scheduler, json_path, junit_path, quiet, debug):
             render(res, console)
         if res.interrupted:
             break
-    code = combined_exit(results)
+    code = combined_exit(results) if stopped is None else errors.interrupted_code()
     if not quiet:
         table = Table(title="summary", box=box.ASCII if is_plain(console) else box.SIMPLE_HEAVY)
         for col in ("scenario", "check", "verdict", "trials", "seconds"):
@@ -349,6 +355,8 @@ def run_cmd(paths, workers, scheduler, json_path, junit_path, quiet, debug):
         for r in results:
             table.add_row(r.scenario_path, r.check, r.verdict.upper() + (" (interrupted)" if r.interrupted else ""),
                           str(r.trials), f"{r.elapsed_seconds:.2f}")
+        if stopped is not None:
+            table.add_row(str(stopped), "", "NOT RUN (interrupted)", "0", "")
         console.print(table)
         console.print(f"overall: exit {int(code)}")
     _write_outputs(results, json_path, junit_path, many=True)

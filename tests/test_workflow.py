@@ -207,3 +207,24 @@ def test_trials_that_kill_their_worker_twice_are_reported_lost_with_replays(monk
     assert 3 in lost and "died (exit code 7)" in lost[3]["error"] and "--replay 3" in lost[3]["replay"]
     assert res["trials"] == 12 and len(lost) < 12
     assert any("trials were lost" in n for n in res["notes"])
+
+
+def test_ctrl_c_while_a_later_scenario_prepares_keeps_the_finished_ones(ntk, tmp_path, monkeypatch):
+    import ntkcheck.cli as cli_mod
+
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.yaml").write_text("check: lemma21\ntrials: 3\n")
+    real = cli_mod.run_check
+
+    def run_check(name, scenario, **kw):
+        if str(scenario).endswith("b.yaml"):
+            raise KeyboardInterrupt  # as if Ctrl-C came while b's inputs were prepared
+        return real(name, scenario, **kw)
+
+    monkeypatch.setattr(cli_mod, "run_check", run_check)
+    j = tmp_path / "r.json"
+    r = ntk("run", tmp_path, "--json", j)
+    assert r.code == 130
+    assert "b.yaml: interrupted before its trials" in r.out and "NOT RUN (interrupted)" in r.out
+    d = json.loads(j.read_text())
+    assert [x["scenario_path"] for x in d["results"]] == [str(tmp_path / "a.yaml")]
