@@ -263,7 +263,7 @@ def _check_command(name: str) -> click.Command:
         else:
             render(result, console)
         _write_outputs([result], json_path, junit_path, many=False)
-        sys.exit(int(result.exit_code))
+        _exit(int(result.exit_code))
 
     return command
 
@@ -360,7 +360,7 @@ def run_cmd(paths, workers, scheduler, json_path, junit_path, quiet, debug):
         console.print(table)
         console.print(f"overall: exit {int(code)}")
     _write_outputs(results, json_path, junit_path, many=True)
-    sys.exit(int(code))
+    _exit(int(code))
 
 
 @cli.command("plan")
@@ -428,11 +428,27 @@ def sweep_cmd(check, scenario, over, m, n, d, trials, seed, confidence, workers,
         sw.plot(points, grid, check, plot_path)
     code = combined_exit([p["result"] for p in points])
     console.print(f"sweep: {len(points)} grid points, exit {int(code)}")
-    sys.exit(int(code))
+    _exit(int(code))
 
 
 for _name in REGISTRY:
     cli.add_command(_check_command(_name))
+
+
+def _exit(code: int) -> None:
+    """Exit with ``code``. After an interrupt that terminated worker processes mid-batch, the
+    pool's queues may be left locked, and the interpreter's exit would wait for its manager
+    thread for ever: the outputs are written by now, so end without that wait."""
+    from . import trials
+
+    if trials.POOL_ABANDONED:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
+    sys.exit(code)
 
 
 def _stop_on_signals() -> dict:

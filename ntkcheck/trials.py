@@ -69,6 +69,8 @@ _STATE: tuple | None = None  # (check, scenario, context) inherited by forked wo
 
 
 _PARENT = 0  # pid of the process that starts the workers
+#: set when an interrupt terminated workers mid-batch: their pool cannot be joined safely
+POOL_ABANDONED = False
 
 
 def _die_with_parent() -> None:
@@ -191,6 +193,8 @@ def _pool_run(batches: list[list[int]], workers: int, take) -> tuple[list[list[i
                     take(res)
                 taken.add(fut)
     except KeyboardInterrupt:
+        global POOL_ABANDONED
+        POOL_ABANDONED = True
         for proc in list(procs.values()) + list((getattr(ex, "_processes", None) or {}).values()):
             proc.terminate()  # stop the batches in flight
         ex.shutdown(wait=False, cancel_futures=True)

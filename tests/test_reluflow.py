@@ -54,19 +54,20 @@ def test_the_exact_flow_agrees_with_fine_references_within_their_own_error(m, n,
     assert run.extra["degenerate"] == 0
 
 
-@settings(max_examples=25)
+@settings(max_examples=20)
 @given(m=st.integers(1, 10), n=st.integers(1, 5), d=st.integers(2, 4), seed=st.integers(0, 2**31))
 def test_the_exact_flow_agrees_with_references_on_generated_small_networks(m, n, d, seed):
     X, y, a, W0 = _problem(m, n, d, seed)
     if n > 1 and np.abs(X @ X.T - np.eye(n)).max() > 1 - 1e-6:
         return  # (near-)parallel inputs: kinks of one neuron coincide, a degenerate flow
-    run = ReluFlow(X, y, a, 1.0).run(W0, lambda p: True, [1.0])
+    run = ReluFlow(X, y, a, 0.5).run(W0, lambda p: True, [0.5])
     if run.extra["degenerate"]:
         return
-    # generated cases include chattering so irregular that RK4's differences fall by less than
-    # 4× per level (e.g. m = n = d = 4, seed 2: 1.0e-4, 5.0e-5, 8.0e-5, 2.3e-5, 6.0e-6 for
-    # h = 4e-3 … 1.6e-5, converging to the exact flow): twice the differences there
-    _compare(X, y, a, W0, 1.0, 4e-3, slack=2.0)
+    # generated cases include chattering so irregular that RK4's error does not fall by 4× per
+    # level at coarse steps (m = n = d = 4, seed 2: 1.0e-4, 5.0e-5, 8.0e-5, 2.3e-5, 6.0e-6 for
+    # h = 4e-3 … 1.6e-5, converging to the exact flow): references from h = 1e-3, where it is
+    # regular, and twice their differences
+    _compare(X, y, a, W0, 0.5, 1e-3, slack=2.0)
 
 
 
