@@ -154,7 +154,7 @@ class _Mode:
     def state(self, tau: float) -> tuple[np.ndarray, np.ndarray]:
         """(W(τ), r(τ)) in closed form."""
         g = self.V @ (self.phi(tau) * self.q)
-        return self.W + self.velocity(g), self.V @ (np.exp(-self.lam * tau) * self.q)
+        return self.W + self.velocity(g), self.residual(tau)
 
     def residual(self, tau: float) -> np.ndarray:
         return self.V @ (np.exp(-self.lam * tau) * self.q)
@@ -332,9 +332,9 @@ class ReluFlow:
         while True:
             t = md.t_s + tau
             if t >= t_refresh:
-                ke, ie, t_refresh, W_now = self._refresh(md, tau)
+                ke, ie, t_refresh, W_now, r_now = self._refresh(md, tau)
                 ex["refreshes"] += 1
-                md = _Mode(self, t, W_now, md.residual(tau), md.S, md.slide, prev=md)
+                md = _Mode(self, t, W_now, r_now, md.S, md.slide, prev=md)
                 tau = 0.0
                 tr = self._track(md, ke, ie, zeta_row)
             ex["iterations"] += 1
@@ -437,7 +437,7 @@ class ReluFlow:
         window = max(window, 1e-9 * self.T)
         sel = np.nonzero(flat < window)[0]
         ke, ie = np.divmod(sel, self.n)
-        return ke, ie, md.t_s + tau + window, W
+        return ke, ie, md.t_s + tau + window, W, r
 
     def _steps(self, md: _Mode, tau, tr: "_Track", fresh: set[int]):
         """For each followed entry, a step s that provably crosses no kink, and whether it
@@ -544,5 +544,5 @@ class ReluFlow:
             else:
                 slide.pop(k, None)
         ex["degenerate"] += degenerate
-        touched = [(k, j) for k in sorted(set(arr) | set(fixed)) for j in range(self.n) if j in fixed.get(k, {})]
+        touched = [(k, j) for k, sides in fixed.items() for j in sides]  # released: followed from here
         return _Mode(self, t, W, rt, S, slide, prev=md, changed=changed), degenerate, err_theta, touched

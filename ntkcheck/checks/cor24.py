@@ -322,13 +322,11 @@ class Cor24(Check):
     # ---------------------------------------------------------------------------------
     def _exact_flow(self, sc, ctx, net, W0, a, r0, R_prime, tr, ctl_scale):
         """The flow by :mod:`ntkcheck.reluflow`: H is constant between events and the monitor
-        sees each event, so t_h is the start of the first mode with λ_min(H) < λ0/2. Between
-        two points the conclusions' suprema are bounded (``sup=``): a ratio loss·e^{κt} moves
-        at rate κ − 2rᵀHr/‖r‖² ≤ κ − 2λ_min(H), and a weight moves at most Δt‖X‖₂‖r‖/√m."""
+        sees each event, so t_h is the start of the first mode with λ_min(H) < λ0/2; between two
+        points the conclusions are bounded too (:func:`_conclusions`)."""
         X, y = ctx.arrays["X"], ctx.arrays["y"]
         lam, T = ctx.arrays["lambda0"], ctx.arrays["T"]
         l0, n = lam.value, X.shape[0]
-        m, d = W0.shape
         loss0 = float(r0 @ r0)
         xn2 = ctx.arrays["x_norm2"]
         u0 = r0 + y
@@ -350,24 +348,7 @@ class Cor24(Check):
             if not go:  # H is this on all of (t_prev, t]: the hypothesis held up to t_prev
                 tr.hyp_failed_at = p.t_prev
                 return False
-            loss = float(p.residual @ p.residual)
-            e = p.error_u
-            loss_err = 2 * math.sqrt(loss) * e + e * e + 16 * _EPS * loss0
-            dt = p.t - p.t_prev
-            for key, rate in rates.items():
-                bound = math.exp(-rate * p.t) * loss0
-                grow = rate - 2 * lmin  # > 0: the ratio may rise inside the interval, above both ends
-                sup = prev["loss"] * math.exp(-rate * dt) * math.exp(grow * dt) if grow > 0 else None
-                tr.check(key, loss, bound, loss_err, p.trusted, sup=sup)
-            dist = float(np.sqrt(((p.theta.reshape(m, d) - W0) ** 2).sum(axis=1)).max())
-            travel = dt * math.sqrt(xn2) * p.residual_prev_norm / math.sqrt(m)
-            tr.check("flow_weights", dist, R_prime, p.error_theta, p.trusted,
-                     sup=(prev["dist"] + dist + travel) / 2)
-            moved = float(np.linalg.norm(p.residual + y - u0))
-            tr.check("control_weights", dist, ctl_scale * moved, p.error_theta + ctl_scale * e, p.trusted)
-            tr.t_h, tr.loss_h = p.t, loss
-            tr.t_h_trusted = p.trusted
-            prev["loss"], prev["dist"] = loss, dist
+            _conclusions(tr, p, loss0, rates, W0, R_prime, y, u0, ctl_scale, xn2, lmin=lmin, prev=prev)
             return True
 
         times = np.union1d(np.geomspace(T * 1e-6, T, 41), np.linspace(0.0, T, 65)[1:])
@@ -381,10 +362,9 @@ class Cor24(Check):
         X, y = ctx.arrays["X"], ctx.arrays["y"]
         lam, T = ctx.arrays["lambda0"], ctx.arrays["T"]
         l0 = lam.value
-        m, d = W0.shape
         loss0 = float(r0 @ r0)
         xn2 = ctx.arrays["x_norm2"]
-        vr = sc.claim.variant_rate
+        rates = {"flow_loss": l0, "variant": sc.claim.variant_rate * l0, "control_loss": 3 * xn2}
 
         def monitor(p):
             spec = _hypothesis(net, p, l0, lam.error, tr)
@@ -398,18 +378,7 @@ class Cor24(Check):
                 if not p.trusted:
                     tr.t_h_trusted = False
                 return spec
-            loss = float(p.residual @ p.residual)
-            e = p.error_u
-            loss_err = 2 * math.sqrt(loss) * e + e * e + 16 * _EPS * loss0
-            tr.check("flow_loss", loss, math.exp(-l0 * p.t) * loss0, loss_err, p.trusted)
-            tr.check("variant", loss, math.exp(-vr * l0 * p.t) * loss0, loss_err, p.trusted)
-            tr.check("control_loss", loss, math.exp(-3 * xn2 * p.t) * loss0, loss_err, p.trusted)
-            dist = float(np.sqrt(((p.theta.reshape(m, d) - W0) ** 2).sum(axis=1)).max())
-            tr.check("flow_weights", dist, R_prime, p.error_theta, p.trusted)
-            moved = float(np.linalg.norm(p.residual + y - u0))
-            tr.check("control_weights", dist, ctl_scale * moved, p.error_theta + ctl_scale * e, p.trusted)
-            tr.t_h, tr.loss_h = p.t, loss
-            tr.t_h_trusted = p.trusted
+            _conclusions(tr, p, loss0, rates, W0, R_prime, y, u0, ctl_scale, xn2)
             return spec
 
         opts = FlowOptions(rtol=sc.dynamics.rtol, min_step_fraction=sc.dynamics.min_step_fraction,
@@ -463,6 +432,36 @@ class Cor24(Check):
                     if v.size:
                         by[name].figures[k.removeprefix(name + "_") + ("_min" if "at_0" in k else "_max")] = (
                             float(v.min()) if "at_0" in k else float(v.max()))
+
+
+def _conclusions(tr: "_Tracker", p, loss0: float, rates: dict[str, float], W0: np.ndarray, R_prime: float,
+                 y: np.ndarray, u0: np.ndarray, ctl_scale: float, xn2: float, lmin: float | None = None,
+                 prev: dict | None = None) -> None:
+    """The conclusions and controls at one point of the flow, beyond its error budget. With the
+    spectrum's λ_min on (t_prev, t] and the previous point (``prev``, updated here), also their
+    bounds in between: loss·e^{κt} moves at rate κ − 2rᵀHr/‖r‖² ≤ κ − 2λ_min(H), and a weight
+    at most Δt‖X‖₂‖r(t_prev)‖/√m."""
+    m = W0.shape[0]
+    loss = float(p.residual @ p.residual)
+    e = p.error_u
+    loss_err = 2 * math.sqrt(loss) * e + e * e + 16 * _EPS * loss0
+    dt = p.t - p.t_prev if prev is not None else 0.0
+    for key, rate in rates.items():
+        sup = None
+        if prev is not None and rate - 2 * lmin > 0:  # the ratio may rise inside, above both ends
+            sup = prev["loss"] * math.exp(-rate * dt) * math.exp((rate - 2 * lmin) * dt)
+        tr.check(key, loss, math.exp(-rate * p.t) * loss0, loss_err, p.trusted, sup=sup)
+    dist = float(np.sqrt(((p.theta.reshape(W0.shape) - W0) ** 2).sum(axis=1)).max())
+    sup = None
+    if prev is not None:
+        sup = (prev["dist"] + dist + dt * math.sqrt(xn2) * p.residual_prev_norm / math.sqrt(m)) / 2
+    tr.check("flow_weights", dist, R_prime, p.error_theta, p.trusted, sup=sup)
+    moved = float(np.linalg.norm(p.residual + y - u0))
+    tr.check("control_weights", dist, ctl_scale * moved, p.error_theta + ctl_scale * e, p.trusted)
+    tr.t_h, tr.loss_h = p.t, loss
+    tr.t_h_trusted = p.trusted
+    if prev is not None:
+        prev["loss"], prev["dist"] = loss, dist
 
 
 def _hypothesis(net: NTKNetwork, p, l0: float, l0_error: float, tracker: "_Tracker") -> Spectrum:
