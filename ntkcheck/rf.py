@@ -13,6 +13,7 @@ min R ≥ ‖f*‖² − r̃ᵀ(Λ + λI)⁻¹r̃ − λρ² for every λ ≥ 0,
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,7 +34,20 @@ def quad_form(B: np.ndarray, a: np.ndarray, d: int, working_memory_mb: float) ->
 
 
 def kernel_matrix(B: np.ndarray, d: int) -> np.ndarray:
-    return kappa1(B @ B.T) / d
+    """K_kl = κ1(b_k·b_l)/d, the same numbers as ``kappa1(B @ B.T) / d`` with two m × m arrays
+    instead of six."""
+    G = B @ B.T
+    np.clip(G, -1.0, 1.0, out=G)
+    S = np.multiply(G, G)
+    np.subtract(1.0, S, out=S)
+    np.sqrt(S, out=S)
+    A = np.arccos(G)
+    np.subtract(np.pi, A, out=A)
+    A *= G
+    A += S
+    A /= 2.0 * np.pi
+    A /= d
+    return A
 
 
 @dataclass
@@ -83,3 +97,119 @@ def trust_region(eigvals: np.ndarray, eigvecs: np.ndarray, r: np.ndarray, c: flo
         inv = np.where(lam + mu > 0, rt * rt / (lam + mu), 0.0)
     lower = float(c - inv.sum() - mu * radius**2) if mu > 0 or np.all(lam > 0) else -np.inf
     return TrustRegion(a=a, value=value, lower=lower, lam=mu)
+
+
+@dataclass
+class DualBound:
+    lower: float  # certified lower bound on min R over the ball, target errors included
+    mu: float  # the multiplier it was evaluated at
+    steps: int  # Lanczos steps taken (matrix-vector products)
+
+
+def kernel_entry_error(d: int) -> float:
+    """A bound on |K̂_kl − κ1(b_k·b_l)/d| for the computed kernel matrix: b·b′ is off by at most
+    (d + 2)u, κ1′ ≤ 1/2, and κ1's own evaluation (sqrt, arccos, a product) by 16u."""
+    return ((d + 2) / 2 + 16) * _EPS / d + 4 * _EPS
+
+
+def krylov_lower_bound(K: np.ndarray, r: np.ndarray, c: float, radius: float, *, entry_error: float,
+                       r_error_norm: float, c_error: float, stop_above: float = np.inf,
+                       max_steps: int = 200) -> DualBound:
+    """A certified lower bound on min aᵀKa − 2rᵀa + c over ‖a‖₂ ≤ radius for a PSD kernel
+    matrix K given as its computed version K̂ (entries ≥ 0, each within ``entry_error``), with
+    r and c known to within ``r_error_norm`` (in ‖·‖₂) and ``c_error``.
+
+    Lagrangian duality: for every μ > 0 the minimum is ≥ c − rᵀ(K + μI)⁻¹r − μ·radius². For
+    any vector y, with e = r − (K + μI)y and K ⪰ 0 (so K + μI ⪰ μI),
+    rᵀ(K + μI)⁻¹r = 2rᵀy − yᵀ(K + μI)y + eᵀ(K + μI)⁻¹e ≤ 2rᵀy − yᵀ(K + μI)y + ‖e‖²/μ —
+    an upper bound whatever y is, so the bound is rigorous however far the solver is from
+    converging. y comes from Lanczos (full reorthogonalisation) started at r, μ from a grid
+    ranked by the Krylov estimate; the bound is then evaluated with a direct product K̂y, the
+    matrix error (‖K − K̂‖₂ ≤ m·entry_error), the product's rounding and the errors of r and c
+    all counted against it. Stops early once the bound exceeds ``stop_above``."""
+    m = r.size
+    Kf = float(np.linalg.norm(K))
+    delta = m * entry_error + (m + 2) * _EPS * Kf  # ‖K y − fl(K̂ y)‖ ≤ delta‖y‖
+    rn = float(np.linalg.norm(r))
+    if rn == 0.0:
+        return DualBound(c - c_error, 0.0, 0)
+    steps = min(max_steps, m)
+    Q = np.empty((m, steps))
+    KQ = np.empty((m, steps))
+    q = r / rn
+    best = DualBound(-np.inf, 0.0, 0)
+
+    def rigorous(mu: float, z: np.ndarray, k: int) -> float:
+        y = Q[:, :k] @ z
+        Ky = K @ y
+        yn = float(np.linalg.norm(y))
+        e = r - Ky - mu * y
+        round_e = 4 * _EPS * (rn + float(np.linalg.norm(Ky)) + mu * yn)
+        en = float(np.linalg.norm(e)) + delta * yn + round_e
+        quad = 2 * float(r @ y) - float(y @ Ky) - mu * yn * yn
+        quad += delta * yn * yn + 4 * m * _EPS * (2 * rn * yn + float(np.linalg.norm(Ky)) * yn + mu * yn * yn)
+        low = c - (quad + en * en / mu) - mu * radius**2
+        # r and c are known only to within their errors: U grows by ≤ 2‖y‖δr + (2‖e‖δr + δr²)/μ
+        low -= c_error + 2 * yn * r_error_norm + (2 * en * r_error_norm + r_error_norm**2) / mu
+        return low
+
+    def evaluate(k: int, top: int) -> DualBound:
+        T = Q[:, :k].T @ KQ[:, :k]
+        T = (T + T.T) / 2
+        lam, U = np.linalg.eigh(T)
+        scale = max(float(lam[-1]), 1e-300)
+        Ur = U.T @ (Q[:, :k].T @ r)
+        KQU, QU = KQ[:, :k] @ U, Q[:, :k] @ U
+
+        def estimate(mu: float) -> float:  # the same bound from the Krylov quantities (no new product)
+            w = Ur / (np.clip(lam, 0.0, None) + mu)
+            e = r - KQU @ w - mu * (QU @ w)
+            return c - (2 * float(Ur @ w) - float(w @ (lam * w)) - mu * float(w @ w) + float(e @ e) / mu) \
+                - mu * radius**2
+
+        # the dual function is concave in μ and its maximiser is ≤ ‖r‖/radius (there
+        # ‖(K + μI)⁻¹r‖ ≤ ‖r‖/μ is inside the ball): a log grid, then golden section around its best
+        grid = np.logspace(math.log10(scale) - 13, math.log10(max(scale, rn / radius)) + 0.5, 80)
+        vals = [estimate(mu) for mu in grid]
+        i = int(np.argmax(vals))
+        lo, hi = math.log(grid[max(i - 1, 0)]), math.log(grid[min(i + 1, grid.size - 1)])
+        g = (math.sqrt(5) - 1) / 2
+        x1, x2 = hi - g * (hi - lo), lo + g * (hi - lo)
+        f1, f2 = estimate(math.exp(x1)), estimate(math.exp(x2))
+        for _ in range(60):
+            if f1 >= f2:
+                hi, x2, f2 = x2, x1, f1
+                x1 = hi - g * (hi - lo)
+                f1 = estimate(math.exp(x1))
+            else:
+                lo, x1, f1 = x1, x2, f2
+                x2 = lo + g * (hi - lo)
+                f2 = estimate(math.exp(x2))
+        cands = sorted(zip(vals, grid), reverse=True)[:top - 1] + [(max(f1, f2), math.exp(x1 if f1 >= f2 else x2))]
+        out = DualBound(-np.inf, 0.0, k)
+        for _, mu in cands:
+            z = U @ (Ur / (np.clip(lam, 0.0, None) + mu))
+            low = rigorous(mu, z, k)
+            if low > out.lower:
+                out = DualBound(low, mu, k)
+        return out
+
+    k = 0
+    for j in range(steps):
+        Q[:, j] = q
+        KQ[:, j] = K @ q
+        k = j + 1
+        w = KQ[:, j] - Q[:, :k] @ (Q[:, :k].T @ KQ[:, j])
+        w -= Q[:, :k] @ (Q[:, :k].T @ w)  # twice is enough (Kahan–Parlett)
+        nw = float(np.linalg.norm(w))
+        if k >= 20 and k % 10 == 0 and np.isfinite(stop_above):
+            got = evaluate(k, 1)
+            if got.lower > best.lower:
+                best = got
+            if best.lower > stop_above:
+                return best
+        if nw <= 1e-13 * float(np.linalg.norm(KQ[:, j])):  # an invariant subspace: Krylov is exhausted
+            break
+        q = w / nw
+    got = evaluate(k, 3)
+    return got if got.lower > best.lower else best
