@@ -369,6 +369,8 @@ class Target:
 
 def build_target(spec, d: int) -> Target:
     """A :class:`Target` from the scenario's ``target`` section."""
+    if d < 2:
+        raise UserError(f"random-feature targets need d ≥ 2 (got d = {d}): S^0 has no zonal structure.")
     terms = []
     for i, t in enumerate(spec.terms):
         if isinstance(t.direction, int):

@@ -1,4 +1,4 @@
-"""The command-line contract (SPEC section 4): exit codes, JSON, JUnit, replay, refusals."""
+"""The command-line contract: exit codes, JSON, JUnit, replay, refusals."""
 import json
 import shlex
 import subprocess
@@ -185,7 +185,7 @@ BAD = [
     (["cor24", "--data", "{tmp}/good.npy", "--labels", "{tmp}/short.npy"], "5 labels but the data have 6 rows"),
     (["cor24", "--labels", "{tmp}/nope.csv"], "does not exist"),
     (["cor24", "--data", "{tmp}/good.npy", "--labels", "{tmp}/nanlabels.npy"], "non-finite"),
-    (["thm41", "--d", "2"], "d ≥ 3"),
+    (["thm41", "--d", "1"], "d ≥ 2"),
     (["thm41", "--set", "target.terms=[{family: exp}]"], "target.terms[0].family"),
     (["thm41", "--set", "target.terms=[{family: cos, direction: 9}]"], "target.terms[0].direction"),
     (["thm41", "--set", "data.source=gaussian"], "uniform measure"),

@@ -351,6 +351,25 @@ def test_thm41_fast_rate_control_refuted_at_4096_reduced():
     assert row.figures["certified_lower_min"] > res.quantities["control_rate_bound"]
 
 
+def test_thm41_violations_are_recordable_beyond_the_exact_witness(monkeypatch):
+    """Above exact_witness_max_m no trust region is solved; a bound shrunk 10⁶× (false, 5× below min R: min R·m²
+    ≈ 0.14) is still refuted trial by trial, by the Lanczos dual bound."""
+    import ntkcheck.checks.thm41 as t41
+
+    orig = t41.Thm41.prepare
+
+    def shrunk(self, sc, explicit, rng):
+        ctx = orig(self, sc, explicit, rng)
+        ctx.arrays["bound"] /= 1e6
+        return ctx
+
+    monkeypatch.setattr(t41.Thm41, "prepare", shrunk)
+    res = ntkcheck.run_check("thm41", m=1024, trials=3, sets=["claim.exact_witness_max_m=512"])
+    assert res.rows[0].violations == 3
+    v = ntkcheck.replay_trial("thm41", 0, m=1024, sets=["claim.exact_witness_max_m=512"]).values
+    assert "risk_w2" not in v and v["theorem_dual_lower_bound"] > 0.0
+
+
 def test_thm41_a_bound_false_in_half_the_trials_fails(monkeypatch):
     """At m = 512 the exact min R over the ball lies in [3.5e-7, 4.6e-7] over 60 trials (the
     reference's trust region), median 3.95e-7: the bound divided by 110 000 (= 3.95e-7) is false
@@ -378,5 +397,5 @@ def test_random_feature_checks_run_at_d_2():
     res = ntkcheck.run_check("thm41", d=2, trials=4)
     assert res.quantities["d"] == 2 and res.rows[0].holds == 4
     assert res.quantities["norm_f_star_error"] < 1e-5
-    res = ntkcheck.run_check("lemma43", d=2)
+    res = ntkcheck.run_check("lemma43", d=2, m=512)
     assert res.verdict == PASS

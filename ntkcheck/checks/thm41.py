@@ -267,6 +267,15 @@ class Thm41(Check):
             if key == "theorem":
                 if out["theorem"] == UNDECIDED and low - low_err > bound:
                     out["theorem"] = VIOLATION
+                if out["theorem"] == UNDECIDED and ctx.quantities["dual_bound_available"]:
+                    # beyond the exact trust region: the Lanczos dual bound can still certify a violation
+                    if K is None:
+                        K = kernel_matrix(B, d)
+                    db = krylov_lower_bound(K, r, c0, radius, entry_error=kernel_entry_error(d),
+                                            r_error_norm=r_err_norm, c_error=c_err, stop_above=bound * (1 + 1e-9))
+                    values["theorem_dual_lower_bound"] = max(float(db.lower), 0.0)
+                    if db.lower > bound:
+                        out["theorem"] = VIOLATION
             elif low - low_err > bound:
                 out[key] = VIOLATION
             elif ctx.quantities["zero_witness_holds"] or (values["norm2_w1"] <= rad * (1 + 1e-12)
