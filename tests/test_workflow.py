@@ -211,18 +211,18 @@ def test_trials_that_kill_their_worker_twice_are_reported_lost_with_replays(monk
 
 
 def test_ctrl_c_while_a_later_scenario_prepares_keeps_the_finished_ones(ntk, tmp_path, monkeypatch):
-    import ntkcheck.cli as cli_mod
+    import ntkcheck.progress as progress_mod
 
     for name in ("a", "b"):
         (tmp_path / f"{name}.yaml").write_text("check: lemma21\ntrials: 3\n")
-    real = cli_mod.run_check
+    real = progress_mod.run_check
 
     def run_check(name, scenario, **kw):
         if str(scenario).endswith("b.yaml"):
             raise KeyboardInterrupt  # as if Ctrl-C came while b's inputs were prepared
         return real(name, scenario, **kw)
 
-    monkeypatch.setattr(cli_mod, "run_check", run_check)
+    monkeypatch.setattr(progress_mod, "run_check", run_check)
     j = tmp_path / "r.json"
     r = ntk("run", tmp_path, "--json", j)
     assert r.code == 130
