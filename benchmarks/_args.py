@@ -23,3 +23,74 @@ def positive_float(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"{text} is not a positive finite number")
     return value
+
+
+def machine() -> str:
+    """CPU model and core count, for the results file."""
+    import os
+    import platform
+
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            model = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "")
+    except OSError:
+        model = ""
+    return f"{model or platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+
+
+def add_results_option(ap: argparse.ArgumentParser) -> None:
+    from pathlib import Path
+
+    ap.add_argument("--results", type=Path, default=None,
+                    help="append what this run prints, with date and machine, to this file "
+                         "(benchmarks/RESULTS.md)")
+
+
+class recorded:
+    """Context manager: everything printed inside is also appended, when ``path`` is given, to the
+    results file as one section headed by the script, the date, the machine, numpy and BLAS,
+    and ``params``."""
+
+    def __init__(self, path, script: str, params: str):
+        self.path, self.script, self.params = path, script, params
+
+    def __enter__(self):
+        import io
+        import sys
+
+        self._stdout = sys.stdout
+        self._buf = io.StringIO()
+        outer, buf = self._stdout, self._buf
+
+        class Tee(io.TextIOBase):
+            def write(self, s):
+                buf.write(s)
+                return outer.write(s)
+
+            def flush(self):
+                outer.flush()
+
+        sys.stdout = Tee()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        import datetime
+        import platform
+        import sys
+
+        sys.stdout = self._stdout
+        if self.path is None or exc_type is not None:
+            return False
+        import numpy as np
+
+        try:
+            blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+            blas = f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
+        except Exception:  # numpy's config layout differs between versions: name it if we can
+            blas = "BLAS unknown"
+        head = (f"\n## {self.script} — {datetime.date.today()} — {machine()}, Python {platform.python_version()}, "
+                f"numpy {np.__version__}, {blas}; {self.params}\n\n")
+        body = "".join(f"    {line}\n" for line in self._buf.getvalue().rstrip("\n").splitlines())
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(head + body)
+        return False

@@ -11,16 +11,12 @@ spread over the trials) to that file.
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
-import platform
 import time
-from pathlib import Path
 
 import numpy as np
 
 import ntkcheck
-from _args import positive_int
+from _args import add_results_option, positive_int, recorded
 
 
 def per_trial(integrator: str, m: int, n: int, d: int, trials: int) -> tuple[list[float], float]:
@@ -36,24 +32,19 @@ def per_trial(integrator: str, m: int, n: int, d: int, trials: int) -> tuple[lis
     return secs, float(np.median(events))
 
 
-def machine() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            model = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "")
-    except OSError:
-        model = ""
-    return f"{model or platform.processor() or platform.machine()}, {os.cpu_count()} cores"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--widths", type=positive_int, nargs="+", default=[16, 64, 1024])
     ap.add_argument("--trials", type=positive_int, default=3)
     ap.add_argument("--n", type=positive_int, default=20)
     ap.add_argument("--d", type=positive_int, default=10)
-    ap.add_argument("--results", type=Path, default=None)
+    add_results_option(ap)
     a = ap.parse_args()
-    lines = []
+    with recorded(a.results, "bench_flow.py", f"n = {a.n}, d = {a.d}, {a.trials} trials per width, 1 worker"):
+        run(a)
+
+
+def run(a) -> None:
     for m in a.widths:
         t0 = time.perf_counter()
         exact, events = per_trial("exact", m, a.n, a.d, a.trials)
@@ -63,12 +54,6 @@ def main() -> None:
                 f"exact/bs3 = {np.median(exact) / max(np.median(bs3), 1e-9):.2f}x, kink events {events:.0f} "
                 f"[{time.perf_counter() - t0:.1f} s]")
         print(line)
-        lines.append(line)
-    if a.results:
-        head = (f"\n## bench_flow.py — {datetime.date.today()} — {machine()}, "
-                f"Python {platform.python_version()}; n = {a.n}, d = {a.d}, {a.trials} trials per width, 1 worker\n\n")
-        with a.results.open("a", encoding="utf-8") as f:
-            f.write(head + "".join(f"    {x}\n" for x in lines))
 
 
 if __name__ == "__main__":

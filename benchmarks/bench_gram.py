@@ -40,8 +40,9 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from ntkcheck import gram_matrix
 from ntkcheck.bracket import Flippable, _attack_pass, _eig, _former, _Pushes, certificate_matrices
-from ntkcheck.network import gram_of_rows, sign_pass, single_blas, work_threads
-from _args import positive_float, positive_int
+from ntkcheck.network import gram_of_rows, sign_pass
+from ntkcheck.parallel import single_blas, work_threads
+from _args import add_results_option, positive_float, positive_int, recorded
 
 
 def once(f) -> float:
@@ -106,83 +107,85 @@ def main() -> None:
     ap.add_argument("--d", type=positive_int, default=100)
     ap.add_argument("--m", type=positive_int, default=4096)
     ap.add_argument("--R", type=positive_float, default=0.01)
+    add_results_option(ap)
     a = ap.parse_args()
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((a.n, a.d))
-    X /= np.linalg.norm(X, axis=1, keepdims=True)
-    W = rng.standard_normal((a.m, a.d))
-    S = (X @ W.T >= 0).astype(np.float32)  # n × m
+    with recorded(a.results, "bench_gram.py", f"n = {a.n}, d = {a.d}, m = {a.m}, R = {a.R}"):
+        rng = np.random.default_rng(0)
+        X = rng.standard_normal((a.n, a.d))
+        X /= np.linalg.norm(X, axis=1, keepdims=True)
+        W = rng.standard_normal((a.m, a.d))
+        S = (X @ W.T >= 0).astype(np.float32)  # n × m
 
-    def bare():
-        return S @ S.T
+        def bare():
+            return S @ S.T
 
-    def gram():
-        return gram_matrix(X, W)
+        def gram():
+            return gram_matrix(X, W)
 
-    blas = [f"{i['internal_api']} {i.get('version')} ({i['num_threads']} threads)"  # numpy's (the products'), not scipy's
-            for i in sorted(threadpool_info(), key=lambda i: "numpy" not in i["filepath"]) if i["user_api"] == "blas"][:1]
-    ticks0 = cpu_ticks()
-    print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}; numpy {np.__version__}; "
-          f"{', '.join(blas)}")
-    print(f"shape: n={a.n} d={a.d} m={a.m}")
-    X32 = X.astype(np.float32)
-    buf = np.empty((a.m, a.n), dtype=np.float32)
-    threads = work_threads(a.n, a.m)
+        blas = [f"{i['internal_api']} {i.get('version')} ({i['num_threads']} threads)"  # numpy's (the products'), not scipy's
+                for i in sorted(threadpool_info(), key=lambda i: "numpy" not in i["filepath"]) if i["user_api"] == "blas"][:1]
+        ticks0 = cpu_ticks()
+        print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}; numpy {np.__version__}; "
+              f"{', '.join(blas)}")
+        print(f"shape: n={a.n} d={a.d} m={a.m}")
+        X32 = X.astype(np.float32)
+        buf = np.empty((a.m, a.n), dtype=np.float32)
+        threads = work_threads(a.n, a.m)
 
-    def signs():  # gram_matrix's first step: S with the signs of the float64 product
-        with single_blas(threads):
-            sign_pass(W, X, X32, buf, threads=threads)
+        def signs():  # gram_matrix's first step: S with the signs of the float64 product
+            with single_blas(threads):
+                sign_pass(W, X, X32, buf, threads=threads)
 
-    (t_bare, t_gram, t_sign), (_, r_gram, r_sign) = ratios(steady([bare, gram, signs]))
-    print(f"bare float32 S Sᵀ            {t_bare * 1e3:9.2f} ms")
-    print(f"gram_matrix                  {t_gram * 1e3:9.2f} ms   gram/bare = {r_gram:.2f}")
-    print(f"  of which the sign pass     {t_sign * 1e3:9.2f} ms   ({float(r_sign):.2f} of the bare product: float32 "
-          f"W Xᵀ, exact signs; the rest is the count product and X Xᵀ)")
+        (t_bare, t_gram, t_sign), (_, r_gram, r_sign) = ratios(steady([bare, gram, signs]))
+        print(f"bare float32 S Sᵀ            {t_bare * 1e3:9.2f} ms")
+        print(f"gram_matrix                  {t_gram * 1e3:9.2f} ms   gram/bare = {r_gram:.2f}")
+        print(f"  of which the sign pass     {t_sign * 1e3:9.2f} ms   ({float(r_sign):.2f} of the bare product: float32 "
+              f"W Xᵀ, exact signs; the rest is the count product and X Xᵀ)")
 
-    def after() -> float:  # gram_matrix right after a bare product, which leaves OpenBLAS's threads spinning
-        bare()
-        return once(gram)
+        def after() -> float:  # gram_matrix right after a bare product, which leaves OpenBLAS's threads spinning
+            bare()
+            return once(gram)
 
-    (_, t_a), (_, r_a) = ratios(np.array([[min(once(bare) for _ in range(4)), min(after() for _ in range(4))]
-                                           for _ in range(5)]))
-    print(f"gram_matrix after a BLAS call{t_a * 1e3:9.2f} ms   gram/bare = {r_a:.2f}"
-          "   (OpenBLAS's spinning threads)")
-    with threadpool_limits(1):
-        (t_bare1, t_gram1), (_, r1) = ratios(steady([bare, gram], rounds=3))
-    print(f"one BLAS thread: bare {t_bare1 * 1e3:.2f} ms, gram {t_gram1 * 1e3:.2f} ms   gram/bare = {r1:.2f}")
+        (_, t_a), (_, r_a) = ratios(np.array([[min(once(bare) for _ in range(4)), min(after() for _ in range(4))]
+                                               for _ in range(5)]))
+        print(f"gram_matrix after a BLAS call{t_a * 1e3:9.2f} ms   gram/bare = {r_a:.2f}"
+              "   (OpenBLAS's spinning threads)")
+        with threadpool_limits(1):
+            (t_bare1, t_gram1), (_, r1) = ratios(steady([bare, gram], rounds=3))
+        print(f"one BLAS thread: bare {t_bare1 * 1e3:.2f} ms, gram {t_gram1 * 1e3:.2f} ms   gram/bare = {r1:.2f}")
 
-    k = min(a.m, 256)
+        k = min(a.m, 256)
 
-    def loop():
-        G = X @ X.T
-        acc = np.zeros((a.n, a.n))
-        for j in range(k):
-            s = S[:, j].astype(np.float64)
-            acc += np.outer(s, s)
-        return G * acc
+        def loop():
+            G = X @ X.T
+            acc = np.zeros((a.n, a.n))
+            for j in range(k):
+                s = S[:, j].astype(np.float64)
+                acc += np.outer(s, s)
+            return G * acc
 
-    t_loop = min(once(loop) for _ in range(2)) * a.m / k
-    print(f"per-neuron loop              {t_loop * 1e3:9.2f} ms   loop/gram = {t_loop / t_gram:.1f}x")
+        t_loop = min(once(loop) for _ in range(2)) * a.m / k
+        print(f"per-neuron loop              {t_loop * 1e3:9.2f} ms   loop/gram = {t_loop / t_gram:.1f}x")
 
-    H0, E, cnt, SS, active = certificate_matrices(X, W, a.R, 256)
-    v = np.abs(_eig(E, -1, vector=True)[1])  # the Perron vector the attack starts from
-    G = gram_of_rows(X)
-    Wa = W[active]
-    push = _Pushes(X, G, Wa, a.R, 256)
-    (_, t_cert, t_att, t_push), (_, r_cert, r_att, r_push) = ratios(steady(
-        [bare, lambda: certificate_matrices(X, W, a.R, 256), lambda: _attack_pass(X, G, Wa, a.R, v, 1.0, 256),
-         lambda: push(v, 1.0)], rounds=9, block=3))
-    print(f"Lemma 2.3 at R={a.R}: {cnt.mean():.1f} flippable signs per input, "
-          f"{active.size} of {a.m} neurons can move")
-    print(f"certificate pass (H0, E)     {t_cert * 1e3:9.2f} ms   cert/bare = {r_cert:.2f}")
-    print(f"one attack pass, on its own  {t_att * 1e3:9.2f} ms   attack/bare = {r_att:.2f}")
-    print(f"one attack pass in an attack {t_push * 1e3:9.2f} ms   attack/bare = {r_push:.2f}"
-          "   (sign pass shared)")
-    floor(X, W, S, a.R)
-    ticks1 = cpu_ticks()
-    if ticks0 and ticks1 and ticks1[0] > ticks0[0]:
-        print(f"CPU time taken by the hypervisor (steal) during the run: "
-              f"{100 * (ticks1[1] - ticks0[1]) / (ticks1[0] - ticks0[0]):.0f}% (/proc/stat)")
+        H0, E, cnt, SS, active = certificate_matrices(X, W, a.R, 256)
+        v = np.abs(_eig(E, -1, vector=True)[1])  # the Perron vector the attack starts from
+        G = gram_of_rows(X)
+        Wa = W[active]
+        push = _Pushes(X, G, Wa, a.R, 256)
+        (_, t_cert, t_att, t_push), (_, r_cert, r_att, r_push) = ratios(steady(
+            [bare, lambda: certificate_matrices(X, W, a.R, 256), lambda: _attack_pass(X, G, Wa, a.R, v, 1.0, 256),
+             lambda: push(v, 1.0)], rounds=9, block=3))
+        print(f"Lemma 2.3 at R={a.R}: {cnt.mean():.1f} flippable signs per input, "
+              f"{active.size} of {a.m} neurons can move")
+        print(f"certificate pass (H0, E)     {t_cert * 1e3:9.2f} ms   cert/bare = {r_cert:.2f}")
+        print(f"one attack pass, on its own  {t_att * 1e3:9.2f} ms   attack/bare = {r_att:.2f}")
+        print(f"one attack pass in an attack {t_push * 1e3:9.2f} ms   attack/bare = {r_push:.2f}"
+              "   (sign pass shared)")
+        floor(X, W, S, a.R)
+        ticks1 = cpu_ticks()
+        if ticks0 and ticks1 and ticks1[0] > ticks0[0]:
+            print(f"CPU time taken by the hypervisor (steal) during the run: "
+                  f"{100 * (ticks1[1] - ticks0[1]) / (ticks1[0] - ticks0[0]):.0f}% (/proc/stat)")
 
 
 def floor(X: np.ndarray, W: np.ndarray, S: np.ndarray, R: float) -> None:

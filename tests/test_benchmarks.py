@@ -1,5 +1,5 @@
 """The benchmark scripts run by a plain command: each is run here at a tiny size (the figures
-in the README come from their default sizes) so that none of them rots unnoticed."""
+in benchmarks/RESULTS.md come from their default sizes) so that none of them rots unnoticed."""
 from __future__ import annotations
 
 import re
@@ -66,3 +66,16 @@ def test_bench_flow_prints_the_exact_flow_against_the_runge_kutta_pair(tmp_path)
               "--results", str(tmp_path / "r.md"))
     assert len(ratios(out, "exact/bs3")) == 1 and ratios(out, "exact/bs3")[0] > 0
     assert "bench_flow.py" in (tmp_path / "r.md").read_text()
+
+
+def test_results_option_appends_a_dated_section(tmp_path):
+    """--results appends what the script printed under a heading with the script, the date and the
+    machine: the figures in benchmarks/RESULTS.md are written by the scripts, not by hand."""
+    path = tmp_path / "RESULTS.md"
+    path.write_text("# Benchmark results\n", encoding="utf-8")
+    out = run("bench_workers.py", "--check", "lemma21", "--trials", "4", "--results", str(path))
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("# Benchmark results\n\n## bench_workers.py — ")
+    assert "numpy" in text and "cores" in text and "--check lemma21, 4 trials" in text
+    for line in out.strip().splitlines():
+        assert f"    {line}" in text
