@@ -29,9 +29,10 @@ import numpy as np
 from scipy import linalg, sparse
 
 from .kernels import eigenvalue_tolerance
-from .network import (CountSum, _run, cache_rows, chunk_rows, count_pass, exact_entries, float32_error_bound,
-                      gram_of_rows, neuron_slices, require_safe_rows, row_blocks, sign_pass, single_blas,
-                      work_threads)
+from .memory import cache_rows, chunk_rows, neuron_slices
+from .network import (CountSum, count_pass, exact_entries, float32_error_bound, gram_of_rows, require_safe_rows,
+                      sign_pass)
+from .parallel import row_blocks, run_tasks, single_blas, work_threads
 
 _EPS = np.finfo(np.float64).eps
 
@@ -77,9 +78,9 @@ def _pair_counts(k: np.ndarray, i: np.ndarray, rows: int, n: int) -> np.ndarray:
 
     With few entries per row (a sparse flippable set), the pairs of a row are entries at
     offsets 1, 2, ... of each other in the sorted list, so one vectorised step per offset up to
-    the longest row collects them all, and one bincount adds them up: 2.6 ms for 32 500 entries
-    in 4092 rows of 1000 inputs, against 5.1 ms for scipy's sparse AᵀA and its dense copy.
-    Longer rows (a neuron near every input) go to the sparse product."""
+    the longest row collects them all, and one bincount adds them up — no sparse matrix and no
+    dense copy of its product. Longer rows (a neuron near every input) go to the sparse product,
+    whose cost grows with the pairs, not with the square of the longest row."""
     if k.size == 0:
         return np.zeros((n, n), dtype=np.int64)
     starts = np.flatnonzero(_starts(k))
@@ -157,7 +158,7 @@ def certificate_matrices(X: np.ndarray, W0: np.ndarray, R: float, working_memory
                                     bytes_per_entry=40, extra=[(n * X.shape[1] / 2, lambda: gram_of_rows(Xs))])
     AA, cnt = flip.gram(), flip.counts
     E = np.empty((n, n))
-    _run(threads, [(1.0, _former(Gs, SS, AA, cnt, E, r)) for r in row_blocks(n, threads)])
+    run_tasks(threads, [(1.0, _former(Gs, SS, AA, cnt, E, r)) for r in row_blocks(n, threads)])
     active = np.concatenate(flip.active) if flip.active else np.zeros(0, dtype=np.int64)
     return Gs, E, cnt, SS, active  # Gs now holds H0
 
@@ -165,9 +166,9 @@ def certificate_matrices(X: np.ndarray, W0: np.ndarray, R: float, working_memory
 def _former(Gs: np.ndarray, SS: np.ndarray, AA: np.ndarray, c: np.ndarray, E: np.ndarray,
             rows: slice) -> Callable[[], None]:
     """A task forming, on the rows ``rows``, E = |Gs| ∘ (c_i + c_j − AᵀA) and then H0 = Gs ∘ SᵀS in
-    place of Gs = X Xᵀ/m, in sub-blocks of about 1 MiB per matrix, which stay in cache (one
-    thread, n = 1000: 5.6 ms against 11 ms for whole-matrix passes). :func:`critical_radii`
-    forms E the same way (:func:`_bound_rows`)."""
+    place of Gs = X Xᵀ/m, in sub-blocks of about 1 MiB per matrix, so that the three inputs of
+    each elementwise step are still in cache (a whole-matrix pass reads each from memory once per
+    step). :func:`critical_radii` forms E the same way (:func:`_bound_rows`)."""
     def go() -> None:
         step = cache_rows(E.shape[1], 8, 1 << 20)
         absG = np.empty((min(step, rows.stop - rows.start), E.shape[1]))
@@ -187,9 +188,9 @@ def _bound_rows(absG_rows: np.ndarray, c_rows: np.ndarray, c: np.ndarray, AA_row
 
 
 #: below this density of the pairs asked for, their dot products are gathered one by one;
-#: above it, one dense float32 product and a gather are cheaper (measured at n = 1000, d = 100
-#: with cache-sized gathers: a pass at 0.8% density took 1.42× the bare product gathered and
-#: 1.66× with dense products; at 1.2% they were level, at 1.6% dense was faster)
+#: above it, one dense float32 product and a gather are cheaper: gathering costs d flops per
+#: pair without BLAS, the dense product m·n·d flops at BLAS speed, and the two meet near 1%
+#: (benchmarks/bench_gram.py times both sides)
 _GATHER_FRACTION = 1 / 100
 #: above this density of a rows × n coefficient matrix its products are dense BLAS products
 _DENSE_ROWS = 1 / 16
@@ -317,9 +318,9 @@ class _Pushes:
         self.F32 = self.F.astype(np.float32)
         self.Rm = R * (1.0 - 8 * _EPS)  # push length: ‖u‖ ≤ R after rounding
         self.reach = self.Rm * np.sqrt(self.gdiag)  # how far a push can move w·x_i
-        # per entry of a chunk a call holds S and, for the near entries, ~110 bytes (measured):
-        # sized for a sparse near set; a wide ball (most entries near) takes up to ~1.7× the
-        # budget in that pass
+        # per entry of a chunk a call holds S and, for each near entry, its index, value, gain
+        # and push terms: the chunk is sized for a sparse near set, so a wide ball (most entries
+        # near) can exceed the budget in that pass
         chunk = max(1, min(m, chunk_rows(n, working_memory_mb, bytes_per_entry=64), 1 << 23))
         self.threads = work_threads(n, chunk)
         self.slices = list(neuron_slices(m, chunk))
@@ -463,9 +464,8 @@ class Attack:
 
 def _eig(M: np.ndarray, index: int, vector: bool = False):
     """The eigenvalue of the symmetric M at ``index`` in increasing order (with its unit
-    eigenvector if ``vector``), from LAPACK's syevr on that index alone: for n = 1000 35–70 ms
-    with the vector (measured on a random symmetric matrix and on E), against 112 ms for the
-    whole decomposition."""
+    eigenvector if ``vector``), from LAPACK's syevr on that index alone: the tridiagonal
+    reduction is shared, but only one eigenpair is found and back-transformed instead of n."""
     i = index % M.shape[0]
     if not vector:
         return float(linalg.eigh(M, eigvals_only=True, subset_by_index=[i, i], driver="evr")[0])

@@ -93,7 +93,7 @@ def load_array(path: str | Path, what: str = "data") -> np.ndarray:
 
 def _read_limit() -> float:
     """Bytes a data file may need once read: half of this machine's memory."""
-    from .network import memory_limit_bytes
+    from .memory import memory_limit_bytes
 
     return 0.5 * memory_limit_bytes()
 

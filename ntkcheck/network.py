@@ -22,84 +22,16 @@ threads, chunk size or worker count.
 """
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
-from functools import cached_property
+from collections.abc import Callable
 
 import numpy as np
 
-#: float32 holds every integer up to 2^24 exactly
-MAX_EXACT_F32 = 1 << 24
-DEFAULT_WORKING_MEMORY_MB = 256
-#: below this many multiply-adds in a chunk's count product, threads cost more than they save
-_PARALLEL_MIN_WORK = 1 << 26
+from .memory import DEFAULT_WORKING_MEMORY_MB, MAX_EXACT_F32, cache_rows, chunk_rows, neuron_slices
+from .parallel import one_blas_thread, row_blocks, run_tasks, single_blas, work_threads
+
 #: a sign pass recomputes the entries near its thresholds in float64 one by one; above this
 #: fraction of a block of rows it computes the whole block in float64 instead
 _DENSE_FRACTION = 0.02
-
-
-def chunk_rows(n_cols: int, working_memory_mb: float, bytes_per_entry: int = 32) -> int:
-    """Neurons per chunk so that a few (chunk × n_cols) work arrays fit the budget."""
-    per_row = max(1, n_cols) * bytes_per_entry
-    rows = int(working_memory_mb * 2**20 // per_row)
-    return int(min(max(rows, 64), MAX_EXACT_F32))
-
-
-def neuron_slices(m: int, chunk: int) -> Iterator[slice]:
-    for start in range(0, m, chunk):
-        yield slice(start, min(m, start + chunk))
-
-
-# ---------------------------------------------------------------------------- threads
-
-_CONTROLLER = None
-_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
-
-
-def _blas():
-    global _CONTROLLER
-    if _CONTROLLER is None:
-        from threadpoolctl import ThreadpoolController
-
-        _CONTROLLER = ThreadpoolController().select(user_api="blas")
-    return _CONTROLLER
-
-
-def blas_threads() -> int:
-    """The number of threads BLAS may use now (1 inside trials and worker processes)."""
-    libs = _blas().lib_controllers
-    return max([1] + [int(lib.num_threads) for lib in libs])
-
-
-def _pool(threads: int) -> ThreadPoolExecutor:
-    key = (os.getpid(), threads)  # a forked child gets its own pool: threads do not survive fork
-    if key not in _POOLS:
-        _POOLS[key] = ThreadPoolExecutor(threads, thread_name_prefix="ntkcheck")
-    return _POOLS[key]
-
-
-def _run(threads: int, tasks: list[tuple[float, Callable[[], object]]]) -> list:
-    """Run (weight, task) pairs on ``threads`` threads, heaviest first; results in input order."""
-    if threads <= 1 or len(tasks) <= 1:
-        return [f() for _, f in tasks]
-    order = sorted(range(len(tasks)), key=lambda j: -tasks[j][0])
-    futures = {j: _pool(threads).submit(tasks[j][1]) for j in order}
-    return [futures[j].result() for j in range(len(tasks))]
-
-
-def work_threads(n: int, rows: int) -> int:
-    """Threads for a count product of ``rows`` neurons over n inputs: BLAS's allowance when
-    the product is big enough to gain from splitting it, else 1."""
-    if n < 128 or rows * n * n < _PARALLEL_MIN_WORK:
-        return 1
-    return blas_threads()
-
-
-def single_blas(threads: int):
-    """While tasks run on ``threads`` > 1 threads of our own, each BLAS call uses one."""
-    return _blas().limit(limits=1) if threads > 1 else nullcontext()
 
 
 # ---------------------------------------------------------------------------- signs
@@ -163,16 +95,9 @@ def exact_entries(Wc: np.ndarray, X: np.ndarray, idx: np.ndarray, n: int) -> np.
 
 
 #: rows of a block of the sign pass: each block's float32 product (about this many bytes) and
-#: its masks stay in the core's cache while the elementwise steps run over them. (Smaller
-#: blocks measured no faster on one thread, and slower on two: more calls, more handing over
-#: of the GIL.)
+#: its masks stay in the core's cache while the elementwise steps run over them; smaller
+#: blocks only add calls (and, on several threads, hand-overs of the GIL).
 _BLOCK_BYTES = 2 << 20
-
-
-def cache_rows(n_cols: int, itemsize: int, nbytes: int) -> int:
-    """Rows of an n_cols-wide array of ``itemsize``-byte entries that fit in about ``nbytes``
-    (at least 8): the block size of the passes that work row block by row block in cache."""
-    return max(8, nbytes // (itemsize * max(n_cols, 1)))
 
 
 def _block_rows(n: int) -> int:
@@ -182,12 +107,9 @@ def _block_rows(n: int) -> int:
 def _sign_rows(Wc: np.ndarray, X: np.ndarray, X32: np.ndarray, out: np.ndarray,
                radius: float, tau: np.float32, exact_values: bool) -> tuple[np.ndarray, np.ndarray]:
     """:func:`sign_pass` on one thread, in blocks of rows: every elementwise step of a block
-    runs while its product is in cache (per 4096 × 1000 entries, one thread: masks 0.9 ms in
-    blocks of 256 rows against 3.8 ms over the whole array, the 0/1 conversion 0.9 against
-    1.1 ms, the product itself unchanged at 6.3 ms); the entries float32 cannot decide are
-    recomputed together at the end (one call of :func:`exact_entries`, not one per block).
-    The whole pass, one thread, n = 1000, d = 100, m = 4096: 13.1 → 10.8 ms of CPU at
-    radius 0, 15.1 → 13.3 ms at radius 0.01 (medians of 15 interleaved rounds)."""
+    runs while its product is in cache (over the whole array each mask would be a pass over
+    memory); the entries float32 cannot decide are recomputed together at the end (one call of
+    :func:`exact_entries`, not one per block)."""
     rows, n = out.shape
     step = _block_rows(n)
     W32 = Wc.astype(np.float32)
@@ -276,7 +198,7 @@ def sign_pass(Wc: np.ndarray, X: np.ndarray, X32: np.ndarray, out: np.ndarray,
         # returned (float32 or float64 by block) do not depend on the number of threads
         step = _block_rows(n)
         cuts = np.minimum(np.linspace(0, -(-rows // step), threads + 1).astype(int) * step, rows)
-        parts = _run(threads, [(1.0, (lambda a=a, b=b: _sign_rows(Wc[a:b], X, X32, out[a:b], radius, tau,
+        parts = run_tasks(threads, [(1.0, (lambda a=a, b=b: _sign_rows(Wc[a:b], X, X32, out[a:b], radius, tau,
                                                                   exact_values)))
                                for a, b in zip(cuts[:-1], cuts[1:])])
         flat = np.concatenate([p[0] + a * n for p, a in zip(parts, cuts[:-1])])
@@ -331,7 +253,7 @@ class CountSum:
 
         tasks = [((b.stop - b.start) * (q.stop - q.start) * (0.5 if i == j else 1.0), block(b, q))
                  for i, b in enumerate(self.blocks) for j, q in enumerate(self.blocks) if i <= j]
-        return _run(self.threads, tasks + list(extra))[len(tasks):]
+        return run_tasks(self.threads, tasks + list(extra))[len(tasks):]
 
     def total(self) -> np.ndarray:
         if self.C is None:
@@ -405,16 +327,8 @@ def hadamard(G: np.ndarray, C: np.ndarray, threads: int = 1) -> np.ndarray:
             np.multiply(G[r], C[r], out=G[r])
         return go
 
-    _run(threads, [(1.0, rows(r)) for r in row_blocks(G.shape[0], threads)])
+    run_tasks(threads, [(1.0, rows(r)) for r in row_blocks(G.shape[0], threads)])
     return G
-
-
-def row_blocks(n: int, threads: int) -> list[slice]:
-    """Blocks of rows for an elementwise pass over n × n matrices on ``threads`` threads: four
-    per thread (measured on 2 threads, n = 1000: 4.2 ms against 6.6 ms for 32-row blocks and
-    7.1 ms for one block), or one block for one thread."""
-    step = -(-n // (4 * threads)) if threads > 1 else max(n, 1)
-    return [slice(a, min(n, a + step)) for a in range(0, n, step)]  # the last block ends at n
 
 
 def gram_matrix(X: np.ndarray, W: np.ndarray,
@@ -439,205 +353,5 @@ def gram_matrix(X: np.ndarray, W: np.ndarray,
 def gram_of_rows(X: np.ndarray) -> np.ndarray:
     """X Xᵀ with single-threaded BLAS: a threaded symmetric product can round differently
     (seen at n = 300, d = 10), and H must not depend on how many threads ran."""
-    with _blas().limit(limits=1):
+    with one_blas_thread():
         return X @ X.T
-
-
-#: where a container's memory limit is (cgroup v2, then v1); "max" or a huge v1 value means none
-CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
-
-
-def memory_limit_bytes() -> int:
-    """The memory a run may use: this machine's physical memory, or the container's (cgroup)
-    limit when that is lower — exceeding it gets the process killed, not a MemoryError."""
-    import os
-
-    try:
-        limit = int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
-        limit = 1 << 40
-    for path in CGROUP_LIMITS:
-        try:
-            with open(path, encoding="ascii") as f:
-                text = f.read().strip()
-        except (OSError, UnicodeDecodeError):
-            continue
-        if text.isdigit():
-            limit = min(limit, int(text))
-        break
-    return limit
-
-
-def keep_freed_memory() -> bool:
-    """Ask glibc's malloc to keep freed blocks up to 32 MiB in the heap instead of giving each
-    back to the system (its default above 128 KiB, adapted only slowly). Without this every
-    large numpy temporary of a pass is a fresh mapping whose pages fault in again: measured,
-    5.8 s of system time in a 15 s run of ``lemma23`` with a wide ball, 0.1 s with it. Called
-    by the command line only (a library should not change its host's allocator); a no-op
-    where the C library is not glibc. Returns whether it took effect."""
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 256 << 20))
-
-
-def require_memory(estimate_bytes: float, what: str) -> None:
-    """Refuse, before allocating, a run whose unavoidable memory exceeds 90% of the machine's."""
-    from .errors import UserError
-
-    limit = 0.9 * memory_limit_bytes()
-    if estimate_bytes > limit:
-        raise UserError(f"{what} needs about {estimate_bytes / 2**30:.3g} GiB of memory, more than the "
-                        f"{limit / 2**30:.3g} GiB this machine (or its container) allows; lower the width or the input size.")
-
-
-class _Point:
-    """W Xᵀ (m × n) at one parameter vector θ, with the sign mask 1{W Xᵀ ≥ 0} and the ReLU
-    max(W Xᵀ, 0) (float64 each) formed on first use: the integrators ask for the gradient, the
-    Jacobian-vector product, the outputs and H at the same θ, and each needs one of them."""
-
-    def __init__(self, theta: np.ndarray, P: np.ndarray):
-        self.theta, self.P = theta, P
-
-    @cached_property
-    def mask(self) -> np.ndarray:
-        return (self.P >= 0).astype(np.float64)
-
-    @cached_property
-    def relu(self) -> np.ndarray:
-        return np.maximum(self.P, 0.0)
-
-
-def _point(cache: _Point | None, theta: np.ndarray, pre: Callable[[np.ndarray], np.ndarray]) -> _Point:
-    """``cache`` if it holds θ, else a new point with P = pre(θ)."""
-    if cache is not None and np.array_equal(cache.theta, theta):
-        return cache
-    return _Point(theta.copy(), pre(theta))
-
-
-class NTKNetwork:
-    """u_i = (1/√m) Σ_k a_k σ(w_k·x_i) with a_k = ±1 fixed; loss L = ½‖u − y‖²; gradient flow on W.
-
-    Parameters are a flat vector θ = vec(W) (m·d), so the integrators in ``dynamics``
-    see one array. Gradients are matrix products: ∇_W L = (1/√m) diag(a) (S ∘ r)ᵀ... X,
-    with S = 1{W Xᵀ ≥ 0} and r = u − y; no loop over neurons.
-    """
-
-    def __init__(self, X: np.ndarray, y: np.ndarray, a: np.ndarray,
-                 working_memory_mb: float = DEFAULT_WORKING_MEMORY_MB):
-        self.X = np.asarray(X, dtype=np.float64)
-        self.y = np.asarray(y, dtype=np.float64)
-        self.a = np.asarray(a, dtype=np.float64)
-        self.m = self.a.size
-        self.d = self.X.shape[1]
-        self.G = self.X @ self.X.T
-        self.wm = working_memory_mb
-        self.calls = 0  # gradient evaluations, for reporting
-        self.a_m = self.a / np.sqrt(self.m)  # a_k/√m, the output weights with the scaling
-        self._cache: _Point | None = None
-
-    def W(self, theta: np.ndarray) -> np.ndarray:
-        return theta.reshape(self.m, self.d)
-
-    def _at(self, theta: np.ndarray) -> _Point:
-        """W Xᵀ for θ and what derives from it, reused while θ is unchanged."""
-        self._cache = _point(self._cache, theta, lambda t: self.W(t) @ self.X.T)
-        return self._cache
-
-    def signs(self, theta: np.ndarray) -> np.ndarray:
-        """1{w_k·x_i ≥ 0} (m × n): where the flow's vector field is smooth, it is constant."""
-        return self._at(theta).P >= 0
-
-    def output(self, theta: np.ndarray) -> np.ndarray:
-        return self._at(theta).relu.T @ self.a_m
-
-    def residual(self, theta: np.ndarray) -> np.ndarray:
-        return self.output(theta) - self.y
-
-    def rhs(self, theta: np.ndarray) -> np.ndarray:
-        """−∇L(θ): dw_k/dt = −(1/√m) a_k Σ_i r_i 1{w_k·x_i ≥ 0} x_i, i.e. −diag(a/√m) S (r ∘ X)
-        with S the m × n sign mask (the n × d scaling r ∘ X instead of an m × n one)."""
-        self.calls += 1
-        pt = self._at(theta)
-        r = pt.relu.T @ self.a_m - self.y
-        grad = pt.mask @ (r[:, None] * self.X)  # m × d
-        grad *= -self.a_m[:, None]
-        return grad.ravel()
-
-    def jvp(self, theta: np.ndarray, v: np.ndarray) -> np.ndarray:
-        """J v: the first-order change of u along the parameter direction v."""
-        pt = self._at(theta)
-        Q = self.W(v) @ self.X.T
-        Q *= pt.mask
-        return Q.T @ self.a_m
-
-    def gram(self, theta: np.ndarray) -> np.ndarray:
-        """H(W) = J Jᵀ (a_k² = 1)."""
-        S = self._at(theta).mask  # float64 0/1: the counts Sᵀ S are exact integers
-        return self.G * (S.T @ S) / self.m
-
-
-class TwoLayerNetwork:
-    """f(x) = Σ_k a_k σ(b_k·x) (no 1/m factor), both layers trained on R̂ = (1/2n)‖f(X) − y‖².
-
-    θ = (a, vec(B)). Along the flow the outputs obey u' = −K (u − y) with
-    K = J Jᵀ/n = (Φ Φᵀ + (X Xᵀ) ∘ (S diag(a²) Sᵀ))/n, Φ = σ(X Bᵀ), S = 1{X Bᵀ ≥ 0}:
-    its largest eigenvalue grows linearly with m (Φ Φᵀ is a sum of m terms), which is
-    the stiffness the integrator's step cap follows.
-    """
-
-    def __init__(self, X: np.ndarray, y: np.ndarray, m: int):
-        self.X = np.asarray(X, dtype=np.float64)
-        self.y = np.asarray(y, dtype=np.float64)
-        self.n, self.d = self.X.shape
-        self.m = m
-        self.G = self.X @ self.X.T
-        self._cache: _Point | None = None
-
-    def split(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return theta[: self.m], theta[self.m:].reshape(self.m, self.d)
-
-    @staticmethod
-    def join(a: np.ndarray, B: np.ndarray) -> np.ndarray:
-        return np.concatenate([a, B.ravel()])
-
-    def _at(self, theta: np.ndarray) -> _Point:
-        """B Xᵀ (m × n) for θ and what derives from it, reused while θ is unchanged."""
-        self._cache = _point(self._cache, theta, lambda t: self.split(t)[1] @ self.X.T)
-        return self._cache
-
-    def output(self, theta: np.ndarray) -> np.ndarray:
-        a, _ = self.split(theta)
-        return self._at(theta).relu.T @ a
-
-    def residual(self, theta: np.ndarray) -> np.ndarray:
-        return self.output(theta) - self.y
-
-    def rhs(self, theta: np.ndarray) -> np.ndarray:
-        a, _ = self.split(theta)
-        pt = self._at(theta)
-        r = pt.relu.T @ a - self.y
-        ga = pt.relu @ r / self.n
-        gB = pt.mask @ (r[:, None] * self.X)  # S (r ∘ X): an n × d scaling, not an m × n one
-        gB *= (a / self.n)[:, None]
-        return -np.concatenate([ga, gB.ravel()])
-
-    def jvp(self, theta: np.ndarray, v: np.ndarray) -> np.ndarray:
-        a, _ = self.split(theta)
-        va, vB = self.split(v)
-        pt = self._at(theta)
-        Q = vB @ self.X.T
-        Q *= pt.mask
-        return pt.relu.T @ va + Q.T @ a
-
-    def gram(self, theta: np.ndarray) -> np.ndarray:
-        """K = J Jᵀ/n: u' = −K (u − y) along the flow."""
-        a, _ = self.split(theta)
-        pt = self._at(theta)
-        S = pt.mask * a[:, None]
-        return (pt.relu.T @ pt.relu + self.G * (S.T @ S)) / self.n

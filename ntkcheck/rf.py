@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .kernels import kappa1
-from .network import chunk_rows, neuron_slices
+from .memory import chunk_rows, neuron_slices
 
 _EPS = np.finfo(float).eps
 

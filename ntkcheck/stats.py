@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-try:  # the ufuncs behind scipy.stats.binom and .beta: importing scipy.stats takes ~0.5 s, a
-    from scipy.special._ufuncs import _beta_ppf, _binom_cdf, _binom_sf  # third of a default run
+try:  # the ufuncs behind scipy.stats.binom and .beta: importing scipy.stats itself is a large
+    from scipy.special._ufuncs import _beta_ppf, _binom_cdf, _binom_sf  # part of a short run
 except ImportError:  # pragma: no cover - a SciPy that moved them: the public (slower) route
     from scipy import stats as _sst
 

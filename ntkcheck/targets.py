@@ -211,7 +211,7 @@ class Target:
             C *= rng.random((C.shape[0], 1)) ** (1 / r)
         vals = np.abs(self.a_star(to_b(C)))
         sup = float(vals.max())
-        from scipy import optimize  # here only: importing it costs every run ~0.09 s
+        from scipy import optimize  # here only: most runs never need it, and its import is slow
 
         for c0 in C[np.argsort(vals)[-10:]]:
             res = optimize.minimize(lambda c: -abs(float(self.a_star(to_b(c[None, :]))[0])), c0,

@@ -6,7 +6,7 @@ import pytest
 from scipy.linalg import expm
 
 from ntkcheck.dynamics import FlowOptions, Spectrum, gradient_descent, integrate_flow
-from ntkcheck.network import NTKNetwork
+from ntkcheck.models import NTKNetwork
 
 
 class Linear:

@@ -116,18 +116,18 @@ def _direct_counts(X, W):
 def test_counts_are_exact_and_the_same_for_any_split_over_threads(monkeypatch, threads):
     """The threaded path (blocks of inputs, neurons split over threads) against the direct
     float64 count, whatever the number of threads and the chunk size."""
-    from ntkcheck import network
+    from ntkcheck import parallel
 
-    monkeypatch.setattr(network, "blas_threads", lambda: threads)
+    monkeypatch.setattr(parallel, "blas_threads", lambda: threads)
     rng = np.random.default_rng(6)
     X = unit_rows(rng, 301, 10)
     W = rng.standard_normal((1500, 10))
-    assert network.work_threads(301, 1500) == threads  # the split under test is really taken
+    assert parallel.work_threads(301, 1500) == threads  # the split under test is really taken
     direct = _direct_counts(X, W)
     assert np.array_equal(activation_counts(X, W), direct)
     assert np.array_equal(activation_counts(X, W, working_memory_mb=0.5), direct)  # several chunks
     H = gram_matrix(X, W)
-    monkeypatch.setattr(network, "blas_threads", lambda: 1)
+    monkeypatch.setattr(parallel, "blas_threads", lambda: 1)
     assert np.array_equal(gram_matrix(X, W), H)  # the same numbers, threads or not
 
 
@@ -144,9 +144,10 @@ def test_gram_matrix_is_the_same_with_one_blas_thread_or_many():
 
 def test_counts_accumulate_in_float64_beyond_the_float32_range(monkeypatch):
     """Above 2^24 neurons the running sum is float64; shrink the limit to exercise that path."""
-    from ntkcheck import network
+    from ntkcheck import memory, network
 
-    monkeypatch.setattr(network, "MAX_EXACT_F32", 1000)
+    monkeypatch.setattr(network, "MAX_EXACT_F32", 1000)  # the running sum's type
+    monkeypatch.setattr(memory, "MAX_EXACT_F32", 1000)  # and the chunk's cap
     rng = np.random.default_rng(8)
     X = unit_rows(rng, 40, 5)
     W = rng.standard_normal((5000, 5))
@@ -177,7 +178,7 @@ def test_sign_pass_near_set_is_exact_and_the_same_for_any_split(monkeypatch, blo
     """The near set |w·x| ≤ radius and its values against the float64 product, with the rows in
     one block or in many (some wide enough to be computed in float64, some not), on 1, 2 or 3
     threads: the same indices and the same values whatever the split."""
-    from ntkcheck import network
+    from ntkcheck import network, parallel
     from ntkcheck.network import exact_entries, float32_error_bound, sign_pass
 
     monkeypatch.setattr(network, "_BLOCK_BYTES", block_bytes)
@@ -193,14 +194,14 @@ def test_sign_pass_near_set_is_exact_and_the_same_for_any_split(monkeypatch, blo
     runs = []
     for threads in (1, 2, 3):
         S = np.empty((m, n), dtype=np.float32)
-        with network.single_blas(threads):
+        with parallel.single_blas(threads):
             flat, vals = sign_pass(W, X, X.astype(np.float32), S, radius=radius, threads=threads, values=True)
         assert np.array_equal(S, (P >= 0).astype(np.float32))
         assert np.array_equal(flat, want)
         np.testing.assert_allclose(vals, np.abs(P).ravel()[want], rtol=0, atol=tau)
         runs.append((flat, vals))
         S2 = np.empty((m, n), dtype=np.float32)
-        with network.single_blas(threads):
+        with parallel.single_blas(threads):
             flat2, exact = sign_pass(W, X, X.astype(np.float32), S2, radius=radius, threads=threads,
                                      exact_values=True)
         assert np.array_equal(flat2, want) and np.array_equal(S2, S)

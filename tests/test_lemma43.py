@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import ntkcheck
-from ntkcheck.network import TwoLayerNetwork
+from ntkcheck.models import TwoLayerNetwork
 from ntkcheck.stats import FAIL, PASS
 
 SMALL = dict(m=512, trials=4)

@@ -9,7 +9,9 @@ from threadpoolctl import threadpool_limits
 import ntkcheck
 from ntkcheck.bracket import attack, certify
 from ntkcheck.dynamics import FlowOptions, Spectrum, integrate_flow
-from ntkcheck.network import NTKNetwork, activation_counts, gram_matrix, row_blocks
+from ntkcheck.models import NTKNetwork
+from ntkcheck.network import activation_counts, gram_matrix
+from ntkcheck.parallel import row_blocks
 
 import reference_ntk as ref
 

@@ -375,14 +375,14 @@ def test_the_memory_estimate_comes_before_any_n_by_n_array(ntk, check):
 
 
 def test_a_container_memory_limit_is_respected(monkeypatch, tmp_path):
-    from ntkcheck import network
+    from ntkcheck import memory
     from ntkcheck.errors import UserError
 
     limit = tmp_path / "memory.max"
     limit.write_text(str(2**30) + "\n")  # 1 GiB, far below this machine's memory
-    monkeypatch.setattr(network, "CGROUP_LIMITS", (str(limit),))
-    assert network.memory_limit_bytes() == 2**30
+    monkeypatch.setattr(memory, "CGROUP_LIMITS", (str(limit),))
+    assert memory.memory_limit_bytes() == 2**30
     with pytest.raises(UserError, match="GiB this machine"):
-        network.require_memory(2**30, "a test")
+        memory.require_memory(2**30, "a test")
     limit.write_text("max\n")  # no limit: physical memory
-    assert network.memory_limit_bytes() > 2**30
+    assert memory.memory_limit_bytes() > 2**30

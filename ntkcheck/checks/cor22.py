@@ -25,7 +25,8 @@ import numpy as np
 from pydantic import Field
 
 from ..kernels import eigenvalue_tolerance
-from ..network import gram_matrix, require_memory
+from ..memory import require_memory
+from ..network import gram_matrix
 from ..scenario import Strict
 from ..stats import PROBABILISTIC, ClaimRow
 from .base import (Check, Context, TrialResult, at_most, joint, load_inputs, ntk_quantities,

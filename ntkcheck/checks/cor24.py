@@ -48,7 +48,8 @@ from .. import data as data_mod
 from ..errors import UserError
 from ..dynamics import RK_STABILITY, FlowOptions, Spectrum, gradient_descent, integrate_flow
 from ..kernels import eigenvalue_tolerance, h_infinity
-from ..network import NTKNetwork, require_memory
+from ..memory import require_memory
+from ..models import NTKNetwork
 from ..reluflow import ReluFlow
 from ..scenario import Strict
 from ..stats import UNIVERSAL, ClaimRow

@@ -25,7 +25,8 @@ from pydantic import Field
 
 from ..bracket import attack, certify, critical_radii
 from ..kernels import eigenvalue_tolerance
-from ..network import gram_matrix, require_memory
+from ..memory import require_memory
+from ..network import gram_matrix
 from ..scenario import Strict
 from ..stats import PROBABILISTIC, ClaimRow, critical_value
 from .base import (HOLDS, UNDECIDED, VIOLATION, Check, Context, TrialResult, joint, load_inputs,

@@ -33,7 +33,8 @@ from pydantic import Field
 
 from ..dynamics import FlowOptions, Spectrum, integrate_flow
 from ..errors import UserError
-from ..network import TwoLayerNetwork, require_memory
+from ..memory import require_memory
+from ..models import TwoLayerNetwork
 from ..scenario import Strict
 from ..stats import SCALING, UNIVERSAL, ClaimRow, SlopeSample
 from ..targets import build_target

@@ -25,7 +25,7 @@ import numpy as np
 from pydantic import Field
 
 from ..errors import UserError
-from ..network import require_memory
+from ..memory import require_memory
 from ..rf import kernel_entry_error, kernel_matrix, krylov_lower_bound, quad_form, trust_region
 from ..scenario import Strict
 from ..stats import PROBABILISTIC, ClaimRow
