@@ -205,14 +205,14 @@ def _check_command(name: str) -> click.Command:
                 click.echo(f"did not reproduce: claim '{claim}' is {got} in this replay, expected {want} "
                            f"(ntkcheck {__version__}; compare the version recorded with the counterexample).",
                            err=True)
-            sys.exit(int(ExitCode.FAILED if missed else ExitCode.OK))
+            return int(ExitCode.FAILED if missed else ExitCode.OK)
         result = run_with_progress(name, scenario, overrides, quiet)
         if quiet:
             console.print(verdict_line(result, is_plain(console)))
         else:
             render(result, console)
         _write_outputs([result], json_path, junit_path, many=False)
-        _exit(int(result.exit_code))
+        return int(result.exit_code)
 
     return command
 
@@ -275,7 +275,7 @@ def run_cmd(paths, workers, scheduler, json_path, junit_path, quiet, debug):
     if invalid:
         for msg in invalid:
             click.echo(f"error: {msg}", err=True)
-        raise SystemExit(int(ExitCode.USAGE))
+        return int(ExitCode.USAGE)
     console = _console(json_path, junit_path)
     results = []
     stopped = None  # the scenario being prepared when Ctrl-C (or SIGTERM/SIGHUP) came
@@ -309,7 +309,7 @@ def run_cmd(paths, workers, scheduler, json_path, junit_path, quiet, debug):
         console.print(table)
         console.print(f"overall: exit {int(code)}")
     _write_outputs(results, json_path, junit_path, many=True)
-    _exit(int(code))
+    return int(code)
 
 
 @cli.command("plan")
@@ -377,19 +377,21 @@ def sweep_cmd(check, scenario, over, m, n, d, trials, seed, confidence, workers,
         sw.plot(points, grid, check, plot_path)
     code = combined_exit([p["result"] for p in points])
     console.print(f"sweep: {len(points)} grid points, exit {int(code)}")
-    _exit(int(code))
+    return int(code)
 
 
 for _name in REGISTRY:
     cli.add_command(_check_command(_name))
 
 
-def _exit(code: int) -> None:
-    """Exit with ``code``. After an interrupt that terminated worker processes mid-batch, the
-    pool's queues may be left locked, and the interpreter's exit would wait for its manager
-    thread for ever: the outputs are written by now, so end without that wait."""
+def console_main() -> None:
+    """The console script: run :func:`main` and exit with its code. After an interrupt that
+    terminated worker processes mid-batch, the pool's queues may be left locked, and the
+    interpreter's exit would wait for its manager thread for ever: the outputs are written by
+    then, so end without that wait."""
     from . import trials
 
+    code = int(main())
     if trials.POOL_ABANDONED:
         for stream in (sys.stdout, sys.stderr):
             try:
@@ -419,48 +421,55 @@ def _stop_on_signals() -> dict:
     return before
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``) and return its exit code (an
+    :class:`ExitCode`, or 128 + a signal after SIGTERM/SIGHUP); nothing here calls ``sys.exit``."""
     args = sys.argv[1:] if argv is None else argv
     keep_freed_memory()
     debug = "--debug" in args
     if not [a for a in args if a != "--debug"]:  # bare ntkcheck: the help, not an error
         click.echo(cli.get_help(click.Context(cli, info_name="ntkcheck")))
-        sys.exit(int(ExitCode.USAGE))
+        return ExitCode.USAGE
     before = _stop_on_signals()
     try:
-        _main(args, debug)
+        code = _main(args, debug)
     finally:
         for sig, h in before.items():
             signal.signal(sig, h)
+    try:
+        return ExitCode(code)
+    except ValueError:
+        return code
 
 
-def _main(args: list[str], debug: bool) -> None:
+def _main(args: list[str], debug: bool) -> int:
     for stream in (sys.stdout, sys.stderr):  # a file name that is no UTF-8 prints as \xNN, not a crash
         try:
             stream.reconfigure(errors="backslashreplace")
         except (AttributeError, ValueError, OSError):
             pass
     try:
-        cli.main(args=args, prog_name="ntkcheck", standalone_mode=False)
+        code = cli.main(args=args, prog_name="ntkcheck", standalone_mode=False)
+        return int(code) if isinstance(code, int) else int(ExitCode.OK)
     except UserError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(int(ExitCode.USAGE))
+        click.echo(f"error: {e.message}", err=True)
+        return int(ExitCode.USAGE)
     except click.exceptions.Exit as e:
-        sys.exit(e.exit_code)
+        return int(e.exit_code)
     except click.ClickException as e:
         msg = e.format_message()
         if isinstance(e, click.UsageError) and e.ctx is not None:
             msg += f" (see 'ntkcheck {e.ctx.info_name} --help')" if e.ctx.info_name != "ntkcheck" \
                 else " (see 'ntkcheck --help')"
         click.echo(f"error: {msg}", err=True)
-        sys.exit(int(ExitCode.USAGE))
+        return int(ExitCode.USAGE)
     except BrokenPipeError:  # the reader went away (| head), outside a rich console's own check
-        broken_pipe()
+        return broken_pipe()
     except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("interrupted.", err=True)
-        sys.exit(errors.interrupted_code())
-    except SystemExit:
-        raise
+        return errors.interrupted_code()
+    except SystemExit as e:  # click's own exits (--help), and a rich console's broken pipe
+        return e.code if isinstance(e.code, int) else int(ExitCode.OK if e.code is None else ExitCode.USAGE)
     except Exception:  # a bug in ntkcheck, not bad input
         if debug:
             traceback.print_exc()
@@ -469,8 +478,8 @@ def _main(args: list[str], debug: bool) -> None:
             click.echo(f"internal error in ntkcheck {__version__}: {type(exc).__name__}: {exc}", err=True)
             click.echo(f"This is a bug; please report it to {ISSUES_URL} with the command you ran "
                        "(run again with --debug for the traceback).", err=True)
-        sys.exit(int(ExitCode.INTERNAL))
+        return int(ExitCode.INTERNAL)
 
 
 if __name__ == "__main__":
-    main()
+    console_main()

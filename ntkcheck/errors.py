@@ -32,5 +32,9 @@ def interrupted_code() -> int:
 class UserError(Exception):
     """An error caused by the input (scenario, data, options).
 
-    The message is one sentence naming the problem; the CLI prints it and exits 2.
+    ``message`` is one sentence naming the problem; the CLI prints it and exits 2.
     """
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message

@@ -35,15 +35,22 @@ def make_console(file=None) -> Console:
                           width=int(os.environ.get("COLUMNS", "200")), emoji=False, soft_wrap=False)
     else:
         console = Console(file=f, highlight=False)
-    console.on_broken_pipe = broken_pipe  # rich's own exits 1, the code of a failed claim
+    console.on_broken_pipe = _stop_on_broken_pipe  # rich's own exits 1, the code of a failed claim
     return console
 
 
-def broken_pipe() -> None:
-    """The reader went away (``| head``): stop quietly with 128 + SIGPIPE, as the shell reports a
-    writer killed by the signal, instead of an exit code that means a claim failed."""
+def broken_pipe() -> int:
+    """The reader went away (``| head``): point stdout at /dev/null (so the interpreter's final
+    flush cannot fail again) and return 128 + SIGPIPE, as the shell reports a writer killed by
+    the signal, instead of an exit code that means a claim failed."""
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    raise SystemExit(int(ExitCode.BROKEN_PIPE))
+    return int(ExitCode.BROKEN_PIPE)
+
+
+def _stop_on_broken_pipe() -> None:
+    """rich's hook, called deep inside a print: it must unwind, so it raises (the entry point
+    turns the SystemExit into its return code)."""
+    raise SystemExit(broken_pipe())
 
 
 def is_plain(console: Console) -> bool:

@@ -291,3 +291,20 @@ def test_a_replay_that_does_not_reproduce_says_so_and_exits_non_zero(ntk):
     assert r.code == 2 and "does not have" in r.err
     r = ntk("lemma23", "--expect", "joint=holds")
     assert r.code == 2 and "--expect goes with --replay" in r.err
+
+
+def test_main_returns_the_exit_code_and_console_main_exits_with_it():
+    """As pytest's: main() returns an ExitCode and never calls sys.exit; the console script is a
+    thin wrapper; a UserError carries its message as an attribute."""
+    import subprocess
+    import sys
+
+    from ntkcheck.cli import main
+    from ntkcheck.errors import ExitCode, UserError
+
+    assert main(["list"]) is ExitCode.OK
+    assert main(["lemma21", "--n", "1"]) is ExitCode.USAGE
+    assert UserError("a sentence.").message == "a sentence."
+    p = subprocess.run([sys.executable, "-c", "from ntkcheck.cli import console_main; console_main()",
+                        "lemma21", "--n", "1"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and p.stderr.startswith("error: ")
