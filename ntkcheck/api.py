@@ -22,7 +22,7 @@ from .checks.base import DIVERGED, ERROR, HOLDS, UNDECIDED, VACUOUS, VIOLATION, 
 from . import errors
 from .errors import ExitCode, UserError
 from .scenario import BaseScenario, resolve
-from .stats import FAIL, INCONCLUSIVE, PASS, ClaimRow, decide, trials_needed
+from .stats import FAIL, INCONCLUSIVE, PASS, ClaimRow, Verdict, decide, trials_needed
 from .trials import Interrupted, available_cores, data_rng, run_one, run_trials, trial_seed_sequence
 
 #: named overrides and the scenario keys they set
@@ -42,7 +42,7 @@ class Result:
     title: str
     statement: str
     source: str
-    verdict: str
+    verdict: Verdict
     seed: int
     scenario: dict[str, Any]
     quantities: dict[str, Any]
@@ -306,7 +306,9 @@ def run_check(name: str, scenario: str | Path | dict | None = None, *,
                          "are those of the trials done.")
     errors, findings = _tally(check, sc, rows, results)
     check.summarize(sc, ctx, rows, [t for t in results if t.error is None])
-    verdict = decide(rows, sc.confidence)
+    decision = decide(rows, sc.confidence)
+    rows = decision.apply(rows)
+    verdict = decision.verdict
     for r in rows:
         if r.diverged and r.primary:
             first = next((f["finding"] for f in findings), "")

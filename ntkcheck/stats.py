@@ -27,7 +27,8 @@ enter the exit code.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -39,8 +40,35 @@ except ImportError:  # pragma: no cover - a SciPy that moved them: the public (s
 
     _beta_ppf, _binom_sf, _binom_cdf = _sst.beta.ppf, _sst.binom.sf, _sst.binom.cdf
 
-PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
-PROBABILISTIC, UNIVERSAL, SCALING = "probabilistic", "universal", "scaling"
+class Verdict(StrEnum):
+    """A claim's (or a table's) verdict; the strings are the JSON's."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    INCONCLUSIVE = "inconclusive"
+
+
+class Kind(StrEnum):
+    """How a claim is decided: a probability bound, a statement about every trial, or a slope."""
+
+    PROBABILISTIC = "probabilistic"
+    UNIVERSAL = "universal"
+    SCALING = "scaling"
+
+
+class Role(StrEnum):
+    """primary: decides the exit code; secondary: a part of a primary claim, reported alone;
+    control: false by an argument stated in the row, so it must FAIL; variant: another reading
+    of the statement, expected to fail."""
+
+    PRIMARY = "primary"
+    SECONDARY = "secondary"
+    CONTROL = "control"
+    VARIANT = "variant"
+
+
+PASS, FAIL, INCONCLUSIVE = Verdict.PASS, Verdict.FAIL, Verdict.INCONCLUSIVE
+PROBABILISTIC, UNIVERSAL, SCALING = Kind.PROBABILISTIC, Kind.UNIVERSAL, Kind.SCALING
 
 
 def cp_lower(k: int, n: int, alpha: float) -> float:
@@ -71,24 +99,32 @@ def p_value_below(k: int, n: int, p0: float) -> float:
     return float(_binom_cdf(k, n, p0))
 
 
+@dataclass(frozen=True)
+class RowDecision:
+    """What :func:`decide` concluded for one row: its verdict, the level it was tested at, and
+    the row's confidence interval at that level."""
+
+    verdict: Verdict
+    level: float
+    ci_low: float | None
+    ci_high: float | None
+
+
 @dataclass
 class ClaimRow:
     """One row of a verdict table: a claim and the outcomes of its trials.
 
-    ``target`` is 1 − δ for a probabilistic claim, ``tolerance`` the slope
-    bound for a scaling claim (``slopes`` then holds its :class:`SlopeSample` and
-    ``estimate`` the fitted slope).
+    ``ClaimRow(name, kind, statement, ...)`` builds the row type of ``kind``
+    (:class:`ProbabilisticRow`, :class:`UniversalRow`, :class:`ScalingRow`), each holding only
+    its own counts or estimates. Its verdict is not stored by the row: ``decision`` is None
+    until :meth:`Decision.apply` returns decided copies of the rows.
     """
 
     name: str
-    kind: str
+    kind: Kind
     statement: str
     primary: bool = True
-    #: "primary" (decides the exit code), "secondary" (a part of a primary claim, reported alone),
-    #: "control" (false by an argument stated in the row: it must FAIL) or "variant" (another
-    #: reading of the statement, expected to fail); non-primary rows default to control
-    role: str = ""
-    target: float | None = None
+    role: Role | str = ""
     holds: int = 0
     violations: int = 0
     undecided: int = 0
@@ -97,22 +133,20 @@ class ClaimRow:
     #: implications only: trials whose hypothesis failed. They are no evidence for or against the
     #: conclusion, so they are not among the row's trials (N) and no interval counts them
     vacuous: int = 0
-    measured: int = 0  # scaling claims: trials that contributed a measurement
-    estimate: float | None = None
-    tolerance: float | None = None
-    slopes: "SlopeSample | None" = None
     figures: dict[str, Any] = field(default_factory=dict)
     counterexample: dict[str, Any] | None = None
-    # set by decide()
-    verdict: str = INCONCLUSIVE
-    level: float = 0.05
-    ci_low: float | None = None
-    ci_high: float | None = None
+    decision: RowDecision | None = None
+
+    def __new__(cls, *args, **kwargs):
+        if cls is ClaimRow:
+            kind = kwargs.get("kind", args[1] if len(args) > 1 else None)
+            cls = _ROW_TYPES[Kind(kind)]
+        return super().__new__(cls)
 
     def __post_init__(self) -> None:
-        if not self.role:
-            self.role = "primary" if self.primary else "control"
-        if (self.role == "primary") != self.primary:
+        self.kind = Kind(self.kind)
+        self.role = Role(self.role) if self.role else (Role.PRIMARY if self.primary else Role.CONTROL)
+        if (self.role == Role.PRIMARY) != self.primary:
             raise ValueError(f"row {self.name}: role {self.role} with primary={self.primary}")
 
     @property
@@ -122,51 +156,45 @@ class ClaimRow:
 
     @property
     def trials(self) -> int:
-        return self.holds + self.violations + self.undecided + self.errors + self.diverged + self.measured
+        return self.holds + self.violations + self.undecided + self.errors + self.diverged
 
-    # -- p-values for the two possible decisions --------------------------------
+    # -- the decision, once there is one ------------------------------------------
+    @property
+    def verdict(self) -> Verdict:
+        return self.decision.verdict if self.decision else Verdict.INCONCLUSIVE
+
+    @property
+    def level(self) -> float | None:
+        return self.decision.level if self.decision else None
+
+    @property
+    def ci_low(self) -> float | None:
+        return self.decision.ci_low if self.decision else None
+
+    @property
+    def ci_high(self) -> float | None:
+        return self.decision.ci_high if self.decision else None
+
+    # -- statistics -----------------------------------------------------------------
     def p_values(self) -> tuple[float, float]:
         """(p for deciding PASS, p for deciding FAIL)."""
-        if self.kind == PROBABILISTIC:
-            n = self.trials
-            # errored trials count against PASS and are not evidence for FAIL
-            p_pass = p_value_above(self.holds, n, self.target)
-            p_fail = p_value_below(self.holds + self.undecided + self.errors + self.diverged, n, self.target)
-            return p_pass, p_fail
-        if self.kind == SCALING:
-            if self.slopes is None:
-                return 1.0, 1.0
-            return self.slopes.p_values(self.tolerance)
         raise ValueError(f"no p-values for a {self.kind} claim")
 
     def interval(self, alpha: float) -> tuple[float | None, float | None]:
         """Confidence interval for the row's quantity at level 1 − alpha."""
-        if self.kind == PROBABILISTIC:
-            n = self.trials
-            return (cp_lower(self.holds, n, alpha),
-                    cp_upper(self.holds + self.undecided + self.errors + self.diverged, n, alpha))
-        if self.kind == UNIVERSAL:
-            # bound on the probability of a violation
-            n = self.trials
-            if n == 0:
-                return 0.0, 1.0
-            lo = cp_lower(self.violations + self.diverged, n, alpha)
-            hi = cp_upper(self.violations + self.diverged + self.undecided + self.errors, n, alpha)
-            return lo, hi
-        if self.kind == SCALING:
-            if self.slopes is None:
-                return None, None
-            return self.slopes.interval(alpha)
-        raise ValueError(self.kind)
+        raise NotImplementedError
+
+    def _kind_fields(self) -> dict[str, Any]:
+        return {}
 
     def to_dict(self) -> dict[str, Any]:
         d = {
             "name": self.name,
-            "kind": self.kind,
+            "kind": str(self.kind),
             "primary": self.primary,
-            "role": self.role,
+            "role": str(self.role),
             "statement": self.statement,
-            "verdict": self.verdict,
+            "verdict": str(self.verdict),
             "trials": self.trials,
             "holds": self.holds,
             "violations": self.violations,
@@ -176,65 +204,144 @@ class ClaimRow:
             "vacuous": self.vacuous,
             "ci_low": self.ci_low,
             "ci_high": self.ci_high,
-            "confidence": 1.0 - self.level,
+            "confidence": 1.0 - (self.level if self.level is not None else 0.05),
         }
-        if self.kind == PROBABILISTIC:
-            d["target_probability"] = self.target
-        if self.kind == UNIVERSAL:
-            d["interval_of"] = "probability of a violation"
-        elif self.kind == PROBABILISTIC:
-            d["interval_of"] = "probability that the claim holds"
-        if self.kind == SCALING:
-            d["slope"] = self.estimate
-            d["tolerance"] = self.tolerance
-            d["interval_of"] = "log-log slope"
+        d.update(self._kind_fields())
         d.update(self.figures)
         if self.counterexample is not None:
             d["counterexample"] = self.counterexample
         return d
 
 
-def _decide_universal(row: ClaimRow, alpha: float) -> None:
-    row.level = alpha
-    row.ci_low, row.ci_high = row.interval(alpha)
+@dataclass
+class ProbabilisticRow(ClaimRow):
+    """"P(holds) ≥ target": Clopper–Pearson intervals and exact binomial p-values."""
+
+    target: float | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.target is None or not 0.0 < self.target < 1.0:
+            raise ValueError(f"row {self.name}: a probabilistic claim needs a target in (0, 1)")
+
+    def p_values(self) -> tuple[float, float]:
+        n = self.trials
+        # errored trials count against PASS and are not evidence for FAIL
+        p_pass = p_value_above(self.holds, n, self.target)
+        p_fail = p_value_below(self.holds + self.undecided + self.errors + self.diverged, n, self.target)
+        return p_pass, p_fail
+
+    def interval(self, alpha: float) -> tuple[float | None, float | None]:
+        n = self.trials
+        return (cp_lower(self.holds, n, alpha),
+                cp_upper(self.holds + self.undecided + self.errors + self.diverged, n, alpha))
+
+    def _kind_fields(self) -> dict[str, Any]:
+        return {"target_probability": self.target, "interval_of": "probability that the claim holds"}
+
+
+@dataclass
+class UniversalRow(ClaimRow):
+    """A statement about every trial: one verified violation is a counterexample."""
+
+    def interval(self, alpha: float) -> tuple[float | None, float | None]:
+        n = self.trials  # bound on the probability of a violation
+        if n == 0:
+            return 0.0, 1.0
+        lo = cp_lower(self.violations + self.diverged, n, alpha)
+        hi = cp_upper(self.violations + self.diverged + self.undecided + self.errors, n, alpha)
+        return lo, hi
+
+    def _kind_fields(self) -> dict[str, Any]:
+        return {"interval_of": "probability of a violation"}
+
+
+@dataclass
+class ScalingRow(ClaimRow):
+    """"log-log slope ≤ tolerance", by the permutation test of :class:`SlopeSample`."""
+
+    tolerance: float | None = None
+    measured: int = 0  # trials that contributed a measurement
+    estimate: float | None = None
+    slopes: "SlopeSample | None" = None
+
+    @property
+    def trials(self) -> int:
+        return super().trials + self.measured
+
+    def p_values(self) -> tuple[float, float]:
+        if self.slopes is None:
+            return 1.0, 1.0
+        return self.slopes.p_values(self.tolerance)
+
+    def interval(self, alpha: float) -> tuple[float | None, float | None]:
+        if self.slopes is None:
+            return None, None
+        return self.slopes.interval(alpha)
+
+    def _kind_fields(self) -> dict[str, Any]:
+        return {"slope": self.estimate, "tolerance": self.tolerance, "interval_of": "log-log slope"}
+
+
+_ROW_TYPES = {Kind.PROBABILISTIC: ProbabilisticRow, Kind.UNIVERSAL: UniversalRow, Kind.SCALING: ScalingRow}
+
+
+def _decide_universal(row: ClaimRow, alpha: float) -> RowDecision:
+    lo, hi = row.interval(alpha)
     if row.violations > 0 or row.diverged > 0:
-        row.verdict = FAIL
+        v = FAIL
     elif row.undecided > 0 or row.errors > 0 or row.trials == 0:
-        row.verdict = INCONCLUSIVE  # (trials == 0 with vacuous > 0: the hypothesis never held)
+        v = INCONCLUSIVE  # (trials == 0 with vacuous > 0: the hypothesis never held)
     else:
-        row.verdict = PASS
+        v = PASS
+    return RowDecision(v, alpha, lo, hi)
 
 
-def _decide_by_p(row: ClaimRow, alpha: float, rejected: bool) -> None:
-    row.level = alpha
-    row.ci_low, row.ci_high = row.interval(alpha)
+def _decide_by_p(row: ClaimRow, alpha: float, rejected: bool) -> RowDecision:
+    lo, hi = row.interval(alpha)
     if row.diverged > 0:  # a divergence is a finding: the claim's dynamics blew up
-        row.verdict = FAIL
-        return
-    if not rejected:
-        row.verdict = INCONCLUSIVE
-        return
-    p_pass, p_fail = row.p_values()
-    row.verdict = PASS if p_pass <= p_fail else FAIL
-    if row.verdict == PASS and row.errors > 0:  # an errored trial can never pass a claim
-        row.verdict = INCONCLUSIVE
+        v = FAIL
+    elif not rejected:
+        v = INCONCLUSIVE
+    else:
+        p_pass, p_fail = row.p_values()
+        v = PASS if p_pass <= p_fail else FAIL
+        if v == PASS and row.errors > 0:  # an errored trial can never pass a claim
+            v = INCONCLUSIVE
+    return RowDecision(v, alpha, lo, hi)
 
 
-def decide(rows: list[ClaimRow], confidence: float) -> str:
-    """Set verdict, level and interval on every row; return the table's verdict.
+@dataclass(frozen=True)
+class Decision:
+    """The verdicts of one table, as :func:`decide` returns them: per row, and overall."""
+
+    verdict: Verdict
+    rows: dict[str, RowDecision]
+
+    def apply(self, rows: list[ClaimRow]) -> list[ClaimRow]:
+        """Copies of ``rows`` carrying their decisions (the rows themselves are left alone)."""
+        return [replace(r, decision=self.rows[r.name]) for r in rows]
+
+
+def decide(rows: list[ClaimRow], confidence: float) -> Decision:
+    """The verdict, level and interval of every row, and the table's verdict; mutates nothing.
 
     Holm's step-down over the primary statistical rows (probabilistic and
     scaling). Universal rows are decided by counterexample (no error possible
     for FAIL); their PASS reports a bound at the Bonferroni level α/K, where K
     counts all primary rows, so the family-wise statement still holds.
+    Non-primary rows are decided alone at level α.
     """
+    if len({r.name for r in rows}) != len(rows):
+        raise ValueError("decide: row names must be unique in a table")
     alpha = 1.0 - confidence
     primary = [r for r in rows if r.primary]
     k_all = max(1, len(primary))
     stat_rows = [r for r in primary if r.kind in (PROBABILISTIC, SCALING)]
+    out: dict[str, RowDecision] = {}
     for r in primary:
         if r.kind == UNIVERSAL:
-            _decide_universal(r, alpha / k_all)
+            out[r.name] = _decide_universal(r, alpha / k_all)
     # Holm step-down
     k = len(stat_rows)
     scored = sorted(stat_rows, key=lambda r: min(r.p_values()))
@@ -242,28 +349,32 @@ def decide(rows: list[ClaimRow], confidence: float) -> str:
     for j, r in enumerate(scored):
         level = alpha / (k - j)
         if not stopped and min(r.p_values()) <= level:
-            _decide_by_p(r, level, True)
+            out[r.name] = _decide_by_p(r, level, True)
         else:
             stopped = True
-            _decide_by_p(r, level, False)
-    # variants: alone, at level alpha
+            out[r.name] = _decide_by_p(r, level, False)
     for r in rows:
         if r.primary:
             continue
         if r.kind == UNIVERSAL:
-            _decide_universal(r, alpha)
+            out[r.name] = _decide_universal(r, alpha)
         else:
-            _decide_by_p(r, alpha, min(r.p_values()) <= alpha)
-    return overall(rows)
+            out[r.name] = _decide_by_p(r, alpha, min(r.p_values()) <= alpha)
+    verdicts = [out[r.name].verdict for r in primary]
+    return Decision(_overall(verdicts), out)
 
 
-def overall(rows: list[ClaimRow]) -> str:
-    verdicts = [r.verdict for r in rows if r.primary]
+def _overall(verdicts: list[Verdict]) -> Verdict:
     if FAIL in verdicts:
         return FAIL
     if INCONCLUSIVE in verdicts or not verdicts:
         return INCONCLUSIVE
     return PASS
+
+
+def overall(rows: list[ClaimRow]) -> Verdict:
+    """The table's verdict from decided rows."""
+    return _overall([r.verdict for r in rows if r.primary])
 
 
 def trials_needed(rows: list[ClaimRow], confidence: float,
@@ -385,11 +496,11 @@ def critical_value(thresholds: list[np.ndarray], targets: list[float], confidenc
                          holds=int(np.count_nonzero(np.asarray(th) >= v)),
                          violations=int(np.count_nonzero(np.asarray(th) < v)))
                 for i, (th, tg) in enumerate(zip(thresholds, targets))]
-        verdict = decide(rows, confidence)
-        if table is None and verdict == PASS:
+        decision = decide(rows, confidence)
+        if table is None and decision.verdict == PASS:
             table = float(v)
         for i, r in enumerate(rows):
-            if per_row[i] is None and r.verdict == PASS:
+            if per_row[i] is None and decision.rows[r.name].verdict == PASS:
                 per_row[i] = float(v)
         if table is not None and all(p is not None for p in per_row):
             break

@@ -57,8 +57,7 @@ def simulate(p_hold, n_trials, runs, seed, p_undecided=0.0, target=0.9, confiden
     verdicts = []
     for h, ud in zip(holds, und):
         row = prob_row(int(h), n_trials, target, undecided=int(ud))
-        decide([row], confidence)
-        verdicts.append(row.verdict)
+        verdicts.append(decide([row], confidence).rows[row.name].verdict)
     return np.array(verdicts)
 
 
@@ -106,8 +105,8 @@ def family_wrong_rate(p_true, primary, runs=3000, n=300, k_rows=3, seed=6):
     wrong = 0
     for h in holds:
         rows = [prob_row(int(x), n, primary=primary, name=f"r{i}") for i, x in enumerate(h)]
-        decide(rows, 0.95)  # primary rows: Holm; variants: each alone at α
-        wrong += any(r.verdict == wrong_verdict for r in rows)
+        decision = decide(rows, 0.95)  # primary rows: Holm; variants: each alone at α
+        wrong += any(d.verdict == wrong_verdict for d in decision.rows.values())
     return wrong / runs
 
 
@@ -130,7 +129,7 @@ def test_auto_trials_is_the_fewest_that_can_pass(target, k_rows, conf):
 
     def verdict_all_holding(N):
         rs = [prob_row(N, N, target, name=f"r{i}") for i in range(k_rows)]
-        return decide(rs, conf)
+        return decide(rs, conf).verdict
 
     assert verdict_all_holding(n) == PASS
     assert verdict_all_holding(n - 1) != PASS
@@ -144,7 +143,7 @@ def test_auto_trials_is_the_fewest_that_can_pass_with_different_targets(targets)
     n = trials_needed(rows, 0.95)
 
     def verdict_all_holding(N):
-        return decide([prob_row(N, N, t, name=f"r{i}") for i, t in enumerate(targets)], 0.95)
+        return decide([prob_row(N, N, t, name=f"r{i}") for i, t in enumerate(targets)], 0.95).verdict
 
     assert verdict_all_holding(n) == PASS
     assert verdict_all_holding(n - 1) != PASS
@@ -154,28 +153,26 @@ def test_auto_trials_is_the_fewest_that_can_pass_with_different_targets(targets)
 
 def test_universal_rows():
     def uni(h, v, u, primary=True):
-        return ClaimRow("u", UNIVERSAL, "for all", primary=primary, holds=h, violations=v, undecided=u)
+        return ClaimRow("u" if primary else "variant", UNIVERSAL, "for all", primary=primary, holds=h, violations=v,
+                        undecided=u)
 
     r = uni(59, 0, 0)
-    assert decide([r], 0.95) == PASS
-    assert r.ci_high == pytest.approx(1 - 0.05 ** (1 / 59))  # the bound 1 − α^{1/N}
-    r = uni(58, 1, 0)
-    assert decide([r], 0.95) == FAIL
-    r = uni(58, 0, 1)
-    assert decide([r], 0.95) == INCONCLUSIVE
+    d = decide([r], 0.95)
+    assert d.verdict == PASS
+    assert d.rows["u"].ci_high == pytest.approx(1 - 0.05 ** (1 / 59))  # the bound 1 − α^{1/N}
+    assert decide([uni(58, 1, 0)], 0.95).verdict == FAIL
+    assert decide([uni(58, 0, 1)], 0.95).verdict == INCONCLUSIVE
     # a variant never decides the table
-    assert decide([uni(10, 0, 0), uni(0, 10, 0, primary=False)], 0.95) == PASS
+    assert decide([uni(10, 0, 0), uni(0, 10, 0, primary=False)], 0.95).verdict == PASS
 
 
 def test_errored_trials_never_pass():
     r = prob_row(1000, 1001)
     r.violations = 0
     r.errors = 1
-    decide([r], 0.95)
-    assert r.verdict != PASS
+    assert decide([r], 0.95).verdict != PASS
     u = ClaimRow("u", UNIVERSAL, "x", holds=50, errors=1)
-    decide([u], 0.95)
-    assert u.verdict == INCONCLUSIVE
+    assert decide([u], 0.95).verdict == INCONCLUSIVE
 
 
 def _slope_row(widths, vals, rng, perms=2000, tol=0.2):
@@ -193,10 +190,12 @@ def test_scaling_claim_from_a_permutation_test():
 
     flat, grows = row_for(0.0), row_for(0.5)
     assert abs(flat.estimate) < 0.05 and abs(grows.estimate - 0.5) < 0.05
-    assert decide([flat], 0.95) == PASS
-    assert decide([grows], 0.95) == FAIL
+    assert decide([flat], 0.95).verdict == PASS
+    assert decide([grows], 0.95).verdict == FAIL
+    (flat,) = decide([flat], 0.95).apply([flat])
+    (grows,) = decide([grows], 0.95).apply([grows])
     assert flat.ci_high < 0.2 and grows.ci_low > 0.2
-    assert decide([row_for(0.2)], 0.95) != PASS
+    assert decide([row_for(0.2)], 0.95).verdict != PASS
 
 
 def test_slope_limits_are_the_tests_inverted():
@@ -232,7 +231,7 @@ def test_slope_test_wrong_verdict_rate_at_the_tolerance(noise, slope, wrong):
     for _ in range(tables):
         vals = widths[:, None] ** slope * NOISE[noise](rng, (widths.size, 10))
         row = _slope_row(widths, vals, rng, perms=199)
-        bad += decide([row], 0.95) == wrong
+        bad += decide([row], 0.95).verdict == wrong
     assert bad / tables <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / tables)
 
 
@@ -277,3 +276,25 @@ def test_vacuous_trials_extend_auto_without_breaking_the_universal_bound(monkeyp
             wrong += 1
     assert min(evidence) >= n_plan  # auto ran on until the planned evidence was there
     assert wrong / runs <= alpha + 3 * np.sqrt(alpha * (1 - alpha) / runs)
+
+
+def test_rows_have_a_type_per_kind_and_decide_mutates_nothing():
+    """ClaimRow(name, kind, …) builds the row type of its kind, holding only that kind's fields;
+    decide() returns the verdicts and levels as a value, and the rows keep no verdict until
+    Decision.apply returns decided copies."""
+    from ntkcheck.stats import Kind, ProbabilisticRow, ScalingRow, UniversalRow, Verdict
+
+    p = prob_row(59, 59)
+    u = ClaimRow("u", UNIVERSAL, "for all", holds=59)
+    assert type(p) is ProbabilisticRow and type(u) is UniversalRow and u.kind is Kind.UNIVERSAL
+    assert not hasattr(u, "target") and not hasattr(p, "tolerance")
+    assert type(ClaimRow("s", SCALING, "slope", tolerance=0.2)) is ScalingRow
+    with pytest.raises(ValueError):
+        ClaimRow("bad", PROBABILISTIC, "no target")
+    before = (p.to_dict(), u.to_dict())
+    d = decide([p, u], 0.95)
+    assert (p.to_dict(), u.to_dict()) == before and p.decision is None  # nothing was mutated
+    assert d.verdict is Verdict.PASS and set(d.rows) == {p.name, "u"}
+    dp, du = d.apply([p, u])
+    assert dp.verdict == PASS and dp.level == d.rows[p.name].level and p.verdict == INCONCLUSIVE
+    assert du.to_dict()["verdict"] == "pass" and dp.to_dict()["confidence"] == pytest.approx(1 - dp.level)

@@ -9,6 +9,7 @@ everything visual in ``report``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, ClassVar
 
 import numpy as np
@@ -19,15 +20,26 @@ from ..kernels import Lambda0, lambda0
 from ..scenario import BaseScenario, Strict, scenario_model
 from ..stats import ClaimRow
 
-HOLDS, VIOLATION, UNDECIDED, ERROR, DIVERGED = "holds", "violation", "undecided", "error", "diverged"
-#: an implication whose hypothesis failed in this trial: no evidence either way, never counted in N
-VACUOUS = "vacuous"
+class Outcome(StrEnum):
+    """What one trial says of one claim row."""
+
+    HOLDS = "holds"
+    VIOLATION = "violation"
+    UNDECIDED = "undecided"  # neither certified nor refuted within the numerical error
+    ERROR = "error"  # the trial's numbers were not finite
+    DIVERGED = "diverged"  # the dynamics blew up: a finding, never a pass
+    #: an implication whose hypothesis failed in this trial: no evidence either way, never counted in N
+    VACUOUS = "vacuous"
+
+
+HOLDS, VIOLATION, UNDECIDED, ERROR, DIVERGED, VACUOUS = (Outcome.HOLDS, Outcome.VIOLATION, Outcome.UNDECIDED,
+                                                         Outcome.ERROR, Outcome.DIVERGED, Outcome.VACUOUS)
 
 
 @dataclass
 class TrialResult:
     index: int
-    outcomes: dict[str, str]  # row name → holds | violation | undecided | error | diverged | vacuous
+    outcomes: dict[str, Outcome]  # row name → its outcome in this trial
     values: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     note: str | None = None  # a finding worth a sentence (e.g. a divergence)

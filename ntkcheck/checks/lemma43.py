@@ -38,7 +38,7 @@ from ..models import TwoLayerNetwork
 from ..scenario import Strict
 from ..stats import SCALING, UNIVERSAL, ClaimRow, SlopeSample
 from ..targets import build_target
-from .base import HOLDS, UNDECIDED, VIOLATION, Check, Context, TrialResult, load_inputs
+from .base import DIVERGED, HOLDS, UNDECIDED, VIOLATION, Check, Context, TrialResult, load_inputs
 from .thm41 import TargetSpec
 
 RATIOS = ("a_norm", "B_norm", "B_move")
@@ -228,7 +228,7 @@ class Lemma43(Check):
         out = {}
         if C is not None:
             for k in RATIOS:
-                out[f"{k}_at_C_T"] = "diverged" if run.diverged else state.get(k, HOLDS)
+                out[f"{k}_at_C_T"] = DIVERGED if run.diverged else state.get(k, HOLDS)
         aT, BT = net.split(last["theta"])
         r = net.residual(last["theta"])
         values = {"width": float(m), **{f"ratio_{k}": v for k, v in worst.items()},
