@@ -44,9 +44,9 @@ def test_nothing_in_the_repository_points_outside_it():
     bad = re.compile(r"shared/|SPEC(\.md| section)")
     for name in files:
         path = ROOT / name
+        if name == "tests/test_docs.py":  # the pattern above
+            continue
         if path.suffix not in (".py", ".md", ".yaml", ".toml", ".txt", ".cfg") or not path.is_file():
             continue
         text = path.read_text(encoding="utf-8", errors="replace")
-        if name == "tests/test_docs.py":
-            text = text.replace('r"shared/|SPEC(\\.md| section)"', "")
         assert not bad.search(text), f"{name} refers to a document outside the repository"
