@@ -39,8 +39,11 @@ import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from ntkcheck import gram_matrix
-from ntkcheck.bracket import Flippable, _attack_pass, _eig, _former, _Pushes, certificate_matrices
-from ntkcheck.network import gram_of_rows, sign_pass
+from ntkcheck.kernels.attack import AttackPasses, attack_pass
+from ntkcheck.kernels.certificate import bound_former, certificate_matrices
+from ntkcheck.kernels.eig import eigenvalue_at
+from ntkcheck.kernels.flippable import Flippable
+from ntkcheck.kernels.gram import gram_of_rows, sign_pass
 from ntkcheck.parallel import single_blas, work_threads
 from _args import add_results_option, positive_float, positive_int, recorded
 
@@ -168,12 +171,12 @@ def main() -> None:
         print(f"per-neuron loop              {t_loop * 1e3:9.2f} ms   loop/gram = {t_loop / t_gram:.1f}x")
 
         H0, E, cnt, SS, active = certificate_matrices(X, W, a.R, 256)
-        v = np.abs(_eig(E, -1, vector=True)[1])  # the Perron vector the attack starts from
+        v = np.abs(eigenvalue_at(E, -1, vector=True)[1])  # the Perron vector the attack starts from
         G = gram_of_rows(X)
         Wa = W[active]
-        push = _Pushes(X, G, Wa, a.R, 256)
+        push = AttackPasses(X, G, Wa, a.R, 256)
         (_, t_cert, t_att, t_push), (_, r_cert, r_att, r_push) = ratios(steady(
-            [bare, lambda: certificate_matrices(X, W, a.R, 256), lambda: _attack_pass(X, G, Wa, a.R, v, 1.0, 256),
+            [bare, lambda: certificate_matrices(X, W, a.R, 256), lambda: attack_pass(X, G, Wa, a.R, v, 1.0, 256),
              lambda: push(v, 1.0)], rounds=9, block=3))
         print(f"Lemma 2.3 at R={a.R}: {cnt.mean():.1f} flippable signs per input, "
               f"{active.size} of {a.m} neurons can move")
@@ -210,7 +213,7 @@ def floor(X: np.ndarray, W: np.ndarray, S: np.ndarray, R: float) -> None:
     def form():  # on a fresh copy of X Xᵀ/m (the copy is not timed)
         G2[...] = Gs
         t0 = time.thread_time()
-        _former(G2, SS, AA, cnt, E, slice(0, n))()
+        bound_former(G2, SS, AA, cnt, E, slice(0, n))()
         return time.thread_time() - t0
 
     steps = [("bare", lambda: cpu_once(lambda: S @ S.T)),

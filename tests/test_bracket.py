@@ -3,8 +3,10 @@ import numpy as np
 import pytest
 
 from ntkcheck import gram_matrix
-from ntkcheck import bracket
-from ntkcheck.bracket import attack, certify, critical_radii, critical_radius, _pair_counts
+from ntkcheck.kernels import certificate as certificate_mod
+from ntkcheck.kernels import attack, certify, critical_radii, critical_radius
+from ntkcheck.kernels.eig import eigenvalue_at, extreme_eigenvalues
+from ntkcheck.kernels.flippable import pair_counts
 
 
 def setup(seed=0, n=12, d=4, m=600):
@@ -101,7 +103,7 @@ def test_critical_radii_share_one_pass_and_each_is_its_edge(monkeypatch):
         if t > 0:
             assert 0 < Rc < np.inf
             assert certify(X, W0, Rc * (1 - 1e-9), 64).lam_max_E < t - tol <= certify(X, W0, Rc, 64).lam_max_E
-    monkeypatch.setattr(bracket, "_prefix_bound", lambda total, g, size: 1)
+    monkeypatch.setattr(certificate_mod, "_prefix_bound", lambda total, g, size: 1)
     assert critical_radii(X, W0, thrs, tol, 64) == radii
 
 
@@ -185,8 +187,8 @@ def test_attack_pass_returns_the_exact_count_change_of_a_point_of_the_ball(R, d,
     near sets so sparse their dot products are gathered one by one, sparse, and dense, d < n and
     d ≥ n, inputs of norm 1 or not: a push of length R
     can change w·x_i by R‖x_i‖, so the near set must widen with ‖x_i‖)."""
-    from ntkcheck.bracket import _attack_pass
-    from ntkcheck.network import activation_counts
+    from ntkcheck.kernels.attack import attack_pass
+    from ntkcheck.kernels import activation_counts
 
     rng = np.random.default_rng(12)
     n = 120
@@ -198,7 +200,7 @@ def test_attack_pass_returns_the_exact_count_change_of_a_point_of_the_ball(R, d,
     v = rng.standard_normal(n)
     for sign in (1.0, -1.0):
         moves = np.full_like(W0, np.nan)
-        dSS = _attack_pass(X, X @ X.T, W0, R, v, sign, 0.3, moves=moves)
+        dSS = attack_pass(X, X @ X.T, W0, R, v, sign, 0.3, moves=moves)
         assert np.all(np.isfinite(moves)) and np.all(np.linalg.norm(moves, axis=1) <= R)
         assert np.any(moves != 0)
         np.testing.assert_array_equal(dSS, activation_counts(X, W0 + moves) - activation_counts(X, W0))
@@ -208,7 +210,7 @@ def test_attack_passes_sharing_one_sign_pass_equal_fresh_passes():
     """Within an attack the sign pass of the neurons is done once and shared by every pass
     (when they fit in one chunk): each pass must equal a pass computed from scratch, whatever
     passes came before (nothing of one pass may leak into the next)."""
-    from ntkcheck.bracket import _attack_pass, _Pushes
+    from ntkcheck.kernels.attack import AttackPasses, attack_pass
 
     rng = np.random.default_rng(13)
     n, d, R = 80, 6, 0.05
@@ -216,13 +218,13 @@ def test_attack_passes_sharing_one_sign_pass_equal_fresh_passes():
     X /= np.linalg.norm(X, axis=1, keepdims=True)
     W0 = rng.standard_normal((2000, d))
     G = X @ X.T
-    push = _Pushes(X, G, W0, R, 64.0)
+    push = AttackPasses(X, G, W0, R, 64.0)
     assert push.cached is not None  # the shared sign passes are in use
-    assert _Pushes(X, G, W0, R, 0.2).cached is None  # the budget too small: each pass its own
+    assert AttackPasses(X, G, W0, R, 0.2).cached is None  # the budget too small: each pass its own
     vs = [rng.standard_normal(n) for _ in range(3)]
     for v, sign in [(vs[0], 1.0), (vs[1], -1.0), (vs[0], 1.0), (vs[2], -1.0), (vs[1], -1.0)]:
         m1, m2 = np.zeros_like(W0), np.zeros_like(W0)
-        np.testing.assert_array_equal(push(v, sign, m1), _attack_pass(X, G, W0, R, v, sign, 0.2, m2))
+        np.testing.assert_array_equal(push(v, sign, m1), attack_pass(X, G, W0, R, v, sign, 0.2, m2))
         np.testing.assert_array_equal(m1, m2)
 
 
@@ -231,8 +233,8 @@ def test_attack_pass_with_a_zero_input():
     divide by its norm (no warning, finite moves) and still return the exact count change."""
     import warnings
 
-    from ntkcheck.bracket import _attack_pass
-    from ntkcheck.network import activation_counts
+    from ntkcheck.kernels.attack import attack_pass
+    from ntkcheck.kernels import activation_counts
 
     rng = np.random.default_rng(14)
     X = rng.standard_normal((30, 5))
@@ -244,7 +246,7 @@ def test_attack_pass_with_a_zero_input():
         moves = np.zeros_like(W0)
         with warnings.catch_warnings():
             warnings.simplefilter("error")
-            dSS = _attack_pass(X, X @ X.T, W0, R, v, 1.0, 64, moves=moves)
+            dSS = attack_pass(X, X @ X.T, W0, R, v, 1.0, 64, moves=moves)
         assert np.all(np.isfinite(moves)) and np.any(moves != 0)
         np.testing.assert_array_equal(dSS, activation_counts(X, W0 + moves) - activation_counts(X, W0))
 
@@ -261,8 +263,8 @@ def test_pair_counts_equal_the_dense_product(longest):
     A[:2] = 0
     A[1, rng.choice(n, longest, replace=False)] = 1  # the longest row is there
     k, i = np.nonzero(A)
-    np.testing.assert_array_equal(_pair_counts(k, i, rows, n), A.T @ A)
-    np.testing.assert_array_equal(_pair_counts(k[:0], i[:0], rows, n), np.zeros((n, n)))
+    np.testing.assert_array_equal(pair_counts(k, i, rows, n), A.T @ A)
+    np.testing.assert_array_equal(pair_counts(k[:0], i[:0], rows, n), np.zeros((n, n)))
 
 
 def test_extreme_eigenpairs_match_the_full_decomposition():
@@ -273,9 +275,9 @@ def test_extreme_eigenpairs_match_the_full_decomposition():
     M += M.T
     w, V = np.linalg.eigh(M)
     for top in (True, False):
-        lo, hi, v = bracket._ends(M, vector_at_top=top)
+        lo, hi, v = extreme_eigenvalues(M, vector_at_top=top)
         assert lo == pytest.approx(w[0], rel=1e-12) and hi == pytest.approx(w[-1], rel=1e-12)
         ref = V[:, -1] if top else V[:, 0]
         assert abs(v @ ref) == pytest.approx(1.0, abs=1e-10)
-    assert bracket._ends(M)[:2] == pytest.approx((w[0], w[-1]), rel=1e-12)
-    assert bracket._eig(M, 3) == pytest.approx(w[3], rel=1e-12)
+    assert extreme_eigenvalues(M)[:2] == pytest.approx((w[0], w[-1]), rel=1e-12)
+    assert eigenvalue_at(M, 3) == pytest.approx(w[3], rel=1e-12)

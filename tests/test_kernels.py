@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from ntkcheck import gram_matrix, h_infinity, kappa0, kappa1, lambda0
-from ntkcheck.network import activation_counts
+from ntkcheck.kernels import activation_counts
 
 
 def unit_rows(rng, n, d):
@@ -144,7 +144,8 @@ def test_gram_matrix_is_the_same_with_one_blas_thread_or_many():
 
 def test_counts_accumulate_in_float64_beyond_the_float32_range(monkeypatch):
     """Above 2^24 neurons the running sum is float64; shrink the limit to exercise that path."""
-    from ntkcheck import memory, network
+    from ntkcheck import memory
+    from ntkcheck.kernels import gram as network
 
     monkeypatch.setattr(network, "MAX_EXACT_F32", 1000)  # the running sum's type
     monkeypatch.setattr(memory, "MAX_EXACT_F32", 1000)  # and the chunk's cap
@@ -158,7 +159,7 @@ def test_counts_accumulate_in_float64_beyond_the_float32_range(monkeypatch):
 
 def test_signs_near_zero_follow_the_float64_product():
     """Neurons almost orthogonal to an input: float32 alone would get some signs wrong."""
-    from ntkcheck.network import sign_pass
+    from ntkcheck.kernels.gram import sign_pass
 
     rng = np.random.default_rng(9)
     X = unit_rows(rng, 50, 20)
@@ -178,8 +179,9 @@ def test_sign_pass_near_set_is_exact_and_the_same_for_any_split(monkeypatch, blo
     """The near set |w·x| ≤ radius and its values against the float64 product, with the rows in
     one block or in many (some wide enough to be computed in float64, some not), on 1, 2 or 3
     threads: the same indices and the same values whatever the split."""
-    from ntkcheck import network, parallel
-    from ntkcheck.network import exact_entries, float32_error_bound, sign_pass
+    from ntkcheck import parallel
+    from ntkcheck.kernels import gram as network
+    from ntkcheck.kernels.gram import exact_entries, float32_error_bound, sign_pass
 
     monkeypatch.setattr(network, "_BLOCK_BYTES", block_bytes)
     rng = np.random.default_rng(10)

@@ -7,10 +7,9 @@ from hypothesis import strategies as st
 from threadpoolctl import threadpool_limits
 
 import ntkcheck
-from ntkcheck.bracket import attack, certify
+from ntkcheck.kernels import activation_counts, attack, certify, gram_matrix
 from ntkcheck.dynamics import FlowOptions, Spectrum, integrate_flow
 from ntkcheck.models import NTKNetwork
-from ntkcheck.network import activation_counts, gram_matrix
 from ntkcheck.parallel import row_blocks
 
 import reference_ntk as ref

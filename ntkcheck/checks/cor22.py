@@ -24,9 +24,8 @@ import math
 import numpy as np
 from pydantic import Field
 
-from ..kernels import eigenvalue_tolerance
+from ..kernels import eigenvalue_tolerance, gram_matrix
 from ..memory import require_memory
-from ..network import gram_matrix
 from ..scenario import Strict
 from ..stats import PROBABILISTIC, ClaimRow
 from .base import (Check, Context, TrialResult, at_most, joint, load_inputs, ntk_quantities,

@@ -6,7 +6,7 @@ all k, where R = c·δ·λ0/n², both
 
     ‖H(W) − H(W(0))‖₂ < λ0/4      and      λ_min(H(W)) > λ0/2.
 
-A trial draws W(0) and brackets the supremum over the ball (``bracket``): it
+A trial draws W(0) and brackets the supremum over the ball (``kernels.certificate``, ``kernels.attack``): it
 *holds* when the certified bound already satisfies the claim, is a *violation*
 when an explicit W in the ball (the attack) breaks it, and is *undecided*
 otherwise. The data are drawn once per run (data stream of the seed) and kept
@@ -23,10 +23,8 @@ import math
 import numpy as np
 from pydantic import Field
 
-from ..bracket import attack, certify, critical_radii
-from ..kernels import eigenvalue_tolerance
+from ..kernels import attack, certify, critical_radii, eigenvalue_tolerance, gram_matrix
 from ..memory import require_memory
-from ..network import gram_matrix
 from ..scenario import Strict
 from ..stats import PROBABILISTIC, ClaimRow, critical_value
 from .base import (HOLDS, UNDECIDED, VIOLATION, Check, Context, TrialResult, joint, load_inputs,

@@ -104,7 +104,7 @@ def lambda0(X: np.ndarray) -> Lambda0:
     error = ‖entrywise error of H∞‖_F (Weyl) + 4 n u ‖H∞‖₂ (backward error of
     the symmetric eigensolver).
     """
-    from .memory import require_memory
+    from ..memory import require_memory
 
     n = X.shape[0]
     # H∞, its error matrix, the eigenvectors and the eigensolver's workspace: ~6 n × n arrays

@@ -26,8 +26,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .memory import DEFAULT_WORKING_MEMORY_MB, MAX_EXACT_F32, cache_rows, chunk_rows, neuron_slices
-from .parallel import one_blas_thread, row_blocks, run_tasks, single_blas, work_threads
+from ..memory import DEFAULT_WORKING_MEMORY_MB, MAX_EXACT_F32, cache_rows, chunk_rows, neuron_slices
+from ..parallel import one_blas_thread, row_blocks, run_tasks, single_blas, work_threads
 
 #: a sign pass recomputes the entries near its thresholds in float64 one by one; above this
 #: fraction of a block of rows it computes the whole block in float64 instead

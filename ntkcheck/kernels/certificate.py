@@ -1,0 +1,272 @@
+"""Lemma 2.3's certified bound: sup over the ball of ‖H(W) − H(W(0))‖₂ is at most λ_max(E).
+
+For W(0) and radius R, the ball is {W : ‖w_k − w_k(0)‖₂ ≤ R for all k}. A sign
+1{w_k·x_i ≥ 0} can change inside the ball only if |w_k(0)·x_i| ≤ R‖x_i‖: event A_ik.
+Hence |ΔH_ij| ≤ E_ij = |x_i·x_j| (c_i + c_j − (AᵀA)_ij)/m with c_i = Σ_k A_ik, and since
+E ≥ 0 entrywise, ‖ΔH‖₂ ≤ ‖|ΔH|‖₂ ≤ λ_max(E); λ_min(H(W)) ≥ λ_min(H(W(0))) − λ_max(E) by
+Weyl. :func:`critical_radii` finds, per trial, the largest R a threshold still certifies.
+All passes go over neurons in chunks, so memory does not grow with m.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+
+from ..memory import cache_rows, chunk_rows, neuron_slices
+from ..parallel import row_blocks, run_tasks
+from .arccos import eigenvalue_tolerance
+from .eig import eigenvalue_at
+from .flippable import Flippable
+from .gram import count_pass, gram_of_rows, require_safe_rows, sign_pass
+
+_EPS = np.finfo(np.float64).eps
+
+
+@dataclass
+class Certificate:
+    H0: np.ndarray  # H(W(0))
+    E: np.ndarray  # entrywise bound on |ΔH| over the ball
+    lam_max_E: float  # certified sup ‖ΔH‖₂
+    lam_min_H0: float
+    v_min_H0: np.ndarray
+    v_perron: np.ndarray
+    counts: np.ndarray  # c_i, number of flippable signs per input
+    SS: np.ndarray  # Sᵀ S of W(0): activation counts (float32 up to 2^24 neurons: exact)
+    active: np.ndarray  # neurons with at least one flippable sign (the only ones a move can change)
+    tol: float  # floating-point allowance on eigenvalues of these n×n matrices
+
+
+def require_unit_rows(X: np.ndarray, what: str) -> None:
+    """The certificate counts the signs with |w·x_i| ≤ R as flippable, which is the ball's
+    reach only for ‖x_i‖ = 1 (a push of length R moves w·x_i by up to R‖x_i‖); Lemma 2.3 is
+    stated for unit inputs, and other inputs are refused rather than under-counted."""
+    norms = np.sqrt(np.einsum("ij,ij->i", X, X))
+    if X.size and not np.all(np.abs(norms - 1.0) <= 1e-12):
+        raise ValueError(f"{what}: the rows of X must have unit norm (Lemma 2.3's setting; a row has "
+                         f"norm {float(norms[np.argmax(np.abs(norms - 1.0))]):.6g}); normalise them first")
+
+
+def certify(X: np.ndarray, W0: np.ndarray, R: float, working_memory_mb: float) -> Certificate:
+    """H(W(0)), the certified bound E for radius R (one pass over neurons, see
+    :func:`certificate_matrices`), and their extreme eigenpairs."""
+    H0, E, cnt, SS, active = certificate_matrices(X, W0, R, working_memory_mb)
+    # only the extreme eigenpairs are needed (LAPACK's syevr on an index range)
+    lam_min_H0, v_min_H0 = eigenvalue_at(H0, 0, vector=True)
+    lam_max_E, v_top_E = eigenvalue_at(E, -1, vector=True)  # as critical_radii computes it, bit for bit
+    return Certificate(H0=H0, E=E, lam_max_E=lam_max_E, lam_min_H0=lam_min_H0,
+                       v_min_H0=v_min_H0, v_perron=np.abs(v_top_E), counts=cnt, SS=SS,
+                       active=active, tol=eigenvalue_tolerance(H0, E))
+
+
+def certificate_matrices(X: np.ndarray, W0: np.ndarray, R: float, working_memory_mb: float):
+    """One pass over neurons: (H(W(0)), E, c, SᵀS, active neurons) for radius R.
+
+    The pass is the Gram-matrix pass of :mod:`ntkcheck.kernels.gram` (float32 products with exact
+    signs, threaded count products); :func:`ntkcheck.kernels.gram.sign_pass` also returns the
+    flippable entries |w·x| ≤ R (exactly, float64 where float32 cannot tell), so A costs no
+    extra product, and AᵀA is a sparse product while A is sparse.
+    """
+    require_unit_rows(X, "certify")
+    n, m = X.shape[0], W0.shape[0]
+    flip = Flippable(n, m)
+    Xs = X / np.sqrt(m)  # 1/m folded into the inputs as gram_matrix folds it: H0 is gram_matrix(X, W0)
+    # work arrays: float32 S, its bool mask, float64 P if the band is wide, A, index lists
+    SS, (Gs,), threads = count_pass(X, W0, working_memory_mb, radius=R, on_chunk=flip.add,
+                                    bytes_per_entry=40, extra=[(n * X.shape[1] / 2, lambda: gram_of_rows(Xs))])
+    AA, cnt = flip.gram(), flip.counts
+    E = np.empty((n, n))
+    run_tasks(threads, [(1.0, bound_former(Gs, SS, AA, cnt, E, r)) for r in row_blocks(n, threads)])
+    active = np.concatenate(flip.active) if flip.active else np.zeros(0, dtype=np.int64)
+    return Gs, E, cnt, SS, active  # Gs now holds H0
+
+
+def bound_former(Gs: np.ndarray, SS: np.ndarray, AA: np.ndarray, c: np.ndarray, E: np.ndarray,
+            rows: slice) -> Callable[[], None]:
+    """A task forming, on the rows ``rows``, E = |Gs| ∘ (c_i + c_j − AᵀA) and then H0 = Gs ∘ SᵀS in
+    place of Gs = X Xᵀ/m, in sub-blocks of about 1 MiB per matrix, so that the three inputs of
+    each elementwise step are still in cache (a whole-matrix pass reads each from memory once per
+    step). :func:`critical_radii` forms E the same way (:func:`_bound_rows`)."""
+    def go() -> None:
+        step = cache_rows(E.shape[1], 8, 1 << 20)
+        absG = np.empty((min(step, rows.stop - rows.start), E.shape[1]))
+        for a in range(rows.start, rows.stop, step):
+            r = slice(a, min(rows.stop, a + step))
+            _bound_rows(np.abs(Gs[r], out=absG[: r.stop - r.start]), c[r], c, AA[r], E[r])
+            Gs[r] *= SS[r]
+    return go
+
+
+def _bound_rows(absG_rows: np.ndarray, c_rows: np.ndarray, c: np.ndarray, AA_rows, out: np.ndarray) -> None:
+    """Rows of E = |x_i·x_j|/m · (c_i + c_j − (AᵀA)_ij) into ``out``, from the rows of
+    |Gs| = |X Xᵀ|/m (one rounding per entry: the count is an exact integer)."""
+    np.add(c_rows[:, None], c[None, :], out=out)
+    out -= AA_rows
+    out *= absG_rows
+
+
+#: below this density of the pairs asked for, their dot products are gathered one by one;
+#: above it, one dense float32 product and a gather are cheaper: gathering costs d flops per
+#: pair without BLAS, the dense product m·n·d flops at BLAS speed, and the two meet near 1%
+
+
+#: inputs over which the critical radius takes its first cap
+_CAP_INPUTS = 8
+#: power steps the critical radius tries before its eigensolver (one n × n product each)
+_POWER_STEPS = 40
+
+
+def critical_radius(X: np.ndarray, W0: np.ndarray, threshold: float, tol: float,
+                    working_memory_mb: float) -> float:
+    """sup{R : λ_max(E(R)) < threshold − tol}: the largest radius still certified (see
+    :func:`critical_radii`)."""
+    return critical_radii(X, W0, [threshold], tol, working_memory_mb)[0]
+
+
+def critical_radii(X: np.ndarray, W0: np.ndarray, thresholds: list[float], tol: float,
+                   working_memory_mb: float) -> list[float]:
+    """sup{R : λ_max(E(R)) < t − tol} for each threshold t, from one pass over the neurons.
+
+    λ_max(E(R)) is a nondecreasing step function of R that jumps only at the values
+    |w_k(0)·x_i|. Two cheap lower bounds on it, each a function of the counts
+    c_i(R) = #{k : |w_k(0)·x_i| ≤ R}, say where the certificate is certainly lost:
+    λ_max(E) ≥ E_ii = c_i/m, and, with the unit vector 1/√n,
+    λ_max(E) ≥ (1/n) Σ_ij E_ij ≥ (1/(n m)) Σ_i g_i c_i with g_i = Σ_j |x_i·x_j|
+    (because c_i + c_j − (AᵀA)_ij ≥ c_i). Only the entries below the smaller of the two
+    caps matter, a small sparse set (of the order of n·m·threshold/mean(g) entries);
+    a binary search over their sorted values gives the exact supremum. Memory stays
+    within the chunk budget plus that set, whatever m is.
+
+    The thresholds share the matrix-vector products of the first cap and the sign pass
+    (taken to the largest cap); each then sorts only the entries the averaged bound can
+    reach: a prefix of L sorted entries has Σ g ≥ L·min(g), so the first
+    ⌈n·m·target/min(g)⌉ + 1 suffice (found by a partition, not a full sort).
+    """
+    require_unit_rows(X, "critical_radii")
+    n = X.shape[0]
+    m = W0.shape[0]
+    require_safe_rows(X, "X")
+    require_safe_rows(W0, "W0")
+    targets = [t - tol for t in thresholds]
+    g = np.abs(gram_of_rows(X)).sum(axis=1)
+    absGs = np.abs(gram_of_rows(X / np.sqrt(m)))  # |X Xᵀ|/m as certificate_matrices forms it, for E
+    X32 = X.astype(np.float32)
+    k_caps = [int(np.ceil(t * m)) for t in targets]  # ≥ 1 where t > 0
+    chunk = chunk_rows(n, working_memory_mb, bytes_per_entry=24)
+    need = sorted({k for t, k in zip(targets, k_caps) if t > 0 and k <= m})
+    best = dict.fromkeys(need, np.inf)
+    if need:  # the diagonal bound's cap: min over i of the k_cap-th smallest |w·x_i|
+        # An upper bound on it suffices (it only admits more entries; the search below uses
+        # the exact values), so it is taken over a few inputs only, those of largest norm (in
+        # distribution the smallest quantiles; unit inputs differ only by sampling noise): one
+        # matrix-vector product over the neurons each, raised by its float64 rounding bound
+        norms = np.sqrt(np.einsum("ij,ij->i", X, X))
+        wmax = float(np.sqrt(np.einsum("ij,ij->i", W0, W0).max()))
+        for j in np.argsort(-norms, kind="stable")[:_CAP_INPUTS]:
+            p = np.partition(np.abs(W0 @ X[j]), [k - 1 for k in need])
+            slack = 4 * (X.shape[1] + 2) * _EPS * wmax * float(norms[j])
+            for k in need:
+                best[k] = min(best[k], float(p[k - 1]) + slack)
+    caps = [(best[k] if k <= m else np.inf) if t > 0 else 0.0 for t, k in zip(targets, k_caps)]
+    live = [c for t, c in zip(targets, caps) if t > 0]
+    if not live:
+        return [0.0] * len(thresholds)
+    radius = max(live)
+    flats, vals = [], []
+    buf = np.empty((min(m, chunk), n), dtype=np.float32)
+    for sl in neuron_slices(m, chunk):  # the entries |w·x| ≤ the largest cap, with their float64 values
+        near, v = sign_pass(W0[sl], X, X32, buf[: sl.stop - sl.start], radius=radius, exact_values=True)
+        flats.append(near + sl.start * n)  # flat index k·n + i over all neurons
+        vals.append(v)
+    flat_all, vals_all = np.concatenate(flats), np.concatenate(vals)
+    del flats, vals
+    return [0.0 if t <= 0 else _critical_from(flat_all, vals_all, c, t, absGs, g, n, m)
+            for t, c in zip(targets, caps)]
+
+
+def _prefix_bound(total: float, g: np.ndarray, size: int) -> int:
+    """How many of the smallest entries certainly carry Σ g ≥ ``total`` (at most ``size``)."""
+    return int(min(size, np.ceil(total / g.min()) + 1)) if g.min() > 0 else size
+
+
+def _critical_from(flat: np.ndarray, vals: np.ndarray, cap: float, target: float, absGs: np.ndarray,
+                   g: np.ndarray, n: int, m: int) -> float:
+    """One threshold's search (see :func:`critical_radii`) over the entries ``flat`` with
+    |w·x| = ``vals``, a superset of those ≤ ``cap``; λ_max(E) is computed as :func:`certify`
+    computes it (the same E, the same LAPACK call), so the radius found is the edge of the
+    certificate itself."""
+    if np.isfinite(cap) and vals.size and vals.max() > cap:
+        keep = vals <= cap
+        flat, vals = flat[keep], vals[keep]
+    # the averaged bound is reached within the first `bound` entries in sorted order; take them
+    # (and every entry tied with the last) by a partition, and sort only those. Should rounding
+    # of the running sum leave the bound unreached there, the whole set is sorted instead.
+    bound = _prefix_bound(n * m * target, g, vals.size)
+    sets = [(flat, vals)]
+    if bound < vals.size:
+        keep = vals <= np.partition(vals, bound - 1)[bound - 1]
+        sets.insert(0, (flat[keep], vals[keep]))
+    for flat, vals in sets:
+        order = np.argsort(vals)  # ties need no order: every use below takes all entries ≤ a value
+        flat, vals = flat[order], vals[order]
+        rows, cols = np.divmod(flat, n)
+        # the averaged bound: once Σ_i g_i c_i ≥ n·m·target the certificate is lost
+        reach = np.searchsorted(np.cumsum(g[cols]), n * m * target)
+        if reach < vals.size:
+            break
+    if reach < vals.size:
+        cut = np.searchsorted(vals, vals[reach], side="right")
+        rows, cols, vals = rows[:cut], cols[:cut], vals[:cut]
+        cap = float(vals[-1])
+
+    perron = np.ones(n)  # the last Perron vector computed (1 before the first)
+
+    def below(j: int) -> bool:
+        """λ_max(E) < target at R = vals[j] (the entries ≤ vals[j] are flippable), as
+        :func:`certify` would find it. E ≥ 0 entrywise, so for any x > 0
+        min_i (Ex)_i/x_i ≤ λ_max(E) ≤ max_i (Ex)_i/x_i (Collatz–Wielandt), and xᵀEx/xᵀx ≤ λ_max.
+        Power steps from the last Perron vector found (or 1) tighten these bounds; as soon as
+        one settles the comparison with a relative margin of 1e-9 (far beyond the ~1e-13
+        rounding of the bounds and of the eigensolver) the answer is known. Only a step whose
+        λ_max lies within the margin of the target, or whose bounds stall, calls the
+        eigensolver."""
+        nonlocal perron
+        upto = np.searchsorted(vals, vals[j], side="right")
+        A = sparse.csr_matrix((np.ones(upto), (rows[:upto], cols[:upto])), shape=(m, n))
+        c = np.bincount(cols[:upto], minlength=n).astype(float)
+        E = np.empty((n, n))
+        _bound_rows(absGs, c, c, (A.T @ A).toarray(), E)
+        x = perron
+        gap = np.inf
+        for _ in range(_POWER_STEPS):
+            Ex = E @ x
+            lower = (x @ Ex) / (x @ x)
+            if lower >= target * (1 + 1e-9):
+                return False
+            if x.min() <= 0:  # (a zero row of E): no upper bound from x
+                break
+            upper = (Ex / x).max()
+            if upper < target * (1 - 1e-9):
+                return True
+            if not upper - lower < 0.5 * gap:  # the bracket stopped shrinking
+                break
+            gap = upper - lower
+            x = Ex / np.linalg.norm(Ex)
+        lam, v = eigenvalue_at(E, -1, vector=True)
+        perron = np.abs(v)
+        return lam < target
+
+    if vals.size == 0:
+        return float(cap)
+    lo, hi = -1, vals.size - 1  # below(lo) (lo = -1: nothing flippable)
+    if below(hi):
+        return float(cap)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if below(mid):
+            lo = mid
+        else:
+            hi = mid
+    return float(vals[hi])
