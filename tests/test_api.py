@@ -1,0 +1,45 @@
+"""api.py: the Python entry points and the Result / Replay objects."""
+import json
+
+import pytest
+
+import ntkcheck
+from ntkcheck.api import build_scenario, replay_command
+from ntkcheck.checks import get_check
+from ntkcheck.errors import ExitCode, UserError
+from ntkcheck.stats import FAIL, PASS, Verdict
+
+
+def test_run_check_result_is_the_json_object_and_names_its_exit_code():
+    res = ntkcheck.run_check("lemma21", trials=4, n=12)
+    d = res.to_dict()
+    assert json.loads(json.dumps(d)) == d  # plain JSON values only
+    assert d["verdict"] == res.verdict and isinstance(res.verdict, Verdict)
+    assert [c["name"] for c in d["claims"]] == [r.name for r in res.rows]
+    assert res.exit_code == {PASS: ExitCode.OK, FAIL: ExitCode.FAILED}.get(res.verdict, ExitCode.INCONCLUSIVE)
+    assert d["scenario"]["data"]["n"] == 12 and d["trials"] == 4
+
+
+def test_replay_of_a_trial_equals_that_trial_in_the_run():
+    res = ntkcheck.run_check("lemma23", trials=3, m=256, sets=["claim.c=3000"])
+    rep = ntkcheck.replay_trial("lemma23", 2, m=256, sets=["claim.c=3000"])
+    assert rep.trial == 2
+    assert rep.to_dict()["outcomes"]  # every row's outcome in that trial
+    again = ntkcheck.replay_trial("lemma23", 2, m=256, sets=["claim.c=3000"])
+    assert again.values == rep.values and again.outcomes == rep.outcomes
+
+
+def test_replay_command_carries_every_key_that_differs_from_the_default():
+    check = get_check("cor22")
+    sc, _ = build_scenario(check, None, {"m": 64, "sets": ["data.source=gaussian", "claim.delta=0.2"]})
+    cmd = replay_command(check, sc, 5)
+    assert cmd.startswith("ntkcheck cor22 ") and "--replay 5" in cmd
+    assert "data.source=gaussian" in cmd and "claim.delta=0.2" in cmd and "--m 64" in cmd
+
+
+def test_bad_overrides_are_user_errors_with_a_message():
+    with pytest.raises(UserError) as e:
+        ntkcheck.run_check("lemma21", trials=0)
+    assert "trials" in e.value.message
+    with pytest.raises(UserError):
+        ntkcheck.run_check("no-such-check")
