@@ -163,11 +163,11 @@ def build_scenario(check: Check, scenario: str | Path | dict | None, overrides: 
     if "compute.scheduler" not in opts and os.environ.get("NTKCHECK_SCHEDULER"):
         opts["compute.scheduler"] = os.environ["NTKCHECK_SCHEDULER"]
     if isinstance(scenario, dict):
-        from .scenario import SCHEDULER_REFUSED, deep_merge, _leaf_keys  # a dict behaves like a scenario file
-        if "compute.scheduler" in _leaf_keys(scenario):
+        from .scenario import SCHEDULER_REFUSED, deep_merge, leaf_keys  # a dict behaves like a scenario file
+        if "compute.scheduler" in leaf_keys(scenario):
             raise UserError(SCHEDULER_REFUSED.format(where="the scenario"))
         sc, explicit = resolve(model, deep_merge(default, scenario), None, opts, sets)
-        return sc, explicit | _leaf_keys(scenario)
+        return sc, explicit | leaf_keys(scenario)
     return resolve(model, default, scenario, opts, sets)
 
 

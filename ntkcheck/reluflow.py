@@ -48,128 +48,16 @@ from __future__ import annotations
 
 import itertools
 import time
-from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
 from .dynamics import Run
+from .relumode import FlowPoint, Mode, Monitor, Track
 
 _EPS = np.finfo(float).eps
 ZETA = 1e-12  # an entry within ζ = ZETA·‖w_k(0)‖‖x_i‖ of its kink and moving towards it is on it
 MAX_SURFACE = 4  # entries of one neuron on kinks at once; more (3^k choices) is degenerate
 ACTIVE = 256  # entries followed between refreshes (at least)
-
-
-@dataclass
-class FlowPoint:
-    """What the monitor sees at a sample time or an event: the state at t and the spectrum of
-    H on (t_prev, t], over which it is constant (H changes only at events, and the monitor
-    sees every event)."""
-
-    t: float
-    t_prev: float
-    step: int
-    theta: np.ndarray
-    residual: np.ndarray
-    residual_prev_norm: float
-    eigvals: np.ndarray
-    eigvecs: np.ndarray
-    error_u: float
-    error_theta: float
-    trusted: bool
-    event: bool
-
-
-Monitor = Callable[[FlowPoint], bool]  # returns whether to go on
-
-
-class _Mode:
-    """The linear flow of one pattern (S, sliding sets) from (W_s, r_s) at time t_s. Built from
-    the previous mode by updating the neurons that changed (H is a sum over neurons)."""
-
-    def __init__(self, fl: "ReluFlow", t_s: float, W: np.ndarray, r: np.ndarray, S: np.ndarray,
-                 slide: dict[int, tuple[int, ...]], prev: "_Mode | None" = None, changed=()):
-        self.fl, self.t_s, self.W, self.r, self.S, self.slide = fl, t_s, W, r, S, slide
-        if prev is None:
-            Sf = S.astype(np.float64)
-            Hraw = fl.G * (Sf.T @ Sf) / fl.m
-            for k in slide:
-                Hraw -= fl.neuron_gram(S[k], slide[k]) - fl.neuron_gram(S[k], ())
-            self.rows = {k: fl.slide_rows(k, S[k], A, r) for k, A in slide.items()}
-        else:
-            Hraw = prev.Hraw.copy()
-            self.rows = dict(prev.rows)
-            for k, old_S, old_A in changed:
-                Hraw += fl.neuron_gram(S[k], slide.get(k, ())) - fl.neuron_gram(old_S, old_A)
-                self.rows.pop(k, None)
-                if k in slide:
-                    self.rows[k] = fl.slide_rows(k, S[k], slide[k], r)
-        self.Hraw = Hraw
-        self.H = (Hraw + Hraw.T) / 2
-        self.lam, self.V = np.linalg.eigh(self.H)
-        self.lam_pos = np.clip(self.lam, 0.0, None)
-        self.grow = float(np.exp(max(0.0, -self.lam[0]) * fl.T))  # e^{−λτ} ≤ grow·e^{−λ⁺τ}, τ ≤ T
-        self.q = self.V.T @ r
-        ks = sorted(slide)
-        self.sl_rows = np.array(ks, dtype=int)
-        if prev is not None and not changed:
-            self.Qs = prev.Qs
-        else:
-            self.Qs = np.stack([fl.plane(slide[k])[0] for k in ks]) if ks else np.zeros((0, fl.d, fl.d))
-        if prev is None or prev.sliding_mask is None:
-            self.sliding_mask = np.zeros(S.shape, dtype=bool)
-            for k, A in slide.items():
-                self.sliding_mask[k, list(A)] = True
-        elif changed:
-            self.sliding_mask = prev.sliding_mask.copy()
-            for k, _, _ in changed:
-                self.sliding_mask[k] = False
-                self.sliding_mask[k, list(slide.get(k, ()))] = True
-        else:
-            self.sliding_mask = prev.sliding_mask
-        # sliding weights: rows 2i, 2i + 1 of Bv are f1 = σc ≥ 0, f2 = σ(r_j − c) ≥ 0 for entry i
-        self.slide_entries = [(k, j) for k in ks for j in slide[k]]
-        B = np.concatenate([self.rows[k] for k in ks]) if ks else np.zeros((0, fl.n))
-        self.Bv = B @ self.V  # f(τ) = Bv (e^{−λτ} ∘ q)
-        self.aBv = np.abs(self.Bv)
-
-    def velocity(self, v: np.ndarray) -> np.ndarray:
-        """W′ when the residual is v: −(a/√m) S (v ∘ X), sliding rows projected onto their
-        kinks' planes. Linear in v, so ∫W′ = velocity(∫r)."""
-        fl = self.fl
-        Wd = -fl.a_m[:, None] * ((self.S * v) @ fl.X)
-        if self.sl_rows.size:
-            R = Wd[self.sl_rows]
-            Wd[self.sl_rows] = R - np.einsum("kde,ke->kd", self.Qs, R)
-        return Wd
-
-    def phi(self, tau: float) -> np.ndarray:
-        x = self.lam * tau
-        out = np.full_like(x, tau)
-        big = np.abs(x) > 1e-12
-        out[big] = -np.expm1(-x[big]) / self.lam[big]
-        return out
-
-    def state(self, tau: float) -> tuple[np.ndarray, np.ndarray]:
-        """(W(τ), r(τ)) in closed form."""
-        g = self.V @ (self.phi(tau) * self.q)
-        return self.W + self.velocity(g), self.residual(tau)
-
-    def residual(self, tau: float) -> np.ndarray:
-        return self.V @ (np.exp(-self.lam * tau) * self.q)
-
-
-@dataclass
-class _Track:
-    """The followed entries in one mode: codes k·n + i, v = σz = v0 + Fv (φ(τ) ∘ q), |Fv|, sliding, ζ."""
-
-    codes: np.ndarray
-    v0: np.ndarray
-    Fv: np.ndarray
-    aF: np.ndarray
-    sl: np.ndarray
-    zeta: np.ndarray
 
 
 class ReluFlow:
@@ -268,7 +156,7 @@ class ReluFlow:
         return best[0], best[1], valid != 1
 
     # -- following entries ---------------------------------------------------------------
-    def _track(self, md: _Mode, ke: np.ndarray, ie: np.ndarray, zeta_row: np.ndarray) -> "_Track":
+    def _track(self, md: Mode, ke: np.ndarray, ie: np.ndarray, zeta_row: np.ndarray) -> "Track":
         """Per mode: v_e(τ) = σ_e z_e(τ) = v0_e + F_e (φ(τ) ∘ q) for the followed entries
         e = (k_e, i_e) (σ_e = ±1 their side), from z_e′ = c_e · r with
         c_e = −(a_k/√m) S_k ∘ (X P_k x_i) (P_k = I unless k slides)."""
@@ -286,7 +174,7 @@ class ReluFlow:
                 c[hit] = xp @ X.T
         c = -(sig * self.a_m[ke])[:, None] * md.S[ke] * c
         Fv = c @ md.V
-        return _Track(ke * self.n + ie, sig * z0, Fv, np.abs(Fv), md.sliding_mask[ke, ie],
+        return Track(ke * self.n + ie, sig * z0, Fv, np.abs(Fv), md.sliding_mask[ke, ie],
                       zeta_row[ke] * self.xnorm[ie])
 
     def run(self, W0: np.ndarray, monitor: Monitor, times=(), max_events: int = 1_000_000,
@@ -311,7 +199,7 @@ class ReluFlow:
             trusted &= not deg
             if B:
                 slide[int(k)] = B
-        md = _Mode(self, 0.0, W, r, S, slide)
+        md = Mode(self, 0.0, W, r, S, slide)
         err_theta = 0.0
         self.wscale = float(np.sqrt(np.einsum("kd,kd->", W, W)))
         go = monitor(FlowPoint(0.0, 0.0, 0, W.ravel(), r, float(np.linalg.norm(r)), md.lam, md.V,
@@ -334,7 +222,7 @@ class ReluFlow:
             if t >= t_refresh:
                 ke, ie, t_refresh, W_now, r_now = self._refresh(md, tau)
                 ex["refreshes"] += 1
-                md = _Mode(self, t, W_now, r_now, md.S, md.slide, prev=md)
+                md = Mode(self, t, W_now, r_now, md.S, md.slide, prev=md)
                 tau = 0.0
                 tr = self._track(md, ke, ie, zeta_row)
             ex["iterations"] += 1
@@ -417,7 +305,7 @@ class ReluFlow:
         rounding of r = V e^{−Λτ} Vᵀ r_s."""
         return self.X2 * err_theta + 8 * self.n * _EPS * float(np.linalg.norm(r))
 
-    def _refresh(self, md: _Mode, tau: float):
+    def _refresh(self, md: Mode, tau: float):
         """All entries at time t: each one's certified earliest crossing; follow those before
         the next refresh."""
         W, r = md.state(tau)
@@ -439,7 +327,7 @@ class ReluFlow:
         ke, ie = np.divmod(sel, self.n)
         return ke, ie, md.t_s + tau + window, W, r
 
-    def _steps(self, md: _Mode, tau, tr: "_Track", fresh: set[int]):
+    def _steps(self, md: Mode, tau, tr: "Track", fresh: set[int]):
         """For each followed entry, a step s that provably crosses no kink, and whether it
         arrives at its kink now (see the module docstring)."""
         if tr.codes.size == 0:
@@ -482,7 +370,7 @@ class ReluFlow:
         arriving = ~tr.sl & ~static & near & ~away
         return s, arriving, vd
 
-    def _slide_steps(self, md: _Mode, tau: float):
+    def _slide_steps(self, md: Mode, tau: float):
         if not md.slide_entries:
             return np.zeros(0), np.zeros(0, dtype=bool)
         lam, q = md.lam, md.q
@@ -499,7 +387,7 @@ class ReluFlow:
         leaving = (f <= 1e-12 * scale + 1e-300) & (fd <= 0)
         return s, leaving
 
-    def _event(self, md: _Mode, t, Wt, rt, ka, ia, vda, leaving, zeta_row, err_theta: float, run: Run):
+    def _event(self, md: Mode, t, Wt, rt, ka, ia, vda, leaving, zeta_row, err_theta: float, run: Run):
         """Resolve each neuron with an entry arriving at or leaving its kink; the new mode."""
         ex = run.extra
         arr: dict[int, list[tuple[int, float]]] = {}
@@ -545,4 +433,4 @@ class ReluFlow:
                 slide.pop(k, None)
         ex["degenerate"] += degenerate
         touched = [(k, j) for k, sides in fixed.items() for j in sides]  # released: followed from here
-        return _Mode(self, t, W, rt, S, slide, prev=md, changed=changed), degenerate, err_theta, touched
+        return Mode(self, t, W, rt, S, slide, prev=md, changed=changed), degenerate, err_theta, touched

@@ -290,9 +290,9 @@ def resolve(model: type[BaseScenario], default: dict[str, Any], path: str | Path
         filed = load_yaml(path)
         if "check" in filed and filed["check"] != check:
             raise UserError(f"scenario file '{path}' is for check {short(filed['check'])}, not '{check}'.")
-        if "compute.scheduler" in _leaf_keys(filed):
+        if "compute.scheduler" in leaf_keys(filed):
             raise UserError(SCHEDULER_REFUSED.format(where=f"scenario file '{path}'"))
-        explicit |= _leaf_keys(filed)
+        explicit |= leaf_keys(filed)
         doc = deep_merge(doc, filed)
     for key, value in (options or {}).items():
         if value is None:
@@ -326,11 +326,11 @@ def resolve(model: type[BaseScenario], default: dict[str, Any], path: str | Path
     return sc, explicit
 
 
-def _leaf_keys(doc: dict[str, Any], prefix: str = "") -> set[str]:
+def leaf_keys(doc: dict[str, Any], prefix: str = "") -> set[str]:
     out = set()
     for k, v in doc.items():
         if isinstance(v, dict):
-            out |= _leaf_keys(v, f"{prefix}{k}.")
+            out |= leaf_keys(v, f"{prefix}{k}.")
         else:
             out.add(f"{prefix}{k}")
     return out

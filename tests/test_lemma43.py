@@ -100,7 +100,7 @@ def test_suprema_over_t_cover_a_fine_reference_integration(c):
     m = int(rep.values["width"])
     assert m == 64
     _, sc, ctx = ntkcheck.api.prepare("lemma43", None, dict(kw))
-    X, y = ctx.arrays["X"], ctx.arrays["y"]
+    X, y = ctx.state.X, ctx.state.y
     rng = np.random.default_rng(np.random.SeedSequence(sc.seed, spawn_key=(1, 1)))  # the trial's draws
     a0 = rng.choice(np.array([-1.0, 1.0]), size=m) * (c / m)
     B0 = rng.standard_normal((m, X.shape[1]))

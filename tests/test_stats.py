@@ -10,8 +10,9 @@ import sys
 from scipy import stats
 from scipy.stats import binomtest
 
+from ntkcheck.slopes import SlopeSample
 from ntkcheck.stats import (FAIL, INCONCLUSIVE, PASS, PROBABILISTIC, SCALING, UNIVERSAL, ClaimRow,
-                            cp_lower, cp_upper, decide, SlopeSample, p_value_above, p_value_below,
+                            cp_lower, cp_upper, decide, p_value_above, p_value_below,
                             trials_needed)
 
 

@@ -203,7 +203,7 @@ def test_thm41_trust_region_certifies_a_violation_of_a_too_strong_bound(monkeypa
 
     def shrunk(self, sc, explicit, rng):
         ctx = orig(self, sc, explicit, rng)
-        ctx.arrays["bound"] *= 1e-7
+        ctx.state.bound *= 1e-7
         return ctx
 
     monkeypatch.setattr(t41.Thm41, "prepare", shrunk)
@@ -302,7 +302,7 @@ def test_thm41_violations_are_recordable_beyond_the_exact_witness(monkeypatch):
 
     def shrunk(self, sc, explicit, rng):
         ctx = orig(self, sc, explicit, rng)
-        ctx.arrays["bound"] /= 1e6
+        ctx.state.bound /= 1e6
         return ctx
 
     monkeypatch.setattr(t41.Thm41, "prepare", shrunk)
@@ -323,7 +323,7 @@ def test_thm41_a_bound_false_in_half_the_trials_fails(monkeypatch):
 
     def shrunk(self, sc, explicit, rng):
         ctx = orig(self, sc, explicit, rng)
-        ctx.arrays["bound"] /= 110_000
+        ctx.state.bound /= 110_000
         return ctx
 
     monkeypatch.setattr(t41.Thm41, "prepare", shrunk)

@@ -86,7 +86,7 @@ def test_cor24_without_the_hypothesis_is_inconclusive_never_a_vacuous_pass():
 
 def test_gd_above_the_stability_limit_runs_long_enough_to_fail():
     lam_max = float(np.linalg.eigvalsh(ntkcheck.h_infinity(
-        ntkcheck.api.prepare("cor24", None, {})[2].arrays["X"]))[-1])
+        ntkcheck.api.prepare("cor24", None, {})[2].state.X))[-1])
     eta = 2.0 / lam_max * 1.003  # just above 2/λ_max(H∞): T/η would be about 23 steps
     res = ntkcheck.run_check("cor24", trials=4, sets=["dynamics.method=gd", f"dynamics.step={eta!r}"])
     assert any("above the stability limit" in n for n in res.notes)

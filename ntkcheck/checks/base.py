@@ -49,9 +49,9 @@ class TrialResult:
 class Context:
     """What a check prepares once per run (data, λ0, derived constants)."""
 
-    quantities: dict[str, Any] = field(default_factory=dict)
+    quantities: dict[str, Any] = field(default_factory=dict)  # reported (JSON-able) figures
     notes: list[str] = field(default_factory=list)
-    arrays: dict[str, Any] = field(default_factory=dict)
+    state: Any = None  # the check's own typed dataclass of what its trials need
 
 
 class Check:

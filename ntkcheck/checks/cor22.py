@@ -19,12 +19,14 @@ says so at that width.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import math
 
 import numpy as np
 from pydantic import Field
 
-from ..kernels import eigenvalue_tolerance, gram_matrix
+from ..kernels import Lambda0, eigenvalue_tolerance, gram_matrix
 from ..memory import require_memory
 from ..scenario import Strict
 from ..stats import PROBABILISTIC, ClaimRow
@@ -38,6 +40,15 @@ class Cor22Claim(Strict):
     variant_width: int = Field(16, gt=0, le=1 << 30,
                                description="width of the variant row (the notes' reading without the width condition)")
 
+
+
+@dataclass
+class Cor22State:
+    """What a cor22 trial needs: the inputs, the certified λ0 and H∞."""
+
+    X: np.ndarray
+    lambda0: Lambda0
+    Hinf: np.ndarray
 
 class Cor22(Check):
     name = "cor22"
@@ -76,7 +87,7 @@ class Cor22(Check):
                   "threshold_lambda_min": 0.75 * lam.value,
                   "width_ratio": m * lam.value**2 / (n**2 * math.log(n / sc.claim.delta))})
         return Context(quantities=q, notes=list(inputs.notes),
-                       arrays={"X": inputs.X, "lambda0": lam, "Hinf": h_infinity(inputs.X)})
+                       state=Cor22State(inputs.X, lam, h_infinity(inputs.X)))
 
     def rows(self, sc, ctx) -> list[ClaimRow]:
         t = 1.0 - sc.claim.delta
@@ -97,7 +108,7 @@ class Cor22(Check):
         ]
 
     def run_trial(self, sc, ctx, rng, index) -> TrialResult:
-        X, Hinf, lam = ctx.arrays["X"], ctx.arrays["Hinf"], ctx.arrays["lambda0"]
+        X, Hinf, lam = ctx.state.X, ctx.state.Hinf, ctx.state.lambda0
         l0 = lam.value
         d = X.shape[1]
         W0 = rng.standard_normal((sc.network.m, d))

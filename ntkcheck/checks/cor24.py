@@ -38,6 +38,8 @@ Controls, each false by the argument in its row:
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import math
 from typing import Literal, Union
 
@@ -47,14 +49,14 @@ from pydantic import Field
 from .. import data as data_mod
 from ..errors import UserError
 from ..dynamics import RK_STABILITY, FlowOptions, Spectrum, gradient_descent, integrate_flow
-from ..kernels import eigenvalue_tolerance, h_infinity
+from ..kernels import Lambda0, h_infinity
 from ..memory import require_memory
 from ..models import NTKNetwork
 from ..reluflow import ReluFlow
 from ..scenario import Strict
 from ..stats import UNIVERSAL, ClaimRow
-from .base import (DIVERGED, HOLDS, UNDECIDED, VACUOUS, VIOLATION, Check, Context, TrialResult, load_inputs,
-                   ntk_quantities, require_lambda0)
+from .base import DIVERGED, VACUOUS, Check, Context, TrialResult, load_inputs, ntk_quantities, require_lambda0
+from .cor24_monitor import Tracker, conclusions, controls_at_zero, hypothesis_spectrum
 _EPS = np.finfo(float).eps
 
 
@@ -80,6 +82,20 @@ class Cor24Claim(Strict):
     variant_rate: float = Field(3.0, gt=1.0, le=1e6,
                                 description="variant row: the too-fast rate e^{−variant_rate·λ0·t}")
 
+
+
+@dataclass
+class Cor24State:
+    """What a cor24 trial needs: inputs and labels, the certified λ0, the horizon T, the descent's
+    step η and number of steps, and ‖X‖₂²."""
+
+    X: np.ndarray
+    y: np.ndarray
+    lambda0: Lambda0
+    T: float
+    eta: float
+    gd_steps: int
+    x_norm2: float
 
 class Cor24(Check):
     name = "cor24"
@@ -171,8 +187,7 @@ class Cor24(Check):
         x_norm2 = float(np.linalg.norm(inputs.X, 2) ** 2)
         q["X_norm2_squared"] = x_norm2
         return Context(quantities=q, notes=list(inputs.notes) + label_notes + gd_notes,
-                       arrays={"X": inputs.X, "y": y, "lambda0": lam, "T": T, "eta": eta,
-                               "gd_steps": gd_steps, "x_norm2": x_norm2})
+                       state=Cor24State(inputs.X, y, lam, T, eta, gd_steps, x_norm2))
 
     def rows(self, sc, ctx) -> list[ClaimRow]:
         rows = []
@@ -208,9 +223,9 @@ class Cor24(Check):
 
     # ---------------------------------------------------------------------------------
     def run_trial(self, sc, ctx, rng, index) -> TrialResult:
-        X, y = ctx.arrays["X"], ctx.arrays["y"]
-        lam = ctx.arrays["lambda0"]
-        l0, T = lam.value, ctx.arrays["T"]
+        X, y = ctx.state.X, ctx.state.y
+        lam = ctx.state.lambda0
+        l0, T = lam.value, ctx.state.T
         m, d = sc.network.m, X.shape[1]
         n = X.shape[0]
         a = rng.choice(np.array([-1.0, 1.0]), size=m)
@@ -227,8 +242,8 @@ class Cor24(Check):
         meth = sc.dynamics.method
 
         if meth in ("both", "flow"):
-            tr = _Tracker(l0)
-            xn2 = ctx.arrays["x_norm2"]
+            tr = Tracker(l0)
+            xn2 = ctx.state.x_norm2
             ctl_scale = 0.5 / (math.sqrt(m) * math.sqrt(xn2))
             u0 = r0 + y
             if sc.dynamics.integrator == "exact":
@@ -270,12 +285,12 @@ class Cor24(Check):
                 values["flow_rate_over_lambda0"] = 0.0
 
         if meth in ("both", "gd"):
-            eta, K = ctx.arrays["eta"], ctx.arrays["gd_steps"]
-            g = _Tracker(l0)
+            eta, K = ctx.state.eta, ctx.state.gd_steps
+            g = Tracker(l0)
             q = 1.0 - eta * l0 / 2
 
             def gd_monitor(p):
-                spec = _hypothesis(net, p, l0, lam.error, g)
+                spec = hypothesis_spectrum(net, p, l0, lam.error, g)
                 if p.step == 0:
                     if not spec.go:
                         g.vacuous = True
@@ -324,12 +339,12 @@ class Cor24(Check):
     def _exact_flow(self, sc, ctx, net, W0, a, r0, R_prime, tr, ctl_scale):
         """The flow by :mod:`ntkcheck.reluflow`: H is constant between events and the monitor
         sees each event, so t_h is the start of the first mode with λ_min(H) < λ0/2; between two
-        points the conclusions are bounded too (:func:`_conclusions`)."""
-        X, y = ctx.arrays["X"], ctx.arrays["y"]
-        lam, T = ctx.arrays["lambda0"], ctx.arrays["T"]
+        points the conclusions are bounded too (:func:`conclusions`)."""
+        X, y = ctx.state.X, ctx.state.y
+        lam, T = ctx.state.lambda0, ctx.state.T
         l0, n = lam.value, X.shape[0]
         loss0 = float(r0 @ r0)
-        xn2 = ctx.arrays["x_norm2"]
+        xn2 = ctx.state.x_norm2
         u0 = r0 + y
         rates = {"flow_loss": l0, "variant": sc.claim.variant_rate * l0, "control_loss": 3 * xn2}
         prev = {"loss": loss0, "dist": 0.0}
@@ -344,12 +359,12 @@ class Cor24(Check):
                     tr.vacuous = True  # the hypothesis fails at t = 0: no evidence
                 elif loss0 > 0:
                     spec = Spectrum(float(p.eigvals[-1]), lmin, eigvals=p.eigvals, eigvecs=p.eigvecs)
-                    _controls_at_zero(tr, net, p, spec, xn2, ctl_scale)
+                    controls_at_zero(tr, net, p, spec, xn2, ctl_scale)
                 return go
             if not go:  # H is this on all of (t_prev, t]: the hypothesis held up to t_prev
                 tr.hyp_failed_at = p.t_prev
                 return False
-            _conclusions(tr, p, loss0, rates, W0, R_prime, y, u0, ctl_scale, xn2, lmin=lmin, prev=prev)
+            conclusions(tr, p, loss0, rates, W0, R_prime, y, u0, ctl_scale, xn2, lmin=lmin, prev=prev)
             return True
 
         times = np.union1d(np.geomspace(T * 1e-6, T, 41), np.linspace(0.0, T, 65)[1:])
@@ -360,26 +375,26 @@ class Cor24(Check):
     def _bs3_flow(self, sc, ctx, net, theta0, W0, r0, R_prime, tr, ctl_scale, u0):
         """The flow by the Bogacki–Shampine pair (:func:`ntkcheck.dynamics.integrate_flow`);
         no violation and no end of the hypothesis after its first kink."""
-        X, y = ctx.arrays["X"], ctx.arrays["y"]
-        lam, T = ctx.arrays["lambda0"], ctx.arrays["T"]
+        y = ctx.state.y
+        lam, T = ctx.state.lambda0, ctx.state.T
         l0 = lam.value
         loss0 = float(r0 @ r0)
-        xn2 = ctx.arrays["x_norm2"]
+        xn2 = ctx.state.x_norm2
         rates = {"flow_loss": l0, "variant": sc.claim.variant_rate * l0, "control_loss": 3 * xn2}
 
         def monitor(p):
-            spec = _hypothesis(net, p, l0, lam.error, tr)
+            spec = hypothesis_spectrum(net, p, l0, lam.error, tr)
             if p.step == 0:
                 if not spec.go:
                     tr.vacuous = True  # the hypothesis fails at t = 0: no evidence
                 elif loss0 > 0:
-                    _controls_at_zero(tr, net, p, spec, xn2, ctl_scale)
+                    controls_at_zero(tr, net, p, spec, xn2, ctl_scale)
                 return spec
             if not spec.go:
                 if not p.trusted:
                     tr.t_h_trusted = False
                 return spec
-            _conclusions(tr, p, loss0, rates, W0, R_prime, y, u0, ctl_scale, xn2)
+            conclusions(tr, p, loss0, rates, W0, R_prime, y, u0, ctl_scale, xn2)
             return spec
 
         opts = FlowOptions(rtol=sc.dynamics.rtol, min_step_fraction=sc.dynamics.min_step_fraction,
@@ -416,7 +431,7 @@ class Cor24(Check):
         if "gd_loss" in by:
             gd = col("gd_worst_ratio")
             by["gd_loss"].figures.update({
-                "step": ctx.arrays["eta"],
+                "step": ctx.state.eta,
                 "hypothesis_held_to_end": float(col("gd_held_to_end").mean()),
                 "worst_ratio_to_bound": float(gd.max()) if gd.size else None,
                 "diverged_trials": int(col("gd_diverged").size),
@@ -433,99 +448,3 @@ class Cor24(Check):
                     if v.size:
                         by[name].figures[k.removeprefix(name + "_") + ("_min" if "at_0" in k else "_max")] = (
                             float(v.min()) if "at_0" in k else float(v.max()))
-
-
-def _conclusions(tr: "_Tracker", p, loss0: float, rates: dict[str, float], W0: np.ndarray, R_prime: float,
-                 y: np.ndarray, u0: np.ndarray, ctl_scale: float, xn2: float, lmin: float | None = None,
-                 prev: dict | None = None) -> None:
-    """The conclusions and controls at one point of the flow, beyond its error budget. With the
-    spectrum's λ_min on (t_prev, t] and the previous point (``prev``, updated here), also their
-    bounds in between: loss·e^{κt} moves at rate κ − 2rᵀHr/‖r‖² ≤ κ − 2λ_min(H), and a weight
-    at most Δt‖X‖₂‖r(t_prev)‖/√m."""
-    m = W0.shape[0]
-    loss = float(p.residual @ p.residual)
-    e = p.error_u
-    loss_err = 2 * math.sqrt(loss) * e + e * e + 16 * _EPS * loss0
-    dt = p.t - p.t_prev if prev is not None else 0.0
-    for key, rate in rates.items():
-        sup = None
-        if prev is not None and rate - 2 * lmin > 0:  # the ratio may rise inside, above both ends
-            sup = prev["loss"] * math.exp(-rate * dt) * math.exp((rate - 2 * lmin) * dt)
-        tr.check(key, loss, math.exp(-rate * p.t) * loss0, loss_err, p.trusted, sup=sup)
-    dist = float(np.sqrt(((p.theta.reshape(W0.shape) - W0) ** 2).sum(axis=1)).max())
-    sup = None
-    if prev is not None:
-        sup = (prev["dist"] + dist + dt * math.sqrt(xn2) * p.residual_prev_norm / math.sqrt(m)) / 2
-    tr.check("flow_weights", dist, R_prime, p.error_theta, p.trusted, sup=sup)
-    moved = float(np.linalg.norm(p.residual + y - u0))
-    tr.check("control_weights", dist, ctl_scale * moved, p.error_theta + ctl_scale * e, p.trusted)
-    tr.t_h, tr.loss_h = p.t, loss
-    tr.t_h_trusted = p.trusted
-    if prev is not None:
-        prev["loss"], prev["dist"] = loss, dist
-
-
-def _hypothesis(net: NTKNetwork, p, l0: float, l0_error: float, tracker: "_Tracker") -> Spectrum:
-    """H at this step and its spectrum; go=False (and the time recorded) when
-    λ_min(H) < λ0/2 beyond the floating-point allowance, i.e. the hypothesis fails here."""
-    H = net.gram(p.theta)
-    w, V = np.linalg.eigh(H)
-    tracker.lam_min_low = min(tracker.lam_min_low, w[0])
-    go = w[0] >= l0 / 2 - (eigenvalue_tolerance(H) + l0_error)
-    if not go:
-        tracker.hyp_failed_at = p.t
-    return Spectrum(w[-1], w[0], go=go, eigvals=w, eigvecs=V)
-
-
-def _controls_at_zero(tr: "_Tracker", net: NTKNetwork, p, spec: Spectrum, xn2: float, ctl_scale: float) -> None:
-    """The controls' exact limits at t → 0+, from H(0), r(0) and θ′(0) (no integration).
-
-    control_loss: the ratio ‖r(t)‖² e^{3‖X‖²t}/‖r₀‖² has right derivative 3‖X‖² − 2 r₀ᵀH r₀/‖r₀‖² at 0,
-    positive since r₀ᵀH r₀ ≤ ‖X‖²‖r₀‖²: the ratio exceeds 1 just after 0. control_weights: as
-    t → 0+, max_k ‖Δw_k‖/(½‖Δu‖/(√m‖X‖₂)) → max_k ‖w_k′(0)‖/(ctl_scale ‖H r₀‖), which is ≥ 2.
-    The signs of W(0) are constant near t = 0 (no w_k·x_i is exactly 0), so H there is H(0)."""
-    r0 = p.residual
-    Hr = spec.eigvecs @ (spec.eigvals * (spec.eigvecs.T @ r0))
-    rq = float(r0 @ Hr) / float(r0 @ r0)
-    tr.zero["control_loss_slope_at_0"] = slope = 3 * xn2 - 2 * rq
-    tr.state["control_loss"] = VIOLATION if slope > 1e-9 * 3 * xn2 else UNDECIDED
-    wdot = float(np.sqrt((net.rhs(p.theta).reshape(net.m, net.d) ** 2).sum(axis=1)).max())
-    speed_u = float(np.linalg.norm(Hr))
-    if speed_u > 0:
-        tr.zero["control_weights_ratio_at_0"] = ratio = wdot / (ctl_scale * speed_u)
-        tr.state["control_weights"] = VIOLATION if ratio > 1 + 1e-9 else UNDECIDED
-
-
-class _Tracker:
-    """Per-trial bookkeeping of the conclusions checked at every step up to t_h."""
-
-    def __init__(self, l0: float):
-        self.l0 = l0
-        self.hyp_failed_at: float | None = None
-        self.t_h = 0.0
-        self.k_h = 0
-        self.loss_h = 0.0
-        self.lam_min_low = np.inf
-        self.vacuous = False  # the hypothesis failed at t = 0
-        self.t_h_trusted = True  # t_h is a trusted point of the trajectory
-        self.zero: dict[str, float] = {}  # the controls' exact t → 0+ figures
-        self.worst: dict[str, float] = dict.fromkeys(
-            ("flow_loss", "flow_weights", "variant", "gd", "control_loss", "control_weights", "control_gd"), 0.0)
-        self.state: dict[str, str] = {}
-
-    def check(self, key: str, value: float, bound: float, err: float, trusted: bool = True,
-              sup: float | None = None) -> None:
-        """value ≤ bound at one point: beyond the error a violation (undecided at an untrusted
-        point, whose error estimate is no bound), within it undecided. ``sup`` bounds the value
-        over the interval since the last point (in units of this bound): above bound − err the
-        claim is not certified there (undecided unless violated)."""
-        top = value if sup is None else max(value, sup)
-        if bound > 0:  # (a bound that underflows towards 0 would make the ratio overflow)
-            self.worst[key] = max(self.worst[key], value / bound if value < bound * 1e300 else 1e300)
-        if value > bound + err and trusted:
-            self.state[key] = VIOLATION
-        elif top > bound - err and self.state.get(key) != VIOLATION:
-            self.state[key] = UNDECIDED
-
-    def outcome(self, key: str) -> str:
-        return self.state.get(key, HOLDS)

@@ -18,6 +18,8 @@ singular, so λ0 = 0 there and a numerically-zero λ0 is a verified violation.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .. import data as data_mod
@@ -40,6 +42,14 @@ def assess(X: np.ndarray) -> dict:
             "certified_positive": lam.certified_positive, "pair": (i, j), "abs_cos": cos,
             "parallel": [p for p in near if data_mod.exactly_parallel(X, *p)], "near_parallel": near}
 
+
+
+@dataclass
+class Lemma21State:
+    """The inputs, and whether they come from a file (then a single trial is the whole check)."""
+
+    X: np.ndarray
+    file: bool
 
 class Lemma21(Check):
     name = "lemma21"
@@ -82,10 +92,10 @@ class Lemma21(Check):
                          f"{a['lambda0']:.3g} is certified positive (error {a['lambda0_error']:.1g}).")
         if sc.data.source == "file" and sc.trials not in ("auto", 1):
             notes.append(f"one fixed data set: 1 trial runs instead of {sc.trials}.")
-        return Context(quantities=q, notes=notes, arrays={"X": inputs.X, "file": sc.data.source == "file"})
+        return Context(quantities=q, notes=notes, state=Lemma21State(inputs.X, sc.data.source == "file"))
 
     def fixed_trials(self, sc, ctx):
-        return 1 if ctx.arrays["file"] else None
+        return 1 if ctx.state.file else None
 
     def rows(self, sc, ctx) -> list[ClaimRow]:
         return [
@@ -96,8 +106,8 @@ class Lemma21(Check):
         ]
 
     def run_trial(self, sc, ctx, rng, index) -> TrialResult:
-        if ctx.arrays["file"]:
-            X = ctx.arrays["X"]
+        if ctx.state.file:
+            X = ctx.state.X
         else:
             X = load_inputs(sc, set(), rng).X
         a = assess(X)

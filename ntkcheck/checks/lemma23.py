@@ -18,12 +18,14 @@ both PASS while the joint event fails, when their failures fall in different tri
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import math
 
 import numpy as np
 from pydantic import Field
 
-from ..kernels import attack, certify, critical_radii, eigenvalue_tolerance, gram_matrix
+from ..kernels import Lambda0, attack, certify, critical_radii, eigenvalue_tolerance, gram_matrix
 from ..memory import require_memory
 from ..scenario import Strict
 from ..stats import PROBABILISTIC, ClaimRow, critical_value
@@ -40,6 +42,16 @@ class Lemma23Claim(Strict):
     attack_iterations: int = Field(3, ge=0, le=100,
                                    description="power-iteration steps of each attack on the ball")
 
+
+
+@dataclass
+class Lemma23State:
+    """The inputs, the certified λ0, and the control's witness: λ_min of H at the ball's point
+    with every w_k = −x_1, with its floating-point allowance."""
+
+    X: np.ndarray
+    lambda0: Lambda0
+    witness_lambda_min: tuple[float, float]
 
 class Lemma23(Check):
     name = "lemma23"
@@ -89,7 +101,7 @@ class Lemma23(Check):
         H_w = gram_matrix(inputs.X, -inputs.X[:1], sc.compute.working_memory_mb)
         witness = (float(np.linalg.eigvalsh(H_w)[0]), eigenvalue_tolerance(H_w) + lam.error)
         return Context(quantities=q, notes=list(inputs.notes),
-                       arrays={"X": inputs.X, "lambda0": lam, "witness_lambda_min": witness})
+                       state=Lemma23State(inputs.X, lam, witness))
 
     def rows(self, sc, ctx) -> list[ClaimRow]:
         target = 1.0 - sc.claim.delta
@@ -108,8 +120,8 @@ class Lemma23(Check):
         ]
 
     def run_trial(self, sc, ctx, rng, index) -> TrialResult:
-        X = ctx.arrays["X"]
-        lam = ctx.arrays["lambda0"]
+        X = ctx.state.X
+        lam = ctx.state.lambda0
         l0 = lam.value
         R = ctx.quantities["radius"]
         wm = sc.compute.working_memory_mb
@@ -133,7 +145,7 @@ class Lemma23(Check):
             out["lambda_min"] = UNDECIDED
         out["joint"] = joint(out["norm"], out["lambda_min"])
         # the control's witness, every w_k = −x_1, lies in this trial's ball of radius max_k ‖w_k(0) + x_1‖
-        lam_w, tol_w = ctx.arrays["witness_lambda_min"]
+        lam_w, tol_w = ctx.state.witness_lambda_min
         out["control_big_ball"] = VIOLATION if lam_w + tol_w <= l0 / 2 else UNDECIDED
         scale = X.shape[0] ** 2 / (sc.claim.delta * l0)  # c = R · n²/(δ λ0)
         r_norm, r_min = critical_radii(X, W0, [l0 / 4, cert.lam_min_H0 - l0 / 2], tol, wm)

@@ -25,6 +25,8 @@ control, √m·t replaced by t/√m, is true for fixed c as m → ∞.)
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import math
 from typing import Literal, Union
 
@@ -36,7 +38,8 @@ from ..errors import UserError
 from ..memory import require_memory
 from ..models import TwoLayerNetwork
 from ..scenario import Strict
-from ..stats import SCALING, UNIVERSAL, ClaimRow, SlopeSample
+from ..slopes import SlopeSample
+from ..stats import SCALING, UNIVERSAL, ClaimRow
 from ..targets import build_target
 from .base import DIVERGED, HOLDS, UNDECIDED, VIOLATION, Check, Context, TrialResult, load_inputs
 from .thm41 import TargetSpec
@@ -65,6 +68,16 @@ class Lemma43Claim(Strict):
     permutations: int = Field(2000, ge=100, le=100_000,
                               description="random permutations of the slope's exact permutation test")
 
+
+
+@dataclass
+class Lemma43State:
+    """Inputs and labels f*(x), the grid of widths and the trials per width."""
+
+    X: np.ndarray
+    y: np.ndarray
+    widths: list[int]
+    per: int
 
 class Lemma43(Check):
     name = "lemma43"
@@ -132,10 +145,10 @@ class Lemma43(Check):
         q = {"n": n, "d": d, "widths": widths, "trials_per_width": per, "c": sc.claim.c, "T": sc.dynamics.T,
              "sup_f_star_bound": sup_f, "slope_tolerance": sc.claim.slope_tolerance, "C_T": sc.claim.C_T}
         return Context(quantities=q, notes=list(inputs.notes),
-                       arrays={"X": inputs.X, "y": y, "widths": widths, "per": per})
+                       state=Lemma43State(inputs.X, y, widths, per))
 
     def fixed_trials(self, sc, ctx):
-        return len(ctx.arrays["widths"]) * ctx.arrays["per"]
+        return len(ctx.state.widths) * ctx.state.per
 
     def rows(self, sc, ctx) -> list[ClaimRow]:
         tol = sc.claim.slope_tolerance
@@ -159,9 +172,9 @@ class Lemma43(Check):
         return rows
 
     def run_trial(self, sc, ctx, rng, index) -> TrialResult:
-        widths, per = ctx.arrays["widths"], ctx.arrays["per"]
+        widths, per = ctx.state.widths, ctx.state.per
         m = widths[(index // per) % len(widths)]
-        X, y = ctx.arrays["X"], ctx.arrays["y"]
+        X, y = ctx.state.X, ctx.state.y
         c, T = sc.claim.c, sc.dynamics.T
         d = X.shape[1]
         a0 = rng.choice(np.array([-1.0, 1.0]), size=m) * (c / m)
@@ -243,10 +256,10 @@ class Lemma43(Check):
     def summarize(self, sc, ctx, rows, trials) -> None:
         if not trials:
             return
-        widths = ctx.arrays["widths"]
+        widths = ctx.state.widths
         by = {r.name: r for r in rows}
         wv = np.array([t.values["width"] for t in trials])
-        complete = all(int(np.sum(wv == w)) == ctx.arrays["per"] for w in widths)
+        complete = all(int(np.sum(wv == w)) == ctx.state.per for w in widths)
         boot_rng = np.random.default_rng(np.random.SeedSequence(sc.seed, spawn_key=(2,)))
         table = []
         for w in widths:

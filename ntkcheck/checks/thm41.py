@@ -18,6 +18,8 @@ bound once m is large.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import math
 from typing import Literal, Union
 
@@ -29,7 +31,7 @@ from ..memory import require_memory
 from ..rf import kernel_entry_error, kernel_matrix, krylov_lower_bound, quad_form, trust_region
 from ..scenario import Strict
 from ..stats import PROBABILISTIC, ClaimRow
-from ..targets import build_target
+from ..targets import Target, build_target
 from .base import HOLDS, UNDECIDED, VIOLATION, Check, Context, TrialResult
 
 _EPS = np.finfo(float).eps
@@ -65,6 +67,19 @@ class Thm41Claim(Strict):
     krylov_max_m: int = Field(8192, ge=0, le=32768,
                               description="largest m for the fast-rate control's dual bound (a dense m × m kernel)")
 
+
+
+@dataclass
+class Thm41State:
+    """The target f*, d, the theorem's bound and γ; for a data file also the points and f* there."""
+
+    target: Target
+    d: int
+    bound: float
+    gamma: float
+    X: np.ndarray | None = None
+    fX: np.ndarray | None = None
+    fX_err: np.ndarray | None = None
 
 class Thm41(Check):
     name = "thm41"
@@ -107,7 +122,7 @@ class Thm41(Check):
             raise UserError("thm41 takes the uniform measure on the sphere (data.source=sphere) or a data "
                             "file (--data); gaussian inputs are not a measure it handles.")
         m = sc.network.m
-        arrays = {}
+        X = fX = fX_err = None
         if src == "file":
             from .base import load_inputs
             inputs = load_inputs(sc, explicit, rng)
@@ -117,7 +132,7 @@ class Thm41(Check):
             fX_err = target.error_pointwise(inputs.X)
             norm_f = float(np.sqrt(np.mean(fX * fX)))
             norm_err = float(np.sqrt(np.mean(fX_err**2))) + 4 * _EPS
-            arrays.update(X=inputs.X, fX=fX, fX_err=fX_err)
+            X = inputs.X
             # every unit b: ‖σ(Xb)‖_n ≤ ‖Xb‖/√n ≤ ‖X‖₂/√n (σ is 1-Lipschitz with σ(0) = 0)
             feature_norm = min(1.0, float(np.linalg.norm(inputs.X, 2)) / math.sqrt(inputs.n))
             notes = list(inputs.notes)
@@ -150,12 +165,11 @@ class Thm41(Check):
              "l2_radius": gamma / math.sqrt(m), "l1_lower_bound": l1_lower, "feature_norm_bound": feature_norm,
              # a = 0 meets both ℓ1 and ℓ2 constraints: where ‖f*‖² is below the bound, each reading holds
              "zero_witness_holds": (norm_f + norm_err) ** 2 <= bound}
-        arrays.update(target=target, d=d, bound=bound, gamma=gamma)
         q["control_radius"] = gamma / math.sqrt(m) / sc.claim.control_shrink
         p = sc.claim.control_rate
         q["control_rate_bound"] = gamma**2 / m**p * (1 + math.sqrt(2 * math.log(1 / eps))) ** 2
         q["dual_bound_available"] = src != "file" and m <= sc.claim.krylov_max_m
-        return Context(quantities=q, notes=notes, arrays=arrays)
+        return Context(quantities=q, notes=notes, state=Thm41State(target, d, bound, gamma, X, fX, fX_err))
 
     def rows(self, sc, ctx) -> list[ClaimRow]:
         t = 1.0 - sc.claim.epsilon
@@ -189,17 +203,17 @@ class Thm41(Check):
         ]
 
     def run_trial(self, sc, ctx, rng, index) -> TrialResult:
-        tg = ctx.arrays["target"]
-        d, m = ctx.arrays["d"], sc.network.m
-        bound, gamma = ctx.arrays["bound"], ctx.arrays["gamma"]
+        tg = ctx.state.target
+        d, m = ctx.state.d, sc.network.m
+        bound, gamma = ctx.state.bound, ctx.state.gamma
         radius = gamma / math.sqrt(m)
         B = rng.standard_normal((m, d))
         B /= np.linalg.norm(B, axis=1, keepdims=True)
         K = None
         a1 = tg.a_star(B) / m
-        empirical = "X" in ctx.arrays
+        empirical = ctx.state.X is not None
         if empirical:
-            X, fX, fX_err = ctx.arrays["X"], ctx.arrays["fX"], ctx.arrays["fX_err"]
+            X, fX, fX_err = ctx.state.X, ctx.state.fX, ctx.state.fX_err
             n = X.shape[0]
             Phi = np.maximum(X @ B.T, 0.0)
             res1 = Phi @ a1 - fX
@@ -329,7 +343,7 @@ class Thm41(Check):
         w = col("witness")
         sl = col("slack")
         rows[0].figures.update({
-            "bound": ctx.arrays["bound"],
+            "bound": ctx.state.bound,
             "R_times_m_median": float(np.median(rm)),
             "R_times_m_range": [float(rm.min()), float(rm.max())],
             "bound_times_m": ctx.quantities["bound_times_m"],
@@ -339,7 +353,7 @@ class Thm41(Check):
         by_name = {row.name: row for row in rows}
         low = col("linear_lower_control_small_ball")
         by_name["control_small_ball"].figures.update({
-            "radius": ctx.quantities["control_radius"], "bound": ctx.arrays["bound"],
+            "radius": ctx.quantities["control_radius"], "bound": ctx.state.bound,
             "certified_lower_min": float(low.min()) if low.size else None})
         dual = col("dual_lower_bound")
         fast_row = by_name["control_fast_rate"]
@@ -354,5 +368,5 @@ class Thm41(Check):
         by_name["variant_l1"].figures.update({
             "l1_radius": ctx.quantities["l2_radius"],
             "certified_lower_bound": ctx.quantities["l1_lower_bound"],
-            "bound": ctx.arrays["bound"],
+            "bound": ctx.state.bound,
         })
