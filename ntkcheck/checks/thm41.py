@@ -81,6 +81,86 @@ class Thm41State:
     fX: np.ndarray | None = None
     fX_err: np.ndarray | None = None
 
+
+@dataclass
+class _Witness:
+    value: float  # R at the trust region's minimiser, never below its certified lower bound or 0
+    lower: float  # certified lower bound on min R over the ball (≥ 0)
+    error: float  # bound on the numerical error of both
+
+
+class _Risk:
+    """R(a, B) = aᵀKa − 2aᵀr + c for one draw of B, with the errors of r and c (from the target, or
+    exact for a data set), and the kernel matrix K̂ formed at most once per trial."""
+
+    def __init__(self, B, d, r, c, r_err, c_err, memory_mb, dual_available, Phi=None, fX=None, fX_err=None):
+        self.B, self.d, self.r, self.c, self.r_err, self.c_err = B, d, r, c, r_err, c_err
+        self.r_err_norm = float(np.linalg.norm(r_err)) if Phi is None else r_err
+        self.memory_mb, self.dual_available = memory_mb, dual_available
+        self.Phi, self.fX, self.fX_err = Phi, fX, fX_err
+        self._K = None
+
+    @classmethod
+    def uniform(cls, st, B, sc, dual_available: bool) -> "_Risk":
+        r, r_err = st.target.r(B)
+        n2, n2_err = st.target.norm2
+        return cls(B, st.d, r, n2, r_err, n2_err, sc.compute.working_memory_mb, dual_available)
+
+    @classmethod
+    def empirical(cls, st, B) -> "_Risk":
+        """ρ the data set's empirical measure: K = ΦᵀΦ/n, r = ΦᵀfX/n, c = ‖fX‖²/n (Φ ≥ 0 entrywise)."""
+        X, fX, fX_err = st.X, st.fX, st.fX_err
+        n = X.shape[0]
+        Phi = np.maximum(X @ B.T, 0.0)
+        r = Phi.T @ fX / n
+        c0 = float(fX @ fX) / n
+        c_err = (2 * float(np.abs(fX) @ fX_err) + float(fX_err @ fX_err)) / n + 16 * _EPS * c0
+        r_err_norm = float(np.linalg.norm(Phi.T @ fX_err)) / n + 16 * _EPS * float(np.linalg.norm(r))
+        return cls(B, st.d, r, c0, r_err_norm, c_err, 0.0, False, Phi=Phi, fX=fX, fX_err=fX_err)
+
+    def kernel(self) -> np.ndarray:
+        if self._K is None:
+            self._K = kernel_matrix(self.B, self.d)
+        return self._K
+
+    def of(self, a: np.ndarray) -> tuple[float, float]:
+        """R(a, B) and a bound on its error."""
+        if self.Phi is not None:
+            n = self.Phi.shape[0]
+            res = self.Phi @ a - self.fX
+            R = float(res @ res) / n
+            return R, 2 * float(np.abs(res) @ self.fX_err) / n + float(self.fX_err @ self.fX_err) / n + 64 * _EPS * (1 + R)
+        quad = float(a @ (self.kernel() @ a)) if self.dual_available else quad_form(self.B, a, self.d, self.memory_mb)
+        R = quad - 2 * float(a @ self.r) + self.c
+        return R, self._error(a)
+
+    def _error(self, a: np.ndarray) -> float:
+        m = self.B.shape[0]
+        return 2 * float(np.abs(a) @ self.r_err) + self.c_err + 64 * m * _EPS * (abs(self.c) + 1e-3)
+
+    def trust_region(self, radius: float) -> _Witness:
+        """The exact minimiser over ‖a‖₂ ≤ radius (in the eigenbasis of K or of ΦᵀΦ/n)."""
+        if self.Phi is not None:
+            n = self.Phi.shape[0]
+            _, s, Vt = np.linalg.svd(self.Phi, full_matrices=False)
+            tr = trust_region(s * s / n, Vt.T, self.r, self.c, radius * (1 - 1e-12))
+            err = self.of(tr.a)[1]
+        else:
+            lam, V = np.linalg.eigh(self.kernel())
+            tr = trust_region(lam, V, self.r, self.c, radius * (1 - 1e-12))
+            err = self._error(tr.a)
+        lower = max(tr.lower, 0.0)
+        return _Witness(max(tr.value, lower), lower, err)
+
+    def linear_lower(self, radius: float) -> tuple[float, float]:
+        """K ⪰ 0: over ‖a‖₂ ≤ radius, R ≥ c − 2·radius·‖r‖; the bound and its error."""
+        return self.c - 2 * radius * float(np.linalg.norm(self.r)), self.c_err + 2 * radius * self.r_err_norm
+
+    def dual_bound(self, radius: float, stop_above: float):
+        return krylov_lower_bound(self.kernel(), self.r, self.c, radius, entry_error=kernel_entry_error(self.d),
+                                  r_error_norm=self.r_err_norm, c_error=self.c_err, stop_above=stop_above)
+
+
 class Thm41(Check):
     name = "thm41"
     ref = "[EMW] Thm (notes 4.1)"
@@ -203,137 +283,87 @@ class Thm41(Check):
         ]
 
     def run_trial(self, sc, ctx, rng, index) -> TrialResult:
-        tg = ctx.state.target
-        d, m = ctx.state.d, sc.network.m
-        bound, gamma = ctx.state.bound, ctx.state.gamma
-        radius = gamma / math.sqrt(m)
-        B = rng.standard_normal((m, d))
+        st, q, m = ctx.state, ctx.quantities, sc.network.m
+        radius = st.gamma / math.sqrt(m)
+        B = rng.standard_normal((m, st.d))
         B /= np.linalg.norm(B, axis=1, keepdims=True)
-        K = None
-        a1 = tg.a_star(B) / m
-        empirical = ctx.state.X is not None
-        if empirical:
-            X, fX, fX_err = ctx.state.X, ctx.state.fX, ctx.state.fX_err
-            n = X.shape[0]
-            Phi = np.maximum(X @ B.T, 0.0)
-            res1 = Phi @ a1 - fX
-            R1 = float(res1 @ res1) / n
-            R1_err = 2 * float(np.abs(res1) @ fX_err) / n + float(fX_err @ fX_err) / n + 64 * _EPS * (1 + R1)
-            # R(a, B) = aᵀKa − 2aᵀr + c with K = ΦᵀΦ/n, r = ΦᵀfX/n, c = ‖fX‖²/n (Φ ≥ 0 entrywise)
-            r = Phi.T @ fX / n
-            c0 = float(fX @ fX) / n
-            c_err = (2 * float(np.abs(fX) @ fX_err) + float(fX_err @ fX_err)) / n + 16 * _EPS * c0
-            r_err_norm = float(np.linalg.norm(Phi.T @ fX_err)) / n + 16 * _EPS * float(np.linalg.norm(r))
-        else:
-            r, r_err = tg.r(B)
-            n2, n2_err = tg.norm2
-            c0, c_err, r_err_norm = n2, n2_err, float(np.linalg.norm(r_err))
-            if ctx.quantities["dual_bound_available"]:  # K̂ is formed for the control anyway
-                K = kernel_matrix(B, d)
-                quad = float(a1 @ (K @ a1))
-            else:
-                quad = quad_form(B, a1, d, sc.compute.working_memory_mb)
-            R1 = quad - 2 * float(a1 @ r) + n2
-            R1_err = 2 * float(np.abs(a1) @ r_err) + n2_err + 64 * m * _EPS * (abs(n2) + 1e-3)
+        a1 = st.target.a_star(B) / m
+        risk = _Risk.empirical(st, B) if st.X is not None else _Risk.uniform(st, B, sc, q["dual_bound_available"])
+        R1, R1_err = risk.of(a1)
         values = {"risk_w1": R1, "risk_w1_error": R1_err, "risk_w1_times_m": R1 * m,
                   "norm2_w1": float(np.linalg.norm(a1)), "norm1_w1": float(np.abs(a1).sum())}
+        w1_in_ball = values["norm2_w1"] <= radius * (1 + 1e-12)
         out = {}
-        witness = 0
-        best = R1
-        if R1 + R1_err <= bound and values["norm2_w1"] <= radius * (1 + 1e-12):
-            out["theorem"] = HOLDS
-            witness = 1
+        # the theorem: the proof's witness, else the exact trust region (certifies either way)
+        tr = None
+        if R1 + R1_err <= st.bound and w1_in_ball:
+            out["theorem"], witness = HOLDS, 1
         else:
-            tr = None
-            if empirical:
-                U, s, Vt = np.linalg.svd(Phi, full_matrices=False)
-                lam, V = s * s / n, Vt.T
-                tr = trust_region(lam, V, r, c0, radius * (1 - 1e-12))
-                err2 = R1_err
-            elif m <= sc.claim.exact_witness_max_m:
-                if K is None:
-                    K = kernel_matrix(B, d)
-                lam, V = np.linalg.eigh(K)
-                tr = trust_region(lam, V, r, n2, radius * (1 - 1e-12))
-                err2 = 2 * float(np.abs(tr.a) @ r_err) + n2_err + 64 * m * _EPS * (abs(n2) + 1e-3)
+            out["theorem"], witness = UNDECIDED, 0
+            tr = risk.trust_region(radius) if (st.X is not None or m <= sc.claim.exact_witness_max_m) else None
             if tr is not None:
                 # a risk is ≥ 0 and ≥ its certified lower bound: the computed value can fall below
                 # either by rounding and quadrature error (−2.9e-7 seen at d = 3, m = 256)
-                lower = max(tr.lower, 0.0)
-                values.update({"risk_w2": max(tr.value, lower), "risk_w2_lower": lower})
-                best = min(best, values["risk_w2"])
-                if tr.value + err2 <= bound:
-                    out["theorem"] = HOLDS
-                    witness = 2
-                elif tr.lower - err2 > bound:
+                values.update({"risk_w2": tr.value, "risk_w2_lower": tr.lower})
+                if tr.value + tr.error <= st.bound:
+                    out["theorem"], witness = HOLDS, 2
+                elif tr.lower - tr.error > st.bound:
                     out["theorem"] = VIOLATION
-                else:
-                    out["theorem"] = UNDECIDED
-            else:
-                out["theorem"] = UNDECIDED
-        # K ⪰ 0: over ‖a‖₂ ≤ ρ, R ≥ c − 2ρ‖r‖ (valid at every m, no eigensolver); it can refute
-        # the theorem where no trust region is solved, and it refutes the control's small ball
-        rn = float(np.linalg.norm(r))
-        for key, rad in (("theorem", radius), ("control_small_ball", ctx.quantities["control_radius"])):
-            low = c0 - 2 * rad * rn
-            low_err = c_err + 2 * rad * r_err_norm
-            values[f"linear_lower_{key}"] = low
-            if key == "theorem":
-                if out["theorem"] == UNDECIDED and low - low_err > bound:
-                    out["theorem"] = VIOLATION
-                if out["theorem"] == UNDECIDED and ctx.quantities["dual_bound_available"]:
-                    # beyond the exact trust region: the Lanczos dual bound can still certify a violation
-                    if K is None:
-                        K = kernel_matrix(B, d)
-                    db = krylov_lower_bound(K, r, c0, radius, entry_error=kernel_entry_error(d),
-                                            r_error_norm=r_err_norm, c_error=c_err, stop_above=bound * (1 + 1e-9))
-                    values["theorem_dual_lower_bound"] = max(float(db.lower), 0.0)
-                    if db.lower > bound:
-                        out["theorem"] = VIOLATION
-            elif low - low_err > bound:
-                out[key] = VIOLATION
-            elif ctx.quantities["zero_witness_holds"] or (values["norm2_w1"] <= rad * (1 + 1e-12)
-                                                           and R1 + R1_err <= bound):
-                out[key] = HOLDS
-            else:
-                out[key] = UNDECIDED
-        # the fast-rate control: refuted by the certified dual lower bound on min R over the ball
-        fast = ctx.quantities["control_rate_bound"]
-        if R1 + R1_err <= fast and values["norm2_w1"] <= radius * (1 + 1e-12):
-            out["control_fast_rate"] = HOLDS
-        elif "risk_w2" in values and values["risk_w2"] + err2 <= fast:
-            out["control_fast_rate"] = HOLDS
-        elif ctx.quantities["dual_bound_available"]:
-            if K is None:
-                K = kernel_matrix(B, d)
-            db = krylov_lower_bound(K, r, c0, radius, entry_error=kernel_entry_error(d), r_error_norm=r_err_norm,
-                                    c_error=c_err, stop_above=fast * (1 + 1e-9))
-            values["dual_lower_bound"] = max(float(db.lower), 0.0)
-            values["dual_steps"] = float(db.steps)
-            out["control_fast_rate"] = VIOLATION if db.lower > fast else UNDECIDED
-            if out["control_fast_rate"] == UNDECIDED and "risk_w2" not in values and m <= sc.claim.exact_witness_max_m:
-                # not refuted: maybe the faster bound is true at this m; the exact witness says
-                lam, V = np.linalg.eigh(K)
-                tr = trust_region(lam, V, r, c0, radius * (1 - 1e-12))
-                err_tr = 2 * float(np.abs(tr.a) @ r_err) + c_err + 64 * m * _EPS * (abs(c0) + 1e-3)
-                if tr.value + err_tr <= fast:
-                    out["control_fast_rate"] = HOLDS
+        # K ⪰ 0: over ‖a‖₂ ≤ ρ, R ≥ c − 2ρ‖r‖ (valid at every m, no eigensolver): it can refute the
+        # theorem where no trust region is solved, and it refutes the control's small ball
+        low, low_err = risk.linear_lower(radius)
+        values["linear_lower_theorem"] = low
+        if out["theorem"] == UNDECIDED and low - low_err > st.bound:
+            out["theorem"] = VIOLATION
+        if out["theorem"] == UNDECIDED and risk.dual_available:  # beyond the exact trust region
+            db = risk.dual_bound(radius, stop_above=st.bound * (1 + 1e-9))
+            values["theorem_dual_lower_bound"] = max(float(db.lower), 0.0)
+            if db.lower > st.bound:
+                out["theorem"] = VIOLATION
+        rho = q["control_radius"]
+        low, low_err = risk.linear_lower(rho)
+        values["linear_lower_control_small_ball"] = low
+        if low - low_err > st.bound:
+            out["control_small_ball"] = VIOLATION
+        elif q["zero_witness_holds"] or (values["norm2_w1"] <= rho * (1 + 1e-12) and R1 + R1_err <= st.bound):
+            out["control_small_ball"] = HOLDS
         else:
-            out["control_fast_rate"] = UNDECIDED
+            out["control_small_ball"] = UNDECIDED
+        out["control_fast_rate"] = self._fast_rate(sc, q["control_rate_bound"], risk, radius, R1 + R1_err,
+                                                   w1_in_ball, tr, values)
+        best = min(R1, tr.value) if tr is not None else R1
         values["witness"] = float(witness)
         values["best_risk"] = max(best, 0.0)
-        values["slack"] = bound / best if best > 0 else float("inf")
+        values["slack"] = st.bound / best if best > 0 else 0.0
         # the ℓ1 reading: refuted by the certified lower bound, whatever B is
-        l1_lower = ctx.quantities["l1_lower_bound"]
-        if l1_lower > bound * (1 + 1e-9):
+        if q["l1_lower_bound"] > st.bound * (1 + 1e-9):
             out["variant_l1"] = VIOLATION
-        elif ctx.quantities["zero_witness_holds"] or (values["norm1_w1"] <= radius and R1 + R1_err <= bound):
+        elif q["zero_witness_holds"] or (values["norm1_w1"] <= radius and R1 + R1_err <= st.bound):
             out["variant_l1"] = HOLDS
         else:
             out["variant_l1"] = UNDECIDED
-        if not np.isfinite(values["slack"]):
-            values["slack"] = 0.0
         return TrialResult(index, out, values)
+
+    @staticmethod
+    def _fast_rate(sc, fast: float, risk: "_Risk", radius: float, R1_high: float, w1_in_ball: bool, tr,
+                   values: dict) -> str:
+        """The fast-rate control: refuted by the certified dual lower bound on min R over the ball;
+        true in this trial where a witness meets it."""
+        if (R1_high <= fast and w1_in_ball) or (tr is not None and tr.value + tr.error <= fast):
+            return HOLDS
+        if not risk.dual_available:
+            return UNDECIDED
+        db = risk.dual_bound(radius, stop_above=fast * (1 + 1e-9))
+        values["dual_lower_bound"] = max(float(db.lower), 0.0)
+        values["dual_steps"] = float(db.steps)
+        if db.lower > fast:
+            return VIOLATION
+        if tr is None and sc.network.m <= sc.claim.exact_witness_max_m:
+            # not refuted: maybe the faster bound is true at this m; the exact witness says
+            tr = risk.trust_region(radius)
+            if tr.value + tr.error <= fast:
+                return HOLDS
+        return UNDECIDED
 
     def summarize(self, sc, ctx, rows, trials) -> None:
         if not trials:
