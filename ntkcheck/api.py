@@ -23,6 +23,7 @@ from . import errors
 from .errors import ExitCode, UserError
 from .scenario import BaseScenario, resolve
 from .stats import FAIL, INCONCLUSIVE, PASS, ClaimRow, Verdict, decide, trials_needed
+from .memory import workers_that_fit
 from .trials import Interrupted, available_cores, data_rng, run_one, run_trials, trial_seed_sequence
 
 #: named overrides and the scenario keys they set
@@ -260,6 +261,18 @@ def plan_trials(name: str, scenario=None, **overrides: Any) -> dict[str, Any]:
     return {"trials": n, "rule": rule, "confidence": sc.confidence, "rows": lines, "workers": workers}
 
 
+def interrupted_before_trials(name: str, scenario=None, elapsed: float = 0.0, **overrides: Any) -> Result:
+    """The Result of a run stopped (Ctrl-C, SIGTERM, SIGHUP) while it prepared — its data, λ0,
+    constants — before any trial: no rows, marked interrupted, so the outputs still say what
+    was asked and that nothing was decided."""
+    check = get_check(name)
+    sc, _ = build_scenario(check, scenario, dict(overrides))
+    return Result(check=check.name, title=check.title, statement=check.statement, source=check.source,
+                  verdict=INCONCLUSIVE, seed=sc.seed, scenario=sc.model_dump(), quantities={}, rows=[],
+                  notes=["interrupted while the run was prepared (data, λ0, constants): no trial ran."],
+                  interrupted=True, elapsed_seconds=elapsed)
+
+
 def run_check(name: str, scenario: str | Path | dict | None = None, *,
               on_trial: Callable[[TrialResult], None] | None = None,
               on_plan: Callable[[int], None] | None = None, **overrides: Any) -> Result:
@@ -276,11 +289,15 @@ def run_check(name: str, scenario: str | Path | dict | None = None, *,
     if on_plan is not None:
         on_plan(n_trials)
     workers = available_cores() if sc.compute.workers == "auto" else sc.compute.workers
+    workers, note = workers_that_fit(ctx.trial_bytes, min(workers, n_trials), sc.compute.workers != "auto",
+                                     f"{check.name} with these sizes")
+    if note:
+        ctx.notes.append(note)
     interrupted = False
     results: list[TrialResult] = []
     planned = n_trials
     try:
-        results = run_trials(check, sc, ctx, range(n_trials), on_trial, workers=min(workers, n_trials),
+        results = run_trials(check, sc, ctx, range(n_trials), on_trial, workers=workers,
                              scheduler=sc.compute.scheduler)
         # trials=auto: an implication's evidence is the trials in which its hypothesis held, so
         # more trials run (up to AUTO_VACUOUS_FACTOR × the plan) until each primary implication

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import __version__
-from .api import build_scenario, replay_trial, run_check
+from .api import build_scenario, interrupted_before_trials, replay_trial, run_check
 from .checks import REGISTRY, get_check
 from . import errors
 from .errors import ExitCode, UserError
@@ -206,7 +207,11 @@ def _check_command(name: str) -> click.Command:
                            f"(ntkcheck {__version__}; compare the version recorded with the counterexample).",
                            err=True)
             return int(ExitCode.FAILED if missed else ExitCode.OK)
-        result = run_with_progress(name, scenario, overrides, quiet)
+        t0 = time.perf_counter()
+        try:
+            result = run_with_progress(name, scenario, overrides, quiet)
+        except KeyboardInterrupt:  # while preparing: during the trials the result says interrupted
+            result = interrupted_before_trials(name, scenario, time.perf_counter() - t0, **overrides)
         if quiet:
             console.print(verdict_line(result, is_plain(console)))
         else:
@@ -367,8 +372,14 @@ def sweep_cmd(check, scenario, over, m, n, d, trials, seed, confidence, workers,
         sw.require_matplotlib()
     overrides = _overrides(m, n, d, trials, seed, confidence, workers, scheduler, data, labels, sets)
     console = make_console()
-    points = sw.run_grid(check, scenario, grid, overrides,
-                         lambda point: run_with_progress(check, scenario, point, quiet=True))
+    def run_point(point):
+        t0 = time.perf_counter()
+        try:
+            return run_with_progress(check, scenario, point, quiet=True)
+        except KeyboardInterrupt:  # while that point prepared: it is marked, the grid stops there
+            return interrupted_before_trials(check, scenario, time.perf_counter() - t0, **point)
+
+    points = sw.run_grid(check, scenario, grid, overrides, run_point)
     if not quiet:
         sw.render_grid(points, grid, console)
     if csv_path:

@@ -114,7 +114,8 @@ def render_grid(points: list[dict], grid, console) -> None:
                 bound = spec[1] if isinstance(spec[1], float) else _figure(r, spec[1]) if spec[1] else None
                 figs = f" {spec[0][0][0]} = {fmt(centre)}" + (f", bound {fmt(bound)}" if bound is not None else "")
             parts.append(f"{r.label}: {r.verdict.upper()}{figs}")
-        table.add_row(*[fmt(p["values"][k]) for k in keys], res.verdict.upper(), "\n".join(parts))
+        verdict = res.verdict.upper() + (" (interrupted)" if res.interrupted else "")
+        table.add_row(*[fmt(p["values"][k]) for k in keys], verdict, "\n".join(parts or ["(no trial ran)"]))
     console.print(table)
 
 
@@ -143,7 +144,7 @@ def to_csv(points: list[dict], grid) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(keys + ["check", "claim", "primary", "kind", "verdict", "trials", "holds", "violations",
-                       "undecided", "errors", "ci_low", "ci_high", "confidence"] + fig_keys)
+                       "undecided", "errors", "ci_low", "ci_high", "confidence", "interrupted"] + fig_keys)
     for p in points:
         res = p["result"]
         for r in res.rows:
@@ -151,8 +152,11 @@ def to_csv(points: list[dict], grid) -> str:
             w.writerow([p["values"][k] for k in keys]
                        + [res.check, r.name, r.primary, r.kind, r.verdict, r.trials, r.holds, r.violations,
                           r.undecided, r.errors, "" if r.ci_low is None else r.ci_low,
-                          "" if r.ci_high is None else r.ci_high, 1 - r.level]
+                          "" if r.ci_high is None else r.ci_high, 1 - r.level, res.interrupted]
                        + ["" if v is None else v for v in figs])
+        if not res.rows:  # interrupted before any trial: one line says so
+            w.writerow([p["values"][k] for k in keys] + [res.check, "", "", "", res.verdict, 0, 0, 0, 0, 0, "", "",
+                                                          "", res.interrupted] + [""] * len(fig_keys))
     return buf.getvalue()
 
 

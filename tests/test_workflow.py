@@ -229,3 +229,46 @@ def test_ctrl_c_while_a_later_scenario_prepares_keeps_the_finished_ones(ntk, tmp
     assert "b.yaml: interrupted before its trials" in r.out and "NOT RUN (interrupted)" in r.out
     d = json.loads(j.read_text())
     assert [x["scenario_path"] for x in d["results"]] == [str(tmp_path / "a.yaml")]
+
+
+def test_ctrl_c_while_a_check_prepares_still_writes_its_outputs(ntk, tmp_path, monkeypatch):
+    """Ctrl-C (or SIGTERM/SIGHUP) during prepare — data, λ0 — used to print only "interrupted.";
+    now the table (empty), the requested JSON and JUnit say the run was interrupted before any
+    trial, and the exit code is 130."""
+    from ntkcheck.checks.lemma21 import Lemma21
+
+    def stopped(self, sc, explicit, rng):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Lemma21, "prepare", stopped)
+    j, x = tmp_path / "r.json", tmp_path / "r.xml"
+    r = ntk("lemma21", "--n", "12", "--json", j, "--junit", x)
+    assert r.code == 130 and "Traceback" not in r.err
+    d = json.loads(j.read_text())
+    assert d["interrupted"] is True and d["trials"] == 0 and d["claims"] == [] and d["exit_code"] == 130
+    assert d["scenario"]["data"]["n"] == 12 and "no trial ran" in " ".join(d["notes"])
+    import xml.etree.ElementTree as ET
+
+    assert ET.fromstring(x.read_text()).find("testsuite").get("tests") == "0"
+
+
+def test_an_interrupted_sweep_point_is_marked_in_the_table_and_the_csv(ntk, tmp_path, monkeypatch):
+    import csv
+
+    import ntkcheck.progress as progress_mod
+
+    real = progress_mod.run_check
+
+    def run_check(name, scenario, **kw):
+        if any(s.endswith("=8") for s in kw.get("sets", [])):
+            raise KeyboardInterrupt  # Ctrl-C while the second point prepares
+        return real(name, scenario, **kw)
+
+    monkeypatch.setattr(progress_mod, "run_check", run_check)
+    c = tmp_path / "s.csv"
+    r = ntk("sweep", "lemma21", "--over", "data.n=6,8,10", "--trials", "2", "--csv", c)
+    assert r.code == 130
+    assert "INCONCLUSIVE (interrupted)" in r.out and "(no trial ran)" in r.out
+    rows = list(csv.DictReader(c.open()))
+    assert {row["data.n"] for row in rows} == {"6", "8"}  # the grid stopped at the interrupted point
+    assert all(row["interrupted"] == ("True" if row["data.n"] == "8" else "False") for row in rows)
