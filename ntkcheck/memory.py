@@ -74,11 +74,31 @@ def keep_freed_memory() -> bool:
     return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 256 << 20))
 
 
-def require_memory(estimate_bytes: float, what: str) -> None:
-    """Refuse, before allocating, a run whose unavoidable memory exceeds 90% of the machine's."""
+def require_memory(estimate_bytes: float, what: str) -> float:
+    """Refuse, before allocating, a run whose unavoidable memory exceeds 90% of the machine's;
+    return the estimate (a check records it as its trials' memory, see :func:`workers_that_fit`)."""
     from .errors import UserError
 
     limit = 0.9 * memory_limit_bytes()
     if estimate_bytes > limit:
         raise UserError(f"{what} needs about {estimate_bytes / 2**30:.3g} GiB of memory, more than the "
                         f"{limit / 2**30:.3g} GiB this machine (or its container) allows; lower the width or the input size.")
+    return estimate_bytes
+
+
+def workers_that_fit(trial_bytes: float, workers: int, explicit: bool, what: str) -> tuple[int, str | None]:
+    """How many worker processes can run trials side by side when each needs ``trial_bytes``:
+    ``workers`` if they fit in 90% of the memory limit; with the worker count left to ``auto``,
+    fewer (with a note saying so); an explicit count that does not fit is refused."""
+    from .errors import UserError
+
+    limit = 0.9 * memory_limit_bytes()
+    fit = max(1, int(limit // trial_bytes)) if trial_bytes > 0 else workers
+    if workers <= fit:
+        return workers, None
+    if explicit:
+        raise UserError(f"{what} needs about {trial_bytes / 2**30:.3g} GiB per trial: {workers} workers need "
+                        f"{workers * trial_bytes / 2**30:.3g} GiB, more than the {limit / 2**30:.3g} GiB allowed; "
+                        f"use --workers {fit} or fewer.")
+    return fit, (f"{fit} worker process{'es' if fit > 1 else ''} instead of {workers}: each trial needs about "
+                 f"{trial_bytes / 2**30:.3g} GiB and {limit / 2**30:.3g} GiB are allowed.")

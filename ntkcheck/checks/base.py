@@ -52,6 +52,7 @@ class Context:
     quantities: dict[str, Any] = field(default_factory=dict)  # reported (JSON-able) figures
     notes: list[str] = field(default_factory=list)
     state: Any = None  # the check's own typed dataclass of what its trials need
+    trial_bytes: float = 0.0  # memory one trial needs (the workers running side by side multiply it)
 
 
 class Check:

@@ -79,14 +79,14 @@ class Cor22(Check):
         inputs = load_inputs(sc, explicit, rng)
         lam = require_lambda0(inputs)
         n, m, d = inputs.n, sc.network.m, inputs.d
-        require_memory(8.0 * max(m, sc.claim.variant_width) * d + 3 * sc.compute.working_memory_mb * 2**20,
+        trial_bytes = require_memory(8.0 * max(m, sc.claim.variant_width) * d + 3 * sc.compute.working_memory_mb * 2**20,
                        f"cor22 with m = {m}, d = {d}")
         from ..kernels import h_infinity
         q = ntk_quantities(inputs, lam, m)
         q.update({"delta": sc.claim.delta, "threshold_distance": lam.value / 4,
                   "threshold_lambda_min": 0.75 * lam.value,
                   "width_ratio": m * lam.value**2 / (n**2 * math.log(n / sc.claim.delta))})
-        return Context(quantities=q, notes=list(inputs.notes),
+        return Context(quantities=q, trial_bytes=trial_bytes, notes=list(inputs.notes),
                        state=Cor22State(inputs.X, lam, h_infinity(inputs.X)))
 
     def rows(self, sc, ctx) -> list[ClaimRow]:

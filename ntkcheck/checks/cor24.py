@@ -138,7 +138,7 @@ class Cor24(Check):
         y, label_notes = data_mod.make_labels(sc.data.labels, inputs.X, rng)
         n, m, d = inputs.n, sc.network.m, inputs.d
         # W, a few gradient-sized work arrays (m × d) and the m × n pre-activations
-        require_memory(8.0 * m * (8 * d + 4 * n), f"cor24 with m = {m}, d = {d}, n = {n}")
+        trial_bytes = require_memory(8.0 * m * (8 * d + 4 * n), f"cor24 with m = {m}, d = {d}, n = {n}")
         l0 = lam.value
         T = 4.0 / l0 if sc.dynamics.T == "auto" else float(sc.dynamics.T)
         if not (T > 0 and math.isfinite(T)):
@@ -186,7 +186,7 @@ class Cor24(Check):
             gd_notes = []
         x_norm2 = float(np.linalg.norm(inputs.X, 2) ** 2)
         q["X_norm2_squared"] = x_norm2
-        return Context(quantities=q, notes=list(inputs.notes) + label_notes + gd_notes,
+        return Context(quantities=q, trial_bytes=trial_bytes, notes=list(inputs.notes) + label_notes + gd_notes,
                        state=Cor24State(inputs.X, y, lam, T, eta, gd_steps, x_norm2))
 
     def rows(self, sc, ctx) -> list[ClaimRow]:

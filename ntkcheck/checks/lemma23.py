@@ -90,7 +90,7 @@ class Lemma23(Check):
         n = inputs.n
         m, d = sc.network.m, inputs.d
         # W(0) is held whole (m × d); the passes over neurons stay within the working-memory budget
-        require_memory(8.0 * m * d + 3 * sc.compute.working_memory_mb * 2**20 + 80.0 * n * n,
+        trial_bytes = require_memory(8.0 * m * d + 3 * sc.compute.working_memory_mb * 2**20 + 80.0 * n * n,
                        f"lemma23 with m = {m}, d = {d}, n = {n}")
         R = sc.claim.c * sc.claim.delta * lam.value / n**2
         q = ntk_quantities(inputs, lam, sc.network.m)
@@ -100,7 +100,7 @@ class Lemma23(Check):
         # m equal neurons give the H of one
         H_w = gram_matrix(inputs.X, -inputs.X[:1], sc.compute.working_memory_mb)
         witness = (float(np.linalg.eigvalsh(H_w)[0]), eigenvalue_tolerance(H_w) + lam.error)
-        return Context(quantities=q, notes=list(inputs.notes),
+        return Context(quantities=q, trial_bytes=trial_bytes, notes=list(inputs.notes),
                        state=Lemma23State(inputs.X, lam, witness))
 
     def rows(self, sc, ctx) -> list[ClaimRow]:

@@ -139,12 +139,12 @@ class Lemma43(Check):
             raise UserError(f"lemma43 needs at least two widths to fit a slope (got {widths}).")
         wmax, n = max(widths), inputs.n
         # per trial: the features and work arrays (m × d, m × n) and the Gram matrices (n × n)
-        require_memory(8.0 * wmax * (10 * d + 6 * n) + 8.0 * 4 * n * n,
+        trial_bytes = require_memory(8.0 * wmax * (10 * d + 6 * n) + 8.0 * 4 * n * n,
                        f"lemma43 with widths up to {wmax} and n = {n} inputs")
         per = self.AUTO_TRIALS if sc.trials == "auto" else sc.trials
         q = {"n": n, "d": d, "widths": widths, "trials_per_width": per, "c": sc.claim.c, "T": sc.dynamics.T,
              "sup_f_star_bound": sup_f, "slope_tolerance": sc.claim.slope_tolerance, "C_T": sc.claim.C_T}
-        return Context(quantities=q, notes=list(inputs.notes),
+        return Context(quantities=q, trial_bytes=trial_bytes, notes=list(inputs.notes),
                        state=Lemma43State(inputs.X, y, widths, per))
 
     def fixed_trials(self, sc, ctx):

@@ -217,7 +217,7 @@ class Thm41(Check):
             feature_norm = min(1.0, float(np.linalg.norm(inputs.X, 2)) / math.sqrt(inputs.n))
             notes = list(inputs.notes)
             measure = f"empirical ({inputs.n} points)"
-            require_memory(8.0 * m * (d + 3 * inputs.n) + 3 * sc.compute.working_memory_mb * 2**20,
+            trial_bytes = require_memory(8.0 * m * (d + 3 * inputs.n) + 3 * sc.compute.working_memory_mb * 2**20,
                            f"thm41 with m = {m}, n = {inputs.n}")
         else:
             d = sc.data.d
@@ -231,7 +231,7 @@ class Thm41(Check):
             exact_mem = 8.0 * m * m * 3 if m <= sc.claim.exact_witness_max_m else 0.0
             if m <= sc.claim.krylov_max_m:  # K̂, a temporary of its size, and the Lanczos basis
                 exact_mem = max(exact_mem, 8.0 * m * m * 2 + 16.0 * m * 200)
-            require_memory(8.0 * m * (d + 8) + exact_mem + 3 * sc.compute.working_memory_mb * 2**20,
+            trial_bytes = require_memory(8.0 * m * (d + 8) + exact_mem + 3 * sc.compute.working_memory_mb * 2**20,
                            f"thm41 with m = {m}, d = {d}")
         gamma = target.gamma
         eps = sc.claim.epsilon
@@ -249,7 +249,7 @@ class Thm41(Check):
         p = sc.claim.control_rate
         q["control_rate_bound"] = gamma**2 / m**p * (1 + math.sqrt(2 * math.log(1 / eps))) ** 2
         q["dual_bound_available"] = src != "file" and m <= sc.claim.krylov_max_m
-        return Context(quantities=q, notes=notes, state=Thm41State(target, d, bound, gamma, X, fX, fX_err))
+        return Context(quantities=q, trial_bytes=trial_bytes, notes=notes, state=Thm41State(target, d, bound, gamma, X, fX, fX_err))
 
     def rows(self, sc, ctx) -> list[ClaimRow]:
         t = 1.0 - sc.claim.epsilon
