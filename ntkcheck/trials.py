@@ -14,11 +14,14 @@ any worker count. Parallelism comes from running trials side by side.
 """
 from __future__ import annotations
 
+import asyncio
+import copy
 import multiprocessing
 import os
 import signal
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, CancelledError, ProcessPoolExecutor
+from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
@@ -119,37 +122,98 @@ class Interrupted(Exception):
 
 
 def _remote_batch(name: str, scenario: dict, ctx: Context, indices: list[int]) -> list[TrialResult]:
-    """A batch of trials on a Dask worker (ntkcheck must be installed there)."""
+    """A batch of trials on a Dask worker (ntkcheck must be installed there). The context is
+    first copied into fresh numpy allocations: scattered arrays can arrive at any byte offset
+    (61 mod 64 was seen), and a BLAS kernel chosen by alignment rounds differently, so without
+    the copy a trial's last digits depended on where it ran."""
     from .checks import get_check
 
     check = get_check(name)
     sc = check.scenario_model().model_validate(scenario)
+    ctx = copy.deepcopy(ctx)
     with threadpool_limits(1):
         return [run_one(check, sc, ctx, i) for i in indices]
 
 
-def _run_dask(check: Check, sc, ctx: Context, batches: list[list[int]], address: str, take) -> None:
+#: seconds for connecting to the scheduler, its handshake, and any one wait for a result without
+#: a finished batch in between (a batch of trials is far shorter than this at any size)
+DASK_TIMEOUT = float(os.environ.get("NTKCHECK_DASK_TIMEOUT", "30"))
+
+
+def _probe(address: str) -> None:
+    """A Dask scheduler writes its handshake as soon as a connection is accepted; Dask's own
+    connect waits for it without bound, so a port that accepts and never answers would hang the
+    run. Check plain TCP addresses first, within DASK_TIMEOUT. (A tls:// address is left to Dask:
+    there the client speaks first.)"""
+    import socket
+
+    if "://" in address and not address.startswith("tcp://"):
+        return
+    host, _, port = address.removeprefix("tcp://").rpartition(":")
     try:
-        from dask.distributed import Client, as_completed
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=DASK_TIMEOUT) as sock:
+            sock.settimeout(DASK_TIMEOUT)
+            if not sock.recv(1):
+                raise OSError("it closed the connection without a handshake")
+    except socket.timeout:
+        raise OSError(f"it accepted the connection but sent no handshake in {DASK_TIMEOUT:g} s") from None
+    except ValueError:
+        raise ValueError(f"'{address[:60]}' is not host:port") from None
+
+
+def _run_dask(check: Check, sc, ctx: Context, batches: list[list[int]], address: str, take) -> None:
+    """Run the batches on the cluster, passing each finished result to ``take``. A cluster that
+    stops answering, or loses its workers, costs the unfinished trials only: they are reported
+    as lost trial errors (with their replay commands) and the run's outputs are written."""
+    try:
+        import dask
+        from dask.distributed import Client, KilledWorker, wait
+        from distributed.comm.core import CommClosedError
     except ImportError:
         raise UserError("--scheduler needs Dask, the optional extra: pip install 'ntkcheck[dask]'.") from None
-    try:
-        client = Client(address, timeout=10)
-    except (OSError, TimeoutError, ValueError) as e:
-        raise UserError(f"cannot reach the Dask scheduler at '{address}': {e}.") from None
-    futures = []
-    try:
-        ctx_f = client.scatter(ctx, broadcast=True)
-        dump = sc.model_dump()
-        futures = [client.submit(_remote_batch, check.name, dump, ctx_f, b, pure=False) for b in batches]
-        for fut in as_completed(futures):
-            for res in fut.result():
-                take(res)
-    except KeyboardInterrupt:
-        client.cancel(futures)
-        raise
-    finally:
-        client.close()
+    # (Dask's keep-alive probes need a TCP timeout of at least 11 s)
+    with dask.config.set({"distributed.comm.timeouts.connect": f"{DASK_TIMEOUT:g}s",
+                          "distributed.comm.timeouts.tcp": f"{max(DASK_TIMEOUT, 11.0):g}s"}):
+        try:
+            _probe(address)
+            client = Client(address, timeout=DASK_TIMEOUT)
+        except (OSError, TimeoutError, ValueError) as e:
+            raise UserError(f"cannot reach the Dask scheduler at '{address}' within {DASK_TIMEOUT:g} s: "
+                            f"{str(e)[:200]}.") from None
+        futures = []
+        done: set[int] = set()
+        try:
+            ctx_f = client.scatter(ctx, broadcast=True)
+            dump = sc.model_dump()
+            futures = [client.submit(_remote_batch, check.name, dump, ctx_f, b, pure=False) for b in batches]
+            try:
+                pending = set(futures)
+                while pending:
+                    try:
+                        finished, pending = wait(pending, timeout=DASK_TIMEOUT, return_when="FIRST_COMPLETED")
+                    except (TimeoutError, asyncio.TimeoutError):
+                        # nothing finished for a while: go on only if the scheduler answers and has workers
+                        if not client.scheduler_info().get("workers"):
+                            raise RuntimeError("no workers are left") from None
+                        continue
+                    for fut in finished:
+                        for res in fut.result():
+                            take(res)
+                        done.add(id(fut))
+            except KeyboardInterrupt:
+                raise
+            except (KilledWorker, CancelledError, OSError, TimeoutError, asyncio.TimeoutError, RuntimeError,
+                    CommClosedError) as e:  # the cluster failed us: lost workers, a dead scheduler, silence
+                why = f"the Dask cluster at {address} failed: {type(e).__name__}: {str(e)[:200]}"
+                lost = sorted(i for f, b in zip(futures, batches) if id(f) not in done for i in b)
+                ctx.notes.append(f"{why}; {len(lost)} trials were lost (reported as trial errors).")
+                for i in lost:
+                    take(TrialResult(i, {r.name: ERROR for r in check.rows(sc, ctx)}, {}, error=f"lost: {why}"))
+        except KeyboardInterrupt:
+            client.cancel(futures)
+            raise
+        finally:
+            client.close(timeout=DASK_TIMEOUT)
 
 
 def _dead_workers(procs) -> str:
@@ -174,7 +238,7 @@ def _pool_run(batches: list[list[int]], workers: int, take) -> tuple[list[list[i
         pending, taken = set(futures), set()
         while pending:
             procs.update(getattr(ex, "_processes", None) or {})
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            done, pending = wait_futures(pending, return_when=FIRST_COMPLETED)
             procs.update(getattr(ex, "_processes", None) or {})
             if any(isinstance(f.exception(), BrokenProcessPool) for f in done):
                 left = []
