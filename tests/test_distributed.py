@@ -85,3 +85,28 @@ def test_the_environment_may_name_the_scheduler(ntk, monkeypatch):
     monkeypatch.setenv("NTKCHECK_SCHEDULER", "tcp://127.0.0.1:1")
     r = ntk("lemma21", "--trials", "2")
     assert r.code == 2 and "cannot reach the Dask scheduler" in r.err
+
+
+def test_a_tls_scheduler_is_reached_with_dasks_own_tls_settings(tmp_path):
+    """--scheduler tls://… uses the certificates named in Dask's configuration (here set as the
+    DASK_DISTRIBUTED__COMM__TLS__* settings would set them), nothing of ntkcheck's own."""
+    pytest.importorskip("cryptography")  # only to make temporary credentials for the test
+    import dask
+    from distributed.security import Security
+
+    sec = Security.temporary()
+    files = {}
+    for name in ("tls_ca_file", "tls_client_cert", "tls_client_key"):
+        files[name] = tmp_path / f"{name}.pem"
+        files[name].write_text(getattr(sec, name))
+    cfg = {"distributed.comm.tls.ca-file": str(files["tls_ca_file"]),
+           "distributed.comm.tls.client.cert": str(files["tls_client_cert"]),
+           "distributed.comm.tls.client.key": str(files["tls_client_key"]),
+           "distributed.comm.require-encryption": True}
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, security=sec,
+                                  protocol="tls", dashboard_address=None) as cluster:
+        assert cluster.scheduler_address.startswith("tls://")
+        with dask.config.set(cfg):
+            remote = ntkcheck.run_check("lemma21", n=12, trials=3, scheduler=cluster.scheduler_address)
+    local = ntkcheck.run_check("lemma21", n=12, trials=3, workers=1)
+    assert _strip(remote.to_dict()) == _strip(local.to_dict())
