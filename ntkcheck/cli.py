@@ -10,40 +10,21 @@ import signal
 import sys
 import time
 import traceback
-from pathlib import Path
-
 import click
-from rich import box
-from rich.table import Table
-from rich.text import Text
 
 from . import __version__
-from .api import build_scenario, interrupted_before_trials, replay_trial, run_check
+from .api import interrupted_before_trials, replay_trial
 from .checks import REGISTRY, get_check
 from . import errors
 from .errors import ExitCode, UserError
 from .memory import keep_freed_memory
-from .report import (broken_pipe, check_writable, is_plain, make_console, render, render_replay, to_json,
-                     to_junit, verdict_line, write_atomic)
+from .cli_batch import plan_cmd, run_cmd, sweep_cmd
+from .cli_options import check_outputs, console_for, output_options, overrides_from, scenario_options, write_outputs
+from .report import broken_pipe, is_plain, render, render_replay, to_json, verdict_line, write_atomic
 from .explain import explain_markdown, explain_text
 from .progress import run_with_progress
 
 ISSUES_URL = "the ntkcheck issue tracker"
-
-
-class TrialsType(click.ParamType):
-    name = "INT|auto"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, int) or value == "auto":
-            return value
-        try:
-            n = int(str(value))
-        except ValueError:
-            self.fail(f"'{value}' is neither a positive integer nor 'auto'.", param, ctx)
-        if n <= 0:
-            self.fail(f"{n} is not a positive number of trials.", param, ctx)
-        return n
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -82,91 +63,6 @@ def explain_cmd(check: str | None, all_checks: bool, fmt: str) -> None:
     click.echo(("\n" if fmt == "markdown" else "\n\n").join(parts).rstrip("\n"))
 
 
-def _overrides(m, n, d, trials, seed, confidence, workers, scheduler, data, labels, sets) -> dict:
-    out = {k: v for k, v in dict(m=m, n=n, d=d, trials=trials, seed=seed, confidence=confidence,
-                                 workers=workers, scheduler=scheduler).items() if v is not None}
-    if data is not None:
-        out["data"] = data
-    if labels is not None:
-        out["labels"] = labels
-    if sets:
-        out["sets"] = list(sets)
-    return out
-
-
-def scenario_options(f):
-    """The overrides every check-running command takes."""
-    for opt in reversed([
-        click.option("--m", "m", type=int, help="Width (network.m)."),
-        click.option("--n", "n", type=int, help="Number of data points (data.n)."),
-        click.option("--d", "d", type=int, help="Input dimension (data.d)."),
-        click.option("--trials", type=TrialsType(), help="Number of trials, or 'auto' (the default)."),
-        click.option("--seed", type=int, help="Root seed."),
-        click.option("--confidence", type=float, help="Family-wise confidence (default 0.95)."),
-        click.option("--workers", type=click.IntRange(min=1), help="Worker processes (default: the available cores)."),
-        click.option("--scheduler", metavar="ADDRESS",
-                     help="Run the trials on this Dask scheduler (e.g. tcp://host:8786; needs ntkcheck[dask])."),
-        click.option("--data", "data", type=click.Path(), help="Inputs from .npy, .npz or .csv (rows are samples)."),
-        click.option("--labels", "labels", type=click.Path(),
-                     help="Labels from .npy, .npz or .csv (one value per data row), for checks that train."),
-        click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any scenario key."),
-    ]):
-        f = opt(f)
-    return f
-
-
-def output_options(f):
-    for opt in reversed([
-        click.option("--json", "json_path", type=click.Path(), help="Write the result as JSON ('-': standard output, the table then goes to standard error)."),
-        click.option("--junit", "junit_path", type=click.Path(), help="Write JUnit XML, one testcase per claim ('-': standard output)."),
-        click.option("--quiet", "-q", is_flag=True, help="Print only the verdict line."),
-        click.option("--debug", is_flag=True, help="Show the traceback of an internal error."),
-    ]):
-        f = opt(f)
-    return f
-
-
-def check_outputs(**paths) -> None:
-    """Refuse, before any work, output paths that cannot be written or that name the same file
-    (``--json X --junit X`` would overwrite one with the other)."""
-    seen: dict[str, str] = {}
-    for name, path in paths.items():
-        if path is None:
-            continue
-        option = "--" + name.removesuffix("_path")
-        if path == "-":  # standard output (the table then goes to standard error)
-            target = "-"
-            if target in seen:
-                raise UserError(f"{seen[target]} and {option} cannot both write to standard output ('-').")
-            seen[target] = option
-            continue
-        target = str(check_writable(path, option).resolve())
-        if target in seen:
-            raise UserError(f"{seen[target]} and {option} name the same file '{path}'.")
-        seen[target] = option
-
-
-def _console(json_path=None, junit_path=None):
-    """The table's console: standard output, or standard error when '-' sends a file there."""
-    return make_console(sys.stderr if "-" in (json_path, junit_path) else None)
-
-
-def _write(path: str, text: str) -> None:
-    if path == "-":
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
-        sys.stdout.flush()
-    else:
-        write_atomic(path, text)
-
-
-def _write_outputs(results, json_path, junit_path, many: bool) -> None:
-    if json_path:
-        obj = {"results": [r.to_dict() for r in results]} if many else results[0].to_dict()
-        _write(json_path, to_json(obj))
-    if junit_path:
-        _write(junit_path, to_junit(results))
-
-
 def parse_expect(items) -> dict[str, str]:
     """--expect CLAIM=OUTCOME pairs as a dict (one sentence and exit 2 when malformed)."""
     out = {}
@@ -190,9 +86,9 @@ def _check_command(name: str) -> click.Command:
                   help="With --replay: the outcome the trial must reproduce (exit 1 if it does not).")
     def command(scenario, m, n, d, trials, seed, confidence, workers, scheduler, data, labels, sets, json_path,
                 junit_path, quiet, debug, replay, expect):
-        overrides = _overrides(m, n, d, trials, seed, confidence, workers, scheduler, data, labels, sets)
+        overrides = overrides_from(m, n, d, trials, seed, confidence, workers, scheduler, data, labels, sets)
         check_outputs(json_path=json_path, junit_path=junit_path)
-        console = _console(json_path, junit_path)
+        console = console_for(json_path, junit_path)
         if expect and replay is None:
             raise UserError("--expect goes with --replay TRIAL.")
         if replay is not None:
@@ -216,181 +112,14 @@ def _check_command(name: str) -> click.Command:
             console.print(verdict_line(result, is_plain(console)))
         else:
             render(result, console)
-        _write_outputs([result], json_path, junit_path, many=False)
+        write_outputs([result], json_path, junit_path, many=False)
         return int(result.exit_code)
 
     return command
 
 
-def combined_exit(results) -> int:
-    """Any interrupted → 130 (128 + the signal after SIGTERM/SIGHUP); else any fail → 1; else
-    any inconclusive → 3; else 0."""
-    if any(r.interrupted for r in results):
-        return errors.interrupted_code()
-    codes = {int(r.exit_code) for r in results}
-    for c in (ExitCode.FAILED, ExitCode.INCONCLUSIVE):
-        if c in codes:
-            return c
-    return ExitCode.OK
-
-
-def collect_scenarios(paths) -> list[Path]:
-    files: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found = sorted(q for q in p.rglob("*.yaml") if q.is_file())
-            if not found:
-                raise UserError(f"folder '{p}' holds no *.yaml scenario files.")
-            files += found
-        elif p.is_file():
-            files.append(p)
-        elif p.exists():  # a FIFO or a device would block or never end
-            raise UserError(f"scenario path '{p}' is not a regular file.")
-        else:
-            raise UserError(f"scenario path '{p}' does not exist.")
-    return files
-
-
-@cli.command("run")
-@click.argument("paths", nargs=-1, required=True, type=click.Path())
-@click.option("--workers", type=click.IntRange(min=1), help="Worker processes (default: the available cores).")
-@click.option("--scheduler", metavar="ADDRESS", help="Run the trials on this Dask scheduler (needs ntkcheck[dask]).")
-@output_options
-def run_cmd(paths, workers, scheduler, json_path, junit_path, quiet, debug):
-    """Run scenario files and folders (recursively, *.yaml): one table each and a summary.
-
-    Each file names its check with a top-level `check:` key.
-    """
-    from .scenario import load_yaml
-
-    check_outputs(json_path=json_path, junit_path=junit_path)
-    files = collect_scenarios(paths)
-    plan, invalid = [], []
-    for f in files:  # every scenario is validated before any runs; each invalid one is named
-        try:
-            doc = load_yaml(f)
-            check = doc.get("check")
-            if not isinstance(check, str):
-                raise UserError(f"scenario file '{f}' has no 'check:' key naming its check "
-                                f"({', '.join(REGISTRY)}).")
-            build_scenario(get_check(check), f, {})
-            plan.append((f, check))
-        except UserError as e:
-            invalid.append(str(e) if str(f) in str(e) else f"{f}: {e}")
-    if invalid:
-        for msg in invalid:
-            click.echo(f"error: {msg}", err=True)
-        return int(ExitCode.USAGE)
-    console = _console(json_path, junit_path)
-    results = []
-    stopped = None  # the scenario being prepared when Ctrl-C (or SIGTERM/SIGHUP) came
-    for f, check in plan:
-        overrides = {k: v for k, v in (("workers", workers), ("scheduler", scheduler)) if v}
-        try:
-            res = run_with_progress(check, f, overrides, quiet)
-        except KeyboardInterrupt:  # (during its trials the result itself says interrupted)
-            stopped = f
-            console.print(f"== {f}: interrupted before its trials; the scenarios above are complete.")
-            break
-        res.scenario_path = str(f)
-        results.append(res)
-        if quiet:
-            console.print(Text(f"{f}: ") + verdict_line(res, is_plain(console)))
-        else:
-            console.print(Text(f"== {f}", style="bold"))
-            render(res, console)
-        if res.interrupted:
-            break
-    code = combined_exit(results) if stopped is None else errors.interrupted_code()
-    if not quiet:
-        table = Table(title="summary", box=box.ASCII if is_plain(console) else box.SIMPLE_HEAVY)
-        for col in ("scenario", "check", "verdict", "trials", "seconds"):
-            table.add_column(col)
-        for r in results:
-            table.add_row(r.scenario_path, r.check, r.verdict.upper() + (" (interrupted)" if r.interrupted else ""),
-                          str(r.trials), f"{r.elapsed_seconds:.2f}")
-        if stopped is not None:
-            table.add_row(str(stopped), "", "NOT RUN (interrupted)", "0", "")
-        console.print(table)
-        console.print(f"overall: exit {int(code)}")
-    _write_outputs(results, json_path, junit_path, many=True)
-    return int(code)
-
-
-@cli.command("plan")
-@click.argument("check")
-@click.argument("scenario", required=False, type=click.Path(dir_okay=False))
-@scenario_options
-@click.option("--pilot", type=click.IntRange(min=1, max=50), default=2, show_default=True,
-              help="Trials of the pilot run that times one trial.")
-@click.option("--debug", is_flag=True, help="Show the traceback of an internal error.")
-def plan_cmd(check, scenario, m, n, d, trials, seed, confidence, workers, scheduler, data, labels, sets, pilot,
-             debug):
-    """The trials a run needs for the requested confidence, and its expected time (from a pilot)."""
-    import time as _time
-
-    from .api import plan_trials
-
-    overrides = _overrides(m, n, d, trials, seed, confidence, workers, scheduler, data, labels, sets)
-    info = plan_trials(check, scenario, **overrides)
-    t0 = _time.perf_counter()
-    pilot_overrides = {**overrides, "trials": min(pilot, info["trials"]), "workers": 1}
-    if check == "lemma43":  # trials are per width there; one pilot trial per width
-        pilot_overrides["trials"] = 1
-    res = run_check(check, scenario, **pilot_overrides)
-    per_trial = (_time.perf_counter() - t0) / max(res.trials, 1)
-    w = info["workers"]
-    click.echo(f"{check}: {info['trials']} trials ({info['rule']}), confidence {info['confidence']}")
-    for line in info["rows"]:
-        click.echo(f"  {line}")
-    click.echo(f"pilot: {res.trials} trials in {per_trial * res.trials:.2f} s ({per_trial:.3f} s per trial, "
-               "start-up included)")
-    click.echo(f"expected: about {per_trial * info['trials'] / min(w, info['trials']):.1f} s with {w} worker(s)")
-
-
-@cli.command("sweep")
-@click.argument("check")
-@click.argument("scenario", required=False, type=click.Path(dir_okay=False))
-@click.option("--over", "over", multiple=True, required=True, metavar="KEY=V1,V2,...",
-              help="A scenario key and its values; repeat for a grid.")
-@scenario_options
-@click.option("--csv", "csv_path", type=click.Path(), help="Write one row per grid point and claim as CSV.")
-@click.option("--plot", "plot_path", type=click.Path(), help="Draw the observed quantities against the bounds (PNG).")
-@click.option("--quiet", "-q", is_flag=True, help="Print only the summary line.")
-@click.option("--debug", is_flag=True, help="Show the traceback of an internal error.")
-def sweep_cmd(check, scenario, over, m, n, d, trials, seed, confidence, workers, scheduler, data, labels, sets,
-              csv_path, plot_path, quiet, debug):
-    """Run CHECK over a grid of scenario values; verdicts and key figures per grid point."""
-    from . import sweep as sw
-
-    get_check(check)
-    grid = sw.parse_grid(over)
-    if csv_path:
-        check_writable(csv_path, "--csv")
-    if plot_path:
-        check_writable(plot_path, "--plot")
-        sw.require_matplotlib()
-    overrides = _overrides(m, n, d, trials, seed, confidence, workers, scheduler, data, labels, sets)
-    console = make_console()
-    def run_point(point):
-        t0 = time.perf_counter()
-        try:
-            return run_with_progress(check, scenario, point, quiet=True)
-        except KeyboardInterrupt:  # while that point prepared: it is marked, the grid stops there
-            return interrupted_before_trials(check, scenario, time.perf_counter() - t0, **point)
-
-    points = sw.run_grid(check, scenario, grid, overrides, run_point)
-    if not quiet:
-        sw.render_grid(points, grid, console)
-    if csv_path:
-        write_atomic(csv_path, sw.to_csv(points, grid))
-    if plot_path:
-        sw.plot(points, grid, check, plot_path)
-    code = combined_exit([p["result"] for p in points])
-    console.print(f"sweep: {len(points)} grid points, exit {int(code)}")
-    return int(code)
-
-
+for _command in (run_cmd, plan_cmd, sweep_cmd):
+    cli.add_command(_command)
 for _name in REGISTRY:
     cli.add_command(_check_command(_name))
 

@@ -1,0 +1,177 @@
+"""The batch commands: ``run`` (scenario files and folders), ``plan`` (the trials a run needs)
+and ``sweep`` (a grid of scenario values). cli.py registers them on the command group."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+from rich import box
+from rich.table import Table
+from rich.text import Text
+
+from . import errors
+from .api import build_scenario, interrupted_before_trials, run_check
+from .checks import REGISTRY, get_check
+from .cli_options import (check_outputs, combined_exit, console_for, output_options, overrides_from,
+                          scenario_options, write_outputs)
+from .errors import ExitCode, UserError
+from .progress import run_with_progress
+from .report import check_writable, is_plain, make_console, render, verdict_line, write_atomic
+
+
+def collect_scenarios(paths) -> list[Path]:
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(q for q in p.rglob("*.yaml") if q.is_file())
+            if not found:
+                raise UserError(f"folder '{p}' holds no *.yaml scenario files.")
+            files += found
+        elif p.is_file():
+            files.append(p)
+        elif p.exists():  # a FIFO or a device would block or never end
+            raise UserError(f"scenario path '{p}' is not a regular file.")
+        else:
+            raise UserError(f"scenario path '{p}' does not exist.")
+    return files
+
+
+@click.command("run")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--workers", type=click.IntRange(min=1), help="Worker processes (default: the available cores).")
+@click.option("--scheduler", metavar="ADDRESS", help="Run the trials on this Dask scheduler (needs ntkcheck[dask]).")
+@output_options
+def run_cmd(paths, workers, scheduler, json_path, junit_path, quiet, debug):
+    """Run scenario files and folders (recursively, *.yaml): one table each and a summary.
+
+    Each file names its check with a top-level `check:` key.
+    """
+    from .scenario import load_yaml
+
+    check_outputs(json_path=json_path, junit_path=junit_path)
+    files = collect_scenarios(paths)
+    plan, invalid = [], []
+    for f in files:  # every scenario is validated before any runs; each invalid one is named
+        try:
+            doc = load_yaml(f)
+            check = doc.get("check")
+            if not isinstance(check, str):
+                raise UserError(f"scenario file '{f}' has no 'check:' key naming its check "
+                                f"({', '.join(REGISTRY)}).")
+            build_scenario(get_check(check), f, {})
+            plan.append((f, check))
+        except UserError as e:
+            invalid.append(str(e) if str(f) in str(e) else f"{f}: {e}")
+    if invalid:
+        for msg in invalid:
+            click.echo(f"error: {msg}", err=True)
+        return int(ExitCode.USAGE)
+    console = console_for(json_path, junit_path)
+    results = []
+    stopped = None  # the scenario being prepared when Ctrl-C (or SIGTERM/SIGHUP) came
+    for f, check in plan:
+        overrides = {k: v for k, v in (("workers", workers), ("scheduler", scheduler)) if v}
+        try:
+            res = run_with_progress(check, f, overrides, quiet)
+        except KeyboardInterrupt:  # (during its trials the result itself says interrupted)
+            stopped = f
+            console.print(f"== {f}: interrupted before its trials; the scenarios above are complete.")
+            break
+        res.scenario_path = str(f)
+        results.append(res)
+        if quiet:
+            console.print(Text(f"{f}: ") + verdict_line(res, is_plain(console)))
+        else:
+            console.print(Text(f"== {f}", style="bold"))
+            render(res, console)
+        if res.interrupted:
+            break
+    code = combined_exit(results) if stopped is None else errors.interrupted_code()
+    if not quiet:
+        table = Table(title="summary", box=box.ASCII if is_plain(console) else box.SIMPLE_HEAVY)
+        for col in ("scenario", "check", "verdict", "trials", "seconds"):
+            table.add_column(col)
+        for r in results:
+            table.add_row(r.scenario_path, r.check, r.verdict.upper() + (" (interrupted)" if r.interrupted else ""),
+                          str(r.trials), f"{r.elapsed_seconds:.2f}")
+        if stopped is not None:
+            table.add_row(str(stopped), "", "NOT RUN (interrupted)", "0", "")
+        console.print(table)
+        console.print(f"overall: exit {int(code)}")
+    write_outputs(results, json_path, junit_path, many=True)
+    return int(code)
+
+
+@click.command("plan")
+@click.argument("check")
+@click.argument("scenario", required=False, type=click.Path(dir_okay=False))
+@scenario_options
+@click.option("--pilot", type=click.IntRange(min=1, max=50), default=2, show_default=True,
+              help="Trials of the pilot run that times one trial.")
+@click.option("--debug", is_flag=True, help="Show the traceback of an internal error.")
+def plan_cmd(check, scenario, m, n, d, trials, seed, confidence, workers, scheduler, data, labels, sets, pilot,
+             debug):
+    """The trials a run needs for the requested confidence, and its expected time (from a pilot)."""
+    import time as _time
+
+    from .api import plan_trials
+
+    overrides = overrides_from(m, n, d, trials, seed, confidence, workers, scheduler, data, labels, sets)
+    info = plan_trials(check, scenario, **overrides)
+    t0 = _time.perf_counter()
+    pilot_overrides = {**overrides, "trials": min(pilot, info["trials"]), "workers": 1}
+    if check == "lemma43":  # trials are per width there; one pilot trial per width
+        pilot_overrides["trials"] = 1
+    res = run_check(check, scenario, **pilot_overrides)
+    per_trial = (_time.perf_counter() - t0) / max(res.trials, 1)
+    w = info["workers"]
+    click.echo(f"{check}: {info['trials']} trials ({info['rule']}), confidence {info['confidence']}")
+    for line in info["rows"]:
+        click.echo(f"  {line}")
+    click.echo(f"pilot: {res.trials} trials in {per_trial * res.trials:.2f} s ({per_trial:.3f} s per trial, "
+               "start-up included)")
+    click.echo(f"expected: about {per_trial * info['trials'] / min(w, info['trials']):.1f} s with {w} worker(s)")
+
+
+@click.command("sweep")
+@click.argument("check")
+@click.argument("scenario", required=False, type=click.Path(dir_okay=False))
+@click.option("--over", "over", multiple=True, required=True, metavar="KEY=V1,V2,...",
+              help="A scenario key and its values; repeat for a grid.")
+@scenario_options
+@click.option("--csv", "csv_path", type=click.Path(), help="Write one row per grid point and claim as CSV.")
+@click.option("--plot", "plot_path", type=click.Path(), help="Draw the observed quantities against the bounds (PNG).")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the summary line.")
+@click.option("--debug", is_flag=True, help="Show the traceback of an internal error.")
+def sweep_cmd(check, scenario, over, m, n, d, trials, seed, confidence, workers, scheduler, data, labels, sets,
+              csv_path, plot_path, quiet, debug):
+    """Run CHECK over a grid of scenario values; verdicts and key figures per grid point."""
+    from . import sweep as sw
+
+    get_check(check)
+    grid = sw.parse_grid(over)
+    if csv_path:
+        check_writable(csv_path, "--csv")
+    if plot_path:
+        check_writable(plot_path, "--plot")
+        sw.require_matplotlib()
+    overrides = overrides_from(m, n, d, trials, seed, confidence, workers, scheduler, data, labels, sets)
+    console = make_console()
+    def run_point(point):
+        t0 = time.perf_counter()
+        try:
+            return run_with_progress(check, scenario, point, quiet=True)
+        except KeyboardInterrupt:  # while that point prepared: it is marked, the grid stops there
+            return interrupted_before_trials(check, scenario, time.perf_counter() - t0, **point)
+
+    points = sw.run_grid(check, scenario, grid, overrides, run_point)
+    if not quiet:
+        sw.render_grid(points, grid, console)
+    if csv_path:
+        write_atomic(csv_path, sw.to_csv(points, grid))
+    if plot_path:
+        sw.plot(points, grid, check, plot_path)
+    code = combined_exit([p["result"] for p in points])
+    console.print(f"sweep: {len(points)} grid points, exit {int(code)}")
+    return int(code)
