@@ -103,7 +103,7 @@ def test_critical_radii_share_one_pass_and_each_is_its_edge(monkeypatch):
         if t > 0:
             assert 0 < Rc < np.inf
             assert certify(X, W0, Rc * (1 - 1e-9), 64).lam_max_E < t - tol <= certify(X, W0, Rc, 64).lam_max_E
-    monkeypatch.setattr(certificate_mod, "_prefix_bound", lambda total, g, size: 1)
+    monkeypatch.setattr(certificate_mod, "prefix_bound", lambda total, g, size: 1)
     assert critical_radii(X, W0, thrs, tol, 64) == radii
 
 

@@ -183,7 +183,7 @@ def test_sign_pass_near_set_is_exact_and_the_same_for_any_split(monkeypatch, blo
     from ntkcheck.kernels import gram as network
     from ntkcheck.kernels.gram import exact_entries, float32_error_bound, sign_pass
 
-    monkeypatch.setattr(network, "_BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(network, "BLOCK_BYTES", block_bytes)
     rng = np.random.default_rng(10)
     n, d, m = 64, 12, 3000
     X = unit_rows(rng, n, d)
@@ -209,6 +209,6 @@ def test_sign_pass_near_set_is_exact_and_the_same_for_any_split(monkeypatch, blo
         assert np.array_equal(flat2, want) and np.array_equal(S2, S)
         assert np.array_equal(exact, np.abs(exact_entries(W, X, want, n)))  # the float64 dot products
     if block_bytes < 2 << 20:
-        assert network._block_rows(n) == 37 and m // 37 > 3  # many blocks: the split is exercised
+        assert network.block_rows(n) == 37 and m // 37 > 3  # many blocks: the split is exercised
     for flat, vals in runs[1:]:
         assert np.array_equal(flat, runs[0][0]) and np.array_equal(vals, runs[0][1])

@@ -186,7 +186,7 @@ def critical_radii(X: np.ndarray, W0: np.ndarray, thresholds: list[float], tol: 
             for t, c in zip(targets, caps)]
 
 
-def _prefix_bound(total: float, g: np.ndarray, size: int) -> int:
+def prefix_bound(total: float, g: np.ndarray, size: int) -> int:
     """How many of the smallest entries certainly carry Σ g ≥ ``total`` (at most ``size``)."""
     return int(min(size, np.ceil(total / g.min()) + 1)) if g.min() > 0 else size
 
@@ -203,7 +203,7 @@ def _critical_from(flat: np.ndarray, vals: np.ndarray, cap: float, target: float
     # the averaged bound is reached within the first `bound` entries in sorted order; take them
     # (and every entry tied with the last) by a partition, and sort only those. Should rounding
     # of the running sum leave the bound unreached there, the whole set is sorted instead.
-    bound = _prefix_bound(n * m * target, g, vals.size)
+    bound = prefix_bound(n * m * target, g, vals.size)
     sets = [(flat, vals)]
     if bound < vals.size:
         keep = vals <= np.partition(vals, bound - 1)[bound - 1]

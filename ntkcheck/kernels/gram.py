@@ -15,8 +15,8 @@ several threads, the work is split by hand instead of leaving it to BLAS: the
 elementwise passes are split over neurons, and the count product Sᵀ S over
 blocks of inputs (a symmetric product per diagonal block, a general one per
 off-diagonal block), each task a single-threaded BLAS call on its own core.
-OpenBLAS parallelises a symmetric rank-k update poorly (2 threads give ~1.6×),
-so this is faster than one threaded ``S.T @ S``. Counts are exact integers, so
+OpenBLAS parallelises a symmetric rank-k update poorly, so this beats one
+threaded ``S.T @ S`` (benchmarks/bench_gram.py measures both). Counts are exact integers, so
 the result does not depend on the split: the same numbers for any number of
 threads, chunk size or worker count.
 """
@@ -84,8 +84,8 @@ def require_safe_rows(A: np.ndarray, what: str) -> None:
 def exact_entries(Wc: np.ndarray, X: np.ndarray, idx: np.ndarray, n: int) -> np.ndarray:
     """The values of the flat entries ``idx`` of W Xᵀ as float64 (one dot product each in the
     factors' precision: exact float64 values for float64 factors; gathered in blocks of about
-    512 KiB per factor, which stay in cache: 3-4× faster than blocks of 2^16 entries, measured
-    at d = 100 in both precisions, and memory stays bounded however many entries are asked for)."""
+    512 KiB per factor, so that the gathered rows of both factors are still in cache when their
+    dot products are taken, and memory stays bounded however many entries are asked for)."""
     out = np.empty(idx.size)
     step = int(min(1 << 16, max(64, (1 << 19) // max(1, Wc.shape[1] * np.result_type(Wc, X).itemsize))))
     for a in range(0, idx.size, step):
@@ -97,11 +97,11 @@ def exact_entries(Wc: np.ndarray, X: np.ndarray, idx: np.ndarray, n: int) -> np.
 #: rows of a block of the sign pass: each block's float32 product (about this many bytes) and
 #: its masks stay in the core's cache while the elementwise steps run over them; smaller
 #: blocks only add calls (and, on several threads, hand-overs of the GIL).
-_BLOCK_BYTES = 2 << 20
+BLOCK_BYTES = 2 << 20
 
 
-def _block_rows(n: int) -> int:
-    return cache_rows(n, 4, _BLOCK_BYTES)
+def block_rows(n: int) -> int:
+    return cache_rows(n, 4, BLOCK_BYTES)
 
 
 def _sign_rows(Wc: np.ndarray, X: np.ndarray, X32: np.ndarray, out: np.ndarray,
@@ -111,7 +111,7 @@ def _sign_rows(Wc: np.ndarray, X: np.ndarray, X32: np.ndarray, out: np.ndarray,
     memory); the entries float32 cannot decide are recomputed together at the end (one call of
     :func:`exact_entries`, not one per block)."""
     rows, n = out.shape
-    step = _block_rows(n)
+    step = block_rows(n)
     W32 = Wc.astype(np.float32)
     masks = np.empty((2, min(step, rows), n), dtype=bool)
     flats, vals, decided = [], [], []
@@ -191,12 +191,12 @@ def sign_pass(Wc: np.ndarray, X: np.ndarray, X32: np.ndarray, out: np.ndarray,
     """
     tau = float32_error_bound(Wc, X)
     rows, n = out.shape
-    if threads <= 1 or rows <= _block_rows(n):
+    if threads <= 1 or rows <= block_rows(n):
         flat, vals = _sign_rows(Wc, X, X32, out, radius, tau, exact_values)
     else:
         # cut at block boundaries: every block is then computed as on one thread, so the values
         # returned (float32 or float64 by block) do not depend on the number of threads
-        step = _block_rows(n)
+        step = block_rows(n)
         cuts = np.minimum(np.linspace(0, -(-rows // step), threads + 1).astype(int) * step, rows)
         parts = run_tasks(threads, [(1.0, (lambda a=a, b=b: _sign_rows(Wc[a:b], X, X32, out[a:b], radius, tau,
                                                                   exact_values)))
