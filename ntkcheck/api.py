@@ -22,7 +22,8 @@ from .checks.base import DIVERGED, ERROR, HOLDS, UNDECIDED, VACUOUS, VIOLATION, 
 from . import errors
 from .errors import ExitCode, UserError
 from .scenario import BaseScenario, resolve
-from .stats import FAIL, INCONCLUSIVE, PASS, ClaimRow, Verdict, decide, trials_needed
+from .planning import trials_needed
+from .stats import FAIL, INCONCLUSIVE, PASS, ClaimRow, Verdict, decide
 from .memory import workers_that_fit
 from .trials import Interrupted, available_cores, data_rng, run_one, run_trials, trial_seed_sequence
 

@@ -10,10 +10,10 @@ import sys
 from scipy import stats
 from scipy.stats import binomtest
 
+from ntkcheck.planning import trials_needed
 from ntkcheck.slopes import SlopeSample
 from ntkcheck.stats import (FAIL, INCONCLUSIVE, PASS, PROBABILISTIC, SCALING, UNIVERSAL, ClaimRow,
-                            cp_lower, cp_upper, decide, p_value_above, p_value_below,
-                            trials_needed)
+                            cp_lower, cp_upper, decide, p_value_above, p_value_below)
 
 
 def prob_row(holds, n, target=0.9, undecided=0, primary=True, name="r"):

@@ -104,13 +104,31 @@ def test_ctrl_c_prints_the_partial_table_writes_json_and_exits_130(tmp_path):
                              "--n", "10", "--d", "6", "--m", "256", "--set", "dynamics.integrator=bs3",
                              "--json", str(j)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(7)  # (start-up, the inputs and a first batch of trials, also on a loaded machine)
+    _wait_for_worker_cpu(proc.pid, seconds=3.0)  # trials are running (a loaded machine only delays this)
+    time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "INTERRUPTED after" in out and "Traceback" not in err
     d = json.loads(j.read_text())
     assert d["interrupted"] is True and 0 < d["trials"] < 2000 and d["exit_code"] == 130
+
+
+def _wait_for_worker_cpu(pid, seconds, limit=120.0):
+    """Wait until the worker processes of ``pid`` have used ``seconds`` of CPU between them."""
+    tick = os.sysconf("SC_CLK_TCK")
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < limit:
+        used = 0.0
+        for c in _children(pid):
+            try:
+                fields = Path(f"/proc/{c}/stat").read_text().split(") ")[1].split()
+            except OSError:
+                continue
+            used += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        if used >= seconds:
+            return
+        time.sleep(0.2)
 
 
 def _children(pid):

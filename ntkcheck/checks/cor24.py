@@ -48,15 +48,15 @@ from pydantic import Field
 
 from .. import data as data_mod
 from ..errors import UserError
-from ..dynamics import RK_STABILITY, FlowOptions, Spectrum, gradient_descent, integrate_flow
+from ..dynamics import RK_STABILITY, gradient_descent
 from ..kernels import Lambda0, h_infinity
 from ..memory import require_memory
 from ..models import NTKNetwork
-from ..reluflow import ReluFlow
 from ..scenario import Strict
 from ..stats import UNIVERSAL, ClaimRow
 from .base import DIVERGED, VACUOUS, Check, Context, TrialResult, load_inputs, ntk_quantities, require_lambda0
-from .cor24_monitor import Tracker, conclusions, controls_at_zero, hypothesis_spectrum
+from .cor24_flows import bs3_flow, exact_flow
+from .cor24_monitor import Tracker, hypothesis_spectrum
 _EPS = np.finfo(float).eps
 
 
@@ -247,9 +247,9 @@ class Cor24(Check):
             ctl_scale = 0.5 / (math.sqrt(m) * math.sqrt(xn2))
             u0 = r0 + y
             if sc.dynamics.integrator == "exact":
-                run = self._exact_flow(sc, ctx, net, W0, a, r0, R_prime, tr, ctl_scale)
+                run = exact_flow(sc, ctx.state, net, W0, a, r0, R_prime, tr, ctl_scale)
             else:
-                run = self._bs3_flow(sc, ctx, net, theta0, W0, r0, R_prime, tr, ctl_scale, u0)
+                run = bs3_flow(sc, ctx.state, net, theta0, W0, r0, R_prime, tr, ctl_scale, u0)
             if run.stopped_early and run.divergence and not run.diverged:
                 notes.append(f"gradient flow: {run.divergence} (raise dynamics.max_steps)")
             flow_rows = ("flow_loss", "flow_weights", "control_loss", "control_weights")
@@ -336,71 +336,6 @@ class Cor24(Check):
         return TrialResult(index, out, values, note="; ".join(notes) or None)
 
     # ---------------------------------------------------------------------------------
-    def _exact_flow(self, sc, ctx, net, W0, a, r0, R_prime, tr, ctl_scale):
-        """The flow by :mod:`ntkcheck.reluflow`: H is constant between events and the monitor
-        sees each event, so t_h is the start of the first mode with λ_min(H) < λ0/2; between two
-        points the conclusions are bounded too (:func:`conclusions`)."""
-        X, y = ctx.state.X, ctx.state.y
-        lam, T = ctx.state.lambda0, ctx.state.T
-        l0, n = lam.value, X.shape[0]
-        loss0 = float(r0 @ r0)
-        xn2 = ctx.state.x_norm2
-        u0 = r0 + y
-        rates = {"flow_loss": l0, "variant": sc.claim.variant_rate * l0, "control_loss": 3 * xn2}
-        prev = {"loss": loss0, "dist": 0.0}
-
-        def monitor(p):
-            lmin = float(p.eigvals[0])
-            tr.lam_min_low = min(tr.lam_min_low, lmin)
-            # allowance: the eigensolver's (8n·u·‖H‖_∞, ‖H‖_∞ ≤ √n λ_max) and λ0's own error
-            go = lmin >= l0 / 2 - (8 * n * _EPS * math.sqrt(n) * float(p.eigvals[-1]) + lam.error)
-            if p.step == 0:
-                if not go:
-                    tr.vacuous = True  # the hypothesis fails at t = 0: no evidence
-                elif loss0 > 0:
-                    spec = Spectrum(float(p.eigvals[-1]), lmin, eigvals=p.eigvals, eigvecs=p.eigvecs)
-                    controls_at_zero(tr, net, p, spec, xn2, ctl_scale)
-                return go
-            if not go:  # H is this on all of (t_prev, t]: the hypothesis held up to t_prev
-                tr.hyp_failed_at = p.t_prev
-                return False
-            conclusions(tr, p, loss0, rates, W0, R_prime, y, u0, ctl_scale, xn2, lmin=lmin, prev=prev)
-            return True
-
-        times = np.union1d(np.geomspace(T * 1e-6, T, 41), np.linspace(0.0, T, 65)[1:])
-        flow = ReluFlow(X, y, a, T)
-        return flow.run(W0, monitor, times, max_events=sc.dynamics.max_steps,
-                        max_iterations=20 * sc.dynamics.max_steps)
-
-    def _bs3_flow(self, sc, ctx, net, theta0, W0, r0, R_prime, tr, ctl_scale, u0):
-        """The flow by the Bogacki–Shampine pair (:func:`ntkcheck.dynamics.integrate_flow`);
-        no violation and no end of the hypothesis after its first kink."""
-        y = ctx.state.y
-        lam, T = ctx.state.lambda0, ctx.state.T
-        l0 = lam.value
-        loss0 = float(r0 @ r0)
-        xn2 = ctx.state.x_norm2
-        rates = {"flow_loss": l0, "variant": sc.claim.variant_rate * l0, "control_loss": 3 * xn2}
-
-        def monitor(p):
-            spec = hypothesis_spectrum(net, p, l0, lam.error, tr)
-            if p.step == 0:
-                if not spec.go:
-                    tr.vacuous = True  # the hypothesis fails at t = 0: no evidence
-                elif loss0 > 0:
-                    controls_at_zero(tr, net, p, spec, xn2, ctl_scale)
-                return spec
-            if not spec.go:
-                if not p.trusted:
-                    tr.t_h_trusted = False
-                return spec
-            conclusions(tr, p, loss0, rates, W0, R_prime, y, u0, ctl_scale, xn2)
-            return spec
-
-        opts = FlowOptions(rtol=sc.dynamics.rtol, min_step_fraction=sc.dynamics.min_step_fraction,
-                           max_steps=sc.dynamics.max_steps)
-        return integrate_flow(net, theta0, T, monitor, opts)
-
     def summarize(self, sc, ctx, rows, trials) -> None:
         if not trials:
             return

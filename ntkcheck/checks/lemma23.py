@@ -28,7 +28,8 @@ from pydantic import Field
 from ..kernels import Lambda0, attack, certify, critical_radii, eigenvalue_tolerance, gram_matrix
 from ..memory import require_memory
 from ..scenario import Strict
-from ..stats import PROBABILISTIC, ClaimRow, critical_value
+from ..planning import critical_value
+from ..stats import PROBABILISTIC, ClaimRow
 from .base import (HOLDS, UNDECIDED, VIOLATION, Check, Context, TrialResult, joint, load_inputs,
                    ntk_quantities, require_lambda0)
 

@@ -1,0 +1,80 @@
+"""cor24's two integrations of the gradient flow, each with its monitor: the exact event-driven
+flow (:mod:`ntkcheck.reluflow`, the default) and the Bogacki–Shampine pair (``bs3``). Both
+check the hypothesis and the conclusions at every point through :mod:`.cor24_monitor`."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..dynamics import FlowOptions, Spectrum, integrate_flow
+from ..reluflow import ReluFlow
+from .cor24_monitor import conclusions, controls_at_zero, hypothesis_spectrum
+
+_EPS = np.finfo(float).eps
+
+
+def exact_flow(sc, st, net, W0, a, r0, R_prime, tr, ctl_scale):
+    """The flow by :mod:`ntkcheck.reluflow`: H is constant between events and the monitor
+    sees each event, so t_h is the start of the first mode with λ_min(H) < λ0/2; between two
+    points the conclusions are bounded too (:func:`conclusions`)."""
+    X, y = st.X, st.y
+    lam, T = st.lambda0, st.T
+    l0, n = lam.value, X.shape[0]
+    loss0 = float(r0 @ r0)
+    xn2 = st.x_norm2
+    u0 = r0 + y
+    rates = {"flow_loss": l0, "variant": sc.claim.variant_rate * l0, "control_loss": 3 * xn2}
+    prev = {"loss": loss0, "dist": 0.0}
+
+    def monitor(p):
+        lmin = float(p.eigvals[0])
+        tr.lam_min_low = min(tr.lam_min_low, lmin)
+        # allowance: the eigensolver's (8n·u·‖H‖_∞, ‖H‖_∞ ≤ √n λ_max) and λ0's own error
+        go = lmin >= l0 / 2 - (8 * n * _EPS * math.sqrt(n) * float(p.eigvals[-1]) + lam.error)
+        if p.step == 0:
+            if not go:
+                tr.vacuous = True  # the hypothesis fails at t = 0: no evidence
+            elif loss0 > 0:
+                spec = Spectrum(float(p.eigvals[-1]), lmin, eigvals=p.eigvals, eigvecs=p.eigvecs)
+                controls_at_zero(tr, net, p, spec, xn2, ctl_scale)
+            return go
+        if not go:  # H is this on all of (t_prev, t]: the hypothesis held up to t_prev
+            tr.hyp_failed_at = p.t_prev
+            return False
+        conclusions(tr, p, loss0, rates, W0, R_prime, y, u0, ctl_scale, xn2, lmin=lmin, prev=prev)
+        return True
+
+    times = np.union1d(np.geomspace(T * 1e-6, T, 41), np.linspace(0.0, T, 65)[1:])
+    flow = ReluFlow(X, y, a, T)
+    return flow.run(W0, monitor, times, max_events=sc.dynamics.max_steps,
+                    max_iterations=20 * sc.dynamics.max_steps)
+
+def bs3_flow(sc, st, net, theta0, W0, r0, R_prime, tr, ctl_scale, u0):
+    """The flow by the Bogacki–Shampine pair (:func:`ntkcheck.dynamics.integrate_flow`);
+    no violation and no end of the hypothesis after its first kink."""
+    y = st.y
+    lam, T = st.lambda0, st.T
+    l0 = lam.value
+    loss0 = float(r0 @ r0)
+    xn2 = st.x_norm2
+    rates = {"flow_loss": l0, "variant": sc.claim.variant_rate * l0, "control_loss": 3 * xn2}
+
+    def monitor(p):
+        spec = hypothesis_spectrum(net, p, l0, lam.error, tr)
+        if p.step == 0:
+            if not spec.go:
+                tr.vacuous = True  # the hypothesis fails at t = 0: no evidence
+            elif loss0 > 0:
+                controls_at_zero(tr, net, p, spec, xn2, ctl_scale)
+            return spec
+        if not spec.go:
+            if not p.trusted:
+                tr.t_h_trusted = False
+            return spec
+        conclusions(tr, p, loss0, rates, W0, R_prime, y, u0, ctl_scale, xn2)
+        return spec
+
+    opts = FlowOptions(rtol=sc.dynamics.rtol, min_step_fraction=sc.dynamics.min_step_fraction,
+                       max_steps=sc.dynamics.max_steps)
+    return integrate_flow(net, theta0, T, monitor, opts)
