@@ -104,7 +104,7 @@ def test_ctrl_c_prints_the_partial_table_writes_json_and_exits_130(tmp_path):
                              "--n", "10", "--d", "6", "--m", "256", "--set", "dynamics.integrator=bs3",
                              "--json", str(j)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _wait_for_worker_cpu(proc.pid, seconds=3.0)  # trials are running (a loaded machine only delays this)
+    _wait_for_worker_cpu(proc.pid, seconds=10.0)  # batches of 4 trials have finished (a loaded machine only delays this)
     time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
