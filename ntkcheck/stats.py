@@ -370,8 +370,3 @@ def _overall(verdicts: list[Verdict]) -> Verdict:
     if INCONCLUSIVE in verdicts or not verdicts:
         return INCONCLUSIVE
     return PASS
-
-
-def overall(rows: list[ClaimRow]) -> Verdict:
-    """The table's verdict from decided rows."""
-    return _overall([r.verdict for r in rows if r.primary])

@@ -208,7 +208,7 @@ def _run_dask(check: Check, sc, ctx: Context, batches: list[list[int]], address:
                 lost = sorted(i for f, b in zip(futures, batches) if id(f) not in done for i in b)
                 ctx.notes.append(f"{why}; {len(lost)} trials were lost (reported as trial errors).")
                 for i in lost:
-                    take(TrialResult(i, {r.name: ERROR for r in check.rows(sc, ctx)}, {}, error=f"lost: {why}"))
+                    take(_errored(check, sc, ctx, i, f"lost: {why}"))
         except KeyboardInterrupt:
             client.cancel(futures)
             raise
@@ -317,7 +317,7 @@ def run_trials(check: Check, sc, ctx: Context, indices: Iterable[int],
                 lost = sorted(i for b in left for i in b)
                 ctx.notes.append(f"{why}, then {why2}: {len(lost)} trials were lost (reported as trial errors).")
                 for i in lost:
-                    take(TrialResult(i, {r.name: ERROR for r in check.rows(sc, ctx)}, {}, error=f"lost: {why2}"))
+                    take(_errored(check, sc, ctx, i, f"lost: {why2}"))
             else:
                 ctx.notes.append(f"{why}; its {n_left} unfinished trials were run again in new worker processes.")
     except KeyboardInterrupt:
