@@ -136,6 +136,7 @@ def krylov_lower_bound(K: np.ndarray, r: np.ndarray, c: float, radius: float, *,
     steps = min(max_steps, m)
     Q = np.empty((m, steps))
     KQ = np.empty((m, steps))
+    T = np.zeros((steps, steps))  # QᵀKQ, a column per step (any y from it is valid: see above)
     q = r / rn
     best = DualBound(-np.inf, 0.0, 0)
 
@@ -154,9 +155,7 @@ def krylov_lower_bound(K: np.ndarray, r: np.ndarray, c: float, radius: float, *,
         return low
 
     def evaluate(k: int, top: int) -> DualBound:
-        T = Q[:, :k].T @ KQ[:, :k]
-        T = (T + T.T) / 2
-        lam, U = np.linalg.eigh(T)
+        lam, U = np.linalg.eigh(T[:k, :k])
         scale = max(float(lam[-1]), 1e-300)
         Ur = U.T @ (Q[:, :k].T @ r)
         KQU, QU = KQ[:, :k] @ U, Q[:, :k] @ U
@@ -199,7 +198,9 @@ def krylov_lower_bound(K: np.ndarray, r: np.ndarray, c: float, radius: float, *,
         Q[:, j] = q
         KQ[:, j] = K @ q
         k = j + 1
-        w = KQ[:, j] - Q[:, :k] @ (Q[:, :k].T @ KQ[:, j])
+        h = Q[:, :k].T @ KQ[:, j]  # column j of the projection QᵀKQ, kept for evaluate()
+        T[:k, j] = T[j, :k] = h
+        w = KQ[:, j] - Q[:, :k] @ h
         w -= Q[:, :k] @ (Q[:, :k].T @ w)  # twice is enough (Kahan–Parlett)
         nw = float(np.linalg.norm(w))
         if k >= 20 and k % 10 == 0 and np.isfinite(stop_above):
