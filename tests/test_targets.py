@@ -306,8 +306,13 @@ def test_thm41_violations_are_recordable_beyond_the_exact_witness(monkeypatch):
         return ctx
 
     monkeypatch.setattr(t41.Thm41, "prepare", shrunk)
-    res = ntkcheck.run_check("thm41", m=1024, trials=3, sets=["claim.exact_witness_max_m=512"])
+    calls = []
+    real = t41.krylov_lower_bound
+    monkeypatch.setattr(t41, "krylov_lower_bound", lambda *a, **k: calls.append(1) or real(*a, **k))
+    res = ntkcheck.run_check("thm41", m=1024, trials=3, workers=1, sets=["claim.exact_witness_max_m=512"])
     assert res.rows[0].violations == 3
+    fast = next(r for r in res.rows if r.name == "control_fast_rate")
+    assert fast.violations == 3 and len(calls) == 3  # one Lanczos run per trial serves both rows
     v = ntkcheck.replay_trial("thm41", 0, m=1024, sets=["claim.exact_witness_max_m=512"]).values
     assert "risk_w2" not in v and v["theorem_dual_lower_bound"] > 0.0
 
