@@ -194,19 +194,24 @@ def test_thm41_control_is_refuted_in_every_trial_by_its_certified_bound(m):
     assert by["theorem"].holds == 3
 
 
-def test_thm41_trust_region_certifies_a_violation_of_a_too_strong_bound(monkeypatch):
-    """Shrink the theorem's bound 10⁷× (a false claim; the best witness beats the bound ~10⁴×):
-    the exact trust region's dual bound must refute it."""
+def _shrink_thm41_bound(monkeypatch, factor):
+    """Make thm41's bound ``factor`` times smaller (a false claim the check must be able to refute)."""
     import ntkcheck.checks.thm41 as t41
 
     orig = t41.Thm41.prepare
 
     def shrunk(self, sc, explicit, rng):
         ctx = orig(self, sc, explicit, rng)
-        ctx.state.bound *= 1e-7
+        ctx.state.bound /= factor
         return ctx
 
     monkeypatch.setattr(t41.Thm41, "prepare", shrunk)
+
+
+def test_thm41_trust_region_certifies_a_violation_of_a_too_strong_bound(monkeypatch):
+    """Shrink the theorem's bound 10⁷× (a false claim; the best witness beats the bound ~10⁴×):
+    the exact trust region's dual bound must refute it."""
+    _shrink_thm41_bound(monkeypatch, 1e7)
     res = ntkcheck.run_check("thm41", trials=3, m=256)
     assert res.rows[0].violations == 3 and res.rows[0].verdict == FAIL
     for i in range(3):  # a risk is never reported below 0 or below its certified lower bound
@@ -298,14 +303,7 @@ def test_thm41_violations_are_recordable_beyond_the_exact_witness(monkeypatch):
     ≈ 0.14) is still refuted trial by trial, by the Lanczos dual bound."""
     import ntkcheck.checks.thm41 as t41
 
-    orig = t41.Thm41.prepare
-
-    def shrunk(self, sc, explicit, rng):
-        ctx = orig(self, sc, explicit, rng)
-        ctx.state.bound /= 1e6
-        return ctx
-
-    monkeypatch.setattr(t41.Thm41, "prepare", shrunk)
+    _shrink_thm41_bound(monkeypatch, 1e6)
     calls = []
     real = t41.krylov_lower_bound
     monkeypatch.setattr(t41, "krylov_lower_bound", lambda *a, **k: calls.append(1) or real(*a, **k))
@@ -322,16 +320,7 @@ def test_thm41_a_bound_false_in_half_the_trials_fails(monkeypatch):
     reference's trust region), median 3.95e-7: the bound divided by 110 000 (= 3.95e-7) is false
     in about half of them. With error bounds of ~1e-12 every trial is decided, and the table
     FAILs at N = 29 (before: budgets of ~5e-8 left such claims INCONCLUSIVE)."""
-    import ntkcheck.checks.thm41 as t41
-
-    orig = t41.Thm41.prepare
-
-    def shrunk(self, sc, explicit, rng):
-        ctx = orig(self, sc, explicit, rng)
-        ctx.state.bound /= 110_000
-        return ctx
-
-    monkeypatch.setattr(t41.Thm41, "prepare", shrunk)
+    _shrink_thm41_bound(monkeypatch, 110_000)
     res = ntkcheck.run_check("thm41", m=512, trials=29)
     row = res.rows[0]
     assert row.undecided == 0 and 5 <= row.violations <= 24
