@@ -262,7 +262,7 @@ def plan_trials(name: str, scenario=None, **overrides: Any) -> dict[str, Any]:
     return {"trials": n, "rule": rule, "confidence": sc.confidence, "rows": lines, "workers": workers}
 
 
-def interrupted_before_trials(name: str, scenario=None, elapsed: float = 0.0, **overrides: Any) -> Result:
+def _interrupted_before_trials(name: str, scenario, overrides: dict[str, Any], elapsed: float) -> Result:
     """The Result of a run stopped (Ctrl-C, SIGTERM, SIGHUP) while it prepared — its data, λ0,
     constants — before any trial: no rows, marked interrupted, so the outputs still say what
     was asked and that nothing was decided."""
@@ -284,7 +284,10 @@ def run_check(name: str, scenario: str | Path | dict | None = None, *,
     ``data`` (a file path) and ``sets`` (a list of ``"dotted.key=value"``).
     """
     t0 = time.perf_counter()
-    check, sc, ctx = prepare(name, scenario, overrides)
+    try:
+        check, sc, ctx = prepare(name, scenario, overrides)
+    except KeyboardInterrupt:  # Ctrl-C (or SIGTERM/SIGHUP) before any trial: said, as during the trials
+        return _interrupted_before_trials(name, scenario, overrides, time.perf_counter() - t0)
     rows = check.rows(sc, ctx)
     n_trials, _ = trial_count(check, sc, ctx, rows)
     if on_plan is not None:

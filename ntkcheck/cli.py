@@ -8,12 +8,11 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import time
 import traceback
 import click
 
 from . import __version__
-from .api import interrupted_before_trials, replay_trial
+from .api import replay_trial
 from .checks import REGISTRY, get_check
 from . import errors
 from .errors import ExitCode, UserError
@@ -103,11 +102,7 @@ def _check_command(name: str) -> click.Command:
                            f"(ntkcheck {__version__}; compare the version recorded with the counterexample).",
                            err=True)
             return int(ExitCode.FAILED if missed else ExitCode.OK)
-        t0 = time.perf_counter()
-        try:
-            result = run_with_progress(name, scenario, overrides, quiet)
-        except KeyboardInterrupt:  # while preparing: during the trials the result says interrupted
-            result = interrupted_before_trials(name, scenario, time.perf_counter() - t0, **overrides)
+        result = run_with_progress(name, scenario, overrides, quiet)
         if quiet:
             console.print(verdict_line(result, is_plain(console)))
         else:

@@ -2,7 +2,6 @@
 and ``sweep`` (a grid of scenario values). cli.py registers them on the command group."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import click
@@ -11,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import errors
-from .api import build_scenario, interrupted_before_trials, run_check
+from .api import build_scenario, run_check
 from .checks import REGISTRY, get_check
 from .cli_options import (check_outputs, combined_exit, console_for, output_options, overrides_from,
                           scenario_options, write_outputs)
@@ -72,9 +71,8 @@ def run_cmd(paths, workers, scheduler, json_path, junit_path, quiet, debug):
     stopped = None  # the scenario being prepared when Ctrl-C (or SIGTERM/SIGHUP) came
     for f, check in plan:
         overrides = {k: v for k, v in (("workers", workers), ("scheduler", scheduler)) if v}
-        try:
-            res = run_with_progress(check, f, overrides, quiet)
-        except KeyboardInterrupt:  # (during its trials the result itself says interrupted)
+        res = run_with_progress(check, f, overrides, quiet)
+        if res.interrupted and not res.rows:  # stopped while it prepared
             stopped = f
             console.print(f"== {f}: interrupted before its trials; the scenarios above are complete.")
             break
@@ -158,14 +156,8 @@ def sweep_cmd(check, scenario, over, m, n, d, trials, seed, confidence, workers,
         sw.require_matplotlib()
     overrides = overrides_from(m, n, d, trials, seed, confidence, workers, scheduler, data, labels, sets)
     console = make_console()
-    def run_point(point):
-        t0 = time.perf_counter()
-        try:
-            return run_with_progress(check, scenario, point, quiet=True)
-        except KeyboardInterrupt:  # while that point prepared: it is marked, the grid stops there
-            return interrupted_before_trials(check, scenario, time.perf_counter() - t0, **point)
-
-    points = sw.run_grid(check, scenario, grid, overrides, run_point)
+    points = sw.run_grid(check, scenario, grid, overrides,
+                         lambda point: run_with_progress(check, scenario, point, quiet=True))
     if not quiet:
         sw.render_grid(points, grid, console)
     if csv_path:

@@ -43,3 +43,19 @@ def test_bad_overrides_are_user_errors_with_a_message():
     assert "trials" in e.value.message
     with pytest.raises(UserError):
         ntkcheck.run_check("no-such-check")
+
+
+def test_an_interrupt_while_preparing_returns_an_interrupted_result(monkeypatch):
+    """As during the trials, Ctrl-C (or SIGTERM/SIGHUP) while a check prepares gives a Result that
+    says so (no rows, nothing decided) instead of an exception: the API, the CLI, run and sweep
+    share this one path."""
+    from ntkcheck.checks.lemma21 import Lemma21
+    from ntkcheck.errors import interrupted_code
+
+    def stopped(self, sc, explicit, rng):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Lemma21, "prepare", stopped)
+    res = ntkcheck.run_check("lemma21", n=12, trials=3)
+    assert res.interrupted and res.rows == [] and res.trials == 0 and res.verdict == "inconclusive"
+    assert res.scenario["data"]["n"] == 12 and res.exit_code == interrupted_code()

@@ -229,18 +229,15 @@ def test_trials_that_kill_their_worker_twice_are_reported_lost_with_replays(monk
 
 
 def test_ctrl_c_while_a_later_scenario_prepares_keeps_the_finished_ones(ntk, tmp_path, monkeypatch):
-    import ntkcheck.progress as progress_mod
+    from ntkcheck.checks.cor22 import Cor22
 
-    for name in ("a", "b"):
-        (tmp_path / f"{name}.yaml").write_text("check: lemma21\ntrials: 3\n")
-    real = progress_mod.run_check
+    (tmp_path / "a.yaml").write_text("check: lemma21\ntrials: 3\n")
+    (tmp_path / "b.yaml").write_text("check: cor22\ntrials: 3\n")
 
-    def run_check(name, scenario, **kw):
-        if str(scenario).endswith("b.yaml"):
-            raise KeyboardInterrupt  # as if Ctrl-C came while b's inputs were prepared
-        return real(name, scenario, **kw)
+    def stopped(self, sc, explicit, rng):
+        raise KeyboardInterrupt  # as if Ctrl-C came while b's inputs were prepared
 
-    monkeypatch.setattr(progress_mod, "run_check", run_check)
+    monkeypatch.setattr(Cor22, "prepare", stopped)
     j = tmp_path / "r.json"
     r = ntk("run", tmp_path, "--json", j)
     assert r.code == 130
@@ -273,16 +270,16 @@ def test_ctrl_c_while_a_check_prepares_still_writes_its_outputs(ntk, tmp_path, m
 def test_an_interrupted_sweep_point_is_marked_in_the_table_and_the_csv(ntk, tmp_path, monkeypatch):
     import csv
 
-    import ntkcheck.progress as progress_mod
+    from ntkcheck.checks.lemma21 import Lemma21
 
-    real = progress_mod.run_check
+    real = Lemma21.prepare
 
-    def run_check(name, scenario, **kw):
-        if any(s.endswith("=8") for s in kw.get("sets", [])):
+    def prepare(self, sc, explicit, rng):
+        if sc.data.n == 8:
             raise KeyboardInterrupt  # Ctrl-C while the second point prepares
-        return real(name, scenario, **kw)
+        return real(self, sc, explicit, rng)
 
-    monkeypatch.setattr(progress_mod, "run_check", run_check)
+    monkeypatch.setattr(Lemma21, "prepare", prepare)
     c = tmp_path / "s.csv"
     r = ntk("sweep", "lemma21", "--over", "data.n=6,8,10", "--trials", "2", "--csv", c)
     assert r.code == 130
