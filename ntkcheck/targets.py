@@ -287,10 +287,10 @@ class Target:
         """Per term: the coefficients N_ℓ ĝ_ℓ σ̂_ℓ^power of its sum and their error Σ_ℓ N |δ(ĝ σ̂^p)|
         (|P_ℓ| ≤ 1), rounding of the evaluation included."""
         s, se, g, ge, _, _, N, _ = self._spectrum
+        sp = s**power
+        spe = se * power * np.abs(s) ** (power - 1) + (se**2 if power == 2 else 0.0)
         out = []
         for j in range(len(self.terms)):
-            sp = s**power
-            spe = se * power * np.abs(s) ** (power - 1) + (se**2 if power == 2 else 0.0)
             c = N * g[j] * sp
             err = float(N @ (ge[j] * np.abs(sp) + (np.abs(g[j]) + ge[j]) * spe))
             err += 8 * (self.degree + 2) * _EPS * float(np.abs(c).sum())

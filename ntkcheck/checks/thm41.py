@@ -93,9 +93,11 @@ class _Risk:
     """R(a, B) = aᵀKa − 2aᵀr + c for one draw of B, with the errors of r and c (from the target, or
     exact for a data set), and the kernel matrix K̂ formed at most once per trial."""
 
-    def __init__(self, B, d, r, c, r_err, c_err, memory_mb, dual_available, Phi=None, fX=None, fX_err=None):
+    def __init__(self, B, d, r, c, r_err, r_err_norm, c_err, memory_mb, dual_available, Phi=None, fX=None,
+                 fX_err=None):
+        # r_err: per-entry bounds (uniform ρ; None for a data set, whose risk is exact in Φ)
         self.B, self.d, self.r, self.c, self.r_err, self.c_err = B, d, r, c, r_err, c_err
-        self.r_err_norm = float(np.linalg.norm(r_err)) if Phi is None else r_err
+        self.r_err_norm = r_err_norm
         self.memory_mb, self.dual_available = memory_mb, dual_available
         self.Phi, self.fX, self.fX_err = Phi, fX, fX_err
         self._K = None
@@ -105,7 +107,8 @@ class _Risk:
     def uniform(cls, st, B, sc, dual_available: bool) -> "_Risk":
         r, r_err = st.target.r(B)
         n2, n2_err = st.target.norm2
-        return cls(B, st.d, r, n2, r_err, n2_err, sc.compute.working_memory_mb, dual_available)
+        return cls(B, st.d, r, n2, r_err, float(np.linalg.norm(r_err)), n2_err, sc.compute.working_memory_mb,
+                   dual_available)
 
     @classmethod
     def empirical(cls, st, B) -> "_Risk":
@@ -117,7 +120,7 @@ class _Risk:
         c0 = float(fX @ fX) / n
         c_err = (2 * float(np.abs(fX) @ fX_err) + float(fX_err @ fX_err)) / n + 16 * _EPS * c0
         r_err_norm = float(np.linalg.norm(Phi.T @ fX_err)) / n + 16 * _EPS * float(np.linalg.norm(r))
-        return cls(B, st.d, r, c0, r_err_norm, c_err, 0.0, False, Phi=Phi, fX=fX, fX_err=fX_err)
+        return cls(B, st.d, r, c0, None, r_err_norm, c_err, 0.0, False, Phi=Phi, fX=fX, fX_err=fX_err)
 
     def kernel(self) -> np.ndarray:
         if self._K is None:
