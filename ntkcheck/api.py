@@ -293,10 +293,11 @@ def run_check(name: str, scenario: str | Path | dict | None = None, *,
     if on_plan is not None:
         on_plan(n_trials)
     workers = available_cores() if sc.compute.workers == "auto" else sc.compute.workers
-    workers, note = workers_that_fit(ctx.trial_bytes, min(workers, n_trials), sc.compute.workers != "auto",
-                                     f"{check.name} with these sizes")
-    if note:
-        ctx.notes.append(note)
+    if not sc.compute.scheduler:  # local worker processes share this machine's memory
+        workers, note = workers_that_fit(ctx.trial_bytes, min(workers, n_trials), sc.compute.workers != "auto",
+                                         f"{check.name} with these sizes")
+        if note:
+            ctx.notes.append(note)
     interrupted = False
     results: list[TrialResult] = []
     planned = n_trials
