@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import math
 import multiprocessing
 import os
 import signal
@@ -137,13 +138,26 @@ def _remote_batch(name: str, scenario: dict, ctx: Context, indices: list[int]) -
 
 #: seconds for connecting to the scheduler, its handshake, and any one wait for a result without
 #: a finished batch in between (a batch of trials is far shorter than this at any size)
-DASK_TIMEOUT = float(os.environ.get("NTKCHECK_DASK_TIMEOUT", "30"))
+DASK_TIMEOUT = 30.0  # NTKCHECK_DASK_TIMEOUT overrides it
 
 
-def _probe(address: str) -> None:
+def _dask_timeout() -> float:
+    raw = os.environ.get("NTKCHECK_DASK_TIMEOUT")
+    if raw is None:
+        return DASK_TIMEOUT
+    try:
+        t = float(raw)
+    except ValueError:
+        t = math.nan
+    if not (t > 0 and math.isfinite(t)):
+        raise UserError(f"NTKCHECK_DASK_TIMEOUT must be a positive number of seconds (got '{raw[:60]}').")
+    return t
+
+
+def _probe(address: str, timeout: float) -> None:
     """A Dask scheduler writes its handshake as soon as a connection is accepted; Dask's own
     connect waits for it without bound, so a port that accepts and never answers would hang the
-    run. Check plain TCP addresses first, within DASK_TIMEOUT. (A tls:// address is left to Dask:
+    run. Check plain TCP addresses first, within the timeout. (A tls:// address is left to Dask:
     there the client speaks first.)"""
     import socket
 
@@ -151,12 +165,12 @@ def _probe(address: str) -> None:
         return
     host, _, port = address.removeprefix("tcp://").rpartition(":")
     try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=DASK_TIMEOUT) as sock:
-            sock.settimeout(DASK_TIMEOUT)
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as sock:
+            sock.settimeout(timeout)
             if not sock.recv(1):
                 raise OSError("it closed the connection without a handshake")
     except socket.timeout:
-        raise OSError(f"it accepted the connection but sent no handshake in {DASK_TIMEOUT:g} s") from None
+        raise OSError(f"it accepted the connection but sent no handshake in {timeout:g} s") from None
     except ValueError:
         raise ValueError(f"'{address[:60]}' is not host:port") from None
 
@@ -171,14 +185,15 @@ def _run_dask(check: Check, sc, ctx: Context, batches: list[list[int]], address:
         from distributed.comm.core import CommClosedError
     except ImportError:
         raise UserError("--scheduler needs Dask, the optional extra: pip install 'ntkcheck[dask]'.") from None
+    timeout = _dask_timeout()
     # (Dask's keep-alive probes need a TCP timeout of at least 11 s)
-    with dask.config.set({"distributed.comm.timeouts.connect": f"{DASK_TIMEOUT:g}s",
-                          "distributed.comm.timeouts.tcp": f"{max(DASK_TIMEOUT, 11.0):g}s"}):
+    with dask.config.set({"distributed.comm.timeouts.connect": f"{timeout:g}s",
+                          "distributed.comm.timeouts.tcp": f"{max(timeout, 11.0):g}s"}):
         try:
-            _probe(address)
-            client = Client(address, timeout=DASK_TIMEOUT)
+            _probe(address, timeout)
+            client = Client(address, timeout=timeout)
         except (OSError, TimeoutError, ValueError) as e:
-            raise UserError(f"cannot reach the Dask scheduler at '{address}' within {DASK_TIMEOUT:g} s: "
+            raise UserError(f"cannot reach the Dask scheduler at '{address}' within {timeout:g} s: "
                             f"{str(e)[:200]}.") from None
         futures = []
         done: set[int] = set()
@@ -190,7 +205,7 @@ def _run_dask(check: Check, sc, ctx: Context, batches: list[list[int]], address:
                 pending = set(futures)
                 while pending:
                     try:
-                        finished, pending = wait(pending, timeout=DASK_TIMEOUT, return_when="FIRST_COMPLETED")
+                        finished, pending = wait(pending, timeout=timeout, return_when="FIRST_COMPLETED")
                     except (TimeoutError, asyncio.TimeoutError):
                         # nothing finished for a while: go on only if the scheduler answers and has workers
                         if not client.scheduler_info().get("workers"):
@@ -213,7 +228,7 @@ def _run_dask(check: Check, sc, ctx: Context, batches: list[list[int]], address:
             client.cancel(futures)
             raise
         finally:
-            client.close(timeout=DASK_TIMEOUT)
+            client.close(timeout=timeout)
 
 
 def _dead_workers(procs) -> str:

@@ -110,3 +110,10 @@ def test_a_tls_scheduler_is_reached_with_dasks_own_tls_settings(tmp_path):
             remote = ntkcheck.run_check("lemma21", n=12, trials=3, scheduler=cluster.scheduler_address)
     local = ntkcheck.run_check("lemma21", n=12, trials=3, workers=1)
     assert _strip(remote.to_dict()) == _strip(local.to_dict())
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-5", "inf"])
+def test_a_bad_dask_timeout_is_one_sentence(ntk, monkeypatch, value):
+    monkeypatch.setenv("NTKCHECK_DASK_TIMEOUT", value)
+    r = ntk("lemma21", "--trials", "2", "--scheduler", "tcp://127.0.0.1:1")
+    assert r.code == 2 and "NTKCHECK_DASK_TIMEOUT must be a positive number" in r.err and r.err.count("\n") == 1
