@@ -26,13 +26,19 @@ from .stats import FAIL, PASS, PROBABILISTIC, SCALING, UNIVERSAL
 STYLE = {PASS: "bold green", FAIL: "bold red", "inconclusive": "bold yellow"}
 
 
+def _columns() -> int:
+    """The plain table's width: COLUMNS when it is a sensible number (a shell sets it), else 200."""
+    raw = os.environ.get("COLUMNS", "")
+    return int(raw) if raw.isdigit() and 20 <= int(raw) <= 10_000 else 200
+
+
 def make_console(file=None) -> Console:
     """Colour and box drawing only on a terminal without NO_COLOR; plain text otherwise."""
     f = file or sys.stdout
     plain = not (hasattr(f, "isatty") and f.isatty()) or "NO_COLOR" in os.environ
     if plain:
         console = Console(file=f, no_color=True, force_terminal=False, highlight=False,
-                          width=int(os.environ.get("COLUMNS", "200")), emoji=False, soft_wrap=False)
+                          width=_columns(), emoji=False, soft_wrap=False)
     else:
         console = Console(file=f, highlight=False)
     console.on_broken_pipe = _stop_on_broken_pipe  # rich's own exits 1, the code of a failed claim

@@ -48,3 +48,10 @@ def test_junit_has_a_testcase_per_claim_and_failures_for_failed_primaries(result
                                     (0.5, "0.5"), ((1, 0.25), "(1, 0.25)")])
 def test_fmt(x, want):
     assert fmt(x) == want
+
+
+@pytest.mark.parametrize("columns", ["abc", "-3", "0", "99999999999"])
+def test_a_bad_columns_value_falls_back_to_the_default_width(ntk, monkeypatch, columns):
+    monkeypatch.setenv("COLUMNS", columns)
+    r = ntk("lemma21", "--trials", "2", "--n", "8")
+    assert r.code == 0 and "Traceback" not in r.err and "verdict: PASS" in r.out
