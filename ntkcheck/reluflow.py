@@ -52,12 +52,13 @@ import time
 import numpy as np
 
 from .dynamics import Run
-from .relumode import FlowPoint, Mode, Monitor, Track
+from .relumode import Followed, FlowPoint, Mode, Monitor, Track
 
 _EPS = np.finfo(float).eps
 ZETA = 1e-12  # an entry within ζ = ZETA·‖w_k(0)‖‖x_i‖ of its kink and moving towards it is on it
 MAX_SURFACE = 4  # entries of one neuron on kinks at once; more (3^k choices) is degenerate
 ACTIVE = 256  # entries followed between refreshes (at least)
+CHASE = 16  # steps along the leading row alone before the next pass over all rows
 
 
 class ReluFlow:
@@ -75,7 +76,8 @@ class ReluFlow:
         self.XF = float(np.linalg.norm(self.X))
         self.T = float(T)
         self._planes: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        self._buf = np.empty((self.n, 6))
+        self._solves: dict[tuple[int, ...], np.ndarray | None] = {}
+        self._buf = np.empty((6, self.n))
         self.lost = False  # set by _steps when an entry is no longer resolved (degenerate)
 
     def residual(self, W: np.ndarray) -> np.ndarray:
@@ -105,10 +107,18 @@ class ReluFlow:
         got = self._planes.get(A)
         if got is None:
             XA = self.X[list(A)]
-            M = np.linalg.solve(XA @ XA.T, XA)  # G_AA⁻¹ X_A
+            M = self.kink_solve(A)
             Q = XA.T @ M
             got = self._planes[A] = (Q, self.X @ Q @ self.X.T, M @ self.X.T)
         return got
+
+    def kink_solve(self, B: tuple[int, ...]) -> np.ndarray | None:
+        """G_BB⁻¹ X_B for the kinks B (cached); None when their normals x_j are dependent."""
+        if B not in self._solves:
+            XB = self.X[list(B)]
+            full = np.linalg.matrix_rank(XB) == len(B)
+            self._solves[B] = np.linalg.solve(XB @ XB.T, XB) if full else None
+        return self._solves[B]
 
     # -- the choice at a kink ------------------------------------------------------------
     def choose(self, k: int, r: np.ndarray, S_k: np.ndarray, surface: list[int],
@@ -133,11 +143,11 @@ class ReluFlow:
             b = (sk * r) @ X
             margins = []
             if B:
-                XB = X[B]
-                if np.linalg.matrix_rank(XB) < len(B):
+                M = self.kink_solve(tuple(B))
+                if M is None:
                     continue  # its kinks' normals are dependent: no velocity keeps all of them at 0
-                cB = -np.linalg.solve(XB @ XB.T, XB @ b)
-                vel = -self.a_m[k] * (b + XB.T @ cB)
+                cB = -(M @ b)
+                vel = -self.a_m[k] * (b + X[B].T @ cB)
                 for j, cj in zip(B, cB):
                     sj = cj / r[j] if r[j] != 0 else np.nan
                     margins.append(min(sj, 1 - sj) if np.isfinite(sj) else -np.inf)
@@ -156,26 +166,33 @@ class ReluFlow:
         return best[0], best[1], valid != 1
 
     # -- following entries ---------------------------------------------------------------
-    def _track(self, md: Mode, ke: np.ndarray, ie: np.ndarray, zeta_row: np.ndarray) -> "Track":
-        """Per mode: v_e(τ) = σ_e z_e(τ) = v0_e + F_e (φ(τ) ∘ q) for the followed entries
-        e = (k_e, i_e) (σ_e = ±1 their side), from z_e′ = c_e · r with
-        c_e = −(a_k/√m) S_k ∘ (X P_k x_i) (P_k = I unless k slides)."""
+    def coefficients(self, md: Mode, ke: np.ndarray, ie: np.ndarray) -> np.ndarray:
+        """c_e with z_e′ = c_e · r for the entries e = (k_e, i_e) on their side σ_e = ±1 (σz ≥ 0):
+        c_e = −σ_e (a_k/√m) S_k ∘ (X P_k x_i), P_k = I unless k slides. They change only when
+        neuron k does (its signs or its sliding set)."""
         X = self.X
         sig = np.where(md.S[ke, ie], 1.0, -1.0)
-        z0 = np.einsum("ed,ed->e", md.W[ke], X[ie])
         c = self.G[ie]
         if md.sl_rows.size:
-            pos = np.searchsorted(md.sl_rows, ke)
-            hit = (pos < md.sl_rows.size) & (md.sl_rows[np.minimum(pos, md.sl_rows.size - 1)] == ke)
+            pos = md.slot[ke]
+            hit = pos >= 0
             if hit.any():
                 xi = X[ie[hit]]
                 xp = xi - np.einsum("kde,ke->kd", md.Qs[pos[hit]], xi)
-                c = c.copy()
                 c[hit] = xp @ X.T
-        c = -(sig * self.a_m[ke])[:, None] * md.S[ke] * c
-        Fv = c @ md.V
-        return Track(ke * self.n + ie, sig * z0, Fv, np.abs(Fv), md.sliding_mask[ke, ie],
-                      zeta_row[ke] * self.xnorm[ie])
+        c *= -(sig * self.a_m[ke])[:, None]
+        c *= md.Sf[ke]
+        return c
+
+    def _track(self, md: Mode, fo: "Followed", zeta_row: np.ndarray) -> "Track":
+        """Per mode: v_e(τ) = σ_e z_e(τ) = v0_e + F_e (φ(τ) ∘ q) for the followed entries,
+        F_e = Vᵀc_e (:meth:`coefficients`)."""
+        ke, ie = fo.ke, fo.ie
+        sig = np.where(md.S[ke, ie], 1.0, -1.0)
+        z0 = np.einsum("ed,ed->e", md.W[ke], self.X[ie])
+        FvT = np.concatenate([md.V.T @ fo.C.T, md.BvT], axis=1)  # the entries, then the sliding weights
+        return Track(ke * self.n + ie, sig * z0, FvT, np.abs(FvT), md.sliding_mask[ke, ie],
+                     zeta_row[ke] * self.xnorm[ie])
 
     def run(self, W0: np.ndarray, monitor: Monitor, times=(), max_events: int = 1_000_000,
             max_iterations: int = 10_000_000) -> Run:
@@ -213,8 +230,7 @@ class ReluFlow:
         t_prev, r_prev = 0.0, float(np.linalg.norm(r))
         t_refresh = -1.0
         tau = 0.0
-        ke = ie = np.zeros(0, dtype=int)
-        tr = None
+        fo = tr = None
         same, t_last = 0, -1.0
         fresh: set[int] = set()  # entries (k·n + i) just released from a kink, until they move off it
         while True:
@@ -224,29 +240,24 @@ class ReluFlow:
                 ex["refreshes"] += 1
                 md = Mode(self, t, W_now, r_now, md.S, md.slide, prev=md)
                 tau = 0.0
-                tr = self._track(md, ke, ie, zeta_row)
+                fo = Followed(ke, ie, self.coefficients(md, ke, ie))
+                tr = self._track(md, fo, zeta_row)
             ex["iterations"] += 1
             if ex["iterations"] > max_iterations:
                 run.stopped_early = True
                 run.divergence = f"stopped after {max_iterations} iterations at t = {t:.4g}"
                 break
-            s, arriving, vd = self._steps(md, tau, tr, fresh)
+            s, arriving, vd, s_sl, leaving = self._steps(md, tau, tr, fresh)
             if self.lost:
                 trusted, self.lost = False, False
                 ex["degenerate"] += 1
-            s_sl, leaving = self._slide_steps(md, tau)
             if arriving.any() or leaving.any():
                 Wt, rt = md.state(tau)
                 old = md
-                md, deg, err_theta, released = self._event(md, t, Wt, rt, ke[arriving], ie[arriving],
+                md, deg, err_theta, released = self._event(md, t, Wt, rt, fo.ke[arriving], fo.ie[arriving],
                                                            vd[arriving], leaving, zeta_row, err_theta, run)
                 fresh.update(k * n + j for k, j in released)
-                if released:  # entries that left a kink are followed from here on
-                    pairs = set(zip(ke.tolist(), ie.tolist()))
-                    extra = [p for p in released if p not in pairs]
-                    if extra:
-                        ke = np.concatenate([ke, np.array([p[0] for p in extra], dtype=int)])
-                        ie = np.concatenate([ie, np.array([p[1] for p in extra], dtype=int)])
+                fo.update(self, md, released)
                 trusted &= not deg
                 ex["events"] += 1
                 same = same + 1 if t == t_last else 0
@@ -262,7 +273,7 @@ class ReluFlow:
                 go = monitor(FlowPoint(t, t_prev, run.steps, Wt.ravel(), rt, r_prev, old.lam, old.V,
                                        self._err_u(err_theta, rt), err_theta, trusted, True))
                 t_prev, r_prev, tau = t, float(np.linalg.norm(rt)), 0.0
-                tr = self._track(md, ke, ie, zeta_row)
+                tr = self._track(md, fo, zeta_row)
                 if not go:
                     run.stopped_early = True
                     break
@@ -290,7 +301,7 @@ class ReluFlow:
                 if target >= T:
                     break
                 continue
-            tau += max(step, 0.0)
+            tau += self._chase(md, tau, tr, s, s_sl, max(step, 0.0), min(target, t_refresh) - t, fresh)
         run.t_end = md.t_s + tau
         if md.slide:
             ex["sliding_time"] += run.t_end - md.t_s
@@ -329,25 +340,25 @@ class ReluFlow:
 
     def _steps(self, md: Mode, tau, tr: "Track", fresh: set[int]):
         """For each followed entry, a step s that provably crosses no kink, and whether it
-        arrives at its kink now (see the module docstring)."""
-        if tr.codes.size == 0:
-            return np.zeros(0), np.zeros(0, dtype=bool), np.zeros(0)
-        lam, q = md.lam, md.q
-        e = np.exp(-lam * tau)
-        eq = e * q
-        eb = np.exp(-md.lam_pos * tau) * md.grow * np.abs(q)
-        buf = self._buf
-        buf[:, 0] = md.phi(tau) * q
-        buf[:, 1] = eq
-        np.multiply(-lam, eq, out=buf[:, 2])
-        np.multiply(np.abs(lam), eb, out=buf[:, 3])
-        np.multiply(lam * lam, eb, out=buf[:, 4])
-        np.abs(eq, out=buf[:, 5])
-        vals = tr.Fv @ buf[:, :3]
-        bnds = tr.aF @ buf[:, 3:]
-        v, vd, vdd = tr.v0 + vals[:, 0], vals[:, 1], vals[:, 2]
-        M2, M3 = bnds[:, 0] * (1 + 1e-12) + 1e-300, bnds[:, 1] * (1 + 1e-12) + 1e-300
-        tiny = 1e-13 * bnds[:, 2]
+        arrives at its kink now (see the module docstring); for each sliding weight, the same
+        with whether it leaves now (reaches 0). One product serves both: the track's rows are
+        the entries' then the sliding weights' (:meth:`_track`)."""
+        q = md.q
+        buf = self._buf  # rows: φq, e^{−λτ}q, −λe^{−λτ}q | |λ|·g, λ²·g, |e^{−λτ}q| (g bounds |e^{−λσ}q|, σ ≥ τ)
+        np.multiply(np.exp(md.neg_lam * tau), q, out=buf[1])
+        g = np.exp(md.neg_lam_pos * tau) * md.grow_q
+        np.multiply(md.phi(tau), q, out=buf[0])
+        np.multiply(md.neg_lam, buf[1], out=buf[2])
+        np.multiply(md.abs_lam, g, out=buf[3])
+        np.multiply(md.lam2, g, out=buf[4])
+        np.abs(buf[1], out=buf[5])
+        vals = buf[:3] @ tr.FvT
+        bnds = buf[3:] @ tr.aFT
+        ne = tr.codes.size
+        s_sl, leaving = self._slide_steps(vals[:, ne:], bnds[:, ne:])
+        v, vd, vdd = tr.v0 + vals[0, :ne], vals[1, :ne], vals[2, :ne]
+        M2, M3 = bnds[0, :ne] * (1 + 1e-12) + 1e-300, bnds[1, :ne] * (1 + 1e-12) + 1e-300
+        tiny = 1e-13 * bnds[2, :ne]
         s2 = (vd + np.sqrt(vd * vd + 2 * M2 * np.maximum(v, 0.0))) / M2
         up = vd >= -tiny
         sd = np.where(up, (vdd + np.sqrt(np.maximum(vdd * vdd + 2 * M3 * np.maximum(vd, 0.0), 0.0))) / M3, 0.0)
@@ -365,26 +376,57 @@ class ReluFlow:
                 self.lost = True
                 sd = np.where(grazing, np.inf, sd)
             fresh.difference_update(tr.codes[isf & ~near].tolist())
-        static = bnds[:, 2] == 0  # the entry's velocity is 0 in this mode (e.g. its neuron is off)
+        static = bnds[2, :ne] == 0  # the entry's velocity is 0 in this mode (e.g. its neuron is off)
         s = np.where(tr.sl | static, np.inf, np.maximum(s2, np.maximum(sd, 0.0)))
         arriving = ~tr.sl & ~static & near & ~away
-        return s, arriving, vd
+        return s, arriving, vd, s_sl, leaving
 
-    def _slide_steps(self, md: Mode, tau: float):
-        if not md.slide_entries:
-            return np.zeros(0), np.zeros(0, dtype=bool)
-        lam, q = md.lam, md.q
-        eq = np.exp(-lam * tau) * q
-        buf = self._buf
-        buf[:, 0] = eq
-        np.multiply(-lam, eq, out=buf[:, 1])
-        buf[:, 2] = lam * lam * np.exp(-md.lam_pos * tau) * md.grow * np.abs(q)
-        np.abs(eq, out=buf[:, 3])
-        f, fd = (md.Bv @ buf[:, :2]).T
-        M, scale = (md.aBv @ buf[:, 2:4]).T
-        M = M * (1 + 1e-12) + 1e-300
+    def _chase(self, md: Mode, tau: float, tr: "Track", s: np.ndarray, s_sl: np.ndarray, step: float,
+               limit: float, fresh: set[int]) -> float:
+        """How far to advance from τ: at least ``step`` (certified for every row by
+        :meth:`_steps`), and further along the leading row alone while it approaches its kink,
+        up to where the next row's certified step ends, and short of ``limit`` (the next sample
+        time or refresh, which the main loop reaches itself). The leader's own step
+        at each point is the same quadratic bound as in :meth:`_steps`, valid from there on,
+        so every advance stays certified; the pass at the point reached then finds the event.
+        This saves the all-rows passes of the quadratic convergence towards a kink."""
+        both = np.concatenate([s, s_sl])  # the track's columns: the entries, then the sliding weights
+        if both.size < 2:
+            return step
+        lead = int(np.argmin(both))
+        other = float(np.partition(both, 1)[1])
+        ne = tr.codes.size
+        entry = lead < ne
+        if min(limit, other) <= step or (entry and (tr.sl[lead] or int(tr.codes[lead]) in fresh)):
+            return step
+        F, aF, q = tr.FvT[:, lead], tr.aFT[:, lead], md.q
+        acc = step
+        for _ in range(CHASE):
+            x = tau + acc
+            eq = np.exp(md.neg_lam * x) * q
+            g = np.exp(md.neg_lam_pos * x) * md.grow_q
+            if entry:
+                v, vd = float(tr.v0[lead] + (md.phi(x) * q) @ F), float(eq @ F)
+                M = float((md.abs_lam * g) @ aF) * (1 + 1e-12) + 1e-300
+                done = v <= tr.zeta[lead]
+            else:
+                v, vd = float(eq @ F), float((md.neg_lam * eq) @ F)
+                M = float((md.lam2 * g) @ aF) * (1 + 1e-12) + 1e-300
+                done = v <= 1e-12 * float(np.abs(eq) @ aF) + 1e-300
+            if done or vd >= 0:  # there (the pass decides the event), or not approaching
+                break
+            acc += (vd + np.sqrt(vd * vd + 2 * M * max(v, 0.0))) / M
+            if acc >= min(limit, other):
+                return other if other < limit else step
+        return acc
+
+    @staticmethod
+    def _slide_steps(vals: np.ndarray, bnds: np.ndarray):
+        """Sliding weights f ≥ 0 (rows 1, 2 of vals: f, f′; 1, 2 of bnds: |f″| ≤ M, scale)."""
+        f, fd = vals[1], vals[2]
+        M = bnds[1] * (1 + 1e-12) + 1e-300
         s = (fd + np.sqrt(fd * fd + 2 * M * np.maximum(f, 0.0))) / M
-        leaving = (f <= 1e-12 * scale + 1e-300) & (fd <= 0)
+        leaving = (f <= 1e-12 * bnds[2] + 1e-300) & (fd <= 0)
         return s, leaving
 
     def _event(self, md: Mode, t, Wt, rt, ka, ia, vda, leaving, zeta_row, err_theta: float, run: Run):
@@ -395,7 +437,7 @@ class ReluFlow:
             arr.setdefault(k, []).append((i, v))
         fixed: dict[int, dict[int, int]] = {}
         for p in np.nonzero(leaving)[0]:  # row 2i: s → 0 (leaves to z < 0); 2i + 1: s → 1 (to z > 0)
-            k, j = md.slide_entries[p // 2]
+            k, j = int(md.ent_k[p // 2]), int(md.ent_j[p // 2])
             fixed.setdefault(k, {})[j] = int(p % 2)
         S, slide, W = md.S.copy(), dict(md.slide), Wt.copy()
         changed = []

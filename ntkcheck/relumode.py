@@ -44,65 +44,88 @@ class Mode:
     def __init__(self, fl: ReluFlow, t_s: float, W: np.ndarray, r: np.ndarray, S: np.ndarray,
                  slide: dict[int, tuple[int, ...]], prev: Mode | None = None, changed=()):
         self.fl, self.t_s, self.W, self.r, self.S, self.slide = fl, t_s, W, r, S, slide
+        self.changed = [k for k, _, _ in changed]
         if prev is None:
-            Sf = S.astype(np.float64)
-            Hraw = fl.G * (Sf.T @ Sf) / fl.m
+            self.Sf = S.astype(np.float64)
+            Hraw = fl.G * (self.Sf.T @ self.Sf) / fl.m
             for k in slide:
                 Hraw -= fl.neuron_gram(S[k], slide[k]) - fl.neuron_gram(S[k], ())
-            self.rows = {k: fl.slide_rows(k, S[k], A, r) for k, A in slide.items()}
         else:
             Hraw = prev.Hraw.copy()
-            self.rows = dict(prev.rows)
+            self.Sf = prev.Sf.copy() if changed else prev.Sf
             for k, old_S, old_A in changed:
                 Hraw += fl.neuron_gram(S[k], slide.get(k, ())) - fl.neuron_gram(old_S, old_A)
-                self.rows.pop(k, None)
-                if k in slide:
-                    self.rows[k] = fl.slide_rows(k, S[k], slide[k], r)
+                self.Sf[k] = S[k]
         self.Hraw = Hraw
         self.H = (Hraw + Hraw.T) / 2
         self.lam, self.V = np.linalg.eigh(self.H)
         self.lam_pos = np.clip(self.lam, 0.0, None)
         self.grow = float(np.exp(max(0.0, -self.lam[0]) * fl.T))  # e^{−λτ} ≤ grow·e^{−λ⁺τ}, τ ≤ T
         self.q = self.V.T @ r
-        ks = sorted(slide)
-        self.sl_rows = np.array(ks, dtype=int)
+        big = np.abs(self.lam) * fl.T > 1e-12
+        self._phi_big = big
+        self._lam_safe = np.where(big, self.lam, 1.0)
+        self._sliding(prev, changed, r)
+        self.BvT = self.V.T @ self.B.T  # f(τ) = (e^{−λτ} ∘ q)ᵀ BvT
+        self.neg_lam, self.neg_lam_pos, self.abs_lam = -self.lam, -self.lam_pos, np.abs(self.lam)
+        self.lam2 = self.lam * self.lam
+        self.grow_q = self.grow * np.abs(self.q)
+
+    def _sliding(self, prev: Mode | None, changed, r: np.ndarray) -> None:
+        """The sliding neurons' data, carried over from ``prev`` for the neurons that did not
+        change (in no particular order: each row is used on its own). sl_rows: the sliding
+        neurons; Qs: their projections onto their kinks' spans; slot[k]: k's index in sl_rows
+        (−1: k does not slide); ent_k, ent_j: the sliding entries; B: rows 2i, 2i + 1 are the
+        sliding weights f1 = σc ≥ 0, f2 = σ(r_j − c) ≥ 0 of entry i as rows acting on the
+        residual (:meth:`ReluFlow.slide_rows`, signs taken when the neuron started sliding)."""
+        fl, S, slide = self.fl, self.S, self.slide
         if prev is not None and not changed:
-            self.Qs = prev.Qs
+            for name in ("sl_rows", "Qs", "slot", "ent_k", "ent_j", "B", "sliding_mask"):
+                setattr(self, name, getattr(prev, name))
+            return
+        if prev is None:
+            new = sorted(slide)
+            sl_rows, Qs = np.zeros(0, dtype=int), np.zeros((0, fl.d, fl.d))
+            ent_k = ent_j = np.zeros(0, dtype=int)
+            B = np.zeros((0, fl.n))
+            mask = np.zeros(S.shape, dtype=bool)
         else:
-            self.Qs = np.stack([fl.plane(slide[k])[0] for k in ks]) if ks else np.zeros((0, fl.d, fl.d))
-        if prev is None or prev.sliding_mask is None:
-            self.sliding_mask = np.zeros(S.shape, dtype=bool)
-            for k, A in slide.items():
-                self.sliding_mask[k, list(A)] = True
-        elif changed:
-            self.sliding_mask = prev.sliding_mask.copy()
-            for k, _, _ in changed:
-                self.sliding_mask[k] = False
-                self.sliding_mask[k, list(slide.get(k, ()))] = True
-        else:
-            self.sliding_mask = prev.sliding_mask
-        # sliding weights: rows 2i, 2i + 1 of Bv are f1 = σc ≥ 0, f2 = σ(r_j − c) ≥ 0 for entry i
-        self.slide_entries = [(k, j) for k in ks for j in slide[k]]
-        B = np.concatenate([self.rows[k] for k in ks]) if ks else np.zeros((0, fl.n))
-        self.Bv = B @ self.V  # f(τ) = Bv (e^{−λτ} ∘ q)
-        self.aBv = np.abs(self.Bv)
+            ch = np.array([k for k, _, _ in changed], dtype=int)
+            new = sorted(k for k in set(ch.tolist()) if k in slide)
+            gone = np.zeros(fl.m, dtype=bool)
+            gone[ch] = True
+            keep = ~gone[prev.sl_rows]
+            sl_rows, Qs = prev.sl_rows[keep], prev.Qs[keep]
+            keep_e = ~gone[prev.ent_k]
+            ent_k, ent_j, B = prev.ent_k[keep_e], prev.ent_j[keep_e], prev.B[np.repeat(keep_e, 2)]
+            mask = prev.sliding_mask.copy()
+            mask[ch] = False
+        if new:
+            sl_rows = np.concatenate([sl_rows, new])
+            Qs = np.concatenate([Qs, [fl.plane(slide[k])[0] for k in new]])
+            ks = [k for k in new for _ in slide[k]]
+            js = [j for k in new for j in slide[k]]
+            ent_k, ent_j = np.concatenate([ent_k, ks]), np.concatenate([ent_j, js])
+            B = np.concatenate([B] + [fl.slide_rows(k, S[k], slide[k], r) for k in new])
+            mask[ks, js] = True
+        self.sl_rows, self.Qs, self.ent_k, self.ent_j, self.B = sl_rows, Qs, ent_k, ent_j, B
+        self.slot = np.full(fl.m, -1, dtype=int)
+        self.slot[sl_rows] = np.arange(sl_rows.size)
+        self.sliding_mask = mask
 
     def velocity(self, v: np.ndarray) -> np.ndarray:
         """W′ when the residual is v: −(a/√m) S (v ∘ X), sliding rows projected onto their
         kinks' planes. Linear in v, so ∫W′ = velocity(∫r)."""
         fl = self.fl
-        Wd = -fl.a_m[:, None] * ((self.S * v) @ fl.X)
+        Wd = -fl.a_m[:, None] * (self.Sf @ (v[:, None] * fl.X))
         if self.sl_rows.size:
             R = Wd[self.sl_rows]
             Wd[self.sl_rows] = R - np.einsum("kde,ke->kd", self.Qs, R)
         return Wd
 
     def phi(self, tau: float) -> np.ndarray:
-        x = self.lam * tau
-        out = np.full_like(x, tau)
-        big = np.abs(x) > 1e-12
-        out[big] = -np.expm1(-x[big]) / self.lam[big]
-        return out
+        """φ(λ, τ) = (1 − e^{−λτ})/λ, and τ where |λ|T ≤ 10⁻¹² (there |φ − τ| ≤ 10⁻¹²τ)."""
+        return np.where(self._phi_big, -np.expm1(-self.lam * tau) / self._lam_safe, tau)
 
     def state(self, tau: float) -> tuple[np.ndarray, np.ndarray]:
         """(W(τ), r(τ)) in closed form."""
@@ -115,11 +138,36 @@ class Mode:
 
 @dataclass
 class Track:
-    """The followed entries in one mode: codes k·n + i, v = σz = v0 + Fv (φ(τ) ∘ q), |Fv|, sliding, ζ."""
+    """The followed entries in one mode: codes k·n + i, v = σz = v0 + (φ(τ) ∘ q)ᵀ FvT, |FvT|, sliding,
+    ζ. FvT and aFT have a further column for each sliding weight (the mode's BvT) after the entries'."""
 
     codes: np.ndarray
     v0: np.ndarray
-    Fv: np.ndarray
-    aF: np.ndarray
+    FvT: np.ndarray
+    aFT: np.ndarray
     sl: np.ndarray
     zeta: np.ndarray
+
+
+class Followed:
+    """The entries followed between two refreshes, (ke, ie), with their coefficients C
+    (:meth:`ReluFlow.coefficients`), kept up to date at each event for the neurons that changed."""
+
+    def __init__(self, ke: np.ndarray, ie: np.ndarray, C: np.ndarray):
+        self.ke, self.ie, self.C = ke, ie, C
+
+    def update(self, fl: ReluFlow, md: Mode, released: list[tuple[int, int]]) -> None:
+        """After an event into ``md``: new coefficients for the changed neurons' entries; the
+        entries released from a kink are followed from here on."""
+        if md.changed:
+            rows = np.nonzero(np.isin(self.ke, md.changed))[0] if len(md.changed) > 1 else \
+                np.nonzero(self.ke == md.changed[0])[0]
+            if rows.size:
+                self.C[rows] = fl.coefficients(md, self.ke[rows], self.ie[rows])
+        if released:
+            have = set(zip(self.ke.tolist(), self.ie.tolist()))
+            extra = [p for p in released if p not in have]
+            if extra:
+                k, i = np.array(extra, dtype=int).T
+                self.ke, self.ie = np.concatenate([self.ke, k]), np.concatenate([self.ie, i])
+                self.C = np.concatenate([self.C, fl.coefficients(md, k, i)])
