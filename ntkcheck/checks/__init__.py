@@ -9,9 +9,10 @@ from .cor24 import Cor24
 from .lemma21 import Lemma21
 from .lemma23 import Lemma23
 from .lemma43 import Lemma43
+from .lemma44 import Lemma44
 from .thm41 import Thm41
 
-REGISTRY: dict[str, type[Check]] = {c.name: c for c in (Lemma21, Cor22, Lemma23, Cor24, Thm41, Lemma43)}
+REGISTRY: dict[str, type[Check]] = {c.name: c for c in (Lemma21, Cor22, Lemma23, Cor24, Thm41, Lemma43, Lemma44)}
 
 
 def get_check(name: str) -> Check:

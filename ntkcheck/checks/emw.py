@@ -1,0 +1,140 @@
+"""What the checks of the neural-network-against-random-features family ([EMW]; the notes'
+Lemmas 4.4, 4.5 and Theorems 4.2, 4.6) share: Lemma 4.3's model and data, a grid over the
+width m (at the largest n) and over the number of points n (at the largest m), the draw of
+one trial, and the scaling rows' slopes in m and in n.
+
+A trial draws its own data set x_i ~ ρ (uniform on S^{d−1}), y_i = f*(x_i), a_k(0) = ±c/m with
+random signs and b_k(0) ~ π0, all from the trial's stream: the statements hold with
+probability over data and initialisation together.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Union
+
+import numpy as np
+from pydantic import Field
+
+from .. import data as data_mod
+from ..errors import UserError
+from ..scenario import Strict
+from ..slopes import SlopeSample
+from ..targets import Target, build_target
+from .base import TrialResult
+from .thm41 import TargetSpec
+
+__all__ = ["TargetSpec", "EMWNetwork", "EMWGrid", "EMWState", "Draw", "prepare_state", "draw", "fill_slopes"]
+
+
+class EMWNetwork(Strict):
+    m: int = Field(2048, gt=1, le=1 << 16, description="largest width: the n-grid runs at this m")
+
+
+class EMWGrid(Strict):
+    widths: Union[Literal["auto"], list[int]] = Field(
+        "auto", description="widths of the m-grid (at n = data.n); auto = 5 widths halving down from network.m")
+    sizes: Union[Literal["auto"], list[int]] = Field(
+        "auto", description="numbers of points of the n-grid (at m = network.m); auto = 5 halving down from data.n")
+
+
+@dataclass
+class EMWState:
+    """The target, the grid points (m, n) and the trials per point."""
+
+    target: Target
+    points: list[tuple[int, int]]
+    widths: list[int]  # the m-grid, at n = n_max
+    sizes: list[int]  # the n-grid, at m = m_max
+    per: int
+
+    @property
+    def m_max(self) -> int:
+        return max(self.widths)
+
+    @property
+    def n_max(self) -> int:
+        return max(self.sizes)
+
+    def point(self, index: int) -> tuple[int, int]:
+        return self.points[(index // self.per) % len(self.points)]
+
+
+@dataclass
+class Draw:
+    """One trial's data and initialisation."""
+
+    X: np.ndarray
+    y: np.ndarray
+    a0: np.ndarray
+    B0: np.ndarray
+    Phi: np.ndarray  # σ(X B_0ᵀ), n × m
+
+
+def _grid(key: str, given, top: int, low: int) -> list[int]:
+    if given == "auto":
+        return sorted({max(low, top >> k) for k in range(5)})
+    values = sorted(set(given))
+    if any(v < low for v in values):
+        raise UserError(f"scenario key '{key}' must hold values ≥ {low} (got {values}).")
+    if len(values) < 2:
+        raise UserError(f"scenario key '{key}' needs at least two values to fit a slope (got {values}).")
+    if max(values) != top:
+        raise UserError(f"scenario key '{key}' must end at {top} (its largest value is the other grid's "
+                        f"fixed value; got {values}).")
+    return values
+
+
+def prepare_state(sc, name: str, per_auto: int, need_m_ge_n: bool = False) -> tuple[EMWState, dict]:
+    """The grid and target of the scenario, refusing what the statements exclude."""
+    if sc.data.source != "sphere":
+        raise UserError(f"{name} draws a fresh data set uniform on the sphere in every trial (ρ of the "
+                        f"statement); data.source must be sphere (got {sc.data.source}).")
+    d = sc.data.d
+    tg = build_target(sc.target, d)
+    sup_f = tg.sup_abs_bound()
+    if sup_f > 1:
+        raise UserError(f"the target may exceed 1 in absolute value (sup|f*| ≤ {sup_f:.3g}), but the "
+                        "statement assumes ‖f*‖∞ ≤ 1; scale the target's weights down.")
+    widths = _grid("grid.widths", sc.grid.widths, sc.network.m, 2)
+    sizes = _grid("grid.sizes", sc.grid.sizes, sc.data.n, 2)
+    points = [(m, sizes[-1]) for m in widths] + [(widths[-1], n) for n in sizes[:-1]]
+    if need_m_ge_n:
+        bad = [(m, n) for m, n in points if m < n]
+        if bad:
+            m, n = bad[0]
+            raise UserError(f"{name} needs m ≥ n (the theorem's condition), but the grid has m = {m} with "
+                            f"n = {n}; raise network.m or grid.widths, or lower data.n.")
+    per = per_auto if sc.trials == "auto" else sc.trials
+    q = {"d": d, "widths": widths, "sizes": sizes, "trials_per_point": per, "gamma": tg.gamma,
+         "sup_f_star_bound": sup_f}
+    return EMWState(tg, points, widths, sizes, per), q
+
+
+def draw(state: EMWState, m: int, n: int, c: float, rng: np.random.Generator) -> Draw:
+    d = state.target.d
+    X = data_mod.sample("sphere", n, d, rng)
+    y = state.target(X)
+    a0 = rng.choice(np.array([-1.0, 1.0]), size=m) * (c / m)
+    B0 = data_mod.sample("sphere", m, d, rng)
+    return Draw(X, y, a0, B0, np.maximum(X @ B0.T, 0.0))
+
+
+def fill_slopes(row, state: EMWState, trials: list[TrialResult], key: str, axis: str, permutations: int,
+                rng: np.random.Generator) -> None:
+    """A scaling row's slope of the trials' ``key`` against m (axis "m", at n = n_max) or n
+    (axis "n", at m = m_max). No slope when a grid point lost trials."""
+    if axis == "m":
+        grid, pts = state.widths, [(m, state.n_max) for m in state.widths]
+    else:
+        grid, pts = state.sizes, [(state.m_max, n) for n in state.sizes]
+    groups = [[t.values[key] for t in trials if (t.values["m"], t.values["n"]) == p] for p in pts]
+    row.measured = sum(len(g) for g in groups)
+    if any(len(g) != state.per for g in groups):
+        return
+    vals = np.array(groups)
+    if np.any(vals <= 0) or not np.all(np.isfinite(vals)):
+        return
+    row.slopes = SlopeSample.from_groups(np.array(grid, float), vals, permutations, rng)
+    row.estimate = row.slopes.estimate
+    row.figures.update({"slope": row.estimate, f"C_hat_per_{axis}": [round(float(v), 6) for v in vals.max(axis=1)],
+                        axis: list(grid)})

@@ -1,0 +1,217 @@
+"""Lemma 4.4 of the notes ([EMW]): the random-feature twin's coefficients stay small.
+
+Corrected statement: Lemma 4.3's model and data (a_k(0) = ±c/m, b_k(0) ~ π0, x_i ~ ρ,
+y_i = f*(x_i), ‖f*‖∞ ≤ 1); ã_t is the gradient flow of R̂_n(·, B_0) in a alone from a_0.
+With probability ≥ 1 − 4ε, for all t ∈ [0, T]:
+‖ã_t‖ ≤ C̃(1/√m + √t/√m + √t/n^{1/4}), C̃ independent of m, n and t.
+
+ã_t is exact in closed form (:mod:`ntkcheck.rftwin`): no integrator. A trial draws data and
+an initialisation at one point (m, n) of the grid and evaluates ‖ã_t‖ on t = 0 and a
+geometric grid of 321 times from T·2⁻⁴⁰ to T (ratio 2^⅛). Every α_j(t) = (Vᵀã_t)_j is
+monotone in t, so the supremum of ‖ã_t‖ over each interval between grid times is exact
+from its two ends: suprema over t are sound, not sampled.
+
+Rows:
+
+* ``bound`` (universal): the proof's explicit inequality ‖ã_t‖ ≤ ‖a_0‖ + 2‖a*‖ +
+  √(2t R̂_n(a*, B_0)) for every t ∈ [0, T], with Theorem 4.1's witness a*_k = a*(b_k)/m.
+  Deterministic (J(t) = t(R̂_n(ã_t) − R̂_n(a*)) + ½‖ã_t − a*‖² does not increase), so one
+  violation beyond rounding is a counterexample. Its right side increases with t, so an
+  interval holds when the supremum of ‖ã‖ over it is below the bound at its start.
+* ``C_m``, ``C_n`` (scaling): Ĉ = sup_t ‖ã_t‖/(1/√m + √t/√m + √t/n^{1/4}) does not grow with
+  m (at n = data.n) nor with n (at m = network.m): log-log slopes at most the tolerance, by
+  the exact permutation test. Ĉ ≥ c: its t → 0+ limit is ‖a_0‖√m = c.
+* ``m_at_least_gamma2`` (scenario option, off by default): the notes' hypothesis "m ≥ r²",
+  unresolved (perhaps γ(f*)²); no step of the proof uses it.
+
+Controls, each false by the argument in its row:
+
+* ``control_no_a0``: the bound without ‖a_0‖ and with a* = 0, ‖ã_t‖ ≤ √(2t R̂_n(0, B_0)).
+  At t = 0 the left side is ‖a_0‖ = c/√m > 0 and the right side 0.
+* ``control_m_rate``: 1/√m replaced by 1/m^{3/2}. At t → 0+ the ratio is ‖a_0‖m^{3/2} = c·m,
+  so Ĉ(m) ≥ c·m grows without bound (slope 1 wherever that limit is the supremum).
+* ``control_n_rate``: 1/√m replaced by 1/(n√m). At t → 0+ the ratio is ‖a_0‖√m·n = c·n,
+  so Ĉ(n) ≥ c·n grows without bound (slope 1 wherever that limit is the supremum).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from pydantic import Field
+
+from ..errors import UserError
+from ..memory import require_memory
+from ..rftwin import RFTwin
+from ..scenario import Strict
+from ..stats import SCALING, UNIVERSAL, ClaimRow
+from .base import HOLDS, UNDECIDED, VIOLATION, Check, Context, TrialResult
+from .emw import EMWGrid, EMWNetwork, TargetSpec, draw, fill_slopes, prepare_state
+
+#: the times: 0 and T·2^(k/8), k = −320 … 0
+TIME_STEPS = 320
+
+
+class Lemma44Horizon(Strict):
+    T: float = Field(2.0, gt=0.0, le=1e4, description="time horizon T")
+
+
+class Lemma44Claim(Strict):
+    c: float = Field(0.01, gt=0.0, le=1e6, description="a_k(0) = ±c/m")
+    slope_tolerance: float = Field(0.2, gt=0.0, le=10.0,
+                                   description="scaling claims: slope of log Ĉ against log m (log n) at most this")
+    permutations: int = Field(2000, ge=100, le=100_000,
+                              description="random permutations of the slopes' exact permutation test")
+    m_at_least_gamma2: bool = Field(False, description="the notes' unresolved hypothesis m ≥ r², read as "
+                                                       "m ≥ γ(f*)²: refuse grids with smaller widths")
+
+
+def times(T: float) -> np.ndarray:
+    return np.concatenate([[0.0], T * 2.0 ** (np.arange(-TIME_STEPS, 1) / 8)])
+
+
+def sup_ratio(env: np.ndarray, N0: float, denom: np.ndarray) -> float:
+    """sup over t of ‖ã_t‖/D(t) for an increasing D: on [t_j, t_{j+1}] at most env_j/D(t_j);
+    at t = 0 exactly N0/D(0)."""
+    return float(max(N0 / denom[0], np.max(env / denom[:-1])))
+
+
+class Lemma44(Check):
+    name = "lemma44"
+    ref = "[EMW] (notes Lemma 4.4)"
+    title = "the random-feature twin's coefficients: ‖ã_t‖ ≤ C̃(1/√m + √t/√m + √t/n^¼)"
+    source = ("[EMW] E, Ma, Wu, A comparative analysis of the optimization and generalization property of "
+              "two-layer neural network and random feature models under gradient descent dynamics, 2019; "
+              "lecture 7.2 of the PKU 2019 course by E, Wu and Ma (notes: Lemma 4.4)")
+    statement = ("With a_k(0) = ±c/m, b_k(0) ~ π0, x_i ~ ρ, y_i = f*(x_i), ‖f*‖∞ ≤ 1, and ã_t the gradient flow of "
+                 "R̂_n(·, B_0) in a alone from a_0: w.p. ≥ 1 − 4ε, for all t ∈ [0, T], "
+                 "‖ã_t‖ ≤ C̃(1/√m + √t/√m + √t/n^{1/4}), C̃ independent of m, n and t.")
+    typos = [
+        "the second scribe writes t/√m for the middle term; the notes' √t/√m is the one the proof gives.",
+        "the notes' hypothesis \"m ≥ r²\" is unresolved (perhaps γ(f*)²); no step of the proof needs it: "
+        "claim.m_at_least_gamma2 enforces the γ² reading, off by default.",
+    ]
+    method = ("ã_t in closed form from the SVD of Φ = σ(XB_0ᵀ) (no integrator), on t = 0 and 321 geometric times "
+              "up to T; each coordinate of Vᵀã_t is monotone in t, so suprema over t are exact from the grid. "
+              "The proof's inequality is checked in every trial; Ĉ's log-log slopes in m (at the largest n) and "
+              "in n (at the largest m) by an exact permutation test.")
+    claim_model = Lemma44Claim
+    sections = {"target": TargetSpec, "network": EMWNetwork, "grid": EMWGrid, "dynamics": Lemma44Horizon}
+    unused_keys = ("data.labels.", "data.path")
+    default = {
+        "seed": 0,
+        "trials": "auto",
+        "confidence": 0.95,
+        "data": {"source": "sphere", "n": 400, "d": 5},
+        "network": {"m": 2048},
+        "grid": {"widths": "auto", "sizes": "auto"},
+        "target": {"terms": [{"family": "cos", "weight": 1.0, "direction": 0, "omega": 1.0},
+                             {"family": "sign", "weight": 0.5, "direction": 1}],
+                   "quadrature_nodes": 48},
+        "dynamics": {"T": 2.0},
+        "claim": {"c": 0.01, "slope_tolerance": 0.2, "permutations": 2000, "m_at_least_gamma2": False},
+    }
+    #: trials per grid point when trials = auto
+    AUTO_TRIALS = 8
+
+    def prepare(self, sc, explicit, rng) -> Context:
+        state, q = prepare_state(sc, self.name, self.AUTO_TRIALS)
+        if sc.claim.m_at_least_gamma2 and min(state.widths) < state.target.gamma ** 2:
+            raise UserError(f"claim.m_at_least_gamma2 is set, but the grid's smallest width {min(state.widths)} is "
+                            f"below γ(f*)² = {state.target.gamma ** 2:.4g}.")
+        m, n = state.m_max, state.n_max
+        # per trial: Φ and its SVD factors (n × m twice, k × m), the time grid × k
+        k = min(m, n)
+        trial_bytes = require_memory(8.0 * (3 * n * m + k * m + 4 * (TIME_STEPS + 1) * k),
+                                     f"lemma44 with m up to {m} and n = {n} inputs")
+        q.update({"c": sc.claim.c, "T": sc.dynamics.T, "slope_tolerance": sc.claim.slope_tolerance})
+        return Context(quantities=q, trial_bytes=trial_bytes, state=state)
+
+    def fixed_trials(self, sc, ctx):
+        return len(ctx.state.points) * ctx.state.per
+
+    def rows(self, sc, ctx) -> list[ClaimRow]:
+        tol = sc.claim.slope_tolerance
+        rate = "Ĉ = sup_t ‖ã_t‖/(1/√m + √t/√m + √t/n^{1/4})"
+        return [
+            ClaimRow("bound", UNIVERSAL, "for all t ≤ T: ‖ã_t‖ ≤ ‖a_0‖ + 2‖a*‖ + √(2t R̂_n(a*, B_0)), "
+                     "a*_k = a*(b_k)/m (the proof's explicit form; deterministic)"),
+            ClaimRow("C_m", SCALING, f"{rate} does not grow with m (at n = {ctx.state.n_max})", tolerance=tol),
+            ClaimRow("C_n", SCALING, f"{rate} does not grow with n (at m = {ctx.state.m_max})", tolerance=tol),
+            ClaimRow("control_no_a0", UNIVERSAL,
+                     "control (false by proof): ‖ã_t‖ ≤ √(2t R̂_n(0, B_0)) for all t ≤ T (the bound without ‖a_0‖, "
+                     "a* = 0); at t = 0 the left side is ‖a_0‖ = c/√m > 0, the right side 0", primary=False),
+            ClaimRow("control_m_rate", SCALING,
+                     "control (false by proof): Ĉ with 1/√m replaced by 1/m^{3/2} does not grow with m; at t → 0+ "
+                     "the ratio is ‖a_0‖m^{3/2} = c·m, so Ĉ ≥ c·m grows without bound (slope 1 where that limit "
+                     "is the supremum)",
+                     tolerance=tol, primary=False),
+            ClaimRow("control_n_rate", SCALING,
+                     "control (false by proof): Ĉ with 1/√m replaced by 1/(n√m) does not grow with n; at t → 0+ "
+                     "the ratio is ‖a_0‖√m·n = c·n, so Ĉ ≥ c·n grows without bound (slope 1 where that limit is "
+                     "the supremum)",
+                     tolerance=tol, primary=False),
+        ]
+
+    def run_trial(self, sc, ctx, rng, index) -> TrialResult:
+        state = ctx.state
+        m, n = state.point(index)
+        c, T = sc.claim.c, sc.dynamics.T
+        dr = draw(state, m, n, c, rng)
+        tw = RFTwin(dr.Phi, dr.a0, dr.y)
+        t = times(T)
+        N = tw.norms(t)
+        env = tw.norm_envelope(t)
+        a_star = state.target.a_star(dr.B0) / m
+        r_star = float(np.sum((dr.Phi @ a_star - dr.y) ** 2)) / (2 * n)
+        r_zero = float(dr.y @ dr.y) / (2 * n)
+        na0, nas = float(np.linalg.norm(dr.a0)), float(np.linalg.norm(a_star))
+        err = tw.rel_error * float(max(env.max(), na0 + 2 * nas))
+        rhs = na0 + 2 * nas + np.sqrt(2 * t * r_star)
+        out = {"bound": _universal(N, env, rhs, err),
+               "control_no_a0": _universal(N, env, np.sqrt(2 * t * r_zero), err)}
+        sm, q = math.sqrt(m), n ** 0.25
+        st = np.sqrt(t)
+        values = {
+            "m": float(m), "n": float(n),
+            "ratio_bound": float(max(N[0] / rhs[0], np.max(env / rhs[:-1]))),
+            "C_hat": sup_ratio(env, N[0], 1 / sm + st / sm + st / q),
+            "C_hat_m_rate": sup_ratio(env, N[0], 1 / (m * sm) + st / sm + st / q),
+            "C_hat_n_rate": sup_ratio(env, N[0], 1 / (n * sm) + st / sm + st / q),
+            "a_tilde_T": float(N[-1]), "a_star_norm": nas, "risk_a_star": r_star,
+            "t_at_sup": float(t[int(np.argmax(N / (1 / sm + st / sm + st / q)))]),
+        }
+        return TrialResult(index, out, values)
+
+    def summarize(self, sc, ctx, rows, trials) -> None:
+        if not trials:
+            return
+        state = ctx.state
+        by = {r.name: r for r in rows}
+        rng = np.random.default_rng(np.random.SeedSequence(sc.seed, spawn_key=(2,)))
+        for name, key, axis in (("C_m", "C_hat", "m"), ("C_n", "C_hat", "n"),
+                                ("control_m_rate", "C_hat_m_rate", "m"), ("control_n_rate", "C_hat_n_rate", "n")):
+            fill_slopes(by[name], state, trials, key, axis, sc.claim.permutations, rng)
+        by["bound"].figures.update({
+            "worst_ratio_to_bound": max(t.values["ratio_bound"] for t in trials),
+            "a_star_norm_median": float(np.median([t.values["a_star_norm"] for t in trials])),
+        })
+        table = []
+        for m, n in state.points:
+            sel = [t for t in trials if (t.values["m"], t.values["n"]) == (m, n)]
+            if sel:
+                table.append({"m": m, "n": n, "trials": len(sel),
+                              "C_hat": max(t.values["C_hat"] for t in sel),
+                              "a_tilde_T_median": float(np.median([t.values["a_tilde_T"] for t in sel])),
+                              "t_at_sup_median": float(np.median([t.values["t_at_sup"] for t in sel]))})
+        ctx.quantities["per_point"] = table
+
+
+def _universal(N: np.ndarray, env: np.ndarray, rhs: np.ndarray, err: float) -> str:
+    """‖ã_t‖ ≤ rhs(t) for all t, rhs nondecreasing: violated at a time beyond the rounding
+    allowance; holds when every interval's supremum is below the bound at its start."""
+    if np.any(N > rhs + err):
+        return VIOLATION
+    if N[0] <= rhs[0] - err and np.all(env <= rhs[:-1] - err):
+        return HOLDS
+    return UNDECIDED

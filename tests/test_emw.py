@@ -1,0 +1,153 @@
+"""The neural-network-against-random-features checks (lemma44 …): the exact twin against a
+fine RK4 reference, the supremum over t, the proof's inequality on generated cases, the
+slopes against synthetic data of known slope, and bad input."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import ntkcheck
+from ntkcheck.checks.base import TrialResult
+from ntkcheck.checks.emw import EMWState, fill_slopes
+from ntkcheck.checks.lemma44 import _universal, times
+from ntkcheck.rftwin import RFTwin
+from ntkcheck.stats import FAIL, PASS, SCALING, ClaimRow, decide
+
+from reference_emw import features, risk, twin_rk4
+
+
+def _case(seed, n, m, d, c=0.01):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    B = rng.standard_normal((m, d))
+    B /= np.linalg.norm(B, axis=1, keepdims=True)
+    y = np.sin(3 * X[:, 0]) * 0.8
+    a0 = rng.choice([-1.0, 1.0], size=m) * c / m
+    return features(X, B), a0, y
+
+
+@settings(max_examples=25)
+@given(st.integers(0, 10**6), st.integers(2, 9), st.integers(2, 12), st.integers(2, 4),
+       st.floats(0.05, 5.0))
+def test_the_twin_is_the_gradient_flow_of_the_frozen_features(seed, n, m, d, T):
+    Phi, a0, y = _case(seed, n, m, d, c=1.0)
+    ts = [T / 7, T / 2, T]
+    tw = RFTwin(Phi, a0, y)
+    h = min(1e-2, 0.2 / max(1.0, float(np.linalg.norm(Phi, 2)) ** 2 / n))
+    for t, ref in zip(ts, twin_rk4(Phi, a0, y, ts, h)):
+        got = tw.a(t)
+        scale = float(np.linalg.norm(a0)) + float(np.linalg.norm(ref))
+        assert np.linalg.norm(got - ref) <= 1e-8 * scale
+        assert tw.norms(np.array([t]))[0] == pytest.approx(float(np.linalg.norm(ref)), rel=1e-8, abs=1e-14)
+        assert tw.risk(np.array([t]))[0] == pytest.approx(risk(Phi, ref, y), rel=1e-7, abs=1e-15)
+
+
+@settings(max_examples=25)
+@given(st.integers(0, 10**6), st.integers(2, 9), st.integers(2, 12), st.floats(0.01, 10.0))
+def test_the_envelope_bounds_the_norm_inside_every_interval(seed, n, m, T):
+    """The supremum over [t_i, t_{i+1}] from the two ends is ≥ the norm at fine interior times
+    (and attained at an end)."""
+    Phi, a0, y = _case(seed, n, m, 3, c=2.0)
+    tw = RFTwin(Phi, a0, y)
+    t = np.concatenate([[0.0], np.geomspace(T / 64, T, 7)])
+    env = tw.norm_envelope(t)
+    for i in range(t.size - 1):
+        inner = tw.norms(np.linspace(t[i], t[i + 1], 41))
+        assert inner.max() <= env[i] * (1 + 1e-12)
+        ends = tw.norms(t[i:i + 2])
+        assert env[i] >= ends.max() * (1 - 1e-12)
+
+
+@settings(max_examples=30)
+@given(st.integers(0, 10**6), st.integers(2, 9), st.integers(2, 12), st.floats(0.01, 20.0),
+       st.floats(0.0, 3.0))
+def test_the_proofs_inequality_holds_for_any_comparison_vector(seed, n, m, T, scale):
+    """‖ã_t‖ ≤ ‖a_0‖ + 2‖a*‖ + √(2t R̂_n(a*)) for every a* (J(t) does not increase), with ã_t
+    from the RK4 reference and a* drawn at random."""
+    Phi, a0, y = _case(seed, n, m, 3, c=1.0)
+    a_star = np.random.default_rng(seed + 1).standard_normal(m) * scale / m
+    ts = [T / 100, T / 10, T]
+    h = min(1e-2, 0.2 / max(1.0, float(np.linalg.norm(Phi, 2)) ** 2 / n))
+    R = risk(Phi, a_star, y)
+    for t, a in zip(ts, twin_rk4(Phi, a0, y, ts, h)):
+        assert np.linalg.norm(a) <= np.linalg.norm(a0) + 2 * np.linalg.norm(a_star) + math.sqrt(2 * t * R) + 1e-9
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.integers(0, 1000), st.sampled_from([16, 64]), st.sampled_from([8, 32]), st.floats(0.001, 1.0),
+       st.floats(0.1, 20.0))
+def test_lemma44s_bound_row_is_never_violated(seed, m, n, c, T):
+    res = ntkcheck.run_check("lemma44", seed=seed, m=m, n=n, d=3, trials=2,
+                             sets=[f"claim.c={c}", f"dynamics.T={T}"])
+    row = next(r for r in res.rows if r.name == "bound")
+    assert row.violations == 0 and row.holds == row.trials > 0
+
+
+def test_the_universal_decision_reads_the_envelope():
+    t = np.array([0.0, 1.0, 2.0])
+    N = np.array([1.0, 1.5, 1.0])
+    rhs = np.array([1.2, 1.6, 2.0])
+    assert _universal(N, np.array([1.1, 1.5]), rhs, 0.0) == "holds"
+    assert _universal(N, np.array([1.3, 1.5]), rhs, 0.0) == "undecided"  # the sup may exceed 1.2 inside
+    assert _universal(N, np.array([1.1, 1.5]), rhs - 0.6, 0.0) == "violation"
+    assert times(2.0)[0] == 0 and times(2.0)[-1] == 2.0 and np.all(np.diff(times(2.0)) > 0)
+    assert t.size == 3
+
+
+def _synthetic(slope_m, slope_n, per=10, seed=0):
+    rng = np.random.default_rng(seed)
+    widths, sizes = [64, 128, 256, 512], [25, 50, 100, 200]
+    pts = [(m, 200) for m in widths] + [(512, n) for n in sizes[:-1]]
+    st_ = EMWState(None, pts, widths, sizes, per)
+    trials = []
+    for i, (m, n) in enumerate(p for p in pts for _ in range(per)):
+        v = (m / 64) ** slope_m * (n / 25) ** slope_n * rng.lognormal(0.0, 0.3)
+        trials.append(TrialResult(i, {}, {"m": float(m), "n": float(n), "C_hat": v}))
+    return st_, trials
+
+
+@pytest.mark.parametrize("slope_m, slope_n, want_m, want_n", [(0.0, 0.0, PASS, PASS), (0.6, 0.0, FAIL, PASS),
+                                                              (0.0, 0.6, PASS, FAIL)])
+def test_the_slopes_in_m_and_n_read_their_own_grid(slope_m, slope_n, want_m, want_n):
+    state, trials = _synthetic(slope_m, slope_n)
+    rows = [ClaimRow("C_m", SCALING, "m", tolerance=0.2), ClaimRow("C_n", SCALING, "n", tolerance=0.2)]
+    rng = np.random.default_rng(1)
+    fill_slopes(rows[0], state, trials, "C_hat", "m", 2000, rng)
+    fill_slopes(rows[1], state, trials, "C_hat", "n", 2000, rng)
+    assert rows[0].estimate == pytest.approx(slope_m, abs=0.15)
+    assert rows[1].estimate == pytest.approx(slope_n, abs=0.15)
+    d = decide(rows, 0.95)
+    assert (d.rows["C_m"].verdict, d.rows["C_n"].verdict) == (want_m, want_n)
+
+
+def test_a_point_that_lost_trials_gives_no_slope():
+    state, trials = _synthetic(0.0, 0.0)
+    row = ClaimRow("C_m", SCALING, "m", tolerance=0.2)
+    fill_slopes(row, state, trials[1:], "C_hat", "m", 500, np.random.default_rng(0))
+    assert row.slopes is None
+
+
+def test_lemma44_default_passes_and_its_controls_fail():
+    res = ntkcheck.run_check("lemma44")
+    by = {r.name: r for r in res.rows}
+    assert res.verdict == PASS and by["bound"].holds == by["bound"].trials == 72
+    for name in ("control_no_a0", "control_m_rate", "control_n_rate"):
+        assert by[name].verdict == FAIL, name
+    assert by["control_m_rate"].estimate == pytest.approx(1.0, abs=1e-6)  # Ĉ = c·m exactly
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--set", "data.source=gaussian"], "data.source must be sphere"),
+    (["--set", "grid.widths=[64]"], "at least two values"),
+    (["--set", "grid.widths=[64, 128]"], "must end at 2048"),
+    (["--set", "grid.sizes=[1, 400]"], "values ≥ 2"),
+    (["--set", "grid.widths=[2, 2048]", "--set", "claim.m_at_least_gamma2=true"], "below γ(f*)²"),
+    (["--set", "target.terms=[{family: linear, weight: 80}]"], "‖f*‖∞ ≤ 1"),
+    (["--n", "100000", "--m", "65536", "--trials", "2"], "needs about"),
+])
+def test_lemma44_refuses_bad_input_in_one_sentence(ntk, argv, words):
+    r = ntk("lemma44", *argv)
+    assert r.code == 2 and words in r.err and r.err.count("\n") == 1, r.err
