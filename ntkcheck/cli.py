@@ -2,6 +2,10 @@
 
 Errors a user can cause print one sentence and exit 2; a bug exits 4 with the
 version and a request to report it (``--debug`` shows the traceback).
+
+Start-up stays light: this module imports click and nothing numerical. A command is built
+when it is looked up (:class:`LazyGroup`), and its modules (numpy, scipy, pydantic, rich)
+are imported then, so `ntkcheck --version` answers without them.
 """
 from __future__ import annotations
 
@@ -12,21 +16,33 @@ import traceback
 import click
 
 from . import __version__
-from .api import replay_trial
 from .checks import REGISTRY, get_check
 from . import errors
 from .errors import ExitCode, UserError
 from .memory import keep_freed_memory
-from .cli_batch import plan_cmd, run_cmd, sweep_cmd
-from .cli_options import check_outputs, console_for, output_options, overrides_from, scenario_options, write_outputs
-from .report import broken_pipe, is_plain, render, render_replay, to_json, verdict_line, write_atomic
-from .explain import explain_markdown, explain_text
-from .progress import run_with_progress
 
 ISSUES_URL = "the ntkcheck issue tracker"
 
+#: the batch commands, in cli_batch (imported when one of them is looked up)
+BATCH = {"run": "run_cmd", "plan": "plan_cmd", "sweep": "sweep_cmd"}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    """A group whose batch and check commands are built on first lookup."""
+
+    def list_commands(self, ctx):
+        return [*super().list_commands(ctx), *BATCH, *REGISTRY]
+
+    def get_command(self, ctx, name):
+        if name in BATCH:
+            from . import cli_batch
+            return getattr(cli_batch, BATCH[name])
+        if name in REGISTRY:
+            return _check_command(name)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="ntkcheck", message="%(prog)s %(version)s")
 @click.option("--debug", is_flag=True, help="Show the traceback of an internal error.")
 def cli(debug: bool) -> None:
@@ -52,6 +68,8 @@ def explain_cmd(check: str | None, all_checks: bool, fmt: str) -> None:
     """The statement of CHECK, its source, the notes' typos, and the scenario keys."""
     if all_checks == (check is not None):
         raise UserError("explain takes one CHECK or --all (not both, not neither).")
+    from .explain import explain_markdown, explain_text
+
     names = list(REGISTRY) if all_checks else [check]
     render = explain_markdown if fmt == "markdown" else explain_text
     parts = [render(get_check(n)) for n in names]
@@ -74,6 +92,9 @@ def parse_expect(items) -> dict[str, str]:
 
 
 def _check_command(name: str) -> click.Command:
+    from .cli_options import check_outputs, console_for, output_options, overrides_from, scenario_options, \
+        write_outputs
+
     cls = REGISTRY[name]
 
     @click.command(name, help=f"{cls.title}.\n\n{cls.statement}\n\nSource: {cls.source}.")
@@ -85,6 +106,10 @@ def _check_command(name: str) -> click.Command:
                   help="With --replay: the outcome the trial must reproduce (exit 1 if it does not).")
     def command(scenario, m, n, d, trials, seed, confidence, workers, scheduler, data, labels, sets, json_path,
                 junit_path, quiet, debug, replay, expect):
+        from .api import replay_trial
+        from .progress import run_with_progress
+        from .report import is_plain, render, render_replay, to_json, verdict_line, write_atomic
+
         overrides = overrides_from(m, n, d, trials, seed, confidence, workers, scheduler, data, labels, sets)
         check_outputs(json_path=json_path, junit_path=junit_path)
         console = console_for(json_path, junit_path)
@@ -113,21 +138,14 @@ def _check_command(name: str) -> click.Command:
     return command
 
 
-for _command in (run_cmd, plan_cmd, sweep_cmd):
-    cli.add_command(_command)
-for _name in REGISTRY:
-    cli.add_command(_check_command(_name))
-
-
 def console_main() -> None:
     """The console script: run :func:`main` and exit with its code. After an interrupt that
     terminated worker processes mid-batch, the pool's queues may be left locked, and the
     interpreter's exit would wait for its manager thread for ever: the outputs are written by
     then, so end without that wait."""
-    from . import trials
-
     code = int(main())
-    if trials.POOL_ABANDONED:
+    trials = sys.modules.get(f"{__package__}.trials")  # (not imported: no pool was started)
+    if trials is not None and trials.POOL_ABANDONED:
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
@@ -199,6 +217,7 @@ def _main(args: list[str], debug: bool) -> int:
         click.echo(f"error: {msg}", err=True)
         return int(ExitCode.USAGE)
     except BrokenPipeError:  # the reader went away (| head), outside a rich console's own check
+        from .report import broken_pipe
         return broken_pipe()
     except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("interrupted.", err=True)
