@@ -79,3 +79,8 @@ def test_results_option_appends_a_dated_section(tmp_path):
     assert "numpy" in text and "cores" in text and "--check lemma21, 4 trials" in text
     for line in out.strip().splitlines():
         assert f"    {line}" in text
+
+
+def test_bench_startup_prints_its_ratios():
+    out = run("bench_startup.py", "--repeats", "1", "--checks", "lemma21")
+    assert len(re.findall(r"/bare = [0-9.]+x", out)) == 3

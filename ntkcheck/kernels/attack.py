@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import sparse
 
 from ..memory import chunk_rows, neuron_slices
 from ..parallel import single_blas, work_threads
@@ -284,7 +283,7 @@ class AttackPasses:
         D = near.matrix(dsg[ch].astype(np.float32), subset=ch)
         DS = np.asarray(D.T @ Sc)  # n × n: DᵀS, a row of S per changed sign
         DD = D.T @ D
-        return best_U, DS, (DD.tocoo() if sparse.issparse(DD) else DD)
+        return best_U, DS, (DD.tocoo() if hasattr(DD, "tocoo") else DD)  # (sparse: as COO)
 
 
 def attack_pass(X: np.ndarray, G: np.ndarray, W0: np.ndarray, R: float, v: np.ndarray,

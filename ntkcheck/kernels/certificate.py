@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import sparse
 
 from ..memory import cache_rows, chunk_rows, neuron_slices
 from ..parallel import row_blocks, run_tasks
@@ -232,6 +231,8 @@ def _critical_from(flat: np.ndarray, vals: np.ndarray, cap: float, target: float
         rounding of the bounds and of the eigensolver) the answer is known. Only a step whose
         λ_max lies within the margin of the target, or whose bounds stall, calls the
         eigensolver."""
+        from scipy import sparse  # (here: importing scipy.sparse costs ~0.1 s at start-up)
+
         nonlocal perron
         upto = np.searchsorted(vals, vals[j], side="right")
         A = sparse.csr_matrix((np.ones(upto), (rows[:upto], cols[:upto])), shape=(m, n))

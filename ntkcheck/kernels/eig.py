@@ -3,13 +3,14 @@ need only the extreme ones."""
 from __future__ import annotations
 
 import numpy as np
-from scipy import linalg
 
 
 def eigenvalue_at(M: np.ndarray, index: int, vector: bool = False):
     """The eigenvalue of the symmetric M at ``index`` in increasing order (with its unit
     eigenvector if ``vector``), from LAPACK's syevr on that index alone: the tridiagonal
     reduction is shared, but only one eigenpair is found and back-transformed instead of n."""
+    from scipy import linalg  # (here: importing scipy.linalg costs ~0.1 s at start-up)
+
     i = index % M.shape[0]
     if not vector:
         return float(linalg.eigh(M, eigvals_only=True, subset_by_index=[i, i], driver="evr")[0])

@@ -3,7 +3,6 @@ AᵀA and per-input counts c = Aᵀ1, kept sparse while A is."""
 from __future__ import annotations
 
 import numpy as np
-from scipy import sparse
 
 from .gram import CountSum
 
@@ -13,9 +12,11 @@ def run_starts(k: np.ndarray) -> np.ndarray:
     return np.diff(k, prepend=-1) != 0
 
 
-def csr_rows(flat: np.ndarray, vals: np.ndarray, rows: int, n: int) -> sparse.csr_matrix:
+def csr_rows(flat: np.ndarray, vals: np.ndarray, rows: int, n: int) -> "sparse.csr_matrix":
     """The rows × n CSR matrix with ``vals`` at the sorted flat indices k·n + i (built from
     row pointers: no sort)."""
+    from scipy import sparse  # (here: importing scipy.sparse costs ~0.1 s at start-up)
+
     k = flat // n
     return sparse.csr_matrix((vals, flat - k * n, np.searchsorted(k, np.arange(rows + 1))), shape=(rows, n))
 
