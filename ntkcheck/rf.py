@@ -2,8 +2,8 @@
 
 Uniform ρ on S^{d−1}: R = aᵀKa − 2aᵀr + ‖f*‖² with K_kl = κ1(b_k·b_l)/d (closed form)
 and r, ‖f*‖² from ``targets`` (one- and two-dimensional quadrature). K is never
-stored: aᵀKa is accumulated over row blocks of K under the working-memory budget, so
-memory grows like m, not m². Empirical ρ (a data set): R = ‖Φa − f*(X)‖²/n with
+stored: aᵀKa is accumulated over square blocks of its upper triangle, so memory does not
+grow with m. Empirical ρ (a data set): R = ‖Φa − f*(X)‖²/n with
 Φ = σ(XBᵀ), exactly.
 
 The best witness, min R(a, B) over ‖a‖₂ ≤ ρ, is a trust-region problem. It is solved
@@ -19,18 +19,48 @@ from dataclasses import dataclass
 import numpy as np
 
 from .kernels import kappa1
-from .memory import chunk_rows, neuron_slices
 
 _EPS = np.finfo(float).eps
 
 
-def quad_form(B: np.ndarray, a: np.ndarray, d: int, working_memory_mb: float) -> float:
-    """aᵀKa with K_kl = κ1(b_k·b_l)/d, block by block (memory O(chunk·m))."""
+#: rows of the square blocks of the quadratic form: three float64 work blocks of 256² entries
+#: (1.5 MiB) stay in a core's cache while arccos and sqrt go over them
+QUAD_BLOCK = 256
+
+
+def _kappa1_into(N: np.ndarray, T: np.ndarray, A: np.ndarray) -> np.ndarray:
+    """2π·κ1(ρ) = √(1 − ρ²) + ρ(π − arccos ρ) = √(1 − ρ²) − N·arccos(N) into A, given the
+    negated cosines N = −ρ (clipped in place; π − arccos ρ = arccos(−ρ) saves a pass); T is work
+    space."""
+    np.clip(N, -1.0, 1.0, out=N)
+    np.multiply(N, N, out=T)
+    np.subtract(1.0, T, out=T)
+    np.sqrt(T, out=T)  # √(1 − ρ²)
+    np.arccos(N, out=A)
+    A *= N
+    np.subtract(T, A, out=A)
+    return A
+
+
+def quad_form(B: np.ndarray, a: np.ndarray, d: int) -> float:
+    """aᵀKa with K_kl = κ1(b_k·b_l)/d over square blocks of the upper triangle (K is
+    symmetric: an off-diagonal block counts twice), each formed in place in a small work
+    area: memory O(QUAD_BLOCK²) whatever m, half the arccos work of both triangles."""
     m = B.shape[0]
+    b = QUAD_BLOCK
+    Gbuf, Tbuf, Abuf = np.empty((b, b)), np.empty((b, b)), np.empty((b, b))
+    minus = -B  # (negated once: the blocks' products are then −ρ directly)
     total = 0.0
-    for sl in neuron_slices(m, chunk_rows(m, working_memory_mb, bytes_per_entry=24)):
-        total += float(a[sl] @ (kappa1(B[sl] @ B.T) @ a))
-    return total / d
+    for i in range(0, m, b):
+        Bi, ai = B[i:i + b], a[i:i + b]
+        for j in range(i, m, b):
+            Bj, aj = minus[j:j + b], a[j:j + b]
+            shape = (Bi.shape[0], Bj.shape[0])
+            G = np.matmul(Bi, Bj.T, out=Gbuf[:shape[0], :shape[1]])
+            K = _kappa1_into(G, Tbuf[:shape[0], :shape[1]], Abuf[:shape[0], :shape[1]])
+            part = float(ai @ (K @ aj))
+            total += part if i == j else 2.0 * part
+    return total / (2.0 * np.pi * d)
 
 
 def kernel_matrix(B: np.ndarray, d: int) -> np.ndarray:

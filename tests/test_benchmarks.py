@@ -84,3 +84,9 @@ def test_results_option_appends_a_dated_section(tmp_path):
 def test_bench_startup_prints_its_ratios():
     out = run("bench_startup.py", "--repeats", "1", "--checks", "lemma21")
     assert len(re.findall(r"/bare = [0-9.]+x", out)) == 3
+
+
+def test_bench_quadform_prints_its_ratios():
+    out = run("bench_quadform.py", "--widths", "300", "700", "--peak-width", "600")
+    assert len(ratios(out, "chunked/blocked")) == 2 and all(r > 0 for r in ratios(out, "chunked/blocked"))
+    assert ratios(out, "2 workers")[0] > 0 and "peak memory of quad_form" in out

@@ -28,7 +28,7 @@ from pydantic import Field
 
 from ..errors import UserError
 from ..memory import require_memory
-from ..rf import kernel_entry_error, kernel_matrix, krylov_lower_bound, quad_form, trust_region
+from ..rf import QUAD_BLOCK, kernel_entry_error, kernel_matrix, krylov_lower_bound, quad_form, trust_region
 from ..scenario import Strict
 from ..stats import PROBABILISTIC, ClaimRow
 from ..targets import Target, build_target
@@ -93,22 +93,21 @@ class _Risk:
     """R(a, B) = aᵀKa − 2aᵀr + c for one draw of B, with the errors of r and c (from the target, or
     exact for a data set), and the kernel matrix K̂ formed at most once per trial."""
 
-    def __init__(self, B, d, r, c, r_err, r_err_norm, c_err, memory_mb, dual_available, Phi=None, fX=None,
+    def __init__(self, B, d, r, c, r_err, r_err_norm, c_err, dual_available, Phi=None, fX=None,
                  fX_err=None):
         # r_err: per-entry bounds (uniform ρ; None for a data set, whose risk is exact in Φ)
         self.B, self.d, self.r, self.c, self.r_err, self.c_err = B, d, r, c, r_err, c_err
         self.r_err_norm = r_err_norm
-        self.memory_mb, self.dual_available = memory_mb, dual_available
+        self.dual_available = dual_available
         self.Phi, self.fX, self.fX_err = Phi, fX, fX_err
         self._K = None
         self._dual: dict[float, tuple[float, object]] = {}  # radius → (the stop it ran to, its bound)
 
     @classmethod
-    def uniform(cls, st, B, sc, dual_available: bool) -> "_Risk":
+    def uniform(cls, st, B, dual_available: bool) -> "_Risk":
         r, r_err = st.target.r(B)
         n2, n2_err = st.target.norm2
-        return cls(B, st.d, r, n2, r_err, float(np.linalg.norm(r_err)), n2_err, sc.compute.working_memory_mb,
-                   dual_available)
+        return cls(B, st.d, r, n2, r_err, float(np.linalg.norm(r_err)), n2_err, dual_available)
 
     @classmethod
     def empirical(cls, st, B) -> "_Risk":
@@ -120,7 +119,7 @@ class _Risk:
         c0 = float(fX @ fX) / n
         c_err = (2 * float(np.abs(fX) @ fX_err) + float(fX_err @ fX_err)) / n + 16 * _EPS * c0
         r_err_norm = float(np.linalg.norm(Phi.T @ fX_err)) / n + 16 * _EPS * float(np.linalg.norm(r))
-        return cls(B, st.d, r, c0, None, r_err_norm, c_err, 0.0, False, Phi=Phi, fX=fX, fX_err=fX_err)
+        return cls(B, st.d, r, c0, None, r_err_norm, c_err, False, Phi=Phi, fX=fX, fX_err=fX_err)
 
     def kernel(self) -> np.ndarray:
         if self._K is None:
@@ -134,7 +133,7 @@ class _Risk:
             res = self.Phi @ a - self.fX
             R = float(res @ res) / n
             return R, 2 * float(np.abs(res) @ self.fX_err) / n + float(self.fX_err @ self.fX_err) / n + 64 * _EPS * (1 + R)
-        quad = float(a @ (self.kernel() @ a)) if self.dual_available else quad_form(self.B, a, self.d, self.memory_mb)
+        quad = float(a @ (self.kernel() @ a)) if self.dual_available else quad_form(self.B, a, self.d)
         R = quad - 2 * float(a @ self.r) + self.c
         return R, self._error(a)
 
@@ -241,7 +240,7 @@ class Thm41(Check):
             exact_mem = 8.0 * m * m * 3 if m <= sc.claim.exact_witness_max_m else 0.0
             if m <= sc.claim.krylov_max_m:  # K̂, a temporary of its size, and the Lanczos basis
                 exact_mem = max(exact_mem, 8.0 * m * m * 2 + 16.0 * m * 200)
-            trial_bytes = require_memory(8.0 * m * (d + 8) + exact_mem + 3 * sc.compute.working_memory_mb * 2**20,
+            trial_bytes = require_memory(8.0 * m * (d + 8) + exact_mem + 3 * 8.0 * QUAD_BLOCK ** 2,
                            f"thm41 with m = {m}, d = {d}")
         gamma = target.gamma
         eps = sc.claim.epsilon
@@ -298,7 +297,7 @@ class Thm41(Check):
         B = rng.standard_normal((m, st.d))
         B /= np.linalg.norm(B, axis=1, keepdims=True)
         a1 = st.target.a_star(B) / m
-        risk = _Risk.empirical(st, B) if st.X is not None else _Risk.uniform(st, B, sc, q["dual_bound_available"])
+        risk = _Risk.empirical(st, B) if st.X is not None else _Risk.uniform(st, B, q["dual_bound_available"])
         R1, R1_err = risk.of(a1)
         values = {"risk_w1": R1, "risk_w1_error": R1_err, "risk_w1_times_m": R1 * m,
                   "norm2_w1": float(np.linalg.norm(a1)), "norm1_w1": float(np.abs(a1).sum())}
