@@ -44,3 +44,4 @@ def twin_rk4(Phi: np.ndarray, a0: np.ndarray, y: np.ndarray, times, h: float) ->
             t += s
         out.append(a.copy())
     return out
+

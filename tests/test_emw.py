@@ -151,3 +151,37 @@ def test_lemma44_default_passes_and_its_controls_fail():
 def test_lemma44_refuses_bad_input_in_one_sentence(ntk, argv, words):
     r = ntk("lemma44", *argv)
     assert r.code == 2 and words in r.err and r.err.count("\n") == 1, r.err
+
+
+@settings(max_examples=6, deadline=None)
+@given(st.integers(0, 1000), st.sampled_from([32, 64]), st.sampled_from([4, 8, 16]), st.floats(0.001, 1.0))
+def test_thm42s_proof_steps_are_never_violated(seed, m, n, c):
+    res = ntkcheck.run_check("thm42", seed=seed, m=m, n=n, d=3, trials=1, sets=[f"claim.c={c}"])
+    by = {r.name: r for r in res.rows}
+    for name in ("split", "twin_risk"):
+        assert by[name].violations == 0 and by[name].holds == by[name].trials > 0, name
+
+
+def test_thm42_default_passes_and_fails_its_controls():
+    res = ntkcheck.run_check("thm42")
+    by = {r.name: r for r in res.rows}
+    assert res.verdict == PASS
+    for ctl in ("control_no_early_stopping", "control_m_rate"):
+        assert by[ctl].verdict == FAIL, ctl
+    assert by["split"].holds == by["split"].trials == 72 and by["twin_risk"].holds == 72
+
+
+def test_thm42_needs_m_at_least_n(ntk):
+    r = ntk("thm42", "--m", "128", "--n", "200", "--set", "grid.widths=[64, 128]")
+    assert r.code == 2 and "needs m ≥ n" in r.err and r.err.count("\n") == 1, r.err
+    r = ntk("thm42", "--m", "128", "--n", "128")  # the automatic grid stops at n: one width
+    assert r.code == 2 and "has one value (128)" in r.err and r.err.count("\n") == 1, r.err
+
+
+def test_a_set_constant_adds_the_probabilistic_row():
+    res = ntkcheck.run_check("thm42", m=64, n=16, d=3, trials=2, sets=["claim.C=100"])
+    row = next(r for r in res.rows if r.name == "probability")
+    assert row.holds == row.trials > 0
+    tiny = ntkcheck.run_check("thm42", m=64, n=16, d=3, trials=2, sets=["claim.C=1e-6"])
+    row = next(r for r in tiny.rows if r.name == "probability")
+    assert row.violations == row.trials and row.verdict == FAIL

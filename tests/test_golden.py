@@ -32,7 +32,7 @@ def _same(a, b, path=""):
         assert a == b, f"{path}: {a!r} != {b!r}"
 
 
-@pytest.mark.parametrize("check", ["lemma21", "cor22", "lemma23", "thm41", "lemma43", "lemma44",
+@pytest.mark.parametrize("check", ["lemma21", "cor22", "lemma23", "thm41", "lemma43", "lemma44", "thm42",
                                    pytest.param("cor24", marks=pytest.mark.slow)])
 def test_default_json_is_unchanged(check):
     want = json.loads((GOLDEN / f"{check}.json").read_text(encoding="utf-8"))

@@ -18,6 +18,7 @@ CHECKS = {
     "thm41": ("thm41", "Thm41"),
     "lemma43": ("lemma43", "Lemma43"),
     "lemma44": ("lemma44", "Lemma44"),
+    "thm42": ("thm42", "Thm42"),
 }
 
 

@@ -23,7 +23,9 @@ from ..targets import Target, build_target
 from .base import TrialResult
 from .thm41 import TargetSpec
 
-__all__ = ["TargetSpec", "EMWNetwork", "EMWGrid", "EMWState", "Draw", "prepare_state", "draw", "fill_slopes"]
+_EPS = np.finfo(float).eps
+
+__all__ = ["TargetSpec", "EMWNetwork", "EMWGrid", "EMWDynamics", "FlowTrace", "train", "point_table", "EMWState", "Draw", "prepare_state", "draw", "fill_slopes"]
 
 
 class EMWNetwork(Strict):
@@ -32,9 +34,16 @@ class EMWNetwork(Strict):
 
 class EMWGrid(Strict):
     widths: Union[Literal["auto"], list[int]] = Field(
-        "auto", description="widths of the m-grid (at n = data.n); auto = 5 widths halving down from network.m")
+        "auto", description="widths of the m-grid (at n = data.n); auto = 5 widths halving down from network.m "
+                            "(not below data.n where the statement needs m ≥ n)")
     sizes: Union[Literal["auto"], list[int]] = Field(
         "auto", description="numbers of points of the n-grid (at m = network.m); auto = 5 halving down from data.n")
+
+
+class EMWDynamics(Strict):
+    rtol: float = Field(1e-4, gt=0.0, lt=1.0, description="local error tolerance, relative to ‖y − u‖")
+    min_step_fraction: float = Field(0.1, gt=0.0, le=1.0, description="smallest step / stability cap")
+    max_steps: int = Field(200_000, gt=0, le=10**8, description="most steps per trial")
 
 
 @dataclass
@@ -70,9 +79,13 @@ class Draw:
     Phi: np.ndarray  # σ(X B_0ᵀ), n × m
 
 
-def _grid(key: str, given, top: int, low: int) -> list[int]:
+def _grid(key: str, given, top: int, low: int, auto_low: int | None = None) -> list[int]:
     if given == "auto":
-        return sorted({max(low, top >> k) for k in range(5)})
+        values = sorted({max(auto_low or low, top >> k) for k in range(5)})
+        if len(values) < 2:
+            raise UserError(f"the automatic '{key}' has one value ({values[0]}): give two or more, or a larger "
+                            "largest value.")
+        return values
     values = sorted(set(given))
     if any(v < low for v in values):
         raise UserError(f"scenario key '{key}' must hold values ≥ {low} (got {values}).")
@@ -95,8 +108,8 @@ def prepare_state(sc, name: str, per_auto: int, need_m_ge_n: bool = False) -> tu
     if sup_f > 1:
         raise UserError(f"the target may exceed 1 in absolute value (sup|f*| ≤ {sup_f:.3g}), but the "
                         "statement assumes ‖f*‖∞ ≤ 1; scale the target's weights down.")
-    widths = _grid("grid.widths", sc.grid.widths, sc.network.m, 2)
     sizes = _grid("grid.sizes", sc.grid.sizes, sc.data.n, 2)
+    widths = _grid("grid.widths", sc.grid.widths, sc.network.m, 2, auto_low=sizes[-1] if need_m_ge_n else None)
     points = [(m, sizes[-1]) for m in widths] + [(widths[-1], n) for n in sizes[:-1]]
     if need_m_ge_n:
         bad = [(m, n) for m, n in points if m < n]
@@ -138,3 +151,66 @@ def fill_slopes(row, state: EMWState, trials: list[TrialResult], key: str, axis:
     row.estimate = row.slopes.estimate
     row.figures.update({"slope": row.estimate, f"C_hat_per_{axis}": [round(float(v), 6) for v in vals.max(axis=1)],
                         axis: list(grid)})
+
+
+@dataclass
+class FlowTrace:
+    """The joint (a, B) gradient flow of one trial, sampled at every accepted step (t = 0
+    first), beside its random-feature twin at the same times."""
+
+    t: np.ndarray
+    risk: np.ndarray  # R̂_n(a_t, B_t)
+    a_gap: np.ndarray  # ‖a_t − ã_t‖
+    a_twin: np.ndarray  # ‖ã_t‖
+    B_norm: np.ndarray  # ‖B_t‖_F
+    B_move: np.ndarray  # ‖B_t − B_0‖_F
+    twin_risk: np.ndarray  # R̂_n(ã_t, B_0)
+    error_theta: np.ndarray  # the integrator's error estimate for θ = (a, B)
+    error_u: np.ndarray  # … and for the outputs u
+    trusted: np.ndarray  # before any kink or floor step
+    run: object
+
+
+def train(dr: Draw, twin, T: float, checkpoints, dyn) -> FlowTrace:
+    """Gradient flow on (a, B) jointly from (a_0, B_0) to T with the shared integrator
+    (its step cap follows λ_max(JJᵀ/n), which grows like m), landing on ``checkpoints``."""
+    from ..dynamics import FlowOptions, Spectrum, integrate_flow
+    from ..models import TwoLayerNetwork
+
+    m = dr.a0.size
+    net = TwoLayerNetwork(dr.X, dr.y, m)
+    n = dr.X.shape[0]
+    rec: dict[str, list] = {k: [] for k in ("t", "risk", "a_gap", "a_twin", "B_norm", "B_move", "twin_risk",
+                                             "error_theta", "error_u", "trusted")}
+
+    def monitor(p):
+        a, B = net.split(p.theta)
+        at = twin.a(p.t)
+        for k, v in (("t", p.t), ("risk", float(p.residual @ p.residual) / (2 * n)),
+                     ("a_gap", float(np.linalg.norm(a - at))), ("a_twin", float(np.linalg.norm(at))),
+                     ("B_norm", float(np.linalg.norm(B))), ("B_move", float(np.linalg.norm(B - dr.B0))),
+                     ("twin_risk", float(twin.risk(np.array([p.t]))[0])), ("error_theta", p.error_theta),
+                     ("error_u", p.error_u), ("trusted", p.trusted)):
+            rec[k].append(v)
+        w = np.linalg.eigvalsh(net.gram(p.theta))
+        return Spectrum(float(w[-1]), max(float(w[0]), 0.0))
+
+    opts = FlowOptions(rtol=dyn.rtol, min_step_fraction=dyn.min_step_fraction, max_steps=dyn.max_steps,
+                       checkpoints=tuple(checkpoints))
+    run = integrate_flow(net, net.join(dr.a0, dr.B0), T, monitor, opts)
+    arrays = {k: np.array(v, dtype=bool if k == "trusted" else float) for k, v in rec.items()}
+    return FlowTrace(**arrays, run=run)
+
+
+def point_table(state: EMWState, trials: list[TrialResult], maxima=(), medians=()) -> list[dict]:
+    """Per grid point: the trials, the maximum of each key in ``maxima`` and the median of each in
+    ``medians``."""
+    table = []
+    for m, n in state.points:
+        sel = [t for t in trials if (t.values["m"], t.values["n"]) == (m, n)]
+        if sel:
+            row = {"m": m, "n": n, "trials": len(sel)}
+            row.update({k: max(t.values[k] for t in sel) for k in maxima})
+            row.update({f"{k}_median": float(np.median([t.values[k] for t in sel])) for k in medians})
+            table.append(row)
+    return table

@@ -46,7 +46,7 @@ from ..rftwin import RFTwin
 from ..scenario import Strict
 from ..stats import SCALING, UNIVERSAL, ClaimRow
 from .base import HOLDS, UNDECIDED, VIOLATION, Check, Context, TrialResult
-from .emw import EMWGrid, EMWNetwork, TargetSpec, draw, fill_slopes, prepare_state
+from .emw import EMWGrid, EMWNetwork, TargetSpec, draw, fill_slopes, point_table, prepare_state
 
 #: the times: 0 and T·2^(k/8), k = −320 … 0
 TIME_STEPS = 320
@@ -196,14 +196,7 @@ class Lemma44(Check):
             "worst_ratio_to_bound": max(t.values["ratio_bound"] for t in trials),
             "a_star_norm_median": float(np.median([t.values["a_star_norm"] for t in trials])),
         })
-        table = []
-        for m, n in state.points:
-            sel = [t for t in trials if (t.values["m"], t.values["n"]) == (m, n)]
-            if sel:
-                table.append({"m": m, "n": n, "trials": len(sel),
-                              "C_hat": max(t.values["C_hat"] for t in sel),
-                              "a_tilde_T_median": float(np.median([t.values["a_tilde_T"] for t in sel])),
-                              "t_at_sup_median": float(np.median([t.values["t_at_sup"] for t in sel]))})
+        table = point_table(state, trials, maxima=("C_hat",), medians=("a_tilde_T", "t_at_sup"))
         ctx.quantities["per_point"] = table
 
 
