@@ -16,16 +16,17 @@ import numpy as np
 from pydantic import Field
 
 from .. import data as data_mod
+from ..dynamics import FlowOptions, Spectrum, integrate_flow
 from ..errors import UserError
+from ..models import TwoLayerNetwork
 from ..scenario import Strict
 from ..slopes import SlopeSample
 from ..targets import Target, build_target
 from .base import TrialResult
 from .thm41 import TargetSpec
 
-_EPS = np.finfo(float).eps
-
-__all__ = ["TargetSpec", "EMWNetwork", "EMWGrid", "EMWDynamics", "FlowTrace", "train", "point_table", "EMWState", "Draw", "prepare_state", "draw", "fill_slopes"]
+__all__ = ["TargetSpec", "EMWNetwork", "EMWGrid", "EMWDynamics", "EMWState", "Draw", "FlowTrace", "prepare_state",
+           "draw", "train", "fill_slopes", "point_table"]
 
 
 class EMWNetwork(Strict):
@@ -174,9 +175,6 @@ class FlowTrace:
 def train(dr: Draw, twin, T: float, checkpoints, dyn) -> FlowTrace:
     """Gradient flow on (a, B) jointly from (a_0, B_0) to T with the shared integrator
     (its step cap follows λ_max(JJᵀ/n), which grows like m), landing on ``checkpoints``."""
-    from ..dynamics import FlowOptions, Spectrum, integrate_flow
-    from ..models import TwoLayerNetwork
-
     m = dr.a0.size
     net = TwoLayerNetwork(dr.X, dr.y, m)
     n = dr.X.shape[0]
