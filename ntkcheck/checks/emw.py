@@ -22,10 +22,10 @@ from ..models import TwoLayerNetwork
 from ..scenario import Strict
 from ..slopes import SlopeSample
 from ..targets import Target, build_target
-from .base import TrialResult
-from .thm41 import TargetSpec
+from .base import Check, Context, TrialResult
+from .thm41 import DEFAULT_TARGET, TargetSpec
 
-__all__ = ["TargetSpec", "EMWNetwork", "EMWGrid", "EMWDynamics", "EMWState", "Draw", "FlowTrace", "prepare_state",
+__all__ = ["DEFAULT_TARGET", "TargetSpec", "EMWCheck", "EMWNetwork", "EMWGrid", "EMWDynamics", "EMWState", "Draw", "FlowTrace", "prepare_state",
            "draw", "train", "fill_slopes", "point_table"]
 
 
@@ -212,3 +212,25 @@ def point_table(state: EMWState, trials: list[TrialResult], maxima=(), medians=(
             row.update({f"{k}_median": float(np.median([t.values[k] for t in sel])) for k in medians})
             table.append(row)
     return table
+
+
+class EMWCheck(Check):
+    """A check of this family: fresh sphere data per trial (so no data file or labels), a
+    fixed number of trials per grid point, the scaling rows' slopes and a per-point table."""
+
+    unused_keys = ("data.labels.", "data.path")
+    #: trials per grid point when trials = auto
+    AUTO_TRIALS = 8
+
+    def fixed_trials(self, sc, ctx: Context) -> int:
+        return len(ctx.state.points) * ctx.state.per
+
+    @staticmethod
+    def summarize_grid(sc, ctx: Context, rows, trials: list[TrialResult], slopes, maxima=(), medians=()) -> dict:
+        """Fill each (row, trial key, axis) of ``slopes`` and the per-point table; the rows by name."""
+        by = {r.name: r for r in rows}
+        rng = np.random.default_rng(np.random.SeedSequence(sc.seed, spawn_key=(2,)))
+        for name, key, axis in slopes:
+            fill_slopes(by[name], ctx.state, trials, key, axis, sc.claim.permutations, rng)
+        ctx.quantities["per_point"] = point_table(ctx.state, trials, maxima=maxima, medians=medians)
+        return by

@@ -42,7 +42,8 @@ from ..slopes import SlopeSample
 from ..stats import SCALING, UNIVERSAL, ClaimRow
 from ..targets import build_target
 from .base import DIVERGED, HOLDS, UNDECIDED, VIOLATION, Check, Context, TrialResult, load_inputs
-from .thm41 import TargetSpec
+from .emw import EMWDynamics
+from .thm41 import DEFAULT_TARGET, TargetSpec
 
 RATIOS = ("a_norm", "B_norm", "B_move")
 
@@ -53,11 +54,8 @@ class Lemma43Network(Strict):
         "auto", description="widths of the grid; auto = 6 widths halving down from m")
 
 
-class Lemma43Dynamics(Strict):
+class Lemma43Dynamics(EMWDynamics):
     T: float = Field(2.0, gt=0.0, le=1e4, description="time horizon T")
-    rtol: float = Field(1e-4, gt=0.0, lt=1.0, description="local error tolerance, relative to ‖y − u‖")
-    min_step_fraction: float = Field(0.1, gt=0.0, le=1.0, description="smallest step / stability cap")
-    max_steps: int = Field(200_000, gt=0, le=10**8, description="most steps per trial")
 
 
 class Lemma43Claim(Strict):
@@ -106,9 +104,7 @@ class Lemma43(Check):
         "confidence": 0.95,
         "data": {"source": "sphere", "n": 50, "d": 5},
         "network": {"m": 2048, "widths": "auto"},
-        "target": {"terms": [{"family": "cos", "weight": 1.0, "direction": 0, "omega": 1.0},
-                             {"family": "sign", "weight": 0.5, "direction": 1}],
-                   "quadrature_nodes": 48},
+        "target": DEFAULT_TARGET,
         "dynamics": {"T": 2.0, "rtol": 1e-4, "min_step_fraction": 0.1, "max_steps": 200_000},
         "claim": {"c": 0.01, "C_T": None, "slope_tolerance": 0.2, "permutations": 2000},
     }

@@ -45,8 +45,8 @@ from ..memory import require_memory
 from ..rftwin import RFTwin
 from ..scenario import Strict
 from ..stats import SCALING, UNIVERSAL, ClaimRow
-from .base import HOLDS, UNDECIDED, VIOLATION, Check, Context, TrialResult
-from .emw import EMWGrid, EMWNetwork, TargetSpec, draw, fill_slopes, point_table, prepare_state
+from .base import HOLDS, UNDECIDED, VIOLATION, Context, TrialResult
+from .emw import DEFAULT_TARGET, EMWCheck, EMWGrid, EMWNetwork, TargetSpec, draw, prepare_state
 
 #: the times: 0 and T·2^(k/8), k = −320 … 0
 TIME_STEPS = 320
@@ -76,7 +76,7 @@ def sup_ratio(env: np.ndarray, N0: float, denom: np.ndarray) -> float:
     return float(max(N0 / denom[0], np.max(env / denom[:-1])))
 
 
-class Lemma44(Check):
+class Lemma44(EMWCheck):
     name = "lemma44"
     ref = "[EMW] (notes Lemma 4.4)"
     title = "the random-feature twin's coefficients: ‖ã_t‖ ≤ C̃(1/√m + √t/√m + √t/n^¼)"
@@ -97,7 +97,6 @@ class Lemma44(Check):
               "in n (at the largest m) by an exact permutation test.")
     claim_model = Lemma44Claim
     sections = {"target": TargetSpec, "network": EMWNetwork, "grid": EMWGrid, "dynamics": Lemma44Horizon}
-    unused_keys = ("data.labels.", "data.path")
     default = {
         "seed": 0,
         "trials": "auto",
@@ -105,14 +104,10 @@ class Lemma44(Check):
         "data": {"source": "sphere", "n": 400, "d": 5},
         "network": {"m": 2048},
         "grid": {"widths": "auto", "sizes": "auto"},
-        "target": {"terms": [{"family": "cos", "weight": 1.0, "direction": 0, "omega": 1.0},
-                             {"family": "sign", "weight": 0.5, "direction": 1}],
-                   "quadrature_nodes": 48},
+        "target": DEFAULT_TARGET,
         "dynamics": {"T": 2.0},
         "claim": {"c": 0.01, "slope_tolerance": 0.2, "permutations": 2000, "m_at_least_gamma2": False},
     }
-    #: trials per grid point when trials = auto
-    AUTO_TRIALS = 8
 
     def prepare(self, sc, explicit, rng) -> Context:
         state, q = prepare_state(sc, self.name, self.AUTO_TRIALS)
@@ -126,9 +121,6 @@ class Lemma44(Check):
                                      f"lemma44 with m up to {m} and n = {n} inputs")
         q.update({"c": sc.claim.c, "T": sc.dynamics.T, "slope_tolerance": sc.claim.slope_tolerance})
         return Context(quantities=q, trial_bytes=trial_bytes, state=state)
-
-    def fixed_trials(self, sc, ctx):
-        return len(ctx.state.points) * ctx.state.per
 
     def rows(self, sc, ctx) -> list[ClaimRow]:
         tol = sc.claim.slope_tolerance
@@ -186,18 +178,14 @@ class Lemma44(Check):
     def summarize(self, sc, ctx, rows, trials) -> None:
         if not trials:
             return
-        state = ctx.state
-        by = {r.name: r for r in rows}
-        rng = np.random.default_rng(np.random.SeedSequence(sc.seed, spawn_key=(2,)))
-        for name, key, axis in (("C_m", "C_hat", "m"), ("C_n", "C_hat", "n"),
-                                ("control_m_rate", "C_hat_m_rate", "m"), ("control_n_rate", "C_hat_n_rate", "n")):
-            fill_slopes(by[name], state, trials, key, axis, sc.claim.permutations, rng)
+        by = self.summarize_grid(sc, ctx, rows, trials,
+                                 (("C_m", "C_hat", "m"), ("C_n", "C_hat", "n"), ("control_m_rate", "C_hat_m_rate", "m"),
+                                  ("control_n_rate", "C_hat_n_rate", "n")),
+                                 maxima=("C_hat",), medians=("a_tilde_T", "t_at_sup"))
         by["bound"].figures.update({
             "worst_ratio_to_bound": max(t.values["ratio_bound"] for t in trials),
             "a_star_norm_median": float(np.median([t.values["a_star_norm"] for t in trials])),
         })
-        table = point_table(state, trials, maxima=("C_hat",), medians=("a_tilde_T", "t_at_sup"))
-        ctx.quantities["per_point"] = table
 
 
 def _universal(N: np.ndarray, env: np.ndarray, rhs: np.ndarray, err: float) -> str:

@@ -56,6 +56,13 @@ class TargetSpec(Strict):
                         "‖f*‖²; the rest is bounded by Parseval")
 
 
+#: the default target of the random-feature checks (thm41, lemma43 and the family of checks/emw.py):
+#: a cosine ridge and half a sign ridge, sup|f*| ≤ 0.27
+DEFAULT_TARGET = {"terms": [{"family": "cos", "weight": 1.0, "direction": 0, "omega": 1.0},
+                            {"family": "sign", "weight": 0.5, "direction": 1}],
+                  "quadrature_nodes": 48}
+
+
 class Thm41Claim(Strict):
     epsilon: float = Field(0.1, gt=0.0, lt=1.0, description="failure probability ε")
     exact_witness_max_m: int = Field(2048, ge=0, le=20000,
@@ -199,9 +206,7 @@ class Thm41(Check):
         "confidence": 0.95,
         "data": {"source": "sphere", "d": 5},
         "network": {"m": 2048},
-        "target": {"terms": [{"family": "cos", "weight": 1.0, "direction": 0, "omega": 1.0},
-                             {"family": "sign", "weight": 0.5, "direction": 1}],
-                   "quadrature_nodes": 48},
+        "target": DEFAULT_TARGET,
         "claim": {"epsilon": 0.1, "exact_witness_max_m": 2048},
     }
 

@@ -63,9 +63,8 @@ from ..memory import require_memory
 from ..rftwin import RFTwin
 from ..scenario import Strict
 from ..stats import PROBABILISTIC, SCALING, UNIVERSAL, ClaimRow
-from .base import DIVERGED, HOLDS, UNDECIDED, VIOLATION, Check, Context, TrialResult
-from .emw import (EMWDynamics, EMWGrid, EMWNetwork, TargetSpec, draw, fill_slopes, point_table, prepare_state,
-                  train)
+from .base import DIVERGED, HOLDS, UNDECIDED, VIOLATION, Context, TrialResult
+from .emw import DEFAULT_TARGET, EMWCheck, EMWDynamics, EMWGrid, EMWNetwork, TargetSpec, draw, prepare_state, train
 
 #: geometric times in the window: √n/m · 2^(k/4), k = −80 … 0
 WINDOW_STEPS = 80
@@ -90,7 +89,7 @@ def rate(m: int, n: int, t: np.ndarray) -> np.ndarray:
     return 1 / m + 1 / (m * t) + 1 / math.sqrt(n)
 
 
-class Thm42(Check):
+class Thm42(EMWCheck):
     name = "thm42"
     ref = "[EMW] (notes Theorem 4.2)"
     title = "training risk with early stopping: R̂_n(a_t, B_t) ≤ C(1/m + 1/(mt) + 1/√n) for m ≥ n, t ≤ √n/m"
@@ -111,7 +110,6 @@ class Thm42(Check):
               "are decided by an exact permutation test.")
     claim_model = Thm42Claim
     sections = {"target": TargetSpec, "network": EMWNetwork, "grid": EMWGrid, "dynamics": EMWDynamics}
-    unused_keys = ("data.labels.", "data.path")
     default = {
         "seed": 0,
         "trials": "auto",
@@ -119,14 +117,10 @@ class Thm42(Check):
         "data": {"source": "sphere", "n": 64, "d": 5},
         "network": {"m": 1024},
         "grid": {"widths": "auto", "sizes": "auto"},
-        "target": {"terms": [{"family": "cos", "weight": 1.0, "direction": 0, "omega": 1.0},
-                             {"family": "sign", "weight": 0.5, "direction": 1}],
-                   "quadrature_nodes": 48},
+        "target": DEFAULT_TARGET,
         "dynamics": {"rtol": 1e-4, "min_step_fraction": 0.1, "max_steps": 200_000},
         "claim": {"c": 0.01, "epsilon": 0.05, "C": None, "slope_tolerance": 0.2, "permutations": 2000},
     }
-    #: trials per grid point when trials = auto
-    AUTO_TRIALS = 8
 
     def prepare(self, sc, explicit, rng) -> Context:
         state, q = prepare_state(sc, self.name, self.AUTO_TRIALS, need_m_ge_n=True)
@@ -137,9 +131,6 @@ class Thm42(Check):
         q.update({"c": sc.claim.c, "epsilon": sc.claim.epsilon, "C": sc.claim.C,
                   "slope_tolerance": sc.claim.slope_tolerance})
         return Context(quantities=q, trial_bytes=trial_bytes, state=state)
-
-    def fixed_trials(self, sc, ctx):
-        return len(ctx.state.points) * ctx.state.per
 
     def rows(self, sc, ctx) -> list[ClaimRow]:
         tol = sc.claim.slope_tolerance
@@ -224,18 +215,14 @@ class Thm42(Check):
     def summarize(self, sc, ctx, rows, trials) -> None:
         if not trials:
             return
-        state = ctx.state
-        by = {r.name: r for r in rows}
-        rng = np.random.default_rng(np.random.SeedSequence(sc.seed, spawn_key=(2,)))
-        for name, key, axis in (("C_m", "C_hat", "m"), ("C_n", "C_hat", "n"), ("C_n_proof", "C_hat_proof", "n"),
-                                ("control_no_early_stopping", "C_hat_no_early_stopping", "n"),
-                                ("control_m_rate", "C_hat_m_rate", "m")):
-            fill_slopes(by[name], state, trials, key, axis, sc.claim.permutations, rng)
+        by = self.summarize_grid(sc, ctx, rows, trials,
+                                 (("C_m", "C_hat", "m"), ("C_n", "C_hat", "n"), ("C_n_proof", "C_hat_proof", "n"),
+                                  ("control_no_early_stopping", "C_hat_no_early_stopping", "n"),
+                                  ("control_m_rate", "C_hat_m_rate", "m")),
+                                 maxima=("C_hat", "C_hat_proof", "t_window"),
+                                 medians=("risk_end", "proof_bound_end", "steps", "seconds"))
         by["split"].figures["worst_ratio_to_bound"] = max(t.values["ratio_split"] for t in trials)
         by["twin_risk"].figures["worst_ratio_to_bound"] = max(t.values["ratio_twin_risk"] for t in trials)
-        table = point_table(state, trials, maxima=("C_hat", "C_hat_proof", "t_window"),
-                            medians=("risk_end", "proof_bound_end", "steps", "seconds"))
-        ctx.quantities["per_point"] = table
 
 
 def _outcome(violated, certified) -> str:
