@@ -57,15 +57,19 @@ class RFTwin:
 
     def norms(self, t: np.ndarray) -> np.ndarray:
         """‖ã_t‖ at each time."""
-        al = self.alpha(t)
-        return np.sqrt(self.perp2 + np.einsum("tj,tj->t", al, al))
+        return self.norm_profile(t)[0]
 
     def norm_envelope(self, t: np.ndarray) -> np.ndarray:
         """sup of ‖ã_s‖ over s ∈ [t_i, t_{i+1}] for consecutive times (exact: each α_j is
         monotone in s)."""
-        al2 = self.alpha(t) ** 2
+        return self.norm_profile(t)[1]
+
+    def norm_profile(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(‖ã_t‖ at each time, its supremum between consecutive times) from one evaluation of α."""
+        al = self.alpha(t)
+        al2 = al * al
         top = np.maximum(al2[:-1], al2[1:])
-        return np.sqrt(self.perp2 + top.sum(axis=1))
+        return np.sqrt(self.perp2 + np.einsum("tj,tj->t", al, al)), np.sqrt(self.perp2 + top.sum(axis=1))
 
     def risk(self, t: np.ndarray) -> np.ndarray:
         """R̂_n(ã_t, B_0) = (1/2n)‖Φã_t − y‖² at each time."""

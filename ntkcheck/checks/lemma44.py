@@ -152,8 +152,7 @@ class Lemma44(EMWCheck):
         dr = draw(state, m, n, c, rng)
         tw = RFTwin(dr.Phi, dr.a0, dr.y)
         t = times(T)
-        N = tw.norms(t)
-        env = tw.norm_envelope(t)
+        N, env = tw.norm_profile(t)
         a_star = state.target.a_star(dr.B0) / m
         r_star = float(np.sum((dr.Phi @ a_star - dr.y) ** 2)) / (2 * n)
         r_zero = float(dr.y @ dr.y) / (2 * n)
