@@ -55,6 +55,10 @@ class RFTwin:
         """ã_t itself (m entries)."""
         return self.a0 - self.Vt.T @ (self.phi(np.array([t]))[0] * self.beta0)
 
+    def a_at(self, t: np.ndarray) -> np.ndarray:
+        """ã_t at each time (rows; len(t) × m)."""
+        return self.a0 - (self.phi(t) * self.beta0) @ self.Vt
+
     def norms(self, t: np.ndarray) -> np.ndarray:
         """‖ã_t‖ at each time."""
         return self.norm_profile(t)[0]

@@ -1,6 +1,10 @@
+import functools
+import json
 import os
 
 import pytest
+
+import ntkcheck
 
 from ntkcheck.cli import main
 
@@ -22,6 +26,18 @@ def ntk(capsys, monkeypatch):
         return Run(code, out, err)
 
     return run
+
+
+@functools.lru_cache(maxsize=None)
+def _default_json(name: str) -> str:
+    return json.dumps(ntkcheck.run_check(name).to_dict())
+
+
+@pytest.fixture
+def default_run():
+    """A check's default run as its JSON dictionary, computed once per test session (the slower
+    defaults are asserted on by several tests: the golden file and the check's own)."""
+    return lambda name: json.loads(_default_json(name))
 
 
 # Hypothesis: derandomized in CI (the same examples every run), random locally

@@ -45,3 +45,21 @@ def twin_rk4(Phi: np.ndarray, a0: np.ndarray, y: np.ndarray, times, h: float) ->
         out.append(a.copy())
     return out
 
+
+def population_risk_linear_mc(a: np.ndarray, B: np.ndarray, w: float, v: np.ndarray, samples: int,
+                              seed: int) -> tuple[float, float]:
+    """E_x (Σ_k a_k σ(b_k·x) − f*(x))² for x uniform on the sphere and a*(b) = w(b·v), by Monte
+    Carlo (mean, standard error). f* in closed form: E_b[b σ(b·x)] = x E[b_1² 1{b_1 > 0}] = x/(2d),
+    so f*(x) = w(x·v)/(2d)."""
+    rng = np.random.default_rng(seed)
+    d = B.shape[1]
+    total, total2, done = 0.0, 0.0, 0
+    while done < samples:
+        k = min(100_000, samples - done)
+        x = rng.standard_normal((k, d))
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        f = np.maximum(x @ B.T, 0.0) @ a
+        e2 = (f - w * (x @ v) / (2 * d)) ** 2
+        total, total2, done = total + e2.sum(), total2 + (e2 * e2).sum(), done + k
+    mean = total / samples
+    return mean, float(np.sqrt(max(total2 / samples - mean * mean, 0.0) / samples))

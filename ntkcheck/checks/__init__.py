@@ -19,6 +19,7 @@ CHECKS = {
     "lemma43": ("lemma43", "Lemma43"),
     "lemma44": ("lemma44", "Lemma44"),
     "thm42": ("thm42", "Thm42"),
+    "thm46": ("thm46", "Thm46"),
 }
 
 

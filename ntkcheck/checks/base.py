@@ -106,6 +106,12 @@ def at_most(value: float, bound: float, tol: float) -> str:
     return VIOLATION if value > bound + tol else UNDECIDED
 
 
+def decided(violated, certified) -> str:
+    """The outcome from its two tests: a violation if ``violated``, else holds if ``certified``,
+    else undecided."""
+    return VIOLATION if violated else HOLDS if certified else UNDECIDED
+
+
 def joint(*outcomes: str) -> str:
     """The outcome of "every conclusion holds" from each conclusion's outcome in the same trial:
     a violation of any breaks it; it holds only when all hold; else it is undecided."""

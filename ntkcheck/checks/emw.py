@@ -9,6 +9,7 @@ probability over data and initialisation together.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal, Union
 
@@ -19,14 +20,28 @@ from .. import data as data_mod
 from ..dynamics import FlowOptions, Spectrum, integrate_flow
 from ..errors import UserError
 from ..models import TwoLayerNetwork
+from ..rftwin import RFTwin
+from ..rf import kernel_entry_error, kernel_matrix
 from ..scenario import Strict
 from ..slopes import SlopeSample
 from ..targets import Target, build_target
-from .base import Check, Context, TrialResult
+from .base import Check, Context, TrialResult, decided
 from .thm41 import DEFAULT_TARGET, TargetSpec
 
+_EPS = np.finfo(float).eps
+
 __all__ = ["DEFAULT_TARGET", "TargetSpec", "EMWCheck", "EMWNetwork", "EMWGrid", "EMWDynamics", "EMWState", "Draw", "FlowTrace", "prepare_state",
-           "draw", "train", "fill_slopes", "point_table"]
+           "draw", "train", "fill_slopes", "point_table", "population_risk", "population_risks",
+           "window", "twin_risk_bound", "split_outcomes"]
+
+
+#: geometric times in the early-stopping window: √n/m · 2^(k/4), k = −80 … 0
+WINDOW_STEPS = 80
+
+
+def window(n: int, m: int) -> np.ndarray:
+    """The times of Theorems 4.2 and 4.6's window (0, √n/m] on which the flow lands."""
+    return math.sqrt(n) / m * 2.0 ** (np.arange(-WINDOW_STEPS, 1) / 4)
 
 
 class EMWNetwork(Strict):
@@ -170,16 +185,21 @@ class FlowTrace:
     error_u: np.ndarray  # … and for the outputs u
     trusted: np.ndarray  # before any kink or floor step
     run: object
+    kept: dict  # index into t → θ = (a, vec B), at the times train was asked to keep
 
 
-def train(dr: Draw, twin, T: float, checkpoints, dyn) -> FlowTrace:
+def train(dr: Draw, twin, T: float, checkpoints, dyn, keep=()) -> FlowTrace:
     """Gradient flow on (a, B) jointly from (a_0, B_0) to T with the shared integrator
-    (its step cap follows λ_max(JJᵀ/n), which grows like m), landing on ``checkpoints``."""
+    (its step cap follows λ_max(JJᵀ/n), which grows like m), landing on ``checkpoints``; θ is
+    kept at the times in ``keep`` (0, checkpoints or T: the integrator lands on them up to
+    rounding)."""
     m = dr.a0.size
     net = TwoLayerNetwork(dr.X, dr.y, m)
     n = dr.X.shape[0]
     rec: dict[str, list] = {k: [] for k in ("t", "risk", "a_gap", "a_twin", "B_norm", "B_move", "twin_risk",
                                              "error_theta", "error_u", "trusted")}
+    keep = np.asarray(sorted(keep), dtype=float)
+    kept: dict[int, np.ndarray] = {}
 
     def monitor(p):
         a, B = net.split(p.theta)
@@ -190,6 +210,8 @@ def train(dr: Draw, twin, T: float, checkpoints, dyn) -> FlowTrace:
                      ("twin_risk", float(twin.risk(np.array([p.t]))[0])), ("error_theta", p.error_theta),
                      ("error_u", p.error_u), ("trusted", p.trusted)):
             rec[k].append(v)
+        if keep.size and np.min(np.abs(keep - p.t)) <= 1e-9 * p.t:
+            kept[len(rec["t"]) - 1] = np.array(p.theta)
         w = np.linalg.eigvalsh(net.gram(p.theta))
         return Spectrum(float(w[-1]), max(float(w[0]), 0.0))
 
@@ -197,7 +219,31 @@ def train(dr: Draw, twin, T: float, checkpoints, dyn) -> FlowTrace:
                        checkpoints=tuple(checkpoints))
     run = integrate_flow(net, net.join(dr.a0, dr.B0), T, monitor, opts)
     arrays = {k: np.array(v, dtype=bool if k == "trusted" else float) for k, v in rec.items()}
-    return FlowTrace(**arrays, run=run)
+    return FlowTrace(**arrays, run=run, kept=kept)
+
+
+def population_risk(target: Target, a: np.ndarray, B: np.ndarray) -> tuple[float, float]:
+    """R(a, B) = E_x (f(x; a, B) − f*(x))² for x uniform on the sphere, and a bound on its error.
+    σ is 1-homogeneous, so a_k σ(b_k·x) = a_k‖b_k‖ σ(b̂_k·x): with â = a∘‖b‖ and unit rows B̂,
+    R = âᵀKâ − 2âᵀr + ‖f*‖², K_kl = κ1(b̂_k·b̂_l)/d, r_k = E[f*(x)σ(b̂_k·x)] (the targets module)."""
+    nb = np.linalg.norm(B, axis=1)
+    Bh = B / np.where(nb > 0, nb, 1.0)[:, None]
+    return population_risks(target, Bh, (a * nb)[None, :])[0]
+
+
+def population_risks(target: Target, Bh: np.ndarray, A: np.ndarray) -> np.ndarray:
+    """R(a, B̂) for unit rows B̂ and each row a of A (k × m), as (k, 2) rows (risk, error bound):
+    one kernel matrix for all of them. The kernel's entries are within kernel_entry_error(d)
+    (so the quadratic form within that times ‖a‖₁²), r within the targets module's bounds."""
+    d = Bh.shape[1]
+    r, r_err = target.r(Bh)
+    c, c_err = target.norm2
+    quad = np.einsum("km,km->k", A @ kernel_matrix(Bh, d), A)
+    R = quad - 2 * (A @ r) + c
+    s = np.abs(A).sum(axis=1)
+    err = (kernel_entry_error(d) * s * s + 2 * (np.abs(A) @ r_err) + c_err
+           + 8 * A.shape[1] * _EPS * (np.abs(quad) + abs(c)))
+    return np.stack([R, err], axis=1)
 
 
 def point_table(state: EMWState, trials: list[TrialResult], maxima=(), medians=()) -> list[dict]:
@@ -234,3 +280,37 @@ class EMWCheck(Check):
             fill_slopes(by[name], ctx.state, trials, key, axis, sc.claim.permutations, rng)
         ctx.quantities["per_point"] = point_table(ctx.state, trials, maxima=maxima, medians=medians)
         return by
+
+
+def twin_risk_bound(tw: RFTwin, grid: np.ndarray, r_star: float, dist2: float, values: dict) -> dict[str, str]:
+    """The twin's risk bound over the whole window (exact twin: its risk does not increase in t
+    and the bound decreases, so [t_j, t_{j+1}] holds when the risk at t_j is below the bound at
+    t_{j+1}), and its control e^{−3λt}R̂_n(a_0), false at every t > 0."""
+    tt = np.concatenate([[0.0], grid])
+    risk = tw.risk(tt)
+    bound = r_star + dist2 / (2 * tt[1:])
+    slack = tw.rel_error * float(risk[0] + bound[-1])
+    values["ratio_twin_risk"] = float(np.max(risk[1:] / bound))
+    fast = np.exp(-3 * float(tw.rate.max(initial=0.0)) * tt[1:]) * risk[0]
+    return {"twin_risk": decided(np.any(risk[1:] > bound + slack), np.all(risk[:-1] <= bound - slack)),
+            "control_twin_fast": decided(np.any(risk[1:] > fast + slack), np.all(risk[1:] <= fast - slack))}
+
+
+def split_outcomes(tr: FlowTrace, at, lhs: np.ndarray, lhs_err: np.ndarray, twin_term: np.ndarray,
+                   values: dict) -> dict[str, str]:
+    """The proof's split lhs ≤ 3(‖a − ã‖²‖B‖² + ‖ã‖²‖B − B_0‖² + twin_term) at the flow's points
+    ``at`` (an index), and its control with ½ for 3. lhs is a risk of the network known within
+    lhs_err and twin_term the same risk of the twin (exact); the integrator's error estimate δθ
+    moves each norm by at most δθ."""
+    e, gap, Bn, tw, mv = (v[at] for v in (tr.error_theta, tr.a_gap, tr.B_norm, tr.a_twin, tr.B_move))
+    rhs = 3 * (gap ** 2 * Bn ** 2 + tw ** 2 * mv ** 2 + twin_term)
+    rhs_hi = 3 * ((gap + e) ** 2 * (Bn + e) ** 2 + tw ** 2 * (mv + e) ** 2 + twin_term)
+    rhs_lo = 3 * (np.maximum(gap - e, 0) ** 2 * np.maximum(Bn - e, 0) ** 2 + tw ** 2 * np.maximum(mv - e, 0) ** 2
+                  + twin_term)
+    values["ratio_split"] = float(np.max(lhs / np.maximum(rhs, 1e-300)))
+    trusted = tr.trusted[at]
+    out = {}
+    for name, k in (("split", 1.0), ("control_split_half", 1 / 6)):  # (½ of the bracket is rhs/6)
+        out[name] = decided(np.any((lhs - lhs_err > k * rhs_hi) & trusted), np.all(lhs + lhs_err <= k * rhs_lo))
+    return out
+

@@ -63,12 +63,9 @@ from ..memory import require_memory
 from ..rftwin import RFTwin
 from ..scenario import Strict
 from ..stats import PROBABILISTIC, SCALING, UNIVERSAL, ClaimRow
-from .base import DIVERGED, HOLDS, UNDECIDED, VIOLATION, Context, TrialResult
-from .emw import DEFAULT_TARGET, EMWCheck, EMWDynamics, EMWGrid, EMWNetwork, TargetSpec, draw, prepare_state, train
-
-#: geometric times in the window: √n/m · 2^(k/4), k = −80 … 0
-WINDOW_STEPS = 80
-
+from .base import DIVERGED, Context, TrialResult, decided
+from .emw import (DEFAULT_TARGET, EMWCheck, EMWDynamics, EMWGrid, EMWNetwork, TargetSpec, draw, prepare_state,
+                  split_outcomes, train, twin_risk_bound, window)
 
 class Thm42Claim(Strict):
     c: float = Field(0.01, gt=0.0, le=1e6, description="a_k(0) = ±c/m")
@@ -79,10 +76,6 @@ class Thm42Claim(Strict):
                                    description="scaling claims: slope of log Ĉ against log m (log n) at most this")
     permutations: int = Field(2000, ge=100, le=100_000,
                               description="random permutations of the slopes' exact permutation test")
-
-
-def window(n: int, m: int) -> np.ndarray:
-    return math.sqrt(n) / m * 2.0 ** (np.arange(-WINDOW_STEPS, 1) / 4)
 
 
 def rate(m: int, n: int, t: np.ndarray) -> np.ndarray:
@@ -181,11 +174,13 @@ class Thm42(EMWCheck):
         tr = train(dr, tw, float(grid[-1]), grid[:-1], sc.dynamics)
         out: dict[str, str] = {}
         values: dict[str, float] = {"m": float(m), "n": float(n)}
-        out.update(_split(tr, n, values))
+        lhs = tr.risk
+        lhs_err = (2 * np.sqrt(2 * n * lhs) * tr.error_u + tr.error_u ** 2) / (2 * n)
+        out.update(split_outcomes(tr, slice(None), lhs, lhs_err, tr.twin_risk, values))
         a_star = state.target.a_star(dr.B0) / m
         r_star = float(np.sum((dr.Phi @ a_star - dr.y) ** 2)) / (2 * n)
         dist2 = float(np.sum((dr.a0 - a_star) ** 2))
-        out.update(_twin(tw, grid, r_star, dist2, values))
+        out.update(twin_risk_bound(tw, grid, r_star, dist2, values))
         # the proof's bound at the window's end: the split with the twin's risk bound in it
         P = 3 * (tr.a_gap ** 2 * tr.B_norm ** 2 + tr.a_twin ** 2 * tr.B_move ** 2)[1:] \
             + 3 * (r_star + dist2 / (2 * tr.t[1:]))
@@ -202,7 +197,7 @@ class Thm42(EMWCheck):
         values["C_hat_m_rate"] = r0 / (1 / m ** 2 + 1 / (m * math.sqrt(n)))
         if sc.claim.C is not None:
             C = sc.claim.C
-            out["probability"] = _outcome(np.any((R[1:] - tr.error_u[1:] > C * D) & tr.trusted[1:]),
+            out["probability"] = decided(np.any((R[1:] - tr.error_u[1:] > C * D) & tr.trusted[1:]),
                                           np.all(R_env[:-1] <= C * D))
         if tr.run.diverged:
             out = {k: DIVERGED for k in out}
@@ -223,40 +218,3 @@ class Thm42(EMWCheck):
                                  medians=("risk_end", "proof_bound_end", "steps", "seconds"))
         by["split"].figures["worst_ratio_to_bound"] = max(t.values["ratio_split"] for t in trials)
         by["twin_risk"].figures["worst_ratio_to_bound"] = max(t.values["ratio_twin_risk"] for t in trials)
-
-
-def _outcome(violated, certified) -> str:
-    return VIOLATION if violated else HOLDS if certified else UNDECIDED
-
-
-def _split(tr, n: int, values: dict) -> dict[str, str]:
-    """The proof's split (and its control with ½ for 3) at every point of the flow: the
-    integrator's error estimate δθ moves every norm by at most δθ, and R̂_n by
-    (2√(2nR̂_n)δu + δu²)/(2n)."""
-    e = tr.error_theta
-    lhs = tr.risk
-    lhs_err = (2 * np.sqrt(2 * n * lhs) * tr.error_u + tr.error_u ** 2) / (2 * n)
-    rhs = 3 * (tr.a_gap ** 2 * tr.B_norm ** 2 + tr.a_twin ** 2 * tr.B_move ** 2 + tr.twin_risk)
-    rhs_hi = 3 * ((tr.a_gap + e) ** 2 * (tr.B_norm + e) ** 2 + tr.a_twin ** 2 * (tr.B_move + e) ** 2
-                  + tr.twin_risk)
-    rhs_lo = 3 * (np.maximum(tr.a_gap - e, 0) ** 2 * np.maximum(tr.B_norm - e, 0) ** 2
-                  + tr.a_twin ** 2 * np.maximum(tr.B_move - e, 0) ** 2 + tr.twin_risk)
-    values["ratio_split"] = float(np.max(lhs / np.maximum(rhs, 1e-300)))
-    out = {}
-    for name, k in (("split", 1.0), ("control_split_half", 1 / 6)):  # (½ of the bracket is rhs/6)
-        out[name] = _outcome(np.any((lhs - lhs_err > k * rhs_hi) & tr.trusted), np.all(lhs + lhs_err <= k * rhs_lo))
-    return out
-
-
-def _twin(tw: RFTwin, grid: np.ndarray, r_star: float, dist2: float, values: dict) -> dict[str, str]:
-    """The twin's risk bound over the whole window (exact twin: its risk does not increase in t
-    and the bound decreases, so [t_j, t_{j+1}] holds when the risk at t_j is below the bound at
-    t_{j+1}), and its control e^{−3λt}R̂_n(a_0), false at every t > 0."""
-    tt = np.concatenate([[0.0], grid])
-    risk = tw.risk(tt)
-    bound = r_star + dist2 / (2 * tt[1:])
-    slack = tw.rel_error * float(risk[0] + bound[-1])
-    values["ratio_twin_risk"] = float(np.max(risk[1:] / bound))
-    fast = np.exp(-3 * float(tw.rate.max(initial=0.0)) * tt[1:]) * risk[0]
-    return {"twin_risk": _outcome(np.any(risk[1:] > bound + slack), np.all(risk[:-1] <= bound - slack)),
-            "control_twin_fast": _outcome(np.any(risk[1:] > fast + slack), np.all(risk[1:] <= fast - slack))}
