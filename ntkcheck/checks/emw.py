@@ -165,7 +165,7 @@ def fill_slopes(row, state: EMWState, trials: list[TrialResult], key: str, axis:
         return
     row.slopes = SlopeSample.from_groups(np.array(grid, float), vals, permutations, rng)
     row.estimate = row.slopes.estimate
-    row.figures.update({"slope": row.estimate, f"C_hat_per_{axis}": [round(float(v), 6) for v in vals.max(axis=1)],
+    row.figures.update({"slope": row.estimate, f"C_hat_per_{axis}": [float(f"{v:.6g}") for v in vals.max(axis=1)],
                         axis: list(grid)})
 
 
