@@ -151,6 +151,11 @@ class TwoLayerNetwork:
         Q *= pt.mask
         return pt.relu.T @ va + Q.T @ a
 
+    def signs(self, theta: np.ndarray) -> np.ndarray:
+        """1{B Xᵀ ≥ 0} (m × n): where σ′ jumps. The integrator marks the flow untrusted once a
+        step changes one (its error estimate is no bound across a kink)."""
+        return self._at(theta).P >= 0
+
     def gram(self, theta: np.ndarray) -> np.ndarray:
         """K = J Jᵀ/n: u' = −K (u − y) along the flow."""
         a, _ = self.split(theta)
