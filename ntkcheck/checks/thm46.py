@@ -94,7 +94,10 @@ class Thm46(EMWCheck):
                  "C(1/m + 1/(mt) + n^{−1/2}(1 + √t + √(mt)/n^{1/4})²), C independent of m, n and t.")
     typos = [
         "the notes' probability 1 − ε is the second scribe's 1 − 4ε with ε replaced by ε/4.",
-        "the notes omit the conditions m ≥ n and t ≤ √n/m (as in Theorem 4.2).",
+        "the notes omit the conditions m ≥ n and t ≤ √n/m (as in Theorem 4.2) and state the rate as "
+        "C(1/m + 1/(mt) + 1/√n) for all t ≤ T; the second scribe's n^{−1/2} carries the factor "
+        "(1 + √t + √(mt)/n^{1/4})², which lies in [1, 9] inside the window (√(mt) ≤ n^{1/4}, t ≤ √n/m ≤ 1), "
+        "so there the two rates agree up to a constant.",
     ]
     method = ("Thm 4.2's trials (the joint flow over the window (0, √n/m], the twin exact); population risks exact "
               "for uniform ρ (σ is 1-homogeneous: a trained b_k enters as a_k‖b_k‖ on b_k/‖b_k‖), the network's at "
