@@ -71,6 +71,9 @@ class Point:
     #: nothing negative (a violation, the end of a hypothesis) may be concluded from this
     #: point of the trajectory on
     trusted: bool = True
+    #: the embedded local error estimate (a vector like θ) of the step that ended here, for
+    #: monitors that need the error of a part of θ (None at t = 0 and for gradient descent)
+    local_error: np.ndarray | None = None
 
 
 @dataclass
@@ -195,7 +198,8 @@ def integrate_flow(problem: Problem, theta0: np.ndarray, T: float, monitor: Moni
         err_theta += float(np.linalg.norm(e))
         run.steps += 1
         r = problem.residual(theta)
-        spec = monitor(Point(t, run.steps, theta, r, err_total, err_theta, trusted=run.floor_steps == 0 and run.kink_steps == 0))
+        spec = monitor(Point(t, run.steps, theta, r, err_total, err_theta,
+                             trusted=run.floor_steps == 0 and run.kink_steps == 0, local_error=e))
         if not spec.go:
             run.stopped_early = True
             break

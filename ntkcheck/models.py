@@ -162,3 +162,35 @@ class TwoLayerNetwork:
         pt = self._at(theta)
         S = pt.mask * a[:, None]
         return (pt.relu.T @ pt.relu + self.G * (S.T @ S)) / self.n
+
+
+class NetworkWithTwin:
+    """The network's joint flow and its random-feature twin's flow (a alone, B_0 frozen) as one
+    system, θ = (a, vec B, ã), integrated with the same steps. ‖a_t − ã_t‖ is far below the
+    integration error of a alone (an exact twin beside a numerical a leaves that error in the
+    difference); integrated together, the two errors nearly cancel in a − ã, and the part of
+    each step's error estimate that falls on a − ã estimates what is left. Outputs (u, ũ),
+    2n of them; the twin's Gram matrix Φ_0Φ_0ᵀ/n is below the network's K, so the network's
+    λ_max caps the step of both."""
+
+    def __init__(self, net: TwoLayerNetwork, Phi0: np.ndarray):
+        self.net, self.Phi0 = net, Phi0
+        self.k = net.m * (1 + net.d)
+
+    def join(self, a: np.ndarray, B: np.ndarray, a_twin: np.ndarray) -> np.ndarray:
+        return np.concatenate([a, B.ravel(), a_twin])
+
+    def residual(self, theta: np.ndarray) -> np.ndarray:
+        return np.concatenate([self.net.residual(theta[:self.k]), self.Phi0 @ theta[self.k:] - self.net.y])
+
+    def rhs(self, theta: np.ndarray) -> np.ndarray:
+        r = self.Phi0 @ theta[self.k:] - self.net.y
+        return np.concatenate([self.net.rhs(theta[:self.k]), -(self.Phi0.T @ r) / self.net.n])
+
+    def jvp(self, theta: np.ndarray, v: np.ndarray) -> np.ndarray:
+        return np.concatenate([self.net.jvp(theta[:self.k], v[:self.k]), self.Phi0 @ v[self.k:]])
+
+    def signs(self, theta: np.ndarray) -> np.ndarray:
+        """The network's signs (the twin's never change)."""
+        return self.net.signs(theta[:self.k])
+

@@ -75,6 +75,14 @@ class RFTwin:
         top = np.maximum(al2[:-1], al2[1:])
         return np.sqrt(self.perp2 + np.einsum("tj,tj->t", al, al)), np.sqrt(self.perp2 + top.sum(axis=1))
 
+    def norm_range(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(inf, sup) of ‖ã_s‖ over s between consecutive times, exact: a monotone α_j is
+        smallest in absolute value at an end, or 0 where it changes sign."""
+        al = self.alpha(t)
+        lo2 = np.where(al[:-1] * al[1:] > 0, np.minimum(al[:-1] ** 2, al[1:] ** 2), 0.0)
+        hi2 = np.maximum(al[:-1] ** 2, al[1:] ** 2)
+        return np.sqrt(self.perp2 + lo2.sum(axis=1)), np.sqrt(self.perp2 + hi2.sum(axis=1))
+
     def risk(self, t: np.ndarray) -> np.ndarray:
         """R̂_n(ã_t, B_0) = (1/2n)‖Φã_t − y‖² at each time."""
         t = np.asarray(t, dtype=np.float64)

@@ -258,6 +258,7 @@ REPLAY_CASES = {  # every check under keys that differ from its default, data.so
     "thm41": dict(d=4, m=128, trials=3, sets=["claim.epsilon=0.2"]),
     "lemma43": dict(n=12, d=4, trials=2, sets=["data.source=sphere", "network.widths=[64, 128]"]),
     "lemma44": dict(n=16, d=3, m=64, trials=2, sets=["grid.widths=[16, 64]", "claim.c=0.5"]),
+    "lemma45": dict(n=16, d=3, m=64, trials=2, sets=["grid.widths=[16, 64]", "dynamics.T=0.5"]),
     "thm42": dict(n=16, d=3, m=64, trials=2, sets=["grid.sizes=[8, 16]", "claim.C=10"]),
     "thm46": dict(n=16, d=3, m=64, trials=2, sets=["grid.sizes=[8, 16]", "claim.C=10"]),
 }

@@ -18,7 +18,8 @@ SMALL = {"lemma21": dict(n=12, trials=6), "cor22": dict(m=256, trials=6),
          "lemma23": dict(m=512, n=12, d=5, trials=6, sets=["claim.c=3e3"]),
          "cor24": dict(m=64, n=8, d=5, trials=4, sets=["dynamics.T=20"]), "thm41": dict(m=256, trials=4),
          "lemma43": dict(m=64, trials=3, sets=["network.widths=[16,32,64]"]),
-         "lemma44": dict(m=64, n=16, d=3, trials=2), "thm42": dict(m=64, n=16, d=3, trials=2),
+         "lemma44": dict(m=64, n=16, d=3, trials=2),
+         "lemma45": dict(m=64, n=16, d=3, trials=2), "thm42": dict(m=64, n=16, d=3, trials=2),
          "thm46": dict(m=64, n=16, d=3, trials=2)}
 
 

@@ -239,3 +239,110 @@ def test_the_twin_at_many_times_is_the_twin_at_each():
     for k, t in enumerate(times):
         assert np.allclose(got[k], tw.a(t), rtol=1e-13, atol=1e-16)
         assert np.allclose(got[k], ref[k], rtol=1e-8, atol=1e-12)
+
+
+# ---- lemma45: the network against its twin, integrated together
+
+def _lemma45_draw(seed, m, n, c=0.01, d=3):
+    from ntkcheck.api import build_scenario
+    from ntkcheck.checks import REGISTRY
+    from ntkcheck.checks.emw import draw, prepare_state
+
+    sc, _ = build_scenario(REGISTRY["lemma45"](), None, {"m": m, "n": n, "d": d, "sets": [f"claim.c={c}"]})
+    state, _ = prepare_state(sc, "lemma45", 1)
+    return sc, draw(state, m, n, c, np.random.default_rng(seed))
+
+
+@settings(max_examples=4, deadline=None)
+@given(st.integers(0, 1000), st.sampled_from([8, 24]), st.sampled_from([4, 8]), st.floats(0.01, 1.0))
+def test_the_pair_flow_matches_a_fine_rk4_reference_within_its_error(seed, m, n, c):
+    from ntkcheck.checks.lemma45 import _train_pair
+    from reference_emw import joint_and_twin_rk4
+
+    sc, dr = _lemma45_draw(seed, m, n, c)
+    cps = 2.0 ** (np.arange(-80, 1) / 4)
+    tr = _train_pair(dr, cps, sc.dynamics)
+    idx = np.searchsorted(tr["t"], cps * (1 - 1e-9))[44::6]  # t from 2^-9 to 1
+    ref = joint_and_twin_rk4(dr.X, dr.y, dr.a0, dr.B0, cps[44::6], 2e-3)
+    for j, (a, B, at) in zip(idx, ref):
+        assert abs(tr["gap"][j] - np.linalg.norm(a - at)) <= tr["gap_error"][j], j
+        assert abs(tr["B_move"][j] - np.linalg.norm(B - dr.B0)) <= tr["net_est"][j] + 1e-15, j
+        assert abs(tr["B_norm"][j] - np.linalg.norm(B)) <= tr["net_est"][j] + 1e-13, j
+
+
+def test_the_start_derivatives_are_the_flows_limits():
+    """‖a_t − ã_t‖ = ½‖e″(0)‖t² + O(t³) and ‖B_t − B_0‖ = ‖B′(0)‖t + O(t²): Richardson
+    extrapolation of the fine reference at t and 2t removes the first correction."""
+    from ntkcheck.checks.lemma45 import start_derivatives
+    from reference_emw import joint_and_twin_rk4
+
+    for seed, m, n in ((0, 64, 16), (3, 20, 6)):
+        _, dr = _lemma45_draw(seed, m, n, d=5)
+        e2, dB = start_derivatives(dr.X, dr.y, dr.a0, dr.Phi)
+        t = 2.5e-4  # (λ_max t ≈ 0.03: the next corrections are ~1e-3 relative)
+        r1, r2 = joint_and_twin_rk4(dr.X, dr.y, dr.a0, dr.B0, [t, 2 * t], t / 40)
+        v = 2 * (r1[0] - r1[2]) / t ** 2 - (r2[0] - r2[2]) / (2 * t) ** 2
+        assert np.linalg.norm(v - e2 / 2) <= 1e-3 * np.linalg.norm(e2 / 2)  # (without its second term: 7e-3, 1e-2)
+        w = 2 * np.linalg.norm(r1[1] - dr.B0) / t - np.linalg.norm(r2[1] - dr.B0) / (2 * t)
+        assert abs(w - dB) <= 0.005 * dB
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10**6), st.floats(0.01, 10.0), st.floats(0.0, 3.0))
+def test_the_bracketed_integral_contains_every_lipschitz_function(seed, h, F_start):
+    """Random nonnegative functions of slope at most V on [0, h], integrated by a fine sum."""
+    from ntkcheck.checks.lemma45 import bracket_integral
+
+    rng = np.random.default_rng(seed)
+    V = float(rng.uniform(0.1, 2.0))
+    s = np.linspace(0.0, h, 20001)
+    slope = V * np.clip(np.cumsum(rng.normal(size=s.size)) / 30, -1, 1)
+    F = np.maximum(F_start + np.concatenate([[0.0], np.cumsum(slope[:-1] * np.diff(s))]), 0.0)
+    exact = float(np.sum((F[1:] + F[:-1]) / 2 * np.diff(s)))
+    lo, hi = bracket_integral(np.array([F[0]]), np.array([F[-1]]), np.array([F[0]]), np.array([F[-1]]),
+                              np.array([V]), np.array([h]))
+    slack = 1e-6 * (exact + V * h * h)
+    assert lo[0] - slack <= exact <= hi[0] + slack
+    # exact for the extreme functions: a line of slope V is its own lower and upper bracket
+    line = np.array([1.0 + V * h])
+    lo, hi = bracket_integral(np.array([1.0]), line, np.array([1.0]), line, np.array([V]), np.array([h]))
+    assert math.isclose(lo[0], h + V * h * h / 2) and math.isclose(hi[0], h + V * h * h / 2)
+
+
+def test_the_twins_norm_range_brackets_it_between_times():
+    Phi, a0, y = _case(5, 10, 40, 3, c=1.0)
+    tw = RFTwin(Phi, a0, y)
+    times = np.array([0.0, 0.05, 0.4, 3.0, 20.0])
+    lo, hi = tw.norm_range(times)
+    for j in range(times.size - 1):
+        dense = tw.norms(np.linspace(times[j], times[j + 1], 2001))
+        assert lo[j] <= dense.min() * (1 + 1e-12) and dense.max() <= hi[j] * (1 + 1e-12)
+        assert lo[j] <= min(dense[0], dense[-1]) and hi[j] >= max(dense[0], dense[-1])
+
+
+@settings(max_examples=5, deadline=None)
+@given(st.integers(0, 1000), st.sampled_from([16, 64]), st.sampled_from([4, 8, 16]), st.floats(0.001, 1.0))
+def test_lemma45s_integrated_inequality_is_never_violated(seed, m, n, c):
+    res = ntkcheck.run_check("lemma45", seed=seed, m=m, n=n, d=3, trials=1, sets=[f"claim.c={c}"])
+    row = next(r for r in res.rows if r.name == "integrated")
+    assert row.violations == 0 and row.holds == row.trials > 0
+
+
+def test_lemma45_default_passes_and_fails_its_controls(default_run):
+    res = default_run("lemma45")
+    by = {c["name"]: c for c in res["claims"]}
+    assert res["verdict"] == "pass"
+    for ctl in ("control_higher_order", "control_m_rate", "control_n_rate"):
+        assert by[ctl]["verdict"] == "fail", ctl
+    assert by["integrated"]["holds"] == by["integrated"]["trials"] == 72
+    assert by["integrated"]["limit_ratio_t0_max"] < by["integrated"]["worst_ratio_to_bound"] < 1
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--set", "dynamics.T=0"], "dynamics.T"),
+    (["--set", "grid.sizes=[8]"], "at least two values"),
+    (["--m", "64", "--set", "grid.widths=[16, 32]"], "must end at 64"),
+])
+def test_lemma45_refuses_bad_input_in_one_sentence(ntk, argv, words):
+    r = ntk("lemma45", *argv)
+    assert r.code == 2 and words in r.err and r.err.count("\n") == 1, r.err

@@ -18,6 +18,7 @@ CHECKS = {
     "thm41": ("thm41", "Thm41"),
     "lemma43": ("lemma43", "Lemma43"),
     "lemma44": ("lemma44", "Lemma44"),
+    "lemma45": ("lemma45", "Lemma45"),
     "thm42": ("thm42", "Thm42"),
     "thm46": ("thm46", "Thm46"),
 }
