@@ -2,6 +2,7 @@
 fine RK4 reference, the supremum over t, the proof's inequality on generated cases, the
 slopes against synthetic data of known slope, and bad input."""
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -266,8 +267,9 @@ def test_the_pair_flow_matches_a_fine_rk4_reference_within_its_error(seed, m, n,
     ref = joint_and_twin_rk4(dr.X, dr.y, dr.a0, dr.B0, cps[44::6], 2e-3)
     for j, (a, B, at) in zip(idx, ref):
         assert abs(tr["gap"][j] - np.linalg.norm(a - at)) <= tr["gap_error"][j], j
-        assert abs(tr["B_move"][j] - np.linalg.norm(B - dr.B0)) <= tr["net_est"][j] + 1e-15, j
-        assert abs(tr["B_norm"][j] - np.linalg.norm(B)) <= tr["net_est"][j] + 1e-13, j
+        assert abs(tr["B_move"][j] - np.linalg.norm(B - dr.B0)) <= tr["B_est"][j] + 1e-15, j
+        assert abs(tr["B_norm"][j] - np.linalg.norm(B)) <= tr["B_est"][j] + 1e-13, j
+        assert abs(tr["a_norm"][j] - np.linalg.norm(a)) <= tr["a_est"][j], j
 
 
 def test_the_start_derivatives_are_the_flows_limits():
@@ -346,3 +348,20 @@ def test_lemma45_default_passes_and_fails_its_controls(default_run):
 def test_lemma45_refuses_bad_input_in_one_sentence(ntk, argv, words):
     r = ntk("lemma45", *argv)
     assert r.code == 2 and words in r.err and r.err.count("\n") == 1, r.err
+
+
+FULL = Path(__file__).resolve().parent.parent / "scenarios" / "full"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["lemma44", "lemma45", "thm42", "thm46"])
+def test_the_full_size_scenarios_pass_and_fail_their_controls(name):
+    """The defaults' grids, four to sixteen times larger (the default run is the reduced
+    version of this)."""
+    res = ntkcheck.run_check(name, FULL / f"{name}.yaml")
+    assert res.verdict == PASS
+    for row in res.rows:
+        if row.name.startswith("control_"):
+            assert row.verdict == FAIL, row.name
+        elif row.primary:
+            assert row.verdict == PASS, row.name

@@ -228,17 +228,18 @@ class Lemma45(EMWCheck):
 
 def _train_pair(dr, checkpoints: np.ndarray, dyn) -> dict:
     """The pair (a, B, ã) from (a_0, B_0, a_0) to the last checkpoint; per point: t, ‖a − ã‖ and
-    its error (the summed local estimates on a − ã, plus rounding), ‖a‖, ‖B‖, ‖B − B_0‖, the
-    network part's error (summed local estimates on (a, B)), R̂_n and its bound, trust, and at
+    its error (the summed local estimates on a − ã, plus rounding), ‖a‖ and ‖B‖, ‖B − B_0‖ with
+    the summed local estimates on a and on B (a's is far larger: it lies in directions of small
+    singular value, which the outputs barely see), R̂_n's bound, trust, and at
     the checkpoints the integrated twin's distance to the exact one."""
     m = dr.a0.size
     n = dr.X.shape[0]
     net = TwoLayerNetwork(dr.X, dr.y, m)
     pair = NetworkWithTwin(net, dr.Phi)
     k = pair.k
-    keys = ("t", "gap", "gap_est", "a_norm", "B_norm", "B_move", "net_est", "risk_hi", "trusted")
+    keys = ("t", "gap", "gap_est", "a_norm", "a_est", "B_norm", "B_move", "B_est", "risk_hi", "trusted")
     rec: dict[str, list] = {key: [] for key in keys}
-    sums = [0.0, 0.0]
+    sums = [0.0, 0.0, 0.0]  # summed local estimates on a − ã, on a and on B
 
     def monitor(p):
         th = p.theta
@@ -247,11 +248,12 @@ def _train_pair(dr, checkpoints: np.ndarray, dyn) -> dict:
         if p.local_error is not None:
             le = p.local_error
             sums[0] += float(np.linalg.norm(le[:m] - le[k:]))
-            sums[1] += float(np.linalg.norm(le[:k]))
+            sums[1] += float(np.linalg.norm(le[:m]))
+            sums[2] += float(np.linalg.norm(le[m:k]))
         r = p.residual[:n]
         for key, v in (("t", p.t), ("gap", float(np.linalg.norm(a - at))), ("gap_est", sums[0]),
-                       ("a_norm", float(np.linalg.norm(a))), ("B_norm", float(np.linalg.norm(B))),
-                       ("B_move", float(np.linalg.norm(B - dr.B0))), ("net_est", sums[1]),
+                       ("a_norm", float(np.linalg.norm(a))), ("a_est", sums[1]), ("B_norm", float(np.linalg.norm(B))),
+                       ("B_move", float(np.linalg.norm(B - dr.B0))), ("B_est", sums[2]),
                        ("risk_hi", (float(np.linalg.norm(r)) + p.error_u) ** 2 / (2 * n)), ("trusted", p.trusted)):
             rec[key].append(v)
         w = np.linalg.eigvalsh(net.gram(th[:k]))
@@ -281,12 +283,12 @@ def _train_pair(dr, checkpoints: np.ndarray, dyn) -> dict:
 def _integrals(tr: dict, tw: RFTwin, B0n: float, n: int):
     """Lower and upper bounds of ∫_0^t g and of the control's ∫_0^t ‖B_s − B_0‖g(s) ds at every
     point (the row's docstring gives the argument)."""
-    t, e = tr["t"], tr["net_est"]
+    t, e, ea = tr["t"], tr["B_est"], tr["a_est"]
     h = np.diff(t)
     # sup over a step of ‖a‖ and ‖B‖ (Grönwall: ‖a′‖ ≤ ‖B‖√(2R̂), ‖B′‖ ≤ ‖a‖√(2R̂), R̂ ≤ its start)
     s = np.sqrt(2 * tr["risk_hi"][:-1])
     q = h * s
-    a_top, B_top = tr["a_norm"][:-1] + e[:-1], tr["B_norm"][:-1] + e[:-1]
+    a_top, B_top = tr["a_norm"][:-1] + ea[:-1], tr["B_norm"][:-1] + e[:-1]
     ok = q < 0.5  # (elsewhere the step is left out of the lower bound and unbounded above)
     V = np.where(ok, (a_top + q * B_top) / (1 - np.minimum(q, 0.5) ** 2), 0.0) * s
     mv_lo, mv_hi = np.maximum(tr["B_move"] - e, 0.0), tr["B_move"] + e
