@@ -24,15 +24,17 @@ from ..rftwin import RFTwin
 from ..rf import kernel_entry_error, kernel_matrix
 from ..scenario import Strict
 from ..slopes import SlopeSample
+from ..stats import UNIVERSAL, ClaimRow
 from ..targets import Target, build_target
 from .base import Check, Context, TrialResult, decided
 from .thm41 import DEFAULT_TARGET, TargetSpec
 
 _EPS = np.finfo(float).eps
 
-__all__ = ["DEFAULT_TARGET", "TargetSpec", "EMWCheck", "EMWNetwork", "EMWGrid", "EMWDynamics", "EMWState", "Draw", "FlowTrace", "prepare_state",
+__all__ = ["DEFAULT_TARGET", "FLOW_DEFAULT", "emw_default", "TargetSpec", "EMWCheck", "EMWNetwork", "EMWGrid", "EMWDynamics", "EMWState", "Draw", "FlowTrace", "prepare_state",
            "draw", "train", "fill_slopes", "point_table", "population_risk", "population_risks",
-           "window", "twin_risk_bound", "split_outcomes"]
+           "window", "twin_risk_bound", "split_outcomes",
+           "window_flow", "window_control_rows"]
 
 
 #: geometric times in the early-stopping window: √n/m · 2^(k/4), k = −80 … 0
@@ -42,6 +44,18 @@ WINDOW_STEPS = 80
 def window(n: int, m: int) -> np.ndarray:
     """The times of Theorems 4.2 and 4.6's window (0, √n/m] on which the flow lands."""
     return math.sqrt(n) / m * 2.0 ** (np.arange(-WINDOW_STEPS, 1) / 4)
+
+
+def emw_default(n: int, m: int, dynamics: dict, claim: dict) -> dict:
+    """A default scenario of this family: sphere data in d = 5, the grids automatic, the
+    default target; ``dynamics`` and ``claim`` are the check's own."""
+    return {"seed": 0, "trials": "auto", "confidence": 0.95, "data": {"source": "sphere", "n": n, "d": 5},
+            "network": {"m": m}, "grid": {"widths": "auto", "sizes": "auto"}, "target": DEFAULT_TARGET,
+            "dynamics": dynamics, "claim": claim}
+
+
+#: the flow options of the checks that integrate the joint flow
+FLOW_DEFAULT = {"rtol": 1e-4, "min_step_fraction": 0.1, "max_steps": 200_000}
 
 
 class EMWNetwork(Strict):
@@ -314,3 +328,27 @@ def split_outcomes(tr: FlowTrace, at, lhs: np.ndarray, lhs_err: np.ndarray, twin
         out[name] = decided(np.any((lhs - lhs_err > k * rhs_hi) & trusted), np.all(lhs + lhs_err <= k * rhs_lo))
     return out
 
+
+def window_flow(sc, state: EMWState, index: int, rng: np.random.Generator, keep_every: int = 0):
+    """Theorems 4.2 and 4.6's trial: data and initialisation at the trial's grid point, the joint
+    flow over the window (0, √n/m] landing on its checkpoints (θ kept at t = 0 and at every
+    ``keep_every``-th checkpoint back from the window's end, if set), the exact twin. Returns
+    (m, n, draw, twin, window times, flow)."""
+    m, n = state.point(index)
+    dr = draw(state, m, n, sc.claim.c, rng)
+    tw = RFTwin(dr.Phi, dr.a0, dr.y)
+    grid = window(n, m)
+    keep = np.append(0.0, grid[::-keep_every]) if keep_every else ()
+    return m, n, dr, tw, grid, train(dr, tw, float(grid[-1]), grid[:-1], sc.dynamics, keep=keep)
+
+
+def window_control_rows(R: str) -> list[ClaimRow]:
+    """The controls of the proof's two explicit steps, for the risk written ``R`` (R̂_n or R)."""
+    return [
+        ClaimRow("control_split_half", UNIVERSAL,
+                 f"control (false by proof): the split with 3 replaced by ½; at t = 0 (a_t = ã_t, B_t = B_0) its "
+                 f"right side is {R}(a_0, B_0)/2 < {R}(a_0, B_0)", primary=False),
+        ClaimRow("control_twin_fast", UNIVERSAL,
+                 "control (false by proof): R̂_n(ã_t, B_0) ≤ e^{−3λt} R̂_n(a_0, B_0), λ = λ_max(ΦΦᵀ/n); the twin's "
+                 "residual obeys r′ = −(ΦΦᵀ/n) r, so R̂_n(ã_t) ≥ e^{−2λt} R̂_n(a_0) at every t > 0", primary=False),
+    ]

@@ -46,7 +46,7 @@ from ..rftwin import RFTwin
 from ..scenario import Strict
 from ..stats import SCALING, UNIVERSAL, ClaimRow
 from .base import HOLDS, UNDECIDED, VIOLATION, Context, TrialResult
-from .emw import DEFAULT_TARGET, EMWCheck, EMWGrid, EMWNetwork, TargetSpec, draw, prepare_state
+from .emw import EMWCheck, EMWGrid, EMWNetwork, TargetSpec, draw, emw_default, prepare_state
 
 #: the times: 0 and T·2^(k/8), k = −320 … 0
 TIME_STEPS = 320
@@ -97,17 +97,8 @@ class Lemma44(EMWCheck):
               "in n (at the largest m) by an exact permutation test.")
     claim_model = Lemma44Claim
     sections = {"target": TargetSpec, "network": EMWNetwork, "grid": EMWGrid, "dynamics": Lemma44Horizon}
-    default = {
-        "seed": 0,
-        "trials": "auto",
-        "confidence": 0.95,
-        "data": {"source": "sphere", "n": 400, "d": 5},
-        "network": {"m": 2048},
-        "grid": {"widths": "auto", "sizes": "auto"},
-        "target": DEFAULT_TARGET,
-        "dynamics": {"T": 2.0},
-        "claim": {"c": 0.01, "slope_tolerance": 0.2, "permutations": 2000, "m_at_least_gamma2": False},
-    }
+    default = emw_default(400, 2048, {"T": 2.0}, {"c": 0.01, "slope_tolerance": 0.2, "permutations": 2000,
+                                                "m_at_least_gamma2": False})
 
     def prepare(self, sc, explicit, rng) -> Context:
         state, q = prepare_state(sc, self.name, self.AUTO_TRIALS)

@@ -62,7 +62,7 @@ from ..rftwin import RFTwin
 from ..scenario import Strict
 from ..stats import SCALING, UNIVERSAL, ClaimRow
 from .base import DIVERGED, Context, TrialResult, decided
-from .emw import DEFAULT_TARGET, EMWCheck, EMWDynamics, EMWGrid, EMWNetwork, TargetSpec, draw, prepare_state
+from .emw import FLOW_DEFAULT, EMWCheck, EMWDynamics, EMWGrid, EMWNetwork, TargetSpec, draw, emw_default, prepare_state
 
 #: checkpoints T·2^(k/4), k = −CHECKPOINTS … 0; the universal row from T·2^(−CLAIM_OCTAVES)
 CHECKPOINTS = 80
@@ -134,17 +134,7 @@ class Lemma45(EMWCheck):
               "over the points and the exact t → 0+ limit, by an exact permutation test.")
     claim_model = Lemma45Claim
     sections = {"target": TargetSpec, "network": EMWNetwork, "grid": EMWGrid, "dynamics": Lemma45Dynamics}
-    default = {
-        "seed": 0,
-        "trials": "auto",
-        "confidence": 0.95,
-        "data": {"source": "sphere", "n": 64, "d": 5},
-        "network": {"m": 1024},
-        "grid": {"widths": "auto", "sizes": "auto"},
-        "target": DEFAULT_TARGET,
-        "dynamics": {"T": 1.0, "rtol": 1e-4, "min_step_fraction": 0.1, "max_steps": 200_000},
-        "claim": {"c": 0.01, "slope_tolerance": 0.2, "permutations": 2000},
-    }
+    default = emw_default(64, 1024, {"T": 1.0, **FLOW_DEFAULT}, {"c": 0.01, "slope_tolerance": 0.2, "permutations": 2000})
 
     def prepare(self, sc, explicit, rng) -> Context:
         state, q = prepare_state(sc, self.name, self.AUTO_TRIALS)

@@ -60,12 +60,11 @@ import numpy as np
 from pydantic import Field
 
 from ..memory import require_memory
-from ..rftwin import RFTwin
 from ..scenario import Strict
 from ..stats import PROBABILISTIC, SCALING, UNIVERSAL, ClaimRow
 from .base import DIVERGED, Context, TrialResult, decided
-from .emw import (DEFAULT_TARGET, EMWCheck, EMWDynamics, EMWGrid, EMWNetwork, TargetSpec, draw, prepare_state,
-                  split_outcomes, train, twin_risk_bound, window)
+from .emw import (FLOW_DEFAULT, EMWCheck, EMWDynamics, EMWGrid, EMWNetwork, TargetSpec, emw_default, prepare_state,
+                  split_outcomes, twin_risk_bound, window_control_rows, window_flow)
 
 class Thm42Claim(Strict):
     c: float = Field(0.01, gt=0.0, le=1e6, description="a_k(0) = ±c/m")
@@ -103,17 +102,8 @@ class Thm42(EMWCheck):
               "are decided by an exact permutation test.")
     claim_model = Thm42Claim
     sections = {"target": TargetSpec, "network": EMWNetwork, "grid": EMWGrid, "dynamics": EMWDynamics}
-    default = {
-        "seed": 0,
-        "trials": "auto",
-        "confidence": 0.95,
-        "data": {"source": "sphere", "n": 64, "d": 5},
-        "network": {"m": 1024},
-        "grid": {"widths": "auto", "sizes": "auto"},
-        "target": DEFAULT_TARGET,
-        "dynamics": {"rtol": 1e-4, "min_step_fraction": 0.1, "max_steps": 200_000},
-        "claim": {"c": 0.01, "epsilon": 0.05, "C": None, "slope_tolerance": 0.2, "permutations": 2000},
-    }
+    default = emw_default(64, 1024, dict(FLOW_DEFAULT), {"c": 0.01, "epsilon": 0.05, "C": None, "slope_tolerance": 0.2,
+                                                      "permutations": 2000})
 
     def prepare(self, sc, explicit, rng) -> Context:
         state, q = prepare_state(sc, self.name, self.AUTO_TRIALS, need_m_ge_n=True)
@@ -147,13 +137,7 @@ class Thm42(EMWCheck):
             rows.append(ClaimRow("probability", PROBABILISTIC,
                                  f"R̂_n(a_t, B_t) ≤ {sc.claim.C:g}(1/m + 1/(mt) + 1/√n) for all t ≤ √n/m, "
                                  f"w.p. ≥ 1 − 4ε = {1 - 4 * sc.claim.epsilon:g}", target=1 - 4 * sc.claim.epsilon))
-        rows += [
-            ClaimRow("control_split_half", UNIVERSAL,
-                     "control (false by proof): the split with 3 replaced by ½; at t = 0 (a_t = ã_t, B_t = B_0) its "
-                     "right side is R̂_n(a_0, B_0)/2 < R̂_n(a_0, B_0)", primary=False),
-            ClaimRow("control_twin_fast", UNIVERSAL,
-                     "control (false by proof): R̂_n(ã_t, B_0) ≤ e^{−3λt} R̂_n(a_0, B_0), λ = λ_max(ΦΦᵀ/n); the twin's "
-                     "residual obeys r′ = −(ΦΦᵀ/n) r, so R̂_n(ã_t) ≥ e^{−2λt} R̂_n(a_0) at every t > 0", primary=False),
+        rows += window_control_rows("R̂_n") + [
             ClaimRow("control_no_early_stopping", SCALING,
                      "control (false by proof): Ĉ for R̂_n ≤ C(1/m + 1/√n) (no 1/(mt) term) does not grow with n; "
                      "as t → 0+ the ratio tends to R̂_n(a_0, B_0)/(1/m + 1/√n), R̂_n(a_0, B_0) ≥ "
@@ -167,11 +151,7 @@ class Thm42(EMWCheck):
 
     def run_trial(self, sc, ctx, rng, index) -> TrialResult:
         state = ctx.state
-        m, n = state.point(index)
-        dr = draw(state, m, n, sc.claim.c, rng)
-        tw = RFTwin(dr.Phi, dr.a0, dr.y)
-        grid = window(n, m)
-        tr = train(dr, tw, float(grid[-1]), grid[:-1], sc.dynamics)
+        m, n, dr, tw, grid, tr = window_flow(sc, state, index, rng)
         out: dict[str, str] = {}
         values: dict[str, float] = {"m": float(m), "n": float(n)}
         lhs = tr.risk

@@ -56,12 +56,12 @@ from pydantic import Field
 
 from ..memory import require_memory
 from ..models import TwoLayerNetwork
-from ..rftwin import RFTwin
 from ..scenario import Strict
 from ..stats import PROBABILISTIC, SCALING, UNIVERSAL, ClaimRow
 from .base import DIVERGED, Context, TrialResult, decided
-from .emw import (DEFAULT_TARGET, EMWCheck, EMWDynamics, EMWGrid, EMWNetwork, TargetSpec, draw, population_risk,
-                  population_risks, prepare_state, split_outcomes, train, twin_risk_bound, window)
+from .emw import (FLOW_DEFAULT, EMWCheck, EMWDynamics, EMWGrid, EMWNetwork, TargetSpec, emw_default, population_risk,
+                  population_risks, prepare_state, split_outcomes, twin_risk_bound, window, window_control_rows,
+                  window_flow)
 
 #: the network's population risk at t = 0 and at every EVERY-th checkpoint back from the end
 EVERY = 16
@@ -106,17 +106,8 @@ class Thm46(EMWCheck):
               "measured in it), by an exact permutation test; Ĉ's own slope in n is a secondary row.")
     claim_model = Thm46Claim
     sections = {"target": TargetSpec, "network": EMWNetwork, "grid": EMWGrid, "dynamics": EMWDynamics}
-    default = {
-        "seed": 0,
-        "trials": "auto",
-        "confidence": 0.95,
-        "data": {"source": "sphere", "n": 64, "d": 5},
-        "network": {"m": 1024},
-        "grid": {"widths": "auto", "sizes": "auto"},
-        "target": DEFAULT_TARGET,
-        "dynamics": {"rtol": 1e-4, "min_step_fraction": 0.1, "max_steps": 200_000},
-        "claim": {"c": 0.01, "epsilon": 0.2, "C": None, "slope_tolerance": 0.2, "permutations": 2000},
-    }
+    default = emw_default(64, 1024, dict(FLOW_DEFAULT), {"c": 0.01, "epsilon": 0.2, "C": None, "slope_tolerance": 0.2,
+                                                      "permutations": 2000})
 
     def prepare(self, sc, explicit, rng) -> Context:
         state, q = prepare_state(sc, self.name, self.AUTO_TRIALS, need_m_ge_n=True)
@@ -153,13 +144,7 @@ class Thm46(EMWCheck):
                                  f"R(a_t, B_t) ≤ {sc.claim.C:g}(1/m + 1/(mt) + n^{{−1/2}}(1 + √t + √(mt)/n^{{1/4}})²) "
                                  f"at 6 times of the window, w.p. ≥ 1 − ε = {1 - sc.claim.epsilon:g}",
                                  target=1 - sc.claim.epsilon))
-        rows += [
-            ClaimRow("control_split_half", UNIVERSAL,
-                     "control (false by proof): the split with 3 replaced by ½; at t = 0 (a_t = ã_t, B_t = B_0) its "
-                     "right side is R(a_0, B_0)/2 < R(a_0, B_0)", primary=False),
-            ClaimRow("control_twin_fast", UNIVERSAL,
-                     "control (false by proof): R̂_n(ã_t, B_0) ≤ e^{−3λt} R̂_n(a_0, B_0), λ = λ_max(ΦΦᵀ/n); the twin's "
-                     "residual obeys r′ = −(ΦΦᵀ/n) r, so R̂_n(ã_t) ≥ e^{−2λt} R̂_n(a_0) at every t > 0", primary=False),
+        rows += window_control_rows("R") + [
             ClaimRow("control_no_early_stopping", SCALING,
                      "control (false by proof): Ĉ for the bound without its 1/(mt) term does not grow with n; as "
                      "t → 0+ the ratio tends to R(a_0, B_0)/(1/m + n^{−1/2}), R(a_0, B_0) ≥ (‖f*‖ − c/√m)², which "
@@ -173,11 +158,7 @@ class Thm46(EMWCheck):
 
     def run_trial(self, sc, ctx, rng, index) -> TrialResult:
         state = ctx.state
-        m, n = state.point(index)
-        dr = draw(state, m, n, sc.claim.c, rng)
-        tw = RFTwin(dr.Phi, dr.a0, dr.y)
-        grid = window(n, m)
-        tr = train(dr, tw, float(grid[-1]), grid[:-1], sc.dynamics, keep=np.append(0.0, grid[::-EVERY]))
+        m, n, dr, tw, grid, tr = window_flow(sc, state, index, rng, keep_every=EVERY)
         net = TwoLayerNetwork(dr.X, dr.y, m)
         pick = np.array(sorted(tr.kept))
         R, R_err = np.array([population_risk(state.target, *net.split(tr.kept[i])) for i in pick]).T
