@@ -94,3 +94,31 @@ def joint_and_twin_rk4(X: np.ndarray, y: np.ndarray, a0: np.ndarray, B0: np.ndar
             t += s
         out.append([x.copy() for x in state])
     return out
+
+
+def kernel_flow_rk4(G: np.ndarray, y: np.ndarray, taus, h: float) -> list[np.ndarray]:
+    """Kernel regression's gradient flow in its coefficients, α′ = −(1/n)(Gα − y) from α = 0
+    (so f = Σ_i α_i k(·, x_i) descends R̂ = (1/2n)Σ_i (f(x_i) − y_i)² in the RKHS), by RK4 at a
+    fixed step of at most h; α at each of the increasing ``taus``."""
+    n = G.shape[0]
+    a, t, out = np.zeros(n), 0.0, []
+    for target in taus:
+        while t < target * (1 - 1e-14):
+            s = min(h, target - t)
+            k1 = -(G @ a - y) / n
+            k2 = -(G @ (a + s / 2 * k1) - y) / n
+            k3 = -(G @ (a + s / 2 * k2) - y) / n
+            k4 = -(G @ (a + s * k3) - y) / n
+            a = a + s / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+            t += s
+        out.append(a.copy())
+    return out
+
+
+def k0_monte_carlo(x: np.ndarray, z: np.ndarray, samples: int, seed: int) -> tuple[float, float]:
+    """E_{b uniform on the sphere} max(b·x, 0) max(b·z, 0) by Monte Carlo (mean, standard error)."""
+    rng = np.random.default_rng(seed)
+    b = rng.standard_normal((samples, x.size))
+    b /= np.linalg.norm(b, axis=1, keepdims=True)
+    v = np.maximum(b @ x, 0.0) * np.maximum(b @ z, 0.0)
+    return float(v.mean()), float(v.std() / np.sqrt(samples))

@@ -21,6 +21,7 @@ CHECKS = {
     "lemma45": ("lemma45", "Lemma45"),
     "thm42": ("thm42", "Thm42"),
     "thm46": ("thm46", "Thm46"),
+    "nnkernel": ("nnkernel", "NNKernel"),
 }
 
 
