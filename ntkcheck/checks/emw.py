@@ -31,7 +31,7 @@ from .thm41 import DEFAULT_TARGET, TargetSpec
 
 _EPS = np.finfo(float).eps
 
-__all__ = ["DEFAULT_TARGET", "FLOW_DEFAULT", "emw_default", "TargetSpec", "EMWCheck", "EMWNetwork", "EMWGrid", "EMWDynamics", "EMWState", "Draw", "FlowTrace", "prepare_state",
+__all__ = ["DEFAULT_TARGET", "FLOW_DEFAULT", "emw_default", "EMWClaim", "TargetSpec", "EMWCheck", "EMWNetwork", "EMWGrid", "EMWDynamics", "EMWState", "Draw", "FlowTrace", "prepare_state",
            "draw", "train", "fill_slopes", "point_table", "population_risk", "population_risks",
            "window", "twin_risk_bound", "split_outcomes",
            "window_flow", "window_control_rows"]
@@ -56,6 +56,16 @@ def emw_default(n: int, m: int, dynamics: dict, claim: dict) -> dict:
 
 #: the flow options of the checks that integrate the joint flow
 FLOW_DEFAULT = {"rtol": 1e-4, "min_step_fraction": 0.1, "max_steps": 200_000}
+
+
+class EMWClaim(Strict):
+    """The claim keys every check of this family has."""
+
+    c: float = Field(0.01, gt=0.0, le=1e6, description="a_k(0) = ±c/m")
+    slope_tolerance: float = Field(0.2, gt=0.0, le=10.0,
+                                   description="scaling claims: slope of log Ĉ against log m (log n) at most this")
+    permutations: int = Field(2000, ge=100, le=100_000,
+                              description="random permutations of the slopes' exact permutation test")
 
 
 class EMWNetwork(Strict):

@@ -46,7 +46,7 @@ from ..rftwin import RFTwin
 from ..scenario import Strict
 from ..stats import SCALING, UNIVERSAL, ClaimRow
 from .base import HOLDS, UNDECIDED, VIOLATION, Context, TrialResult
-from .emw import EMWCheck, EMWGrid, EMWNetwork, TargetSpec, draw, emw_default, prepare_state
+from .emw import EMWCheck, EMWClaim, EMWGrid, EMWNetwork, TargetSpec, draw, emw_default, prepare_state
 
 #: the times: 0 and T·2^(k/8), k = −320 … 0
 TIME_STEPS = 320
@@ -56,12 +56,7 @@ class Lemma44Horizon(Strict):
     T: float = Field(2.0, gt=0.0, le=1e4, description="time horizon T")
 
 
-class Lemma44Claim(Strict):
-    c: float = Field(0.01, gt=0.0, le=1e6, description="a_k(0) = ±c/m")
-    slope_tolerance: float = Field(0.2, gt=0.0, le=10.0,
-                                   description="scaling claims: slope of log Ĉ against log m (log n) at most this")
-    permutations: int = Field(2000, ge=100, le=100_000,
-                              description="random permutations of the slopes' exact permutation test")
+class Lemma44Claim(EMWClaim):
     m_at_least_gamma2: bool = Field(False, description="the notes' unresolved hypothesis m ≥ r², read as "
                                                        "m ≥ γ(f*)²: refuse grids with smaller widths")
 

@@ -59,10 +59,10 @@ from ..dynamics import FlowOptions, Spectrum, integrate_flow
 from ..memory import require_memory
 from ..models import NetworkWithTwin, TwoLayerNetwork
 from ..rftwin import RFTwin
-from ..scenario import Strict
 from ..stats import SCALING, UNIVERSAL, ClaimRow
 from .base import DIVERGED, Context, TrialResult, decided
-from .emw import FLOW_DEFAULT, EMWCheck, EMWDynamics, EMWGrid, EMWNetwork, TargetSpec, draw, emw_default, prepare_state
+from .emw import (FLOW_DEFAULT, EMWCheck, EMWClaim, EMWDynamics, EMWGrid, EMWNetwork, TargetSpec, draw, emw_default,
+                  prepare_state)
 
 #: checkpoints T·2^(k/4), k = −CHECKPOINTS … 0; the universal row from T·2^(−CLAIM_OCTAVES)
 CHECKPOINTS = 80
@@ -72,14 +72,6 @@ _EPS = np.finfo(float).eps
 
 class Lemma45Dynamics(EMWDynamics):
     T: float = Field(1.0, gt=0.0, le=1e3, description="time horizon T")
-
-
-class Lemma45Claim(Strict):
-    c: float = Field(0.01, gt=0.0, le=1e6, description="a_k(0) = ±c/m")
-    slope_tolerance: float = Field(0.2, gt=0.0, le=10.0,
-                                   description="scaling claims: slope of log Ĉ against log m (log n) at most this")
-    permutations: int = Field(2000, ge=100, le=100_000,
-                              description="random permutations of the slopes' exact permutation test")
 
 
 def rate(m: int, n: int, t: np.ndarray) -> np.ndarray:
@@ -132,7 +124,7 @@ class Lemma45(EMWCheck):
               "so that a − ã keeps the small error of the difference; the proof's differential inequality, integrated, "
               "at every point from T/4096 with the integral bracketed soundly between points; Ĉ's slopes in m and n "
               "over the points and the exact t → 0+ limit, by an exact permutation test.")
-    claim_model = Lemma45Claim
+    claim_model = EMWClaim
     sections = {"target": TargetSpec, "network": EMWNetwork, "grid": EMWGrid, "dynamics": Lemma45Dynamics}
     default = emw_default(64, 1024, {"T": 1.0, **FLOW_DEFAULT}, {"c": 0.01, "slope_tolerance": 0.2, "permutations": 2000})
 

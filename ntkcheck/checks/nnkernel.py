@@ -48,10 +48,10 @@ from ..kernelflow import KernelFlow
 from ..kernels import kappa1
 from ..memory import require_memory
 from ..models import TwoLayerNetwork
-from ..scenario import Strict
 from ..stats import SCALING, ClaimRow
 from .base import Context, TrialResult
-from .emw import FLOW_DEFAULT, EMWCheck, EMWDynamics, EMWGrid, EMWNetwork, TargetSpec, draw, emw_default, prepare_state
+from .emw import (FLOW_DEFAULT, EMWCheck, EMWClaim, EMWDynamics, EMWGrid, EMWNetwork, TargetSpec, draw, emw_default,
+                  prepare_state)
 
 #: kernel times τ_max·2^(k/4), k = −KERNEL_TIMES … 0; held-out points per trial
 KERNEL_TIMES = 40
@@ -64,13 +64,11 @@ class NNKernelDynamics(EMWDynamics):
                                        "λ_max/horizon")
 
 
-class NNKernelClaim(Strict):
+class NNKernelClaim(EMWClaim):
     c: float = Field(0.01, gt=0.0, le=1e6, description="a_k(0) = ±β, β = c/m")
-    delta: float = Field(0.05, gt=0.0, lt=1.0, description="the statement's δ (in the width hypothesis)")
     slope_tolerance: float = Field(0.2, gt=0.0, le=10.0,
                                    description="D_m: slope of log D against log m at most −1/2 + this")
-    permutations: int = Field(2000, ge=100, le=100_000,
-                              description="random permutations of the slopes' exact permutation test")
+    delta: float = Field(0.05, gt=0.0, lt=1.0, description="the statement's δ (in the width hypothesis)")
 
 
 def k0(A: np.ndarray, B: np.ndarray) -> np.ndarray:

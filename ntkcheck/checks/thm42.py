@@ -60,21 +60,15 @@ import numpy as np
 from pydantic import Field
 
 from ..memory import require_memory
-from ..scenario import Strict
 from ..stats import PROBABILISTIC, SCALING, UNIVERSAL, ClaimRow
 from .base import DIVERGED, Context, TrialResult, decided
-from .emw import (FLOW_DEFAULT, EMWCheck, EMWDynamics, EMWGrid, EMWNetwork, TargetSpec, emw_default, prepare_state,
-                  split_outcomes, twin_risk_bound, window_control_rows, window_flow)
+from .emw import (FLOW_DEFAULT, EMWCheck, EMWClaim, EMWDynamics, EMWGrid, EMWNetwork, TargetSpec, emw_default,
+                  prepare_state, split_outcomes, twin_risk_bound, window_control_rows, window_flow)
 
-class Thm42Claim(Strict):
-    c: float = Field(0.01, gt=0.0, le=1e6, description="a_k(0) = ±c/m")
+class Thm42Claim(EMWClaim):
     epsilon: float = Field(0.05, gt=0.0, lt=0.25, description="the statement's ε: probability ≥ 1 − 4ε")
     C: float | None = Field(None, gt=0.0, le=1e12,
                             description="a constant to test: adds the probabilistic row R̂_n ≤ C(…) w.p. ≥ 1 − 4ε")
-    slope_tolerance: float = Field(0.2, gt=0.0, le=10.0,
-                                   description="scaling claims: slope of log Ĉ against log m (log n) at most this")
-    permutations: int = Field(2000, ge=100, le=100_000,
-                              description="random permutations of the slopes' exact permutation test")
 
 
 def rate(m: int, n: int, t: np.ndarray) -> np.ndarray:

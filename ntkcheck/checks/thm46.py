@@ -56,26 +56,20 @@ from pydantic import Field
 
 from ..memory import require_memory
 from ..models import TwoLayerNetwork
-from ..scenario import Strict
 from ..stats import PROBABILISTIC, SCALING, UNIVERSAL, ClaimRow
 from .base import DIVERGED, Context, TrialResult, decided
-from .emw import (FLOW_DEFAULT, EMWCheck, EMWDynamics, EMWGrid, EMWNetwork, TargetSpec, emw_default, population_risk,
-                  population_risks, prepare_state, split_outcomes, twin_risk_bound, window, window_control_rows,
-                  window_flow)
+from .emw import (FLOW_DEFAULT, EMWCheck, EMWClaim, EMWDynamics, EMWGrid, EMWNetwork, TargetSpec, emw_default,
+                  population_risk, population_risks, prepare_state, split_outcomes, twin_risk_bound, window,
+                  window_control_rows, window_flow)
 
 #: the network's population risk at t = 0 and at every EVERY-th checkpoint back from the end
 EVERY = 16
 
 
-class Thm46Claim(Strict):
-    c: float = Field(0.01, gt=0.0, le=1e6, description="a_k(0) = ±c/m")
+class Thm46Claim(EMWClaim):
     epsilon: float = Field(0.2, gt=0.0, lt=1.0, description="the statement's ε: probability ≥ 1 − ε")
     C: float | None = Field(None, gt=0.0, le=1e12,
                             description="a constant to test: adds the probabilistic row R ≤ C(…) w.p. ≥ 1 − ε")
-    slope_tolerance: float = Field(0.2, gt=0.0, le=10.0,
-                                   description="scaling claims: slope of log Ĉ against log m (log n) at most this")
-    permutations: int = Field(2000, ge=100, le=100_000,
-                              description="random permutations of the slopes' exact permutation test")
 
 
 def rate(m: int, n: int, t: np.ndarray) -> np.ndarray:
