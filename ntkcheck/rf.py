@@ -244,3 +244,27 @@ def krylov_lower_bound(K: np.ndarray, r: np.ndarray, c: float, radius: float, *,
         q = w / nw
     got = evaluate(k, 3)
     return got if got.lower > best.lower else best
+
+
+def population_risk(target, a: np.ndarray, B: np.ndarray) -> tuple[float, float]:
+    """R(a, B) = E_x (f(x; a, B) − f*(x))² for x uniform on the sphere, and a bound on its error.
+    σ is 1-homogeneous, so a_k σ(b_k·x) = a_k‖b_k‖ σ(b̂_k·x): with â = a∘‖b‖ and unit rows B̂,
+    R = âᵀKâ − 2âᵀr + ‖f*‖², K_kl = κ1(b̂_k·b̂_l)/d, r_k = E[f*(x)σ(b̂_k·x)] (the targets module)."""
+    nb = np.linalg.norm(B, axis=1)
+    Bh = B / np.where(nb > 0, nb, 1.0)[:, None]
+    return population_risks(target, Bh, (a * nb)[None, :])[0]
+
+
+def population_risks(target, Bh: np.ndarray, A: np.ndarray) -> np.ndarray:
+    """R(a, B̂) for unit rows B̂ and each row a of A (k × m), as (k, 2) rows (risk, error bound):
+    one kernel matrix for all of them. The kernel's entries are within kernel_entry_error(d)
+    (so the quadratic form within that times ‖a‖₁²), r within the targets module's bounds."""
+    d = Bh.shape[1]
+    r, r_err = target.r(Bh)
+    c, c_err = target.norm2
+    quad = np.einsum("km,km->k", A @ kernel_matrix(Bh, d), A)
+    R = quad - 2 * (A @ r) + c
+    s = np.abs(A).sum(axis=1)
+    err = (kernel_entry_error(d) * s * s + 2 * (np.abs(A) @ r_err) + c_err
+           + 8 * A.shape[1] * _EPS * (np.abs(quad) + abs(c)))
+    return np.stack([R, err], axis=1)

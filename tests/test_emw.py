@@ -208,7 +208,7 @@ def test_a_set_constant_adds_the_probabilistic_row(name):
 @pytest.mark.parametrize("seed, m, d, scale", [(0, 6, 3, 1.0), (1, 20, 5, 0.3), (2, 40, 2, 2.0)])
 def test_the_population_risk_of_a_trained_network_matches_monte_carlo(seed, m, d, scale):
     """Unnormalised b_k (as training leaves them) and a linear target, whose f* is closed-form."""
-    from ntkcheck.checks.emw import population_risk, population_risks
+    from ntkcheck.rf import population_risk, population_risks
     from ntkcheck.checks.thm41 import TargetSpec
     from ntkcheck.targets import build_target
     from reference_emw import population_risk_linear_mc
@@ -257,12 +257,12 @@ def _lemma45_draw(seed, m, n, c=0.01, d=3):
 @settings(max_examples=4, deadline=None)
 @given(st.integers(0, 1000), st.sampled_from([8, 24]), st.sampled_from([4, 8]), st.floats(0.01, 1.0))
 def test_the_pair_flow_matches_a_fine_rk4_reference_within_its_error(seed, m, n, c):
-    from ntkcheck.checks.lemma45 import _train_pair
+    from ntkcheck.checks.emw import train_pair
     from reference_emw import joint_and_twin_rk4
 
     sc, dr = _lemma45_draw(seed, m, n, c)
     cps = 2.0 ** (np.arange(-80, 1) / 4)
-    tr = _train_pair(dr, cps, sc.dynamics)
+    tr = train_pair(dr, cps, sc.dynamics)
     idx = np.searchsorted(tr["t"], cps * (1 - 1e-9))[44::6]  # t from 2^-9 to 1
     ref = joint_and_twin_rk4(dr.X, dr.y, dr.a0, dr.B0, cps[44::6], 2e-3)
     for j, (a, B, at) in zip(idx, ref):

@@ -19,9 +19,8 @@ from pydantic import Field
 from .. import data as data_mod
 from ..dynamics import FlowOptions, Spectrum, integrate_flow
 from ..errors import UserError
-from ..models import TwoLayerNetwork
+from ..models import NetworkWithTwin, TwoLayerNetwork
 from ..rftwin import RFTwin
-from ..rf import kernel_entry_error, kernel_matrix
 from ..scenario import Strict
 from ..slopes import SlopeSample
 from ..stats import UNIVERSAL, ClaimRow
@@ -31,10 +30,9 @@ from .thm41 import DEFAULT_TARGET, TargetSpec
 
 _EPS = np.finfo(float).eps
 
-__all__ = ["DEFAULT_TARGET", "FLOW_DEFAULT", "emw_default", "EMWClaim", "TargetSpec", "EMWCheck", "EMWNetwork", "EMWGrid", "EMWDynamics", "EMWState", "Draw", "FlowTrace", "prepare_state",
-           "draw", "train", "fill_slopes", "point_table", "population_risk", "population_risks",
-           "window", "twin_risk_bound", "split_outcomes",
-           "window_flow", "window_control_rows"]
+__all__ = ["DEFAULT_TARGET", "FLOW_DEFAULT", "Draw", "EMWCheck", "EMWClaim", "EMWDynamics", "EMWGrid", "EMWNetwork",
+           "EMWState", "FlowTrace", "TargetSpec", "draw", "emw_default", "fill_slopes", "point_table", "prepare_state",
+           "split_outcomes", "train", "train_pair", "twin_risk_bound", "window", "window_control_rows", "window_flow"]
 
 
 #: geometric times in the early-stopping window: √n/m · 2^(k/4), k = −80 … 0
@@ -246,30 +244,6 @@ def train(dr: Draw, twin, T: float, checkpoints, dyn, keep=()) -> FlowTrace:
     return FlowTrace(**arrays, run=run, kept=kept)
 
 
-def population_risk(target: Target, a: np.ndarray, B: np.ndarray) -> tuple[float, float]:
-    """R(a, B) = E_x (f(x; a, B) − f*(x))² for x uniform on the sphere, and a bound on its error.
-    σ is 1-homogeneous, so a_k σ(b_k·x) = a_k‖b_k‖ σ(b̂_k·x): with â = a∘‖b‖ and unit rows B̂,
-    R = âᵀKâ − 2âᵀr + ‖f*‖², K_kl = κ1(b̂_k·b̂_l)/d, r_k = E[f*(x)σ(b̂_k·x)] (the targets module)."""
-    nb = np.linalg.norm(B, axis=1)
-    Bh = B / np.where(nb > 0, nb, 1.0)[:, None]
-    return population_risks(target, Bh, (a * nb)[None, :])[0]
-
-
-def population_risks(target: Target, Bh: np.ndarray, A: np.ndarray) -> np.ndarray:
-    """R(a, B̂) for unit rows B̂ and each row a of A (k × m), as (k, 2) rows (risk, error bound):
-    one kernel matrix for all of them. The kernel's entries are within kernel_entry_error(d)
-    (so the quadratic form within that times ‖a‖₁²), r within the targets module's bounds."""
-    d = Bh.shape[1]
-    r, r_err = target.r(Bh)
-    c, c_err = target.norm2
-    quad = np.einsum("km,km->k", A @ kernel_matrix(Bh, d), A)
-    R = quad - 2 * (A @ r) + c
-    s = np.abs(A).sum(axis=1)
-    err = (kernel_entry_error(d) * s * s + 2 * (np.abs(A) @ r_err) + c_err
-           + 8 * A.shape[1] * _EPS * (np.abs(quad) + abs(c)))
-    return np.stack([R, err], axis=1)
-
-
 def point_table(state: EMWState, trials: list[TrialResult], maxima=(), medians=()) -> list[dict]:
     """Per grid point: the trials, the maximum of each key in ``maxima`` and the median of each in
     ``medians``."""
@@ -362,3 +336,61 @@ def window_control_rows(R: str) -> list[ClaimRow]:
                  "control (false by proof): R̂_n(ã_t, B_0) ≤ e^{−3λt} R̂_n(a_0, B_0), λ = λ_max(ΦΦᵀ/n); the twin's "
                  "residual obeys r′ = −(ΦΦᵀ/n) r, so R̂_n(ã_t) ≥ e^{−2λt} R̂_n(a_0) at every t > 0", primary=False),
     ]
+
+
+def train_pair(dr: Draw, checkpoints: np.ndarray, dyn, probe=None) -> dict:
+    """The pair (a, B, ã) from (a_0, B_0, a_0) to the last checkpoint; per point: t, ‖a − ã‖ and
+    its error (the summed local estimates on a − ã, plus rounding), ‖a‖ and ‖B‖, ‖B − B_0‖ with
+    the summed local estimates on a and on B (a's is far larger: it lies in directions of small
+    singular value, which the outputs barely see), R̂_n's bound, trust; at the checkpoints the
+    integrated twin's distance to the exact one, and ``probe(a, B, ã)`` at t = 0 and at each
+    checkpoint (its results in out["probe"])."""
+    m = dr.a0.size
+    n = dr.X.shape[0]
+    net = TwoLayerNetwork(dr.X, dr.y, m)
+    pair = NetworkWithTwin(net, dr.Phi)
+    k = pair.k
+    keys = ("t", "gap", "gap_est", "a_norm", "a_est", "B_norm", "B_move", "B_est", "risk_hi", "trusted")
+    rec: dict[str, list] = {key: [] for key in keys}
+    sums = [0.0, 0.0, 0.0]  # summed local estimates on a − ã, on a and on B
+
+    def monitor(p):
+        th = p.theta
+        a, at = th[:m], th[k:]
+        B = th[m:k].reshape(m, -1)
+        if p.local_error is not None:
+            le = p.local_error
+            sums[0] += float(np.linalg.norm(le[:m] - le[k:]))
+            sums[1] += float(np.linalg.norm(le[:m]))
+            sums[2] += float(np.linalg.norm(le[m:k]))
+        r = p.residual[:n]
+        for key, v in (("t", p.t), ("gap", float(np.linalg.norm(a - at))), ("gap_est", sums[0]),
+                       ("a_norm", float(np.linalg.norm(a))), ("a_est", sums[1]), ("B_norm", float(np.linalg.norm(B))),
+                       ("B_move", float(np.linalg.norm(B - dr.B0))), ("B_est", sums[2]),
+                       ("risk_hi", (float(np.linalg.norm(r)) + p.error_u) ** 2 / (2 * n)), ("trusted", p.trusted)):
+            rec[key].append(v)
+        w = np.linalg.eigvalsh(net.gram(th[:k]))
+        return Spectrum(float(w[-1]), max(float(w[0]), 0.0))
+
+    opts = FlowOptions(rtol=dyn.rtol, min_step_fraction=dyn.min_step_fraction, max_steps=dyn.max_steps,
+                       checkpoints=tuple(checkpoints[:-1]))
+    kept, probed = [], []
+
+    def keep_twin(p):
+        at_mark = np.min(np.abs(checkpoints - p.t)) <= 1e-9 * p.t
+        if at_mark:
+            kept.append(p.theta[k:].copy())
+        if probe is not None and (at_mark or p.step == 0):
+            probed.append(probe(p.theta[:m], p.theta[m:k].reshape(m, -1), p.theta[k:]))
+        return monitor(p)
+
+    run = integrate_flow(pair, pair.join(dr.a0, dr.B0, dr.a0), float(checkpoints[-1]), keep_twin, opts)
+    out = {key: np.array(v, dtype=bool if key == "trusted" else float) for key, v in rec.items()}
+    steps = np.arange(out["t"].size)
+    # rounding: every step adds to a and ã separately; an allowance of 4u per step of their size
+    out["gap_error"] = out["gap_est"] + 4 * _EPS * (steps + 1) * (out["a_norm"] + np.linalg.norm(dr.a0))
+    tw = RFTwin(dr.Phi, dr.a0, dr.y)
+    tt = checkpoints[:len(kept)]
+    out["twin_error"] = np.linalg.norm(np.array(kept) - tw.a_at(tt), axis=1) if kept else np.zeros(1)
+    out["run"], out["probe"] = run, probed
+    return out

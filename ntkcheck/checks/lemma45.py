@@ -55,19 +55,16 @@ import math
 import numpy as np
 from pydantic import Field
 
-from ..dynamics import FlowOptions, Spectrum, integrate_flow
 from ..memory import require_memory
-from ..models import NetworkWithTwin, TwoLayerNetwork
 from ..rftwin import RFTwin
 from ..stats import SCALING, UNIVERSAL, ClaimRow
 from .base import DIVERGED, Context, TrialResult, decided
-from .emw import (FLOW_DEFAULT, EMWCheck, EMWClaim, EMWDynamics, EMWGrid, EMWNetwork, TargetSpec, draw, emw_default,
+from .emw import (train_pair, FLOW_DEFAULT, EMWCheck, EMWClaim, EMWDynamics, EMWGrid, EMWNetwork, TargetSpec, draw, emw_default,
                   prepare_state)
 
 #: checkpoints T·2^(k/4), k = −CHECKPOINTS … 0; the universal row from T·2^(−CLAIM_OCTAVES)
 CHECKPOINTS = 80
 CLAIM_OCTAVES = 12
-_EPS = np.finfo(float).eps
 
 
 class Lemma45Dynamics(EMWDynamics):
@@ -167,7 +164,7 @@ class Lemma45(EMWCheck):
         T = sc.dynamics.T
         dr = draw(state, m, n, sc.claim.c, rng)
         tw = RFTwin(dr.Phi, dr.a0, dr.y)
-        tr = _train_pair(dr, T * 2.0 ** (np.arange(-CHECKPOINTS, 1) / 4), sc.dynamics)
+        tr = train_pair(dr, T * 2.0 ** (np.arange(-CHECKPOINTS, 1) / 4), sc.dynamics)
         t = tr["t"]
         values: dict[str, float] = {"m": float(m), "n": float(n)}
         e2, dB0 = start_derivatives(dr.X, dr.y, dr.a0, dr.Phi)
@@ -206,60 +203,6 @@ class Lemma45(EMWCheck):
                                           "seconds"))
         by["integrated"].figures["worst_ratio_to_bound"] = max(t.values["ratio_to_integral"] for t in trials)
         by["integrated"].figures["limit_ratio_t0_max"] = max(t.values["limit_ratio_t0"] for t in trials)
-
-
-def _train_pair(dr, checkpoints: np.ndarray, dyn) -> dict:
-    """The pair (a, B, ã) from (a_0, B_0, a_0) to the last checkpoint; per point: t, ‖a − ã‖ and
-    its error (the summed local estimates on a − ã, plus rounding), ‖a‖ and ‖B‖, ‖B − B_0‖ with
-    the summed local estimates on a and on B (a's is far larger: it lies in directions of small
-    singular value, which the outputs barely see), R̂_n's bound, trust, and at
-    the checkpoints the integrated twin's distance to the exact one."""
-    m = dr.a0.size
-    n = dr.X.shape[0]
-    net = TwoLayerNetwork(dr.X, dr.y, m)
-    pair = NetworkWithTwin(net, dr.Phi)
-    k = pair.k
-    keys = ("t", "gap", "gap_est", "a_norm", "a_est", "B_norm", "B_move", "B_est", "risk_hi", "trusted")
-    rec: dict[str, list] = {key: [] for key in keys}
-    sums = [0.0, 0.0, 0.0]  # summed local estimates on a − ã, on a and on B
-
-    def monitor(p):
-        th = p.theta
-        a, at = th[:m], th[k:]
-        B = th[m:k].reshape(m, -1)
-        if p.local_error is not None:
-            le = p.local_error
-            sums[0] += float(np.linalg.norm(le[:m] - le[k:]))
-            sums[1] += float(np.linalg.norm(le[:m]))
-            sums[2] += float(np.linalg.norm(le[m:k]))
-        r = p.residual[:n]
-        for key, v in (("t", p.t), ("gap", float(np.linalg.norm(a - at))), ("gap_est", sums[0]),
-                       ("a_norm", float(np.linalg.norm(a))), ("a_est", sums[1]), ("B_norm", float(np.linalg.norm(B))),
-                       ("B_move", float(np.linalg.norm(B - dr.B0))), ("B_est", sums[2]),
-                       ("risk_hi", (float(np.linalg.norm(r)) + p.error_u) ** 2 / (2 * n)), ("trusted", p.trusted)):
-            rec[key].append(v)
-        w = np.linalg.eigvalsh(net.gram(th[:k]))
-        return Spectrum(float(w[-1]), max(float(w[0]), 0.0))
-
-    opts = FlowOptions(rtol=dyn.rtol, min_step_fraction=dyn.min_step_fraction, max_steps=dyn.max_steps,
-                       checkpoints=tuple(checkpoints[:-1]))
-    kept = []
-
-    def keep_twin(p):
-        if np.min(np.abs(checkpoints - p.t)) <= 1e-9 * p.t:
-            kept.append(p.theta[k:].copy())
-        return monitor(p)
-
-    run = integrate_flow(pair, pair.join(dr.a0, dr.B0, dr.a0), float(checkpoints[-1]), keep_twin, opts)
-    out = {key: np.array(v, dtype=bool if key == "trusted" else float) for key, v in rec.items()}
-    steps = np.arange(out["t"].size)
-    # rounding: every step adds to a and ã separately; an allowance of 4u per step of their size
-    out["gap_error"] = out["gap_est"] + 4 * _EPS * (steps + 1) * (out["a_norm"] + np.linalg.norm(dr.a0))
-    tw = RFTwin(dr.Phi, dr.a0, dr.y)
-    tt = checkpoints[:len(kept)]
-    out["twin_error"] = np.linalg.norm(np.array(kept) - tw.a_at(tt), axis=1) if kept else np.zeros(1)
-    out["run"] = run
-    return out
 
 
 def _integrals(tr: dict, tw: RFTwin, B0n: float, n: int):

@@ -7,7 +7,7 @@ E_{x~ρ}(f(x; a, B) − f*(x))² under ρ uniform on the sphere, C independent o
 
 A trial is thm42's (data and initialisation at one grid point, the joint flow over the window
 (0, √n/m] landing on 81 geometric checkpoints, the twin ã_t exact). Population risks are exact
-for uniform ρ (:func:`ntkcheck.checks.emw.population_risk`: σ is 1-homogeneous, so a trained
+for uniform ρ (:func:`ntkcheck.rf.population_risk`: σ is 1-homogeneous, so a trained
 b_k enters as a_k‖b_k‖ on b_k/‖b_k‖, and the targets module gives E[f*σ(b·x)] and ‖f*‖² with
 bounded errors). The network's R(a_t, B_t) needs an m × m kernel per time, so it is taken at
 t = 0 and at every 16th checkpoint counted back from the window's end (6 times in the window,
@@ -55,12 +55,12 @@ import numpy as np
 from pydantic import Field
 
 from ..memory import require_memory
+from ..rf import population_risk, population_risks
 from ..models import TwoLayerNetwork
 from ..stats import PROBABILISTIC, SCALING, UNIVERSAL, ClaimRow
 from .base import DIVERGED, Context, TrialResult, decided
 from .emw import (FLOW_DEFAULT, EMWCheck, EMWClaim, EMWDynamics, EMWGrid, EMWNetwork, TargetSpec, emw_default,
-                  population_risk, population_risks, prepare_state, split_outcomes, twin_risk_bound, window,
-                  window_control_rows, window_flow)
+                  prepare_state, split_outcomes, twin_risk_bound, window, window_control_rows, window_flow)
 
 #: the network's population risk at t = 0 and at every EVERY-th checkpoint back from the end
 EVERY = 16
