@@ -262,6 +262,7 @@ REPLAY_CASES = {  # every check under keys that differ from its default, data.so
     "thm42": dict(n=16, d=3, m=64, trials=2, sets=["grid.sizes=[8, 16]", "claim.C=10"]),
     "thm46": dict(n=16, d=3, m=64, trials=2, sets=["grid.sizes=[8, 16]", "claim.C=10"]),
     "nnkernel": dict(n=8, d=3, m=64, trials=2, sets=["grid.sizes=[4, 8]", "dynamics.horizon=20"]),
+    "nnrf": dict(n=8, d=3, m=8, trials=2, sets=["grid.sizes=[4, 8]", "dynamics.T=5"]),
 }
 
 

@@ -20,7 +20,8 @@ SMALL = {"lemma21": dict(n=12, trials=6), "cor22": dict(m=256, trials=6),
          "lemma43": dict(m=64, trials=3, sets=["network.widths=[16,32,64]"]),
          "lemma44": dict(m=64, n=16, d=3, trials=2),
          "lemma45": dict(m=64, n=16, d=3, trials=2), "thm42": dict(m=64, n=16, d=3, trials=2),
-         "thm46": dict(m=64, n=16, d=3, trials=2), "nnkernel": dict(m=64, n=8, d=3, trials=2)}
+         "thm46": dict(m=64, n=16, d=3, trials=2), "nnkernel": dict(m=64, n=8, d=3, trials=2),
+         "nnrf": dict(m=8, n=8, d=3, trials=2, sets=["dynamics.T=5"])}
 
 
 def test_local_dask_cluster_gives_the_local_numbers_bit_for_bit():

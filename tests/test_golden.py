@@ -31,7 +31,7 @@ def _same(a, b, path=""):
 
 
 @pytest.mark.parametrize("check", ["lemma21", "cor22", "lemma23", "thm41", "lemma43", "lemma44", "lemma45", "thm42",
-                                   "thm46", "nnkernel",
+                                   "thm46", "nnkernel", "nnrf",
                                    pytest.param("cor24", marks=pytest.mark.slow)])
 def test_default_json_is_unchanged(check, default_run):
     want = json.loads((GOLDEN / f"{check}.json").read_text(encoding="utf-8"))

@@ -15,7 +15,7 @@ import ntkcheck
 from ntkcheck.cli import main
 from ntkcheck.stats import PASS
 
-CHECKS = ["lemma21", "cor22", "lemma23", "cor24", "thm41", "lemma43", "lemma44", "lemma45", "thm42", "thm46", "nnkernel"]
+CHECKS = ["lemma21", "cor22", "lemma23", "cor24", "thm41", "lemma43", "lemma44", "lemma45", "thm42", "thm46", "nnkernel", "nnrf"]
 
 # small sizes keep every accepted run fast; the values also include bad ones
 ints = st.one_of(st.integers(-3, 3), st.integers(8, 48), st.sampled_from([0, 1, 2**40, -2**31]))

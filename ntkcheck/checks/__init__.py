@@ -22,6 +22,7 @@ CHECKS = {
     "thm42": ("thm42", "Thm42"),
     "thm46": ("thm46", "Thm46"),
     "nnkernel": ("nnkernel", "NNKernel"),
+    "nnrf": ("nnrf", "NNRF"),
 }
 
 
