@@ -25,14 +25,15 @@ from ..scenario import Strict
 from ..slopes import SlopeSample
 from ..stats import UNIVERSAL, ClaimRow
 from ..targets import Target, build_target
-from .base import Check, Context, TrialResult, decided
+from .base import DIVERGED, Check, Context, TrialResult, decided
 from .thm41 import DEFAULT_TARGET, TargetSpec
 
 _EPS = np.finfo(float).eps
 
 __all__ = ["DEFAULT_TARGET", "FLOW_DEFAULT", "Draw", "EMWCheck", "EMWClaim", "EMWDynamics", "EMWGrid", "EMWNetwork",
-           "EMWState", "FlowTrace", "TargetSpec", "draw", "emw_default", "fill_slopes", "point_table", "prepare_state",
-           "split_outcomes", "train", "train_pair", "twin_risk_bound", "window", "window_control_rows", "window_flow"]
+           "EMWState", "FlowTrace", "TargetSpec", "draw", "emw_default", "fill_slopes", "finish_trial", "point_table",
+           "prepare_state", "split_outcomes", "train", "train_pair", "twin_risk_bound", "window",
+           "window_control_rows", "window_flow"]
 
 
 #: geometric times in the early-stopping window: √n/m · 2^(k/4), k = −80 … 0
@@ -256,6 +257,15 @@ def point_table(state: EMWState, trials: list[TrialResult], maxima=(), medians=(
             row.update({f"{k}_median": float(np.median([t.values[k] for t in sel])) for k in medians})
             table.append(row)
     return table
+
+
+def finish_trial(index: int, out: dict[str, str], values: dict[str, float], run) -> TrialResult:
+    """A trial's result from its outcomes and figures: every outcome DIVERGED when the flow
+    diverged, and the run's divergence (or early stop) as its note."""
+    if run.diverged:
+        out = {k: DIVERGED for k in out}
+    note = run.divergence if (run.diverged or run.stopped_early) and run.divergence else None
+    return TrialResult(index, out, values, note=note)
 
 
 class EMWCheck(Check):

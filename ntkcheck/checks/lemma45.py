@@ -58,9 +58,9 @@ from pydantic import Field
 from ..memory import require_memory
 from ..rftwin import RFTwin
 from ..stats import SCALING, UNIVERSAL, ClaimRow
-from .base import DIVERGED, Context, TrialResult, decided
-from .emw import (train_pair, FLOW_DEFAULT, EMWCheck, EMWClaim, EMWDynamics, EMWGrid, EMWNetwork, TargetSpec, draw, emw_default,
-                  prepare_state)
+from .base import Context, TrialResult, decided
+from .emw import (FLOW_DEFAULT, EMWCheck, EMWClaim, EMWDynamics, EMWGrid, EMWNetwork, TargetSpec, draw, emw_default,
+                  finish_trial, prepare_state, train_pair)
 
 #: checkpoints T·2^(k/4), k = −CHECKPOINTS … 0; the universal row from T·2^(−CLAIM_OCTAVES)
 CHECKPOINTS = 80
@@ -186,11 +186,7 @@ class Lemma45(EMWCheck):
                        "gap_end": float(gap[-1]), "gap_error_end": float(err[-1]),
                        "twin_error": float(np.max(tr["twin_error"])), "steps": float(tr["run"].steps),
                        "seconds": tr["run"].seconds})
-        if tr["run"].diverged:
-            out = {k: DIVERGED for k in out}
-        run = tr["run"]
-        note = run.divergence if (run.diverged or run.stopped_early) and run.divergence else None
-        return TrialResult(index, out, values, note=note)
+        return finish_trial(index, out, values, tr["run"])
 
     def summarize(self, sc, ctx, rows, trials) -> None:
         if not trials:

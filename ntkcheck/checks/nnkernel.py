@@ -51,7 +51,7 @@ from ..models import TwoLayerNetwork
 from ..stats import SCALING, ClaimRow
 from .base import Context, TrialResult
 from .emw import (FLOW_DEFAULT, EMWCheck, EMWClaim, EMWDynamics, EMWGrid, EMWNetwork, TargetSpec, draw, emw_default,
-                  prepare_state)
+                  finish_trial, prepare_state)
 
 #: kernel times τ_max·2^(k/4), k = −KERNEL_TIMES … 0; held-out points per trial
 KERNEL_TIMES = 40
@@ -156,8 +156,7 @@ class NNKernel(EMWCheck):
                   "kernel_fit_left": float(np.linalg.norm(kf.on_data(tau[-1:])[0] - dr.y)) / math.sqrt(n) / y_rms,
                   "error_ratio": run.error_u / math.sqrt(n) / max(D, 1e-300), "steps": float(run.steps),
                   "seconds": run.seconds}
-        note = run.divergence if (run.diverged or run.stopped_early) and run.divergence else None
-        return TrialResult(index, {}, values, note=note)
+        return finish_trial(index, {}, values, run)
 
     def summarize(self, sc, ctx, rows, trials) -> None:
         if not trials:

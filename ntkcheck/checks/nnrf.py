@@ -44,9 +44,9 @@ from pydantic import Field
 from .. import data as data_mod
 from ..memory import require_memory
 from ..stats import SCALING, UNIVERSAL, ClaimRow
-from .base import DIVERGED, Context, TrialResult, decided
+from .base import Context, TrialResult, decided
 from .emw import (FLOW_DEFAULT, EMWCheck, EMWClaim, EMWDynamics, EMWGrid, EMWNetwork, TargetSpec, draw, emw_default,
-                  prepare_state, train_pair)
+                  finish_trial, prepare_state, train_pair)
 
 CHECKPOINTS = 80
 HELD_OUT = 256
@@ -145,11 +145,7 @@ class NNRF(EMWCheck):
                   "censored": float(over.size == 0), "t_close_lower": float(reached[over_U[0]]) if over_U.size else T,
                   "max_gap_end": float(got[-1]), "ratio_to_bound": float(np.max(got[1:] / np.maximum(rhs[1:], 1e-300))),
                   "steps": float(tr["run"].steps), "seconds": tr["run"].seconds}
-        if tr["run"].diverged:
-            out = {k: DIVERGED for k in out}
-        run = tr["run"]
-        note = run.divergence if (run.diverged or run.stopped_early) and run.divergence else None
-        return TrialResult(index, out, values, note=note)
+        return finish_trial(index, out, values, tr["run"])
 
     def summarize(self, sc, ctx, rows, trials) -> None:
         if not trials:

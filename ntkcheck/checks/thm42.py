@@ -61,9 +61,9 @@ from pydantic import Field
 
 from ..memory import require_memory
 from ..stats import PROBABILISTIC, SCALING, UNIVERSAL, ClaimRow
-from .base import DIVERGED, Context, TrialResult, decided
+from .base import Context, TrialResult, decided
 from .emw import (FLOW_DEFAULT, EMWCheck, EMWClaim, EMWDynamics, EMWGrid, EMWNetwork, TargetSpec, emw_default,
-                  prepare_state, split_outcomes, twin_risk_bound, window_control_rows, window_flow)
+                  finish_trial, prepare_state, split_outcomes, twin_risk_bound, window_control_rows, window_flow)
 
 class Thm42Claim(EMWClaim):
     epsilon: float = Field(0.05, gt=0.0, lt=0.25, description="the statement's ε: probability ≥ 1 − 4ε")
@@ -173,13 +173,10 @@ class Thm42(EMWCheck):
             C = sc.claim.C
             out["probability"] = decided(np.any((R[1:] - tr.error_u[1:] > C * D) & tr.trusted[1:]),
                                           np.all(R_env[:-1] <= C * D))
-        if tr.run.diverged:
-            out = {k: DIVERGED for k in out}
         values.update({"risk_0": r0, "risk_end": float(R[-1]), "t_window": float(grid[-1]),
                        "twin_gap_end": float(tr.a_gap[-1]), "steps": float(tr.run.steps),
                        "error_theta": float(tr.error_theta[-1]), "seconds": tr.run.seconds})
-        note = tr.run.divergence if (tr.run.diverged or tr.run.stopped_early) and tr.run.divergence else None
-        return TrialResult(index, out, values, note=note)
+        return finish_trial(index, out, values, tr.run)
 
     def summarize(self, sc, ctx, rows, trials) -> None:
         if not trials:

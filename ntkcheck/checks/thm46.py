@@ -58,9 +58,10 @@ from ..memory import require_memory
 from ..rf import population_risk, population_risks
 from ..models import TwoLayerNetwork
 from ..stats import PROBABILISTIC, SCALING, UNIVERSAL, ClaimRow
-from .base import DIVERGED, Context, TrialResult, decided
+from .base import Context, TrialResult, decided
 from .emw import (FLOW_DEFAULT, EMWCheck, EMWClaim, EMWDynamics, EMWGrid, EMWNetwork, TargetSpec, emw_default,
-                  prepare_state, split_outcomes, twin_risk_bound, window, window_control_rows, window_flow)
+                  finish_trial, prepare_state, split_outcomes, twin_risk_bound, window, window_control_rows,
+                  window_flow)
 
 #: the network's population risk at t = 0 and at every EVERY-th checkpoint back from the end
 EVERY = 16
@@ -189,10 +190,7 @@ class Thm46(EMWCheck):
             bound = sc.claim.C * D
             out["probability"] = decided(np.any((R[1:] - err[1:] > bound) & tr.trusted[pick][1:]),
                                          np.all(R[1:] + err[1:] <= bound))
-        if tr.run.diverged:
-            out = {k: DIVERGED for k in out}
-        note = tr.run.divergence if (tr.run.diverged or tr.run.stopped_early) and tr.run.divergence else None
-        return TrialResult(index, out, values, note=note)
+        return finish_trial(index, out, values, tr.run)
 
     def summarize(self, sc, ctx, rows, trials) -> None:
         if not trials:
