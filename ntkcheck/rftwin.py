@@ -70,18 +70,23 @@ class RFTwin:
 
     def norm_profile(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(‖ã_t‖ at each time, its supremum between consecutive times) from one evaluation of α."""
-        al = self.alpha(t)
-        al2 = al * al
-        top = np.maximum(al2[:-1], al2[1:])
-        return np.sqrt(self.perp2 + np.einsum("tj,tj->t", al, al)), np.sqrt(self.perp2 + top.sum(axis=1))
+        norms, _, sup = self.norm_bounds(t)
+        return norms, sup
 
     def norm_range(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(inf, sup) of ‖ã_s‖ over s between consecutive times, exact: a monotone α_j is
-        smallest in absolute value at an end, or 0 where it changes sign."""
+        """(inf, sup) of ‖ã_s‖ over s between consecutive times."""
+        return self.norm_bounds(t)[1:]
+
+    def norm_bounds(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """‖ã_t‖ at each time, and its infimum and supremum between consecutive times, exact from
+        one evaluation of α: a monotone α_j is largest in absolute value at an end, smallest at an
+        end or 0 where it changes sign."""
         al = self.alpha(t)
-        lo2 = np.where(al[:-1] * al[1:] > 0, np.minimum(al[:-1] ** 2, al[1:] ** 2), 0.0)
-        hi2 = np.maximum(al[:-1] ** 2, al[1:] ** 2)
-        return np.sqrt(self.perp2 + lo2.sum(axis=1)), np.sqrt(self.perp2 + hi2.sum(axis=1))
+        al2 = al * al
+        lo2 = np.where(al[:-1] * al[1:] > 0, np.minimum(al2[:-1], al2[1:]), 0.0)
+        hi2 = np.maximum(al2[:-1], al2[1:])
+        return (np.sqrt(self.perp2 + al2.sum(axis=1)), np.sqrt(self.perp2 + lo2.sum(axis=1)),
+                np.sqrt(self.perp2 + hi2.sum(axis=1)))
 
     def risk(self, t: np.ndarray) -> np.ndarray:
         """R̂_n(ã_t, B_0) = (1/2n)‖Φã_t − y‖² at each time."""
