@@ -154,19 +154,11 @@ def test_lemma44_refuses_bad_input_in_one_sentence(ntk, argv, words):
     assert r.code == 2 and words in r.err and r.err.count("\n") == 1, r.err
 
 
+@pytest.mark.parametrize("name", ["thm42", "thm46"])
 @settings(max_examples=6, deadline=None)
 @given(st.integers(0, 1000), st.sampled_from([32, 64]), st.sampled_from([4, 8, 16]), st.floats(0.001, 1.0))
-def test_thm42s_proof_steps_are_never_violated(seed, m, n, c):
-    res = ntkcheck.run_check("thm42", seed=seed, m=m, n=n, d=3, trials=1, sets=[f"claim.c={c}"])
-    by = {r.name: r for r in res.rows}
-    for name in ("split", "twin_risk"):
-        assert by[name].violations == 0 and by[name].holds == by[name].trials > 0, name
-
-
-@settings(max_examples=5, deadline=None)
-@given(st.integers(0, 1000), st.sampled_from([32, 64]), st.sampled_from([4, 8, 16]), st.floats(0.001, 1.0))
-def test_thm46s_proof_steps_are_never_violated(seed, m, n, c):
-    res = ntkcheck.run_check("thm46", seed=seed, m=m, n=n, d=3, trials=1, sets=[f"claim.c={c}"])
+def test_the_window_checks_proof_steps_are_never_violated(name, seed, m, n, c):
+    res = ntkcheck.run_check(name, seed=seed, m=m, n=n, d=3, trials=1, sets=[f"claim.c={c}"])
     by = {r.name: r for r in res.rows}
     for name in ("split", "twin_risk"):
         assert by[name].violations == 0 and by[name].holds == by[name].trials > 0, name
