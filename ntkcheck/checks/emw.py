@@ -31,13 +31,23 @@ from .thm41 import DEFAULT_TARGET, TargetSpec
 _EPS = np.finfo(float).eps
 
 __all__ = ["DEFAULT_TARGET", "FLOW_DEFAULT", "Draw", "EMWCheck", "EMWClaim", "EMWDynamics", "EMWGrid", "EMWNetwork",
-           "EMWState", "FlowTrace", "TargetSpec", "draw", "emw_default", "fill_slopes", "finish_trial", "point_table",
-           "prepare_state", "split_outcomes", "train", "train_pair", "twin_risk_bound", "window",
-           "window_control_rows", "window_flow"]
+           "EMWState", "FlowTrace", "TargetSpec", "draw", "emw_default", "fill_slopes", "finish_trial", "landed",
+           "landing_index", "point_table", "prepare_state", "split_outcomes", "train", "train_pair", "twin_risk_bound",
+           "window", "window_control_rows", "window_flow"]
 
 
 #: geometric times in the early-stopping window: √n/m · 2^(k/4), k = −80 … 0
 WINDOW_STEPS = 80
+
+
+def landed(times: np.ndarray, t: float) -> bool:
+    """Whether the integrator's time t is one of ``times`` (it lands on checkpoints up to rounding)."""
+    return bool(times.size) and float(np.min(np.abs(times - t))) <= 1e-9 * t
+
+
+def landing_index(flow_t: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """The indices of ``times`` (0 or checkpoints) among a flow's increasing times."""
+    return np.searchsorted(flow_t, times * (1 - 1e-9))
 
 
 def window(n: int, m: int) -> np.ndarray:
@@ -233,7 +243,7 @@ def train(dr: Draw, twin, T: float, checkpoints, dyn, keep=()) -> FlowTrace:
                      ("twin_risk", float(twin.risk(np.array([p.t]))[0])), ("error_theta", p.error_theta),
                      ("error_u", p.error_u), ("trusted", p.trusted)):
             rec[k].append(v)
-        if keep.size and np.min(np.abs(keep - p.t)) <= 1e-9 * p.t:
+        if landed(keep, p.t):
             kept[len(rec["t"]) - 1] = np.array(p.theta)
         w = np.linalg.eigvalsh(net.gram(p.theta))
         return Spectrum(float(w[-1]), max(float(w[0]), 0.0))
@@ -387,7 +397,7 @@ def train_pair(dr: Draw, checkpoints: np.ndarray, dyn, probe=None) -> dict:
     kept, probed = [], []
 
     def keep_twin(p):
-        at_mark = np.min(np.abs(checkpoints - p.t)) <= 1e-9 * p.t
+        at_mark = landed(checkpoints, p.t)
         if at_mark:
             kept.append(p.theta[k:].copy())
         if probe is not None and (at_mark or p.step == 0):

@@ -51,7 +51,7 @@ from ..models import TwoLayerNetwork
 from ..stats import SCALING, ClaimRow
 from .base import Context, TrialResult
 from .emw import (FLOW_DEFAULT, EMWCheck, EMWClaim, EMWDynamics, EMWGrid, EMWNetwork, TargetSpec, draw, emw_default,
-                  finish_trial, prepare_state)
+                  finish_trial, landed, prepare_state)
 
 #: kernel times τ_max·2^(k/4), k = −KERNEL_TIMES … 0; held-out points per trial
 KERNEL_TIMES = 40
@@ -179,7 +179,7 @@ def _flow(dr, Xt: np.ndarray, times: np.ndarray, dyn):
     outs, held = [], []
 
     def monitor(p):
-        if p.step == 0 or np.min(np.abs(times - p.t)) <= 1e-9 * p.t:
+        if p.step == 0 or landed(times, p.t):
             a, B = net.split(p.theta)
             outs.append(p.residual + dr.y)
             held.append(np.maximum(Xt @ B.T, 0.0) @ a)

@@ -46,7 +46,7 @@ from ..memory import require_memory
 from ..stats import SCALING, UNIVERSAL, ClaimRow
 from .base import Context, TrialResult, decided
 from .emw import (FLOW_DEFAULT, EMWCheck, EMWClaim, EMWDynamics, EMWGrid, EMWNetwork, TargetSpec, draw, emw_default,
-                  finish_trial, prepare_state, train_pair)
+                  finish_trial, landing_index, prepare_state, train_pair)
 
 CHECKPOINTS = 80
 HELD_OUT = 256
@@ -129,7 +129,7 @@ class NNRF(EMWCheck):
         tr = train_pair(dr, cps, sc.dynamics, probe=probe)
         got, first, second, U = np.array(tr["probe"]).T
         reached = np.append(0.0, cps)[:got.size]
-        at = np.searchsorted(tr["t"], reached * (1 - 1e-9))
+        at = landing_index(tr["t"], reached)
         rhs = first + second
         slack = 1e-9 * rhs + 1e-300
         # the control's violation must survive the integration error of f − f̃ (δe‖B‖ + (‖e‖ + ‖ã‖ + δa)δB)

@@ -60,8 +60,8 @@ from ..models import TwoLayerNetwork
 from ..stats import PROBABILISTIC, SCALING, UNIVERSAL, ClaimRow
 from .base import Context, TrialResult, decided
 from .emw import (FLOW_DEFAULT, EMWCheck, EMWClaim, EMWDynamics, EMWGrid, EMWNetwork, TargetSpec, emw_default,
-                  finish_trial, prepare_state, split_outcomes, twin_risk_bound, window, window_control_rows,
-                  window_flow)
+                  finish_trial, landing_index, prepare_state, split_outcomes, twin_risk_bound, window,
+                  window_control_rows, window_flow)
 
 #: the network's population risk at t = 0 and at every EVERY-th checkpoint back from the end
 EVERY = 16
@@ -159,7 +159,7 @@ class Thm46(EMWCheck):
         R, R_err = np.array([population_risk(state.target, *net.split(tr.kept[i])) for i in pick]).T
         t = tr.t[pick]
         # the twin's population risk at the checkpoints (B_0 has unit rows: one kernel)
-        marks = np.searchsorted(tr.t, grid * (1 - 1e-9))
+        marks = landing_index(tr.t, grid)
         twin_R, twin_R_err = population_risks(state.target, dr.B0, tw.a_at(np.append(0.0, tr.t[marks]))).T
         twin_at = dict(zip(np.append(0, marks), twin_R))
         values: dict[str, float] = {"m": float(m), "n": float(n)}
