@@ -150,20 +150,19 @@ class NNRF(EMWCheck):
     def summarize(self, sc, ctx, rows, trials) -> None:
         if not trials:
             return
-        by = self.summarize_grid(sc, ctx, rows, trials, (("t_close_m", "inv_t_close", "m"),
-                                                         ("t_close_n", "inv_t_close", "n")),
-                                 maxima=("ratio_to_bound", "censored"),
-                                 medians=("t_close", "t_close_lower", "max_gap_end", "steps", "seconds"))
         state = ctx.state
-        for name, axis in (("t_close_m", "m"), ("t_close_n", "n")):
+        grids = {"t_close_m": [t for t in trials if t.values["n"] == state.n_max],
+                 "t_close_n": [t for t in trials if t.values["m"] == state.m_max]}
+        censored = {name: int(sum(t.values["censored"] for t in on)) for name, on in grids.items()}
+        # a censored t_close is only a lower bound (T): its grid gets no exponent
+        fitted = tuple((name, "inv_t_close", name[-1]) for name in grids if not censored[name])
+        by = self.summarize_grid(sc, ctx, rows, trials, fitted, maxima=("ratio_to_bound", "censored"),
+                                 medians=("t_close", "t_close_lower", "max_gap_end", "steps", "seconds"))
+        for name, on in grids.items():
             row = by[name]
-            on = [t for t in trials if (t.values["n"] == state.n_max if axis == "m" else t.values["m"] == state.m_max)]
-            censored = int(sum(t.values["censored"] for t in on))
-            row.figures["censored_trials"] = censored
-            if censored:  # (T is only a lower bound there: no exponent from it)
-                row.slopes, row.estimate = None, None
-                for k in ("slope", f"C_hat_per_{axis}", axis):
-                    row.figures.pop(k, None)
+            row.figures["censored_trials"] = censored[name]
+            if censored[name]:
+                row.measured = len(on)
             elif row.estimate is not None:
                 row.figures["t_close_exponent"] = -row.estimate
         by["explicit"].figures["worst_ratio_to_bound"] = max(t.values["ratio_to_bound"] for t in trials)
