@@ -32,8 +32,8 @@ _EPS = np.finfo(float).eps
 
 __all__ = ["DEFAULT_TARGET", "FLOW_DEFAULT", "Draw", "EMWCheck", "EMWClaim", "EMWDynamics", "EMWGrid", "EMWNetwork",
            "EMWState", "FlowTrace", "TargetSpec", "draw", "emw_default", "fill_slopes", "finish_trial", "landed",
-           "landing_index", "point_table", "prepare_state", "split_outcomes", "train", "train_pair", "twin_risk_bound",
-           "window", "window_control_rows", "window_flow"]
+           "landing_index", "point_table", "prepare_state", "split_outcomes", "summarize_window", "train",
+           "train_pair", "twin_risk_bound", "window", "window_control_rows", "window_flow"]
 
 
 #: geometric times in the early-stopping window: √n/m · 2^(k/4), k = −80 … 0
@@ -344,6 +344,20 @@ def window_flow(sc, state: EMWState, index: int, rng: np.random.Generator, keep_
     grid = window(n, m)
     keep = np.append(0.0, grid[::-keep_every]) if keep_every else ()
     return m, n, dr, tw, grid, train(dr, tw, float(grid[-1]), grid[:-1], sc.dynamics, keep=keep)
+
+
+def summarize_window(check: "EMWCheck", sc, ctx: Context, rows, trials: list[TrialResult], medians) -> dict:
+    """Theorems 4.2 and 4.6's summary: the slopes of Ĉ (in m, in n), of the proof's bound (in n)
+    and of the two rate controls, the per-point table, and the split's and the twin bound's
+    worst ratios; the rows by name."""
+    by = check.summarize_grid(sc, ctx, rows, trials,
+                              (("C_m", "C_hat", "m"), ("C_n", "C_hat", "n"), ("C_n_proof", "C_hat_proof", "n"),
+                               ("control_no_early_stopping", "C_hat_no_early_stopping", "n"),
+                               ("control_m_rate", "C_hat_m_rate", "m")),
+                              maxima=("C_hat", "C_hat_proof", "t_window"), medians=medians)
+    by["split"].figures["worst_ratio_to_bound"] = max(t.values["ratio_split"] for t in trials)
+    by["twin_risk"].figures["worst_ratio_to_bound"] = max(t.values["ratio_twin_risk"] for t in trials)
+    return by
 
 
 def window_control_rows(R: str) -> list[ClaimRow]:

@@ -63,7 +63,8 @@ from ..memory import require_memory
 from ..stats import PROBABILISTIC, SCALING, UNIVERSAL, ClaimRow
 from .base import Context, TrialResult, decided
 from .emw import (FLOW_DEFAULT, EMWCheck, EMWClaim, EMWDynamics, EMWGrid, EMWNetwork, TargetSpec, emw_default,
-                  finish_trial, prepare_state, split_outcomes, twin_risk_bound, window_control_rows, window_flow)
+                  finish_trial, prepare_state, split_outcomes, summarize_window, twin_risk_bound, window_control_rows,
+                  window_flow)
 
 class Thm42Claim(EMWClaim):
     epsilon: float = Field(0.05, gt=0.0, lt=0.25, description="the statement's ε: probability ≥ 1 − 4ε")
@@ -179,13 +180,5 @@ class Thm42(EMWCheck):
         return finish_trial(index, out, values, tr.run)
 
     def summarize(self, sc, ctx, rows, trials) -> None:
-        if not trials:
-            return
-        by = self.summarize_grid(sc, ctx, rows, trials,
-                                 (("C_m", "C_hat", "m"), ("C_n", "C_hat", "n"), ("C_n_proof", "C_hat_proof", "n"),
-                                  ("control_no_early_stopping", "C_hat_no_early_stopping", "n"),
-                                  ("control_m_rate", "C_hat_m_rate", "m")),
-                                 maxima=("C_hat", "C_hat_proof", "t_window"),
-                                 medians=("risk_end", "proof_bound_end", "steps", "seconds"))
-        by["split"].figures["worst_ratio_to_bound"] = max(t.values["ratio_split"] for t in trials)
-        by["twin_risk"].figures["worst_ratio_to_bound"] = max(t.values["ratio_twin_risk"] for t in trials)
+        if trials:
+            summarize_window(self, sc, ctx, rows, trials, medians=("risk_end", "proof_bound_end", "steps", "seconds"))

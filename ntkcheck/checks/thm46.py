@@ -55,13 +55,13 @@ import numpy as np
 from pydantic import Field
 
 from ..memory import require_memory
-from ..rf import population_risk, population_risks
 from ..models import TwoLayerNetwork
+from ..rf import population_risk, population_risks
 from ..stats import PROBABILISTIC, SCALING, UNIVERSAL, ClaimRow
 from .base import Context, TrialResult, decided
 from .emw import (FLOW_DEFAULT, EMWCheck, EMWClaim, EMWDynamics, EMWGrid, EMWNetwork, TargetSpec, emw_default,
-                  finish_trial, landing_index, prepare_state, split_outcomes, twin_risk_bound, window,
-                  window_control_rows, window_flow)
+                  finish_trial, landing_index, prepare_state, split_outcomes, summarize_window, twin_risk_bound,
+                  window, window_control_rows, window_flow)
 
 #: the network's population risk at t = 0 and at every EVERY-th checkpoint back from the end
 EVERY = 16
@@ -193,15 +193,8 @@ class Thm46(EMWCheck):
         return finish_trial(index, out, values, tr.run)
 
     def summarize(self, sc, ctx, rows, trials) -> None:
-        if not trials:
-            return
-        by = self.summarize_grid(sc, ctx, rows, trials,
-                                 (("C_m", "C_hat", "m"), ("C_n", "C_hat", "n"), ("C_n_proof", "C_hat_proof", "n"),
-                                  ("control_no_early_stopping", "C_hat_no_early_stopping", "n"),
-                                  ("control_m_rate", "C_hat_m_rate", "m")),
-                                 maxima=("C_hat", "C_hat_proof", "t_window"),
-                                 medians=("risk_end", "train_risk_end", "gap_end", "twin_gap_end",
-                                          "proof_bound_end", "steps", "seconds"))
-        by["split"].figures["worst_ratio_to_bound"] = max(t.values["ratio_split"] for t in trials)
-        by["twin_risk"].figures["worst_ratio_to_bound"] = max(t.values["ratio_twin_risk"] for t in trials)
-        by["C_m"].figures["risk_error_max"] = max(t.values["risk_error_max"] for t in trials)
+        if trials:
+            by = summarize_window(self, sc, ctx, rows, trials,
+                                  medians=("risk_end", "train_risk_end", "gap_end", "twin_gap_end", "proof_bound_end",
+                                           "steps", "seconds"))
+            by["C_m"].figures["risk_error_max"] = max(t.values["risk_error_max"] for t in trials)
