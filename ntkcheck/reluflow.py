@@ -69,6 +69,7 @@ class ReluFlow:
         self.y = np.asarray(y, dtype=np.float64)
         a = np.asarray(a, dtype=np.float64)
         self.a_m = a / np.sqrt(a.size)
+        self.neg_a_m = -self.a_m[:, None]
         self.m, self.n, self.d = a.size, self.X.shape[0], self.X.shape[1]
         self.G = self.X @ self.X.T
         self.xnorm = np.sqrt(np.diag(self.G))
@@ -187,11 +188,12 @@ class ReluFlow:
         """Per mode: v_e(τ) = σ_e z_e(τ) = v0_e + F_e (φ(τ) ∘ q) for the followed entries,
         F_e = Vᵀc_e (:meth:`coefficients`)."""
         ke, ie = fo.ke, fo.ie
-        sig = np.where(md.S[ke, ie], 1.0, -1.0)
-        z0 = np.einsum("ed,ed->e", md.W[ke], self.X[ie])
+        if fo.codes is None:  # (they change only when entries are added)
+            fo.codes, fo.zeta = ke * self.n + ie, zeta_row[ke] * self.xnorm[ie]
+        v0 = np.einsum("ed,ed->e", md.W[ke], self.X[ie])
+        v0[~md.S[ke, ie]] *= -1.0
         FvT = np.concatenate([md.V.T @ fo.C.T, md.BvT], axis=1)  # the entries, then the sliding weights
-        return Track(ke * self.n + ie, sig * z0, FvT, np.abs(FvT), md.sliding_mask[ke, ie],
-                     zeta_row[ke] * self.xnorm[ie])
+        return Track(fo.codes, v0, FvT, np.abs(FvT), md.sliding_mask[ke, ie], fo.zeta)
 
     def run(self, W0: np.ndarray, monitor: Monitor, times=(), max_events: int = 1_000_000,
             max_iterations: int = 10_000_000) -> Run:

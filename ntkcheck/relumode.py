@@ -37,6 +37,11 @@ class FlowPoint:
 Monitor = Callable[[FlowPoint], bool]  # returns whether to go on
 
 
+#: what a mode shares with the previous one when its pattern is the same (a refresh)
+_SPECTRAL = ("Sf", "Hraw", "H", "lam", "V", "lam_pos", "grow", "_phi_big", "_lam_safe", "neg_lam", "neg_lam_pos",
+             "abs_lam", "lam2", "BvT")
+
+
 class Mode:
     """The linear flow of one pattern (S, sliding sets) from (W_s, r_s) at time t_s. Built from
     the previous mode by updating the neurons that changed (H is a sum over neurons)."""
@@ -45,6 +50,12 @@ class Mode:
                  slide: dict[int, tuple[int, ...]], prev: Mode | None = None, changed=()):
         self.fl, self.t_s, self.W, self.r, self.S, self.slide = fl, t_s, W, r, S, slide
         self.changed = [k for k, _, _ in changed]
+        if prev is not None and not changed:  # a refresh: the same pattern, so the same H
+            for name in _SPECTRAL:
+                setattr(self, name, getattr(prev, name))
+            self._sliding(prev, changed, r)
+            self._coordinates(r)
+            return
         if prev is None:
             self.Sf = S.astype(np.float64)
             Hraw = fl.G * (self.Sf.T @ self.Sf) / fl.m
@@ -52,7 +63,7 @@ class Mode:
                 Hraw -= fl.neuron_gram(S[k], slide[k]) - fl.neuron_gram(S[k], ())
         else:
             Hraw = prev.Hraw.copy()
-            self.Sf = prev.Sf.copy() if changed else prev.Sf
+            self.Sf = prev.Sf.copy()
             for k, old_S, old_A in changed:
                 Hraw += fl.neuron_gram(S[k], slide.get(k, ())) - fl.neuron_gram(old_S, old_A)
                 self.Sf[k] = S[k]
@@ -61,14 +72,18 @@ class Mode:
         self.lam, self.V = np.linalg.eigh(self.H)
         self.lam_pos = np.clip(self.lam, 0.0, None)
         self.grow = float(np.exp(max(0.0, -self.lam[0]) * fl.T))  # e^{−λτ} ≤ grow·e^{−λ⁺τ}, τ ≤ T
-        self.q = self.V.T @ r
         big = np.abs(self.lam) * fl.T > 1e-12
         self._phi_big = big
         self._lam_safe = np.where(big, self.lam, 1.0)
-        self._sliding(prev, changed, r)
-        self.BvT = self.V.T @ self.B.T  # f(τ) = (e^{−λτ} ∘ q)ᵀ BvT
         self.neg_lam, self.neg_lam_pos, self.abs_lam = -self.lam, -self.lam_pos, np.abs(self.lam)
         self.lam2 = self.lam * self.lam
+        self._sliding(prev, changed, r)
+        self.BvT = self.V.T @ self.B.T  # f(τ) = (e^{−λτ} ∘ q)ᵀ BvT
+        self._coordinates(r)
+
+    def _coordinates(self, r: np.ndarray) -> None:
+        """r_s in H's eigenbasis, and the bound on its coordinates over [0, T]."""
+        self.q = self.V.T @ r
         self.grow_q = self.grow * np.abs(self.q)
 
     def _sliding(self, prev: Mode | None, changed, r: np.ndarray) -> None:
@@ -79,7 +94,8 @@ class Mode:
         sliding weights f1 = σc ≥ 0, f2 = σ(r_j − c) ≥ 0 of entry i as rows acting on the
         residual (:meth:`ReluFlow.slide_rows`, signs taken when the neuron started sliding)."""
         fl, S, slide = self.fl, self.S, self.slide
-        if prev is not None and not changed:
+        if prev is not None and not any(k in slide or k in prev.slide for k, _, _ in changed):
+            # (a refresh, or crossings of neurons that neither slid nor slide now)
             for name in ("sl_rows", "Qs", "slot", "ent_k", "ent_j", "B", "sliding_mask"):
                 setattr(self, name, getattr(prev, name))
             return
@@ -117,10 +133,12 @@ class Mode:
         """W′ when the residual is v: −(a/√m) S (v ∘ X), sliding rows projected onto their
         kinks' planes. Linear in v, so ∫W′ = velocity(∫r)."""
         fl = self.fl
-        Wd = -fl.a_m[:, None] * (self.Sf @ (v[:, None] * fl.X))
+        Wd = self.Sf @ (v[:, None] * fl.X)
+        Wd *= fl.neg_a_m
         if self.sl_rows.size:
             R = Wd[self.sl_rows]
-            Wd[self.sl_rows] = R - np.einsum("kde,ke->kd", self.Qs, R)
+            R -= np.einsum("kde,ke->kd", self.Qs, R)
+            Wd[self.sl_rows] = R
         return Wd
 
     def phi(self, tau: float) -> np.ndarray:
@@ -155,6 +173,7 @@ class Followed:
 
     def __init__(self, ke: np.ndarray, ie: np.ndarray, C: np.ndarray):
         self.ke, self.ie, self.C = ke, ie, C
+        self.codes = self.zeta = None  # the entries' codes k·n + i and ζ's, set by the first track
 
     def update(self, fl: ReluFlow, md: Mode, released: list[tuple[int, int]]) -> None:
         """After an event into ``md``: new coefficients for the changed neurons' entries; the
@@ -171,3 +190,4 @@ class Followed:
                 k, i = np.array(extra, dtype=int).T
                 self.ke, self.ie = np.concatenate([self.ke, k]), np.concatenate([self.ie, i])
                 self.C = np.concatenate([self.C, fl.coefficients(md, k, i)])
+                self.codes = self.zeta = None

@@ -30,20 +30,28 @@ def steps(md: Mode, tau: float, tr: Track, fresh: set[int], buf: np.ndarray):
     vals = buf[:3] @ tr.FvT
     bnds = buf[3:] @ tr.aFT
     ne = tr.codes.size
-    s_sl, leaving = slide_steps(vals[:, ne:], bnds[:, ne:])
-    v, vd, vdd = tr.v0 + vals[0, :ne], vals[1, :ne], vals[2, :ne]
-    M2, M3 = bnds[0, :ne] * (1 + 1e-12) + 1e-300, bnds[1, :ne] * (1 + 1e-12) + 1e-300
-    tiny = 1e-13 * bnds[2, :ne]
-    s2 = (vd + np.sqrt(vd * vd + 2 * M2 * np.maximum(v, 0.0))) / M2
-    up = vd >= -tiny
-    sd = np.where(up, (vdd + np.sqrt(np.maximum(vdd * vdd + 2 * M3 * np.maximum(vd, 0.0), 0.0))) / M3, 0.0)
+    vals[0, :ne] += tr.v0
+    # one quadratic bound for all: (A + √(A² + 2M·max(B, 0)))/M, the largest s with B + As − Ms²/2 ≥ 0.
+    # Row 0 for the entries: B = v, A = v′, M = M₂ ≥ |v″|; row 1 for the entries: B = v′, A = v″,
+    # M = M₃ ≥ |v‴|, and for the sliding weights: B = f, A = f′, M ≥ |f″| (row 0 of theirs is unused)
+    A, B = vals[1:3], vals[:2]
+    M = bnds[:2] * (1 + 1e-12) + 1e-300
+    Q = (A + np.sqrt(A * A + 2 * M * np.maximum(B, 0.0))) / M
+    s_sl = Q[1, ne:]
+    leaving = (vals[1, ne:] <= 1e-12 * bnds[2, ne:] + 1e-300) & (vals[2, ne:] <= 0)
+    v, vd, vdd = vals[0, :ne], vals[1, :ne], vals[2, :ne]
+    M3 = M[1, :ne]
+    s2 = Q[0, :ne]
+    up = vd >= -1e-13 * bnds[2, :ne]
+    sd = np.where(up, Q[1, :ne], 0.0)
     away = (vd > 0) | (up & (vdd > 0))
     near = v <= tr.zeta
     lost = False
     if fresh:
         # entries that just left a kink through a sliding weight at 0 or 1: v′ is as small as
         # the weight was when it was declared 0 (≈ 10⁻¹²), v″ says where they go
-        isf = np.isin(tr.codes, np.fromiter(fresh, dtype=int))
+        fc = np.fromiter(fresh, dtype=int, count=len(fresh))
+        isf = (tr.codes[:, None] == fc).any(axis=1) if fc.size <= 8 else np.isin(tr.codes, fc)
         fr = isf & near
         sd = np.where(fr, 2 * np.maximum(vdd, 0.0) / M3, sd)
         away |= fr
@@ -97,11 +105,3 @@ def chase(md: Mode, tau: float, tr: Track, s: np.ndarray, s_sl: np.ndarray, step
             return other if other < limit else step
     return acc
 
-
-def slide_steps(vals: np.ndarray, bnds: np.ndarray):
-    """Sliding weights f ≥ 0 (rows 1, 2 of vals: f, f′; 1, 2 of bnds: |f″| ≤ M, scale)."""
-    f, fd = vals[1], vals[2]
-    M = bnds[1] * (1 + 1e-12) + 1e-300
-    s = (fd + np.sqrt(fd * fd + 2 * M * np.maximum(f, 0.0))) / M
-    leaving = (f <= 1e-12 * bnds[2] + 1e-300) & (fd <= 0)
-    return s, leaving
