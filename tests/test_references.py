@@ -157,3 +157,38 @@ def test_the_flow_follows_a_fine_rk4_reference_to_its_tolerance(m):
     fine = ref.rk4_flow(W0, X, y, a, [p[0] for p in pts], 5e-4)
     worst = max(np.linalg.norm(r - rf) / np.linalg.norm(rf) for (t, theta, r, err, _), rf in zip(pts, fine))
     assert worst < 5e-3  # rtol 1e-4 per step; kinks make it first order, not a bound (see xfail above)
+
+
+def test_theorem_32_outcomes_agree_with_a_fine_rk4_reference(tmp_path):
+    """cor24's thm32 row (the loss bound for all t ≤ T, not conditioned on the hypothesis)
+    against a fine RK4 of the same trials: a trial that holds has ratio ‖r(t)‖²e^{λ0 t}/‖r(0)‖²
+    below 1 on the reference's grid, a violating one above 1 there (at least as high as where
+    cor24 found it). The draws are rebuilt from the documented stream of trial i (spawn key
+    (1, i)): Z ~ N(0, I) of m × (d + 1), a = sign(Z_·0), W(0) = Z_·1:."""
+    rng = np.random.default_rng(5)
+    n, d = 4, 3
+    X = _unit(rng, n, d)
+    y = rng.choice([-1.0, 1.0], n)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    seen = set()
+    for m in (4,):  # at m = 4 about half the trials hold
+        got = []
+        res = ntkcheck.run_check("cor24", data=str(tmp_path / "X.npy"), labels=str(tmp_path / "y.npy"), m=m,
+                                 trials=12, sets=["dynamics.method=flow", "data.labels.source=file"],
+                                 on_trial=got.append)
+        l0, T = res.quantities["lambda0"], res.quantities["T"]
+        times = np.linspace(0.0, T, 801)[1:]
+        for t in got:
+            Z = np.random.default_rng(np.random.SeedSequence(0, spawn_key=(1, t.index))).standard_normal((m, d + 1))
+            a, W0 = np.where(Z[:, 0] >= 0, 1.0, -1.0), Z[:, 1:]
+            r0 = np.maximum(W0 @ X.T, 0.0).T @ a / np.sqrt(m) - y
+            r = ref.rk4_flow(W0, X, y, a, times, T / 8000)
+            ratio = float(((r ** 2).sum(axis=1) * np.exp(l0 * times)).max() / (r0 @ r0))
+            out = t.outcomes["thm32"]
+            seen.add(out)
+            if out == "holds":
+                assert ratio <= 1 + 1e-3, (m, t.index, ratio)
+            elif out == "violation":
+                assert ratio > 1 and ratio >= t.values["thm32_worst_ratio"] * (1 - 1e-3), (m, t.index, ratio)
+    assert {"holds", "violation"} <= seen  # both outcomes were exercised

@@ -35,6 +35,16 @@ Controls, each false by the argument in its row:
   give the ratio max_k ‖w_k′(0)‖ · 2√m‖X‖₂ / ‖H(0) r₀‖ ≥ 2.
 * ``control_gd``: ‖y − u(k)‖² ≤ ½(1 − ηλ0/2)^k ‖y − u(0)‖², false at k = 0 (equality).
 * ``variant_fast_rate`` (a variant, not a proof): the rate e^{−3λ0 t}.
+
+[DZPS] Theorem 3.2 end to end (secondary row ``thm32``): at width Ω(n⁶/(λ0⁴δ³)), with
+probability ≥ 1 − δ, ‖y − u(t)‖² ≤ e^{−λ0 t}‖y − u(0)‖² for all t ≤ T, *not* conditioned
+on the hypothesis. The exact flow goes on to T after the hypothesis fails, checking only
+this bound (at every point, and between points through λ_min of each mode); a trial holds
+when it is certified on all of [0, T].
+
+A trial draws Z ~ N(0, I) of size m × (d + 1) and takes a_k = sign(Z_k0), w_k(0) = Z_k,1: so
+the draws at width m are the first m rows of those at any larger width (common random
+numbers across widths).
 """
 from __future__ import annotations
 
@@ -53,8 +63,8 @@ from ..kernels import Lambda0, h_infinity
 from ..memory import require_memory
 from ..models import NTKNetwork
 from ..scenario import Strict
-from ..stats import UNIVERSAL, ClaimRow
-from .base import DIVERGED, VACUOUS, Check, Context, TrialResult, load_inputs, ntk_quantities, require_lambda0
+from ..stats import PROBABILISTIC, UNIVERSAL, ClaimRow
+from .base import DIVERGED, UNDECIDED, VACUOUS, VIOLATION, Check, Context, TrialResult, load_inputs, ntk_quantities, require_lambda0
 from .cor24_flows import bs3_flow, exact_flow
 from .cor24_monitor import Tracker, hypothesis_spectrum
 _EPS = np.finfo(float).eps
@@ -79,6 +89,7 @@ class DynamicsSpec(Strict):
 
 
 class Cor24Claim(Strict):
+    delta: float = Field(0.1, gt=0.0, lt=1.0, description="thm32 row: failure probability δ of [DZPS] Theorem 3.2")
     variant_rate: float = Field(3.0, gt=1.0, le=1e6,
                                 description="variant row: the too-fast rate e^{−variant_rate·λ0·t}")
 
@@ -129,7 +140,7 @@ class Cor24(Check):
         "network": {"m": 1024},
         "dynamics": {"method": "both", "integrator": "exact", "T": "auto", "rtol": 1e-4, "min_step_fraction": 0.1,
                      "max_steps": 200_000, "step": "auto"},
-        "claim": {"variant_rate": 3.0},
+        "claim": {"variant_rate": 3.0, "delta": 0.1},
     }
 
     def prepare(self, sc, explicit, rng) -> Context:
@@ -177,7 +188,7 @@ class Cor24(Check):
             raise UserError(f"gradient descent with step {eta:.3g} needs {gd_steps} steps to reach T = {T:.3g}, "
                             f"more than dynamics.max_steps = {sc.dynamics.max_steps}; raise one of them.")
         q = ntk_quantities(inputs, lam, m)
-        q.update({"T": T, "lambda_max_Hinf": lam_max_inf, "method": sc.dynamics.method,
+        q.update({"T": T, "lambda_max_Hinf": lam_max_inf, "method": sc.dynamics.method, "delta": sc.claim.delta,
                   "labels": sc.data.labels.source})
         if sc.dynamics.method in ("both", "gd"):
             q.update({"gd_step": eta, "gd_steps": gd_steps, "gd_stability_limit": 2.0 / lam_max_inf,
@@ -214,6 +225,11 @@ class Cor24(Check):
             rows.append(ClaimRow("control_gd", UNIVERSAL,
                                  "control (false by proof): gd loss ≤ ½(1 − ηλ0/2)^k ‖y − u(0)‖², false at k = 0",
                                  primary=False))
+        if meth in ("both", "flow"):
+            rows.append(ClaimRow(
+                "thm32", PROBABILISTIC, "[DZPS] Theorem 3.2 end to end: ‖y − u(t)‖² ≤ e^{−λ0 t}‖y − u(0)‖² for "
+                "all t ≤ T, not conditioned on the hypothesis (w.p. ≥ 1−δ at width Ω(n⁶/(λ0⁴δ³)))",
+                target=1.0 - sc.claim.delta, primary=False, role="secondary"))
         v = sc.claim.variant_rate
         what = "flow" if meth in ("both", "flow") else "gd"
         rows.append(ClaimRow("variant_fast_rate", UNIVERSAL,
@@ -228,8 +244,9 @@ class Cor24(Check):
         l0, T = lam.value, ctx.state.T
         m, d = sc.network.m, X.shape[1]
         n = X.shape[0]
-        a = rng.choice(np.array([-1.0, 1.0]), size=m)
-        W0 = rng.standard_normal((m, d))
+        Z = rng.standard_normal((m, d + 1))  # row k: the sign of a_k, then w_k(0) (nested in m)
+        a = np.where(Z[:, 0] >= 0, 1.0, -1.0)
+        W0 = np.ascontiguousarray(Z[:, 1:])
         net = NTKNetwork(X, y, a, sc.compute.working_memory_mb)
         theta0 = W0.ravel().copy()
         r0 = net.residual(theta0)
@@ -257,21 +274,28 @@ class Cor24(Check):
                 for key in flow_rows + ("variant_fast_rate",):
                     out[key] = VACUOUS
             elif run.diverged:
-                notes.append(f"gradient flow: {run.divergence}")
                 for key in flow_rows + ("variant_fast_rate",):
                     out[key] = DIVERGED
-                values["flow_diverged"] = 1.0
             else:
                 for key in flow_rows:
                     out[key] = tr.outcome(key)
                 out["variant_fast_rate"] = tr.outcome("variant")
-            held = tr.hyp_failed_at is None and run.t_end >= T * (1 - 1e-9)
+            if run.diverged:
+                notes.append(f"gradient flow: {run.divergence}")
+                values["flow_diverged"] = 1.0
+                out["thm32"] = DIVERGED
+            elif tr.e2e_to < T * (1 - 1e-9):  # not followed to T: no statement about [0, T]
+                out["thm32"] = VIOLATION if tr.outcome("thm32") == VIOLATION else UNDECIDED
+            else:
+                out["thm32"] = tr.outcome("thm32")
+            held = not tr.vacuous and tr.hyp_failed_at is None and run.t_end >= T * (1 - 1e-9)
             values.update({
                 "flow_t_h": tr.t_h, "flow_held_to_T": float(held), "flow_lambda_min_low": tr.lam_min_low,
                 "flow_worst_ratio": tr.worst["flow_loss"], "flow_weight_ratio": tr.worst["flow_weights"],
                 "variant_worst_ratio": tr.worst["variant"], "control_loss_worst_ratio": tr.worst["control_loss"],
                 "control_weights_worst_ratio": tr.worst["control_weights"],
                 "flow_t_h_trusted": float(tr.t_h_trusted), **tr.zero,
+                "thm32_worst_ratio": tr.worst["thm32"],
                 "flow_rate_over_lambda0": (-math.log(tr.loss_h / loss0) / (tr.t_h * l0)
                                            if tr.t_h > 0 and tr.loss_h > 0 else float("nan")),
                 "flow_steps": float(run.steps), "flow_rejected": float(run.rejected),
@@ -363,6 +387,8 @@ class Cor24(Check):
                 "worst_ratio_to_R_prime": float(col("flow_weight_ratio").max()),
             })
             ctx.quantities["flow_hypothesis_held_to_T"] = float(held.mean())
+        if "thm32" in by:
+            by["thm32"].figures["worst_ratio_to_bound"] = float(col("thm32_worst_ratio").max())
         if "gd_loss" in by:
             gd = col("gd_worst_ratio")
             by["gd_loss"].figures.update({

@@ -9,7 +9,8 @@ import numpy as np
 
 from ..dynamics import FlowOptions, Spectrum, integrate_flow
 from ..reluflow import ReluFlow
-from .cor24_monitor import conclusions, controls_at_zero, hypothesis_spectrum
+from .base import VIOLATION
+from .cor24_monitor import conclusions, controls_at_zero, end_to_end, hypothesis_spectrum
 
 _EPS = np.finfo(float).eps
 
@@ -29,20 +30,27 @@ def exact_flow(sc, st, net, W0, a, r0, R_prime, tr, ctl_scale):
 
     def monitor(p):
         lmin = float(p.eigvals[0])
-        tr.lam_min_low = min(tr.lam_min_low, lmin)
+        before = tr.hyp_failed_at is None and not tr.vacuous  # the hypothesis held up to t_prev
+        if before:
+            tr.lam_min_low = min(tr.lam_min_low, lmin)
         # allowance: the eigensolver's (8n·u·‖H‖_∞, ‖H‖_∞ ≤ √n λ_max) and λ0's own error
         go = lmin >= l0 / 2 - (8 * n * _EPS * math.sqrt(n) * float(p.eigvals[-1]) + lam.error)
         if p.step == 0:
             if not go:
-                tr.vacuous = True  # the hypothesis fails at t = 0: no evidence
+                tr.vacuous = True  # the hypothesis fails at t = 0: no evidence for the implication
             elif loss0 > 0:
                 spec = Spectrum(float(p.eigvals[-1]), lmin, eigvals=p.eigvals, eigvecs=p.eigvecs)
                 controls_at_zero(tr, net, p, spec, xn2, ctl_scale)
-            return go
-        if not go:  # H is this on all of (t_prev, t]: the hypothesis held up to t_prev
-            tr.hyp_failed_at = p.t_prev
-            return False
-        conclusions(tr, p, loss0, rates, W0, R_prime, y, u0, ctl_scale, xn2, lmin=lmin, prev=prev)
+            return True
+        # H is p.eigvals on all of (t_prev, t]: the end-to-end bound is followed to T regardless
+        end_to_end(tr, p, loss0, l0)
+        if before and not go:
+            tr.hyp_failed_at = p.t_prev  # the hypothesis held up to t_prev
+        elif before:
+            conclusions(tr, p, loss0, rates, W0, R_prime, y, u0, ctl_scale, xn2, lmin=lmin, prev=prev)
+        if tr.hyp_failed_at is not None or tr.vacuous:
+            # past t_h only thm32 is open: stop once it is decided against, or nothing more can be
+            return tr.state.get("thm32") != VIOLATION and p.trusted
         return True
 
     times = np.union1d(np.geomspace(T * 1e-6, T, 41), np.linspace(0.0, T, 65)[1:])
@@ -71,7 +79,8 @@ def bs3_flow(sc, st, net, theta0, W0, r0, R_prime, tr, ctl_scale, u0):
         if not spec.go:
             if not p.trusted:
                 tr.t_h_trusted = False
-            return spec
+            return spec  # (the integration stops: thm32 is then not followed to T)
+        end_to_end(tr, p, loss0, l0)
         conclusions(tr, p, loss0, rates, W0, R_prime, y, u0, ctl_scale, xn2)
         return spec
 

@@ -45,6 +45,18 @@ def conclusions(tr: "Tracker", p, loss0: float, rates: dict[str, float], W0: np.
         prev["loss"], prev["dist"] = loss, dist
 
 
+def end_to_end(tr: "Tracker", p, loss0: float, l0: float) -> None:
+    """[DZPS] Theorem 3.2's bound ‖r(t)‖² ≤ e^{−λ0 t}‖r(0)‖² at one point, whatever the hypothesis.
+    The points suffice for the interval since the previous one: H is constant there (one
+    mode), so ‖r(t)‖² e^{λ0 t} = Σ_i q_i² e^{(λ0 − 2λ_i)(t − t_s)} is a sum of exponentials,
+    convex in t, and its largest value on [t_prev, t] is at an end."""
+    loss = float(p.residual @ p.residual)
+    e = p.error_u
+    err = 2 * math.sqrt(loss) * e + e * e + 16 * _EPS * loss0
+    tr.check("thm32", loss, math.exp(-l0 * p.t) * loss0, err, p.trusted)
+    tr.e2e_to = p.t
+
+
 def hypothesis_spectrum(net: NTKNetwork, p, l0: float, l0_error: float, tracker: "Tracker") -> Spectrum:
     """H at this step and its spectrum; go=False (and the time recorded) when
     λ_min(H) < λ0/2 beyond the floating-point allowance, i.e. the hypothesis fails here."""
@@ -89,8 +101,9 @@ class Tracker:
         self.vacuous = False  # the hypothesis failed at t = 0
         self.t_h_trusted = True  # t_h is a trusted point of the trajectory
         self.zero: dict[str, float] = {}  # the controls' exact t → 0+ figures
+        self.e2e_to = 0.0  # the time up to which the end-to-end bound (thm32) was followed
         self.worst: dict[str, float] = dict.fromkeys(
-            ("flow_loss", "flow_weights", "variant", "gd", "control_loss", "control_weights", "control_gd"), 0.0)
+            ("thm32", "flow_loss", "flow_weights", "variant", "gd", "control_loss", "control_weights", "control_gd"), 0.0)
         self.state: dict[str, str] = {}
 
     def check(self, key: str, value: float, bound: float, err: float, trusted: bool = True,
