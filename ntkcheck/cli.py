@@ -24,7 +24,7 @@ from .memory import keep_freed_memory
 ISSUES_URL = "the ntkcheck issue tracker"
 
 #: the batch commands, in cli_batch (imported when one of them is looked up)
-BATCH = {"run": "run_cmd", "plan": "plan_cmd", "sweep": "sweep_cmd"}
+BATCH = {"run": "run_cmd", "plan": "plan_cmd", "sweep": "sweep_cmd", "scaling": "scaling_cmd"}
 
 
 class LazyGroup(click.Group):

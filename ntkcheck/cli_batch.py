@@ -167,3 +167,58 @@ def sweep_cmd(check, scenario, over, m, n, d, trials, seed, confidence, workers,
     code = combined_exit([p["result"] for p in points])
     console.print(f"sweep: {len(points)} grid points, exit {int(code)}")
     return int(code)
+
+
+@click.command("scaling")
+@click.argument("check")
+@click.argument("scenario", required=False, type=click.Path(dir_okay=False))
+@click.option("--over", "over", required=True, metavar="KEY=V1,V2,...",
+              help="The scenario key the critical value is studied against, and its values (e.g. data.n=10,20,40).")
+@click.option("--critical", "critical_key", metavar="KEY",
+              help="The key whose critical value is searched (default: the check's; lemma23 claim.c, "
+                   "cor22 and cor24 network.m).")
+@click.option("--grid", "grid", metavar="V1,V2,...", help="The values of the grid search (default: the check's).")
+@click.option("--row", "row", metavar="NAME|table",
+              help="The row whose critical value is searched (default: the check's; cor24: thm32).")
+@scenario_options
+@click.option("--csv", "csv_path", type=click.Path(), help="Write one row per point as CSV.")
+@click.option("--plot", "plot_path", type=click.Path(), help="Draw the critical value against the key (PNG).")
+@click.option("--json", "json_path", type=click.Path(), help="Write the study as JSON ('-': standard output).")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the exponent line.")
+@click.option("--debug", is_flag=True, help="Show the traceback of an internal error.")
+def scaling_cmd(check, scenario, over, critical_key, grid, row, m, n, d, trials, seed, confidence, workers, scheduler,
+                data, labels, sets, csv_path, plot_path, json_path, quiet, debug):
+    """The critical value of CHECK (the width m* at which its claim starts to PASS, or Lemma 2.3's
+    c*) at each value of --over, its fitted log-log exponent with a bootstrap interval, and the
+    proof's exponent on the same points."""
+    from . import scaling as scl
+    from . import sweep as sw
+    from .cli_options import write_text
+    from .report import to_json
+
+    get_check(check)
+    grid_values = None
+    if grid is not None:
+        try:
+            grid_values = [float(v) for v in grid.split(",")]
+        except ValueError:
+            raise UserError(f"--grid needs comma-separated numbers, got '{grid}'.") from None
+        if any(not (g > 0) or g == float("inf") for g in grid_values):
+            raise UserError(f"--grid values must be positive and finite, got '{grid}'.")
+    check_outputs(csv_path=csv_path, plot_path=plot_path, json_path=json_path)
+    if plot_path:
+        sw.require_matplotlib()
+    overrides = overrides_from(m, n, d, trials, seed, confidence, workers, scheduler, data, labels, sets)
+    console = console_for(json_path)
+    st = scl.run_study(check, scenario, overrides, over, critical_key, grid_values, row=row)
+    if quiet:
+        console.print(scl.exponent_line(st))
+    else:
+        scl.render(st, console)
+    if csv_path:
+        write_atomic(csv_path, scl.to_csv(st))
+    if plot_path:
+        scl.plot(st, plot_path)
+    if json_path:
+        write_text(json_path, to_json(st.to_dict()))
+    return int(ExitCode.OK if st.complete else ExitCode.INCONCLUSIVE)

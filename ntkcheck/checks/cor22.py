@@ -26,6 +26,7 @@ import math
 import numpy as np
 from pydantic import Field
 
+from ..critical import CriticalSpec
 from ..kernels import Lambda0, eigenvalue_tolerance, gram_matrix
 from ..memory import require_memory
 from ..scenario import Strict
@@ -66,6 +67,12 @@ class Cor22(Check):
               "eigenvalue against λ0/4 and ¾λ0. Reported: width_ratio = m·λ0²/(n² log(n/δ)), the constant "
               "C this width provides.")
     claim_model = Cor22Claim
+    #: m*: the draws are nested in m, the outcome is not monotone in it: a grid of widths
+    critical = {"network.m": CriticalSpec(
+        "network.m", "smallest", grid=tuple(float(2 ** k) for k in range(2, 18)),
+        measured="critical width m*",
+        proof=lambda q: q["n"] ** 2 * math.log(q["n"] / q["delta"]) / q["lambda0"] ** 2,
+        proof_label="the proof's width n² log(n/δ)/λ0² (its C unknown)")}
     default = {
         "seed": 0,
         "trials": "auto",

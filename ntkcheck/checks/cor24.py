@@ -40,7 +40,8 @@ Controls, each false by the argument in its row:
 probability ≥ 1 − δ, ‖y − u(t)‖² ≤ e^{−λ0 t}‖y − u(0)‖² for all t ≤ T, *not* conditioned
 on the hypothesis. The exact flow goes on to T after the hypothesis fails, checking only
 this bound (at every point, and between points through λ_min of each mode); a trial holds
-when it is certified on all of [0, T].
+when it is certified on all of [0, T]. Its critical width, the smallest m at which the row
+PASSes, is what ``ntkcheck scaling cor24 --critical network.m`` measures.
 
 A trial draws Z ~ N(0, I) of size m × (d + 1) and takes a_k = sign(Z_k0), w_k(0) = Z_k,1: so
 the draws at width m are the first m rows of those at any larger width (common random
@@ -58,6 +59,7 @@ from pydantic import Field
 
 from .. import data as data_mod
 from ..errors import UserError
+from ..critical import CriticalSpec
 from ..dynamics import RK_STABILITY, gradient_descent
 from ..kernels import Lambda0, h_infinity
 from ..memory import require_memory
@@ -129,6 +131,12 @@ class Cor24(Check):
               "between them; a violation counts only beyond the error budget (else undecided). Variant: the rate "
               "e^{−3λ0 t} must fail.")
     claim_model = Cor24Claim
+    #: m* of Theorem 3.2's end-to-end row (the draws are nested in m): a grid of widths
+    critical = {"network.m": CriticalSpec(
+        "network.m", "smallest", grid=tuple(float(2 ** k) for k in range(3, 12)), row="thm32",
+        measured="critical width m* of [DZPS] Theorem 3.2 (row thm32)",
+        proof=lambda q: q["n"] ** 6 / (q["lambda0"] ** 4 * q["delta"] ** 3),
+        proof_label="the proof's width n⁶/(λ0⁴δ³) (its constant unknown)")}
     sections = {"dynamics": DynamicsSpec}
     unused_keys = ()
     default = {

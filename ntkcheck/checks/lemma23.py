@@ -28,6 +28,7 @@ from pydantic import Field
 from ..kernels import Lambda0, attack, certify, critical_radii, eigenvalue_tolerance, gram_matrix
 from ..memory import require_memory
 from ..scenario import Strict
+from ..critical import CriticalSpec
 from ..planning import critical_value
 from ..stats import PROBABILISTIC, ClaimRow
 from .base import (HOLDS, UNDECIDED, VIOLATION, Check, Context, TrialResult, joint, load_inputs,
@@ -76,6 +77,16 @@ class Lemma23(Check):
               "c* = largest c that still PASSes (same trials, the certificate is monotone in c), for the "
               "joint row and for each conclusion alone.")
     claim_model = Lemma23Claim
+    #: c*: a trial's joint event is certified exactly while c is below both its critical radii
+    #: (in units of δλ0/n²), so the critical c is exact from one run's trials
+    critical = {"claim.c": CriticalSpec(
+        "claim.c", "largest",
+        thresholds=lambda trials: {"joint": np.array([min(t.values["c_crit_norm"], t.values["c_crit_lambda_min"])
+                                                      for t in trials])},
+        measure=lambda c, q: c * q["delta"] * q["lambda0"] / q["n"] ** 2,
+        measured="critical radius R* = c*·δλ0/n²",
+        proof=lambda q: C_DEFAULT * q["delta"] * q["lambda0"] / q["n"] ** 2,
+        proof_label="the proof's radius √(2π)/16·δλ0/n²")}
     default = {
         "seed": 0,
         "trials": "auto",
