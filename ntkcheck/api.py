@@ -23,14 +23,14 @@ from . import errors
 from .errors import ExitCode, UserError
 from .scenario import BaseScenario, resolve
 from .planning import trials_needed
-from .stats import FAIL, INCONCLUSIVE, PASS, ClaimRow, Verdict, decide
+from .stats import FAIL, INCONCLUSIVE, PASS, SCALING, UNIVERSAL, ClaimRow, Decision, RowDecision, Verdict, decide
 from .memory import workers_that_fit
 from .trials import Interrupted, available_cores, data_rng, run_one, run_trials, trial_seed_sequence
 
 #: named overrides and the scenario keys they set
 OPTION_KEYS = {"m": "network.m", "n": "data.n", "d": "data.d", "trials": "trials",
                "seed": "seed", "confidence": "confidence", "workers": "compute.workers",
-               "scheduler": "compute.scheduler"}
+               "scheduler": "compute.scheduler", "max_trials": "max_trials", "max_seconds": "max_seconds"}
 from .scenario import MAX_TRIALS  # noqa: E402  (one limit, stated with the scenario keys)
 #: trials=auto runs at most this many times the planned trials while hypotheses keep failing
 AUTO_VACUOUS_FACTOR = 10
@@ -215,7 +215,13 @@ def _flat_diff(a: dict, b: dict, prefix: str = "") -> list[tuple[str, Any]]:
 def prepare(name: str, scenario, overrides) -> tuple[Check, BaseScenario, Context]:
     check = get_check(name)
     sc, explicit = build_scenario(check, scenario, dict(overrides))
+    fallback = sc.trials == "sequential" and not check.sequential
+    if fallback:
+        sc = sc.model_copy(update={"trials": "auto"})
     ctx = check.prepare(sc, explicit, data_rng(sc.seed))
+    if fallback:
+        ctx.notes.append(f"trials=sequential does not apply to {check.name}: its primary rows are slopes across "
+                         "widths, decided by a permutation test of a fixed sample; trials=auto is used.")
     for key in check.unused_keys:
         given = sorted(k for k in explicit if k == key or (key.endswith(".") and k.startswith(key)))
         if given:
@@ -228,6 +234,10 @@ def trial_count(check: Check, sc: BaseScenario, ctx: Context, rows: list[ClaimRo
     fixed = check.fixed_trials(sc, ctx)
     if fixed is not None:
         return fixed, "fixed by the scenario"
+    if sc.trials == "sequential":
+        from .sequential import BATCH
+        return min(BATCH, sc.max_trials), (f"sequential: batches of {BATCH} until every primary row is decided, "
+                                           f"at most {sc.max_trials}")
     if sc.trials != "auto":
         return sc.trials, "set by trials"
     try:
@@ -259,7 +269,13 @@ def plan_trials(name: str, scenario=None, **overrides: Any) -> dict[str, Any]:
         else:
             lines.append(f"{r.name}: slope from the trials at each width, exact permutation test")
     workers = available_cores() if sc.compute.workers == "auto" else sc.compute.workers
-    return {"trials": n, "rule": rule, "confidence": sc.confidence, "rows": lines, "workers": workers}
+    out = {"trials": n, "rule": rule, "confidence": sc.confidence, "rows": lines, "workers": workers}
+    if sc.trials == "sequential" and check.fixed_trials(sc, ctx) is None:
+        # per primary row: (its target, the level it is tested at); universal rows as P(clean) ≥ 1 − bound
+        out["sequential"] = {"rows": [(r.target if r.kind == "probabilistic" else 1.0 - sc.violation_bound, alpha / k)
+                                      for r in rows if r.primary and r.kind != "scaling"],
+                             "max_trials": sc.max_trials}
+    return out
 
 
 def _interrupted_before_trials(name: str, scenario, overrides: dict[str, Any], elapsed: float) -> Result:
@@ -301,6 +317,8 @@ def run_check(name: str, scenario: str | Path | dict | None = None, *,
     interrupted = False
     results: list[TrialResult] = []
     planned = n_trials
+    if sc.trials == "sequential" and check.fixed_trials(sc, ctx) is None:
+        return _run_sequential(check, sc, ctx, rows, on_trial, on_plan, workers, t0)
     try:
         results = run_trials(check, sc, ctx, range(n_trials), on_trial, workers=workers,
                              scheduler=sc.compute.scheduler)
@@ -341,6 +359,125 @@ def run_check(name: str, scenario: str | Path | dict | None = None, *,
                   rows=rows, notes=ctx.notes, trials=len(results), trial_errors=errors, findings=findings,
                   interrupted=interrupted, planned_trials=planned,
                   elapsed_seconds=time.perf_counter() - t0)
+
+
+def _run_sequential(check: Check, sc: BaseScenario, ctx: Context, rows: list[ClaimRow], on_trial, on_plan,
+                    workers: int, t0: float) -> Result:
+    """trials=sequential (:mod:`ntkcheck.sequential`): batches of BATCH trials by index; after each
+    batch every row not yet decided is tested; stop when every primary row is decided or the
+    budget (max_trials, max_seconds) is spent. Each row is reported at its own stopping trial."""
+    from . import sequential as seq
+
+    alpha = 1.0 - sc.confidence
+    k_primary = max(1, sum(r.primary for r in rows))
+    level = {r.name: alpha / k_primary if r.primary else alpha for r in rows}
+    stop: dict[str, tuple[int, str]] = {}  # row → (trials it was decided on, "pass" | "fail")
+    results: list[TrialResult] = []
+    interrupted, budget = False, None
+    counts = {r.name: dict.fromkeys((HOLDS, VIOLATION, DIVERGED, VACUOUS, ERROR, UNDECIDED), 0) for r in rows}
+    while True:
+        start = len(results)
+        size = min(seq.BATCH, sc.max_trials - start)
+        if on_plan is not None:
+            on_plan(start + size)
+        try:
+            batch = run_trials(check, sc, ctx, range(start, start + size), on_trial, workers=min(workers, size),
+                               scheduler=sc.compute.scheduler)
+        except Interrupted as e:
+            results += e.done
+            interrupted = True
+            break
+        results += batch
+        for t in batch:
+            for name, out in t.outcomes.items():
+                counts[name][out] += 1
+        n_done = len(results)
+        for r in rows:
+            if r.name in stop or r.kind == SCALING:
+                continue
+            c = counts[r.name]
+            n = n_done - c[VACUOUS]  # an implication's evidence: the trials whose hypothesis held
+            if c[DIVERGED] or (r.kind == UNIVERSAL and c[VIOLATION]):
+                v = "fail"  # a counterexample, or a divergence (a finding): no error possible
+            elif c[ERROR]:
+                v = None  # an errored trial can never pass a claim
+            elif r.kind == UNIVERSAL:  # P(violation or undecided) ≤ violation_bound
+                v = seq.decision(c[HOLDS], n, n, 1.0 - sc.violation_bound, level[r.name])
+            else:
+                v = seq.decision(c[HOLDS], n - c[VIOLATION], n, r.target, level[r.name])
+            if v is not None:
+                stop[r.name] = (n_done, v)
+        if all(r.name in stop for r in rows if r.primary and r.kind != SCALING):
+            break
+        if n_done >= sc.max_trials:
+            budget = f"max_trials = {sc.max_trials}"
+            break
+        if sc.max_seconds is not None and time.perf_counter() - t0 >= sc.max_seconds:
+            budget = f"max_seconds = {sc.max_seconds:g}"
+            break
+    errors_, findings = _tally(check, sc, rows, results)
+    check.summarize(sc, ctx, rows, [t for t in results if t.error is None])
+    by_index = sorted(results, key=lambda t: t.index)
+    decisions = {}
+    for r in rows:
+        n_r, v = stop.get(r.name, (len(results), None))
+        if r.kind == UNIVERSAL and (counts[r.name][VIOLATION] or counts[r.name][DIVERGED]):
+            n_r, v = len(results), "fail"  # a counterexample in any trial run refutes it
+        _recount(r, by_index[:n_r])
+        if r.counterexample is not None and r.counterexample["trial"] >= n_r:
+            r.counterexample = None
+        c_n = r.trials
+        if r.kind == UNIVERSAL:  # the interval of P(violation): below 1 − (lower bound of P(clean))
+            lo_clean, _ = seq.interval(r.holds, c_n, c_n, level[r.name])
+            ci = (0.0, 1.0 - lo_clean)
+        else:
+            ci = seq.interval(r.holds, r.holds + r.undecided + r.errors + r.diverged, c_n, level[r.name])
+        verdict = {"pass": PASS, "fail": FAIL}.get(v, INCONCLUSIVE)
+        if r.kind == UNIVERSAL and r.trials == 0:
+            verdict = INCONCLUSIVE
+        if r.kind == UNIVERSAL:
+            e_up, e_down = float(seq.log_e_pass(r.holds, c_n, 1.0 - sc.violation_bound)), -math.inf
+        else:
+            s_r = r.holds + r.undecided + r.errors + r.diverged
+            e_up, e_down = float(seq.log_e_pass(r.holds, c_n, r.target)), float(seq.log_e_fail(s_r, c_n, r.target))
+        log_e = e_down if v == "fail" and r.kind != UNIVERSAL else e_up if v == "pass" else max(e_up, e_down)
+        r.figures.update({"stopped_after": n_r if v else None, "method": seq.METHOD,
+                          "e_value": None if v == "fail" and r.kind == UNIVERSAL else math.exp(min(log_e, 700.0)),
+                          "e_value_needed": 1.0 / level[r.name]})
+        decisions[r.name] = RowDecision(verdict, level[r.name], *ci)
+    primary = [decisions[r.name].verdict for r in rows if r.primary]
+    verdict = FAIL if FAIL in primary else PASS if primary and all(v == PASS for v in primary) else INCONCLUSIVE
+    ctx.notes.append(f"stopped after {len(results)} trials (sequential, looks every {seq.BATCH} trials)"
+                     + (f"; the budget {budget} was reached with rows undecided: "
+                        + ", ".join(r.name for r in rows if r.primary and r.name not in stop) if budget else ""))
+    if interrupted:
+        ctx.notes.append(f"interrupted: {len(results)} trials were done; the verdicts below are those of the looks "
+                         "made.")
+    rows = Decision(verdict, decisions).apply(rows)
+    return Result(check=check.name, title=check.title, statement=check.statement, source=check.source,
+                  verdict=verdict, seed=sc.seed, scenario=sc.model_dump(), quantities=ctx.quantities,
+                  rows=rows, notes=ctx.notes, trials=len(results), trial_errors=errors_, findings=findings,
+                  interrupted=interrupted, planned_trials=len(results),
+                  elapsed_seconds=time.perf_counter() - t0)
+
+
+def _recount(row: ClaimRow, trials: list[TrialResult]) -> None:
+    """The row's counts over these trials (its own stopping point)."""
+    row.holds = row.violations = row.undecided = row.errors = row.vacuous = row.diverged = 0
+    for t in trials:
+        o = t.outcomes.get(row.name)
+        if o == HOLDS:
+            row.holds += 1
+        elif o == VIOLATION:
+            row.violations += 1
+        elif o == UNDECIDED:
+            row.undecided += 1
+        elif o == ERROR:
+            row.errors += 1
+        elif o == VACUOUS:
+            row.vacuous += 1
+        elif o == DIVERGED:
+            row.diverged += 1
 
 
 def _tally(check: Check, sc: BaseScenario, rows: list[ClaimRow], results: list[TrialResult]

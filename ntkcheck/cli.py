@@ -101,16 +101,21 @@ def _check_command(name: str) -> click.Command:
     @click.argument("scenario", required=False, type=click.Path(dir_okay=False))
     @scenario_options
     @output_options
+    @click.option("--max-trials", "max_trials", type=click.IntRange(min=1), metavar="N",
+                  help="With --trials sequential: stop after at most N trials (max_trials; default 2000).")
+    @click.option("--max-seconds", "max_seconds", type=click.FloatRange(min=0, min_open=True), metavar="S",
+                  help="With --trials sequential: stop looking after S seconds of wall time (max_seconds).")
     @click.option("--replay", type=int, metavar="TRIAL", help="Re-run trial TRIAL alone and print all its quantities.")
     @click.option("--expect", "expect", multiple=True, metavar="CLAIM=OUTCOME",
                   help="With --replay: the outcome the trial must reproduce (exit 1 if it does not).")
     def command(scenario, m, n, d, trials, seed, confidence, workers, scheduler, data, labels, sets, json_path,
-                junit_path, quiet, debug, replay, expect):
+                junit_path, quiet, debug, max_trials, max_seconds, replay, expect):
         from .api import replay_trial
         from .progress import run_with_progress
         from .report import is_plain, render, render_replay, to_json, verdict_line, write_atomic
 
         overrides = overrides_from(m, n, d, trials, seed, confidence, workers, scheduler, data, labels, sets)
+        overrides.update({k: v for k, v in (("max_trials", max_trials), ("max_seconds", max_seconds)) if v is not None})
         check_outputs(json_path=json_path, junit_path=junit_path)
         console = console_for(json_path, junit_path)
         if expect and replay is None:

@@ -107,9 +107,12 @@ def run_cmd(paths, workers, scheduler, json_path, junit_path, quiet, debug):
 @scenario_options
 @click.option("--pilot", type=click.IntRange(min=1, max=50), default=2, show_default=True,
               help="Trials of the pilot run that times one trial.")
+@click.option("--guess", type=click.FloatRange(0, 1), default=1.0, show_default=True,
+              help="With --trials sequential: the guessed probability that a trial holds, for the expected "
+                   "number of trials.")
 @click.option("--debug", is_flag=True, help="Show the traceback of an internal error.")
 def plan_cmd(check, scenario, m, n, d, trials, seed, confidence, workers, scheduler, data, labels, sets, pilot,
-             debug):
+             guess, debug):
     """The trials a run needs for the requested confidence, and its expected time (from a pilot)."""
     import time as _time
 
@@ -124,12 +127,20 @@ def plan_cmd(check, scenario, m, n, d, trials, seed, confidence, workers, schedu
     res = run_check(check, scenario, **pilot_overrides)
     per_trial = (_time.perf_counter() - t0) / max(res.trials, 1)
     w = info["workers"]
-    click.echo(f"{check}: {info['trials']} trials ({info['rule']}), confidence {info['confidence']}")
+    count = info["rule"] if info.get("sequential") else f"{info['trials']} trials ({info['rule']})"
+    click.echo(f"{check}: {count}, confidence {info['confidence']}")
     for line in info["rows"]:
         click.echo(f"  {line}")
     click.echo(f"pilot: {res.trials} trials in {per_trial * res.trials:.2f} s ({per_trial:.3f} s per trial, "
                "start-up included)")
-    click.echo(f"expected: about {per_trial * info['trials'] / min(w, info['trials']):.1f} s with {w} worker(s)")
+    expected = info["trials"]
+    if info.get("sequential"):
+        from .sequential import expected_trials
+
+        expected, decided = expected_trials(info["sequential"], guess)
+        click.echo(f"sequential, if each trial holds with probability {guess:g}: about {expected:.0f} trials "
+                   f"expected (Monte Carlo); every primary row decided within the budget in {decided:.0%} of runs")
+    click.echo(f"expected: about {per_trial * expected / min(w, max(1, round(expected))):.1f} s with {w} worker(s)")
 
 
 @click.command("sweep")

@@ -13,15 +13,15 @@ from .report import check_writable, make_console, to_json, to_junit, write_atomi
 
 
 class TrialsType(click.ParamType):
-    name = "INT|auto"
+    name = "INT|auto|sequential"
 
     def convert(self, value, param, ctx):
-        if isinstance(value, int) or value == "auto":
+        if isinstance(value, int) or value in ("auto", "sequential"):
             return value
         try:
             n = int(str(value))
         except ValueError:
-            self.fail(f"'{value}' is neither a positive integer nor 'auto'.", param, ctx)
+            self.fail(f"'{value}' is neither a positive integer nor 'auto' or 'sequential'.", param, ctx)
         if n <= 0:
             self.fail(f"{n} is not a positive number of trials.", param, ctx)
         return n
@@ -45,7 +45,8 @@ def scenario_options(f):
         click.option("--m", "m", type=int, help="Width (network.m)."),
         click.option("--n", "n", type=int, help="Number of data points (data.n)."),
         click.option("--d", "d", type=int, help="Input dimension (data.d)."),
-        click.option("--trials", type=TrialsType(), help="Number of trials, or 'auto' (the default)."),
+        click.option("--trials", type=TrialsType(),
+                     help="Number of trials, 'auto' (the default: the fewest that could PASS) or 'sequential'."),
         click.option("--seed", type=int, help="Root seed."),
         click.option("--confidence", type=float, help="Family-wise confidence (default 0.95)."),
         click.option("--workers", type=click.IntRange(min=1), help="Worker processes (default: the available cores)."),

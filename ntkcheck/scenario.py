@@ -134,8 +134,12 @@ class ComputeSpec(Strict):
 class BaseScenario(Strict):
     check: str
     seed: int = Field(0, ge=0, lt=2**63, description="root seed of all randomness")
-    trials: Union[Annotated[int, Field(ge=1, le=MAX_TRIALS)], Literal["auto"]] = Field(
-        "auto", description=f"number of trials (1 to {MAX_TRIALS}), or auto: the fewest that could PASS")
+    trials: Union[Annotated[int, Field(ge=1, le=MAX_TRIALS)], Literal["auto", "sequential"]] = Field(
+        "auto", description=f"number of trials (1 to {MAX_TRIALS}); auto: the fewest that could PASS; "
+                            "sequential: batches of 8 until every primary row is decided (anytime-valid)")
+    max_trials: int = Field(2000, ge=1, le=MAX_TRIALS, description="trials=sequential: the budget of trials")
+    max_seconds: Union[Annotated[float, Field(gt=0)], None] = Field(
+        None, description="trials=sequential: the budget of wall time in seconds (none: no limit)")
     confidence: float = Field(0.95, gt=0.0, lt=1.0, description="family-wise confidence of the table")
     violation_bound: float = Field(
         0.05, gt=0.0, lt=1.0,
@@ -245,7 +249,8 @@ def _sentence(e: ValidationError, model: type[BaseModel]) -> str:
     if typ == "missing":
         return f"scenario key '{loc}' is required."
     if loc == "trials":
-        return f"scenario key 'trials' must be an integer from 1 to {MAX_TRIALS} or 'auto' (got {got})."
+        return (f"scenario key 'trials' must be an integer from 1 to {MAX_TRIALS}, 'auto' or 'sequential' "
+                f"(got {got}).")
     return f"scenario key '{loc}': {msg[0].lower() + msg[1:]} (got {got})."
 
 

@@ -68,6 +68,10 @@ class Check:
     claim_model: ClassVar[type[Strict]]
     default: ClassVar[dict[str, Any]]
 
+    #: whether trials=sequential applies (False for checks whose primary rows are slopes across
+    #: widths: their permutation test is a fixed-sample test, so they run trials=auto)
+    sequential: ClassVar[bool] = True
+
     #: further scenario sections of this check, e.g. {"dynamics": DynamicsSpec}
     sections: ClassVar[dict[str, type[Strict]]] = {}
 

@@ -283,6 +283,7 @@ class EMWCheck(Check):
     fixed number of trials per grid point, the scaling rows' slopes and a per-point table."""
 
     unused_keys = ("data.labels.", "data.path")
+    sequential = False  # the primary rows are slopes over a fixed grid of trials
     #: trials per grid point when trials = auto
     AUTO_TRIALS = 8
 

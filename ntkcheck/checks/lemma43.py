@@ -80,6 +80,7 @@ class Lemma43State:
 class Lemma43(Check):
     name = "lemma43"
     ref = "[EMW] (notes Lemma 4.3)"
+    sequential = False  # the primary rows are slopes over a fixed grid of trials
     title = "two-layer training: ‖a_t‖, ‖B_t‖, ‖B_t − B_0‖ grow at most like √m·t, √m, √m·t²"
     source = ("[EMW] E, Ma, Wu, A comparative analysis of the optimization and generalization property of "
               "two-layer neural network and random feature models under gradient descent dynamics, 2019 "
