@@ -461,23 +461,23 @@ def _run_sequential(check: Check, sc: BaseScenario, ctx: Context, rows: list[Cla
                   elapsed_seconds=time.perf_counter() - t0)
 
 
+#: the row counter each per-trial outcome adds to
+OUTCOME_FIELD = {HOLDS: "holds", VIOLATION: "violations", UNDECIDED: "undecided", ERROR: "errors",
+                 VACUOUS: "vacuous", DIVERGED: "diverged"}
+
+
+def _count(row: ClaimRow, outcome: str) -> None:
+    field_ = OUTCOME_FIELD[outcome]
+    setattr(row, field_, getattr(row, field_) + 1)
+
+
 def _recount(row: ClaimRow, trials: list[TrialResult]) -> None:
     """The row's counts over these trials (its own stopping point)."""
-    row.holds = row.violations = row.undecided = row.errors = row.vacuous = row.diverged = 0
+    for f in OUTCOME_FIELD.values():
+        setattr(row, f, 0)
     for t in trials:
-        o = t.outcomes.get(row.name)
-        if o == HOLDS:
-            row.holds += 1
-        elif o == VIOLATION:
-            row.violations += 1
-        elif o == UNDECIDED:
-            row.undecided += 1
-        elif o == ERROR:
-            row.errors += 1
-        elif o == VACUOUS:
-            row.vacuous += 1
-        elif o == DIVERGED:
-            row.diverged += 1
+        if row.name in t.outcomes:
+            _count(row, t.outcomes[row.name])
 
 
 def _tally(check: Check, sc: BaseScenario, rows: list[ClaimRow], results: list[TrialResult]
@@ -489,22 +489,11 @@ def _tally(check: Check, sc: BaseScenario, rows: list[ClaimRow], results: list[T
     for t in results:
         for rname, outcome in t.outcomes.items():
             row = by_name[rname]
-            if outcome == HOLDS:
-                row.holds += 1
-            elif outcome == VIOLATION:
-                row.violations += 1
-                if row.counterexample is None:
-                    row.counterexample = _counterexample(check, sc, t, rname, outcome)
-            elif outcome == UNDECIDED:
-                row.undecided += 1
-            elif outcome == ERROR:
-                row.errors += 1
-            elif outcome == VACUOUS:
-                row.vacuous += 1
-            elif outcome == DIVERGED:
-                row.diverged += 1
-                if row.counterexample is None:
-                    row.counterexample = {**_counterexample(check, sc, t, rname, outcome), "diverged": True}
+            _count(row, outcome)
+            if outcome in (VIOLATION, DIVERGED) and row.counterexample is None:
+                row.counterexample = _counterexample(check, sc, t, rname, outcome)
+                if outcome == DIVERGED:
+                    row.counterexample["diverged"] = True
         if t.note:
             findings.append({"trial": t.index, "finding": t.note})
         if t.error is not None:

@@ -159,13 +159,12 @@ def to_csv(st: Study) -> str:
 def plot(st: Study, path: str) -> None:
     """Log-log: the measured critical quantity with its bootstrap interval, and the proof's
     expression scaled to meet the first measured point (only its slope is compared)."""
-    import os
-    import tempfile
-
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from .sweep import save_figure
 
     fig, ax = plt.subplots(figsize=(5.6, 4.2))
     pts = [(x, v, iv) for x, v, iv in zip(st.xs, st.values, st.intervals) if v is not None]
@@ -187,14 +186,4 @@ def plot(st: Study, path: str) -> None:
     ax.set_title(f"ntkcheck scaling {st.check} --critical {st.critical_key}", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".plot.", suffix=".png", dir=d)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    save_figure(fig, path)

@@ -169,9 +169,6 @@ def require_matplotlib() -> None:
 
 def plot(points: list[dict], grid, check: str, path: str) -> None:
     """One panel per claim with a figure to show; x = the first swept key."""
-    import os
-    import tempfile
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -225,6 +222,16 @@ def plot(points: list[dict], grid, check: str, path: str) -> None:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(f"ntkcheck {check} — {res0.title}\n{res0.source.split('(')[0].strip()}", fontsize=9)
+    save_figure(fig, path)
+
+
+def save_figure(fig, path: str) -> None:
+    """Write ``fig`` as PNG to a temporary file beside ``path``, then rename it (never a torn file)."""
+    import os
+    import tempfile
+
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     d = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".plot.", suffix=".png", dir=d)

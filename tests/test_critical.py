@@ -114,8 +114,11 @@ def test_the_exponent_interval_covers_the_truth_on_a_grid(p, logc, ratio, k, n0)
 def test_scaling_command_writes_the_study(tmp_path, ntk):
     out = tmp_path / "s.json"
     csv = tmp_path / "s.csv"
-    res = ntk("scaling", "lemma23", "--over", "data.n=6,10", "--d", "3", "--m", "1024", "--json", out, "--csv", csv)
+    png = tmp_path / "s.png"
+    res = ntk("scaling", "lemma23", "--over", "data.n=6,10", "--d", "3", "--m", "1024", "--json", out, "--csv", csv,
+              "--plot", png)
     assert res.code == 0, res.out + res.err
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "exponent of critical radius" in res.out
     d = json.loads(out.read_text())
     assert d["check"] == "lemma23" and d["critical"] == "claim.c" and len(d["points"]) == 2
