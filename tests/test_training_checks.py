@@ -151,3 +151,15 @@ def test_cor24_keeps_the_runge_kutta_integrator_as_an_option():
     res = ntkcheck.run_check("cor24", **{**FAST24, "trials": 2}, sets=["dynamics.integrator=bs3"])
     by = {r.name: r for r in res.rows}
     assert by["flow_loss"].verdict != FAIL and by["control_loss"].verdict == FAIL
+
+
+def test_a_flow_stopped_before_its_hypothesis_ended_is_no_evidence():
+    """n = 32, m = 256, trial 0: the exact flow stalls at t ≈ 11 (events without progress) while
+    λ_min(H) ≥ λ0/2 still holds. The implication was followed only that far, short of its t_h:
+    a trial with no violation up to there is undecided, not a holding trial."""
+    rep = ntkcheck.replay_trial("cor24", 0, n=32, m=256, sets=["dynamics.method=flow"])
+    assert rep.values["flow_held_to_T"] == 0.0 and rep.values["flow_degenerate"] > 0
+    assert rep.values["flow_t_h"] < rep.quantities["T"]
+    assert rep.outcomes["flow_loss"] == "undecided" and rep.outcomes["flow_weights"] == "undecided"
+    assert rep.outcomes["thm32"] == "undecided"
+    assert rep.outcomes["control_loss"] == "violation"  # (decided by its exact limit at t → 0+)

@@ -21,7 +21,9 @@ A trial whose hypothesis fails already at t = 0 is *vacuous* for the flow and de
 rows: it is no evidence, and the rows' N counts only the trials where the hypothesis held
 (a row whose hypothesis never held is INCONCLUSIVE). A violation is only concluded at a
 trusted point of the flow (exact flow: before any degenerate kink; bs3: before its first
-kink or floor step); later it makes the trial undecided.
+kink or floor step); later it makes the trial undecided. A flow that stops before T while the
+hypothesis still holds (kinks it cannot resolve, or out of steps) followed the implication
+only part of the way: a trial with no violation up to there is undecided, not holding.
 
 Controls, each false by the argument in its row:
 
@@ -66,7 +68,7 @@ from ..memory import require_memory
 from ..models import NTKNetwork
 from ..scenario import Strict
 from ..stats import PROBABILISTIC, UNIVERSAL, ClaimRow
-from .base import DIVERGED, UNDECIDED, VACUOUS, VIOLATION, Check, Context, TrialResult, load_inputs, ntk_quantities, require_lambda0
+from .base import DIVERGED, HOLDS, UNDECIDED, VACUOUS, VIOLATION, Check, Context, TrialResult, load_inputs, ntk_quantities, require_lambda0
 from .cor24_flows import bs3_flow, exact_flow
 from .cor24_monitor import Tracker, hypothesis_spectrum
 _EPS = np.finfo(float).eps
@@ -288,6 +290,12 @@ class Cor24(Check):
                 for key in flow_rows:
                     out[key] = tr.outcome(key)
                 out["variant_fast_rate"] = tr.outcome("variant")
+                if tr.hyp_failed_at is None and run.t_end < T * (1 - 1e-9):
+                    # the flow stopped before T (not resolved, or out of steps) while the hypothesis
+                    # still held: the implication was followed only to run.t_end, short of its t_h
+                    for key in flow_rows + ("variant_fast_rate",):
+                        if out[key] == HOLDS:
+                            out[key] = UNDECIDED
             if run.diverged:
                 notes.append(f"gradient flow: {run.divergence}")
                 values["flow_diverged"] = 1.0
