@@ -375,6 +375,10 @@ def _run_sequential(check: Check, sc: BaseScenario, ctx: Context, rows: list[Cla
     results: list[TrialResult] = []
     interrupted, budget = False, None
     counts = {r.name: dict.fromkeys((HOLDS, VIOLATION, DIVERGED, VACUOUS, ERROR, UNDECIDED), 0) for r in rows}
+    try:
+        plan = trials_needed(rows, sc.confidence, universal_bound=sc.violation_bound, cap=MAX_TRIALS)
+    except ValueError:
+        plan = sc.max_trials
     while True:
         start = len(results)
         size = min(seq.BATCH, sc.max_trials - start)
@@ -412,6 +416,15 @@ def _run_sequential(check: Check, sc: BaseScenario, ctx: Context, rows: list[Cla
         if n_done >= sc.max_trials:
             budget = f"max_trials = {sc.max_trials}"
             break
+        # as trials=auto: rows whose hypothesis never held in AUTO_VACUOUS_FACTOR × the fixed plan
+        # have no evidence to wait for (the rule reads only the hypotheses; any stopping time is
+        # valid for the e-processes)
+        barren = [r.name for r in rows if r.primary and r.name not in stop and counts[r.name][VACUOUS] == n_done]
+        if barren and n_done >= AUTO_VACUOUS_FACTOR * plan:
+            budget = (f"; in {n_done} trials ({AUTO_VACUOUS_FACTOR} × the fixed plan) the hypothesis of "
+                      f"{', '.join(barren)} never held: no evidence for "
+                      f"{'it' if len(barren) == 1 else 'them'}, so the run stopped")
+            break
         if sc.max_seconds is not None and time.perf_counter() - t0 >= sc.max_seconds:
             budget = f"max_seconds = {sc.max_seconds:g}"
             break
@@ -448,8 +461,9 @@ def _run_sequential(check: Check, sc: BaseScenario, ctx: Context, rows: list[Cla
     primary = [decisions[r.name].verdict for r in rows if r.primary]
     verdict = FAIL if FAIL in primary else PASS if primary and all(v == PASS for v in primary) else INCONCLUSIVE
     ctx.notes.append(f"stopped after {len(results)} trials (sequential, looks every {seq.BATCH} trials)"
-                     + (f"; the budget {budget} was reached with rows undecided: "
-                        + ", ".join(r.name for r in rows if r.primary and r.name not in stop) if budget else ""))
+                     + ((budget if budget.startswith(";") else f"; the budget {budget} was reached with rows "
+                         "undecided: " + ", ".join(r.name for r in rows if r.primary and r.name not in stop))
+                        if budget else ""))
     if interrupted:
         ctx.notes.append(f"interrupted: {len(results)} trials were done; the verdicts below are those of the looks "
                          "made.")

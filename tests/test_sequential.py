@@ -119,3 +119,13 @@ def test_bad_budget_values_are_refused(ntk):
     for args in (["--max-trials", "0"], ["--max-seconds", "-1"], ["--trials", "sequentially"]):
         r = ntk("cor22", *args)
         assert r.code == 2 and "Traceback" not in r.err
+
+
+def test_rows_whose_hypothesis_never_holds_stop_the_run_as_auto_does():
+    """cor24 at m = 2: λ_min(H(0)) < λ0/2 in every trial, so gradient descent's implication rows
+    never get evidence; the run stops at 10 × the fixed plan (rounded up to a look), saying why."""
+    res = ntkcheck.run_check("cor24", m=2, trials="sequential", sets=["dynamics.method=gd"])
+    assert res.verdict == "inconclusive" and res.trials == 296  # 10 × 29, then the next look
+    assert any("the hypothesis of gd_loss never held: no evidence for it" in n for n in res.notes)
+    by = {r.name: r for r in res.rows}
+    assert by["gd_loss"].trials == 0 and by["gd_loss"].vacuous == res.trials

@@ -278,7 +278,8 @@ class Cor24(Check):
             else:
                 run = bs3_flow(sc, ctx.state, net, theta0, W0, r0, R_prime, tr, ctl_scale, u0)
             if run.stopped_early and run.divergence and not run.diverged:
-                notes.append(f"gradient flow: {run.divergence} (raise dynamics.max_steps)")
+                hint = " (raise dynamics.max_steps)" if "max_" in run.divergence else ""
+                notes.append(f"gradient flow: {run.divergence}{hint}")
             flow_rows = ("flow_loss", "flow_weights", "control_loss", "control_weights")
             if tr.vacuous:
                 for key in flow_rows + ("variant_fast_rate",):
