@@ -18,7 +18,8 @@ import yaml
 
 from . import __version__
 from .checks import get_check
-from .checks.base import DIVERGED, ERROR, HOLDS, UNDECIDED, VACUOUS, VIOLATION, Check, Context, TrialResult
+from .checks.base import (DIVERGED, ERROR, HOLDS, OUTCOME_FIELD, VACUOUS, VIOLATION, Check, Context,
+                          TrialResult)
 from . import errors
 from .errors import ExitCode, UserError
 from .scenario import BaseScenario, resolve
@@ -374,7 +375,7 @@ def _run_sequential(check: Check, sc: BaseScenario, ctx: Context, rows: list[Cla
     stop: dict[str, tuple[int, str]] = {}  # row → (trials it was decided on, "pass" | "fail")
     results: list[TrialResult] = []
     interrupted, budget = False, None
-    counts = {r.name: dict.fromkeys((HOLDS, VIOLATION, DIVERGED, VACUOUS, ERROR, UNDECIDED), 0) for r in rows}
+    counts = {r.name: dict.fromkeys(OUTCOME_FIELD, 0) for r in rows}
     try:
         plan = trials_needed(rows, sc.confidence, universal_bound=sc.violation_bound, cap=MAX_TRIALS)
     except ValueError:
@@ -473,11 +474,6 @@ def _run_sequential(check: Check, sc: BaseScenario, ctx: Context, rows: list[Cla
                   rows=rows, notes=ctx.notes, trials=len(results), trial_errors=errors_, findings=findings,
                   interrupted=interrupted, planned_trials=len(results),
                   elapsed_seconds=time.perf_counter() - t0)
-
-
-#: the row counter each per-trial outcome adds to
-OUTCOME_FIELD = {HOLDS: "holds", VIOLATION: "violations", UNDECIDED: "undecided", ERROR: "errors",
-                 VACUOUS: "vacuous", DIVERGED: "diverged"}
 
 
 def _count(row: ClaimRow, outcome: str) -> None:

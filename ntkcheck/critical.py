@@ -29,15 +29,15 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .checks.base import DIVERGED, ERROR, HOLDS, UNDECIDED, VACUOUS, VIOLATION
+from .checks.base import OUTCOME_FIELD
 from .errors import UserError
 from .planning import critical_value
 from .stats import PASS, SCALING, ClaimRow, decide
 
 #: bootstrap replicates of a critical value
 REPLICATES = 400
-_CODES = {HOLDS: 0, VIOLATION: 1, UNDECIDED: 2, ERROR: 3, VACUOUS: 4, DIVERGED: 5}
-_FIELDS = ("holds", "violations", "undecided", "errors", "vacuous", "diverged")
+_CODES = {o: i for i, o in enumerate(OUTCOME_FIELD)}  # outcome → its column in the count vector
+_FIELDS = tuple(OUTCOME_FIELD.values())
 
 
 @dataclass(frozen=True)
@@ -253,7 +253,7 @@ def fit_exponent(ns: list[float], values: list[float | None],
     is None (open) when too many replicates leave it unbounded."""
     pts = [(n, v) for n, v in zip(ns, values) if v is not None and v > 0]
     if len(pts) < 2 or len(pts) < len(ns):
-        return {"exponent": _slope(*zip(*pts)) if len(pts) >= 2 else None, "interval": [None, None],
+        return {"exponent": log_slope(*zip(*pts)) if len(pts) >= 2 else None, "interval": [None, None],
                 "points": len(pts)}
     x = np.log(np.asarray(ns, dtype=float))
     w = (x - x.mean()) / ((x - x.mean()) @ (x - x.mean()))
@@ -273,12 +273,13 @@ def fit_exponent(ns: list[float], values: list[float | None],
     a = (1 - confidence) / 2
     lo = float(np.quantile(lows, a, method="lower")) if lows else -math.inf
     hi = float(np.quantile(highs, 1 - a, method="higher")) if highs else math.inf
-    return {"exponent": _slope(ns, values), "interval": [None if math.isinf(lo) else lo,
+    return {"exponent": log_slope(ns, values), "interval": [None if math.isinf(lo) else lo,
                                                          None if math.isinf(hi) else hi],
             "points": len(pts)}
 
 
-def _slope(xs, ys) -> float:
+def log_slope(xs, ys) -> float:
+    """Least-squares slope of log ys against log xs."""
     x, y = np.log(np.asarray(xs, dtype=float)), np.log(np.asarray(ys, dtype=float))
     x = x - x.mean()
     return float((x @ (y - y.mean())) / (x @ x))

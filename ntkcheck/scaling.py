@@ -102,7 +102,7 @@ def run_study(check: str, scenario, overrides: dict, over: str, critical_key: st
     fit = crit.fit_exponent(xs, values, [c.brackets for c in points], conf)
     pe = None
     if all(p is not None and p > 0 for p in proof):
-        pe = crit._slope(xs, proof)
+        pe = crit.log_slope(xs, proof)
     measured = spec.measured or critical_key
     if row is not None and row != spec.row:
         measured = f"critical {critical_key} of the {'table' if row == 'table' else 'row ' + row}"

@@ -46,7 +46,7 @@ METHOD = "sequential: e-process (prior ½δ₁ + ½U(p0, 1] for PASS, U[0, p0) f
 def log_e_pass(k, n, p0):
     """log E⁺: evidence that P(holds) > p0, from k holding of n (arrays broadcast)."""
     k, n = np.asarray(k, dtype=float), np.asarray(n, dtype=float)
-    base = -k * math.log(p0) - (n - k) * math.log1p(-p0)  # log of the likelihood ratio at q = 1 / p0^k…
+    base = -k * math.log(p0) - (n - k) * math.log1p(-p0)  # log of 1/(p0^k (1 − p0)^(n−k))
     with np.errstate(divide="ignore"):
         point = np.where(k == n, -n * math.log(p0), -np.inf)  # q = 1: (1/p0)^n while all hold
         tail = np.log(betaincc(k + 1, n - k + 1, p0)) + betaln(k + 1, n - k + 1) - math.log1p(-p0)

@@ -34,6 +34,9 @@ class Outcome(StrEnum):
 
 HOLDS, VIOLATION, UNDECIDED, ERROR, DIVERGED, VACUOUS = (Outcome.HOLDS, Outcome.VIOLATION, Outcome.UNDECIDED,
                                                          Outcome.ERROR, Outcome.DIVERGED, Outcome.VACUOUS)
+#: the ClaimRow counter each per-trial outcome adds to
+OUTCOME_FIELD = {HOLDS: "holds", VIOLATION: "violations", UNDECIDED: "undecided", ERROR: "errors",
+                 VACUOUS: "vacuous", DIVERGED: "diverged"}
 
 
 @dataclass

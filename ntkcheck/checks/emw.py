@@ -23,7 +23,7 @@ from ..models import NetworkWithTwin, TwoLayerNetwork
 from ..rftwin import RFTwin
 from ..scenario import Strict
 from ..slopes import SlopeSample
-from ..stats import UNIVERSAL, ClaimRow
+from ..stats import SCALING, UNIVERSAL, ClaimRow
 from ..targets import Target, build_target
 from .base import DIVERGED, Check, Context, TrialResult, decided
 from .thm41 import DEFAULT_TARGET, TargetSpec
@@ -48,6 +48,13 @@ def landed(times: np.ndarray, t: float) -> bool:
 def landing_index(flow_t: np.ndarray, times: np.ndarray) -> np.ndarray:
     """The indices of ``times`` (0 or checkpoints) among a flow's increasing times."""
     return np.searchsorted(flow_t, times * (1 - 1e-9))
+
+
+def constant_row(axis: str, ratio: str, state: "EMWState", tol: float, more: str = "", **kw) -> ClaimRow:
+    """The scaling row C_m or C_n: "``ratio`` does not grow with m (at n = the largest n)", or
+    with n at the largest m; ``more`` continues the statement, ``kw`` go to the row."""
+    at = f"n = {state.n_max}" if axis == "m" else f"m = {state.m_max}"
+    return ClaimRow(f"C_{axis}", SCALING, f"{ratio} does not grow with {axis} (at {at}){more}", tolerance=tol, **kw)
 
 
 def window(n: int, m: int) -> np.ndarray:

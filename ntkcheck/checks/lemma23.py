@@ -81,8 +81,8 @@ class Lemma23(Check):
     #: (in units of δλ0/n²), so the critical c is exact from one run's trials
     critical = {"claim.c": CriticalSpec(
         "claim.c", "largest",
-        thresholds=lambda trials: {"joint": np.array([min(t.values["c_crit_norm"], t.values["c_crit_lambda_min"])
-                                                      for t in trials])},
+        thresholds=lambda trials: {"joint": np.minimum([t.values["c_crit_norm"] for t in trials],
+                                                       [t.values["c_crit_lambda_min"] for t in trials])},
         measure=lambda c, q: c * q["delta"] * q["lambda0"] / q["n"] ** 2,
         measured="critical radius R* = c*·δλ0/n²",
         proof=lambda q: C_DEFAULT * q["delta"] * q["lambda0"] / q["n"] ** 2,
@@ -197,7 +197,7 @@ class Lemma23(Check):
         c_norm = np.array([t.values["c_crit_norm"] for t in trials])
         c_min = np.array([t.values["c_crit_lambda_min"] for t in trials])
         target = by["joint"].target
-        table, _ = critical_value([np.minimum(c_norm, c_min)], [target], sc.confidence)
+        table, _ = critical_value([self.critical["claim.c"].thresholds(trials)["joint"]], [target], sc.confidence)
         by["joint"].figures["critical_c"] = table
         for name, th in (("norm", c_norm), ("lambda_min", c_min)):  # each alone, as its row is decided
             by[name].figures["critical_c"] = critical_value([th], [target], sc.confidence)[0]

@@ -62,7 +62,7 @@ from pydantic import Field
 from ..memory import require_memory
 from ..stats import PROBABILISTIC, SCALING, UNIVERSAL, ClaimRow
 from .base import Context, TrialResult, decided
-from .emw import (FLOW_DEFAULT, EMWCheck, EMWClaim, EMWDynamics, EMWGrid, EMWNetwork, TargetSpec, emw_default,
+from .emw import (FLOW_DEFAULT, EMWCheck, EMWClaim, EMWDynamics, EMWGrid, EMWNetwork, TargetSpec, constant_row, emw_default,
                   finish_trial, prepare_state, split_outcomes, summarize_window, twin_risk_bound, window_control_rows,
                   window_flow)
 
@@ -118,15 +118,14 @@ class Thm42(EMWCheck):
                      "at every point of the flow in the window (the proof's split)"),
             ClaimRow("twin_risk", UNIVERSAL, "R̂_n(ã_t, B_0) ≤ R̂_n(a*, B_0) + ‖a_0 − a*‖²/(2t) for all t ≤ √n/m, "
                      "a*_k = a*(b_k)/m"),
-            ClaimRow("C_m", SCALING, f"{ratio} does not grow with m (at n = {ctx.state.n_max})", tolerance=tol),
+            constant_row("m", ratio, ctx.state, tol),
             ClaimRow("C_n_proof", SCALING,
                      "the same ratio for the proof's bound P(t) = 3(‖a_t − ã_t‖²‖B_t‖² + ‖ã_t‖²‖B_t − B_0‖² + "
                      "R̂_n(a*, B_0) + ‖a_0 − a*‖²/(2t)) does not grow with n (at m = "
                      f"{ctx.state.m_max}); with split and twin_risk (R̂_n ≤ P) it implies the statement in n",
                      tolerance=tol),
-            ClaimRow("C_n", SCALING, f"{ratio} does not grow with n (at m = {ctx.state.m_max}): the statement's "
-                     "rate on R̂_n itself, which sits far below P at these n and need not show the 1/√n rate yet",
-                     tolerance=tol, primary=False, role="secondary"),
+            constant_row("n", ratio, ctx.state, tol, ": the statement's rate on R̂_n itself, which sits far below P "
+                         "at these n and need not show the 1/√n rate yet", primary=False, role="secondary"),
         ]
         if sc.claim.C is not None:
             rows.append(ClaimRow("probability", PROBABILISTIC,
