@@ -350,6 +350,7 @@ def run_check(name: str, scenario: str | Path | dict | None = None, *,
     decision = decide(rows, sc.confidence)
     rows = decision.apply(rows)
     verdict = decision.verdict
+    ctx.notes.extend(check.verdict_notes(sc, ctx, rows))
     for r in rows:
         if r.diverged and r.primary:
             first = next((f["finding"] for f in findings), "")
@@ -469,6 +470,7 @@ def _run_sequential(check: Check, sc: BaseScenario, ctx: Context, rows: list[Cla
         ctx.notes.append(f"interrupted: {len(results)} trials were done; the verdicts below are those of the looks "
                          "made.")
     rows = Decision(verdict, decisions).apply(rows)
+    ctx.notes.extend(check.verdict_notes(sc, ctx, rows))
     return Result(check=check.name, title=check.title, statement=check.statement, source=check.source,
                   verdict=verdict, seed=sc.seed, scenario=sc.model_dump(), quantities=ctx.quantities,
                   rows=rows, notes=ctx.notes, trials=len(results), trial_errors=errors_, findings=findings,

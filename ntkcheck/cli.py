@@ -194,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for sig, h in before.items():
             signal.signal(sig, h)
+        report = sys.modules.get(f"{__package__}.report")
+        if report is not None:  # --color applies to this command line only (main may run again)
+            report.COLOUR = "auto"
     try:
         return ExitCode(code)
     except ValueError:

@@ -5,14 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich import box
-from rich.table import Table
 from rich.text import Text
 
 from . import errors
 from .api import build_scenario, run_check
 from .checks import REGISTRY, get_check
-from .cli_options import (check_outputs, combined_exit, console_for, output_options, overrides_from,
+from .cli_options import (check_outputs, color_option, combined_exit, console_for, output_options, overrides_from,
                           scenario_options, write_outputs)
 from .errors import ExitCode, UserError
 from .progress import run_with_progress
@@ -41,6 +39,7 @@ def collect_scenarios(paths) -> list[Path]:
 @click.option("--workers", type=click.IntRange(min=1), help="Worker processes (default: the available cores).")
 @click.option("--scheduler", metavar="ADDRESS", help="Run the trials on this Dask scheduler (needs ntkcheck[dask]).")
 @output_options
+@color_option
 def run_cmd(paths, workers, scheduler, json_path, junit_path, quiet, debug):
     """Run scenario files and folders (recursively, *.yaml): one table each and a summary.
 
@@ -74,28 +73,28 @@ def run_cmd(paths, workers, scheduler, json_path, junit_path, quiet, debug):
         res = run_with_progress(check, f, overrides, quiet)
         if res.interrupted and not res.rows:  # stopped while it prepared
             stopped = f
-            console.print(f"== {f}: interrupted before its trials; the scenarios above are complete.")
+            console.print(f"== {f}: interrupted before its trials; the scenarios above are complete.",
+                          soft_wrap=True, markup=False, highlight=False)
             break
         res.scenario_path = str(f)
         results.append(res)
         if quiet:
             console.print(Text(f"{f}: ") + verdict_line(res, is_plain(console)))
         else:
-            console.print(Text(f"== {f}", style="bold"))
+            console.print(Text(f"== {f}", style="bold"), soft_wrap=True)
             render(res, console)
         if res.interrupted:
             break
     code = combined_exit(results) if stopped is None else errors.interrupted_code()
     if not quiet:
-        table = Table(title="summary", box=box.ASCII if is_plain(console) else box.SIMPLE_HEAVY)
-        for col in ("scenario", "check", "verdict", "trials", "seconds"):
-            table.add_column(col)
+        console.print("summary:")  # one line per scenario, the path last and whole
         for r in results:
-            table.add_row(r.scenario_path, r.check, r.verdict.upper() + (" (interrupted)" if r.interrupted else ""),
-                          str(r.trials), f"{r.elapsed_seconds:.2f}")
+            word = "INTERRUPTED" if r.interrupted else r.verdict.upper()
+            console.print(f"  {word:<13} {r.check:<9} {r.trials:>6} trials {r.elapsed_seconds:>9.2f} s  "
+                          f"{r.scenario_path}", soft_wrap=True, markup=False, highlight=False)
         if stopped is not None:
-            table.add_row(str(stopped), "", "NOT RUN (interrupted)", "0", "")
-        console.print(table)
+            console.print(f"  NOT RUN (interrupted)  {stopped}",
+                          soft_wrap=True, markup=False, highlight=False)
         console.print(f"overall: exit {int(code)}")
     write_outputs(results, json_path, junit_path, many=True)
     return int(code)

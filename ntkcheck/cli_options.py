@@ -39,9 +39,23 @@ def overrides_from(m, n, d, trials, seed, confidence, workers, scheduler, data, 
     return out
 
 
+def _set_colour(ctx, param, value):
+    from . import report
+    report.COLOUR = value
+    return value
+
+
+#: --color auto|always|never, on every command that prints a table (stored for make_console)
+color_option = click.option(
+    "--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
+    expose_value=False, is_eager=True, callback=_set_colour,
+    help="Colour the output: auto (on a terminal, unless NO_COLOR is set; FORCE_COLOR forces it), always, never.")
+
+
 def scenario_options(f):
-    """The overrides every check-running command takes."""
+    """The overrides every check-running command takes (and --color)."""
     for opt in reversed([
+        color_option,
         click.option("--m", "m", type=int, help="Width (network.m)."),
         click.option("--n", "n", type=int, help="Number of data points (data.n)."),
         click.option("--d", "d", type=int, help="Input dimension (data.d)."),

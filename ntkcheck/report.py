@@ -1,4 +1,4 @@
-"""Reports: a rich table on a terminal (plain text in pipes or with NO_COLOR), JSON, JUnit XML.
+"""Reports: the verdict blocks on a terminal or a pipe (coloured on a terminal), JSON, JUnit XML.
 
 Files are written to a temporary file beside the target and renamed, so a
 failed run never leaves a truncated file where a good one stood.
@@ -10,6 +10,7 @@ import os
 import re
 import sys
 import tempfile
+import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -21,26 +22,49 @@ from rich.text import Text
 
 from .api import Replay, Result
 from .errors import ExitCode, UserError
-from .stats import FAIL, PASS, PROBABILISTIC, SCALING, UNIVERSAL
+from .stats import FAIL, INCONCLUSIVE, PASS, PROBABILISTIC, SCALING, UNIVERSAL, why_inconclusive
 
-STYLE = {PASS: "bold green", FAIL: "bold red", "inconclusive": "bold yellow"}
+STYLE = {PASS: "bold green", FAIL: "bold red", "inconclusive": "bold yellow", "xfail": "cyan", "xpass": "bold yellow"}
+#: the verdict column of the row blocks: "INCONCLUSIVE" and "PASS (so far)" fit, then a space
+VERDICT_WIDTH = 14
 
 
-def _columns() -> int:
-    """The plain table's width: COLUMNS when it is a sensible number (a shell sets it), else 200."""
+def console_width(f) -> int:
+    """COLUMNS when it is a sensible number, else the terminal's width, else 80 (pytest's rule)."""
     raw = os.environ.get("COLUMNS", "")
-    return int(raw) if raw.isdigit() and 20 <= int(raw) <= 10_000 else 200
+    if raw.isdigit() and 20 <= int(raw) <= 10_000:
+        return int(raw)
+    if hasattr(f, "isatty") and f.isatty():
+        try:
+            return max(20, os.get_terminal_size(f.fileno()).columns)
+        except (OSError, ValueError, AttributeError):
+            pass
+    return 80
 
 
-def make_console(file=None) -> Console:
-    """Colour and box drawing only on a terminal without NO_COLOR; plain text otherwise."""
+def use_colour(f, color: str = "auto") -> bool:
+    """--color always/never decide; auto: FORCE_COLOR (non-empty) colours, NO_COLOR (non-empty,
+    as no-color.org says) does not, otherwise colour on a terminal."""
+    if color in ("always", "never"):
+        return color == "always"
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    if os.environ.get("NO_COLOR"):
+        return False
+    return bool(hasattr(f, "isatty") and f.isatty())
+
+
+#: the --color choice of the command being run (auto, always, never)
+COLOUR = "auto"
+
+
+def make_console(file=None, color: str | None = None) -> Console:
+    """A console as wide as :func:`console_width`, coloured as :func:`use_colour` says; colour
+    is the only difference between a terminal and a pipe (the layout is the same)."""
     f = file or sys.stdout
-    plain = not (hasattr(f, "isatty") and f.isatty()) or "NO_COLOR" in os.environ
-    if plain:
-        console = Console(file=f, no_color=True, force_terminal=False, highlight=False,
-                          width=_columns(), emoji=False, soft_wrap=False)
-    else:
-        console = Console(file=f, highlight=False)
+    colour = use_colour(f, color or COLOUR)
+    console = Console(file=f, width=console_width(f), highlight=False, emoji=False, soft_wrap=False,
+                      force_terminal=colour, no_color=not colour, color_system="standard" if colour else None)
     console.on_broken_pipe = _stop_on_broken_pipe  # rich's own exits 1, the code of a failed claim
     return console
 
@@ -60,7 +84,8 @@ def _stop_on_broken_pipe() -> None:
 
 
 def is_plain(console: Console) -> bool:
-    return console.no_color or not console.is_terminal
+    """No colour (styles are then left out)."""
+    return console.no_color or console.color_system is None
 
 
 def fmt(x: Any) -> str:
@@ -83,6 +108,8 @@ def fmt(x: Any) -> str:
 
 def _interval(row) -> str:
     lo, hi = row.ci_low, row.ci_high
+    if row.deterministic:
+        return "deterministic: a fact about these inputs, no Monte Carlo interval"
     if lo is None or hi is None:
         return "—"
     what = {PROBABILISTIC: "P(holds)", UNIVERSAL: "P(viol.)", SCALING: "slope"}[row.kind]
@@ -97,52 +124,150 @@ def _bound(row) -> str:
     return "every trial"
 
 
-def _figures(row) -> str:
-    return "\n".join(f"{k} = {fmt(v)}" for k, v in row.figures.items())
+def expected_to_fail(row) -> bool:
+    """Control rows (false by the argument in the row) and variant rows (another reading)."""
+    return row.role in ("control", "variant")
 
 
-def _print_pairs(console: Console, pairs: dict[str, Any], width: int = 110) -> None:
+def shown_verdict(row, interrupted: bool = False) -> tuple[str, str]:
+    """(word, style key) of a row as pytest would say it: a control that FAILs as designed is
+    XFAIL, one that PASSes is XPASS (it lacks power); a PASS of an interrupted run is only
+    "PASS (so far)"."""
+    v = row.verdict
+    if expected_to_fail(row) and v != INCONCLUSIVE:
+        return ("XFAIL", "xfail") if v == FAIL else ("XPASS", "xpass")
+    word = v.upper()
+    if interrupted and v == PASS:
+        word = "PASS (so far)"
+    return word, str(v)
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    """Lines of at most ``width`` characters, broken between words only (a word longer than
+    the width stays whole on its own line)."""
+    out = []
+    for para in str(text).split("\n"):
+        out.extend(textwrap.wrap(para, width=max(width, 10), break_long_words=False, break_on_hyphens=False)
+                   or [""])
+    return out
+
+
+def _pairs_lines(items: list[str], width: int, sep: str = "  ") -> list[str]:
+    """Items joined by ``sep``, wrapped between items (never inside one)."""
+    lines, line = [], ""
+    for item in items:
+        if line and len(line) + len(sep) + len(item) > width:
+            lines.append(line)
+            line = item
+        else:
+            line = f"{line}{sep}{item}" if line else item
+    if line:
+        lines.append(line)
+    return lines
+
+
+def _print_lines(console: Console, lines: list[str], first: str = "", indent: str = "", style: str | None = None,
+                 first_style: str | None = None) -> None:
+    for i, line in enumerate(lines):
+        head = first if i == 0 else indent
+        t = Text()
+        t.append(head, style=first_style if i == 0 else None)  # (only the head: a Text's own style spans it all)
+        t.append(line, style=style)
+        console.print(t, soft_wrap=True, markup=False, highlight=False)
+
+
+def _print_pairs(console: Console, pairs: dict[str, Any]) -> None:
     """key=value pairs, wrapped between pairs (never inside one)."""
-    line = " "
-    for k, v in pairs.items():
-        if isinstance(v, list) and v and isinstance(v[0], dict):
-            continue  # a table of its own
-        item = f" {k}={fmt(v)}"
-        if len(line) + len(item) > width and line.strip():
-            console.print(line, markup=False, highlight=False)
-            line = " "
-        line += item
-    if line.strip():
-        console.print(line, markup=False, highlight=False)
+    items = [f"{k}={fmt(v)}" for k, v in pairs.items()
+             if not (isinstance(v, list) and v and isinstance(v[0], dict))]  # (those are tables of their own)
+    _print_lines(console, _pairs_lines(items, console.width - 2, " "), "  ", "  ")
+
+
+def command_lines(cmd: str, width: int) -> list[str]:
+    """A shell command whole when it fits, else broken between arguments with a trailing
+    backslash (it still pastes into a shell as one command)."""
+    if len(cmd) <= width:
+        return [cmd]
+    lines = _pairs_lines(cmd.split(" "), width - 2, " ")
+    return [line + " \\" for line in lines[:-1]] + lines[-1:]
+
+
+def _counts(r) -> str:
+    trials = f"{r.trials} trial{'' if r.trials == 1 else 's'}"
+    if r.kind == SCALING:
+        text = f"{trials} measured"
+    else:
+        text = f"{trials}: {r.holds} held, {r.violations} violated, {r.undecided} undecided"
+    for n, what in ((r.errors, "errors"), (r.diverged, "diverged"), (r.vacuous, "vacuous (hypothesis failed)")):
+        if n:
+            text += f", {n} {what}"
+    return text
+
+
+def _summary(result: Result) -> str:
+    """pytest's summary line: the rows counted by what they showed."""
+    counts: dict[str, int] = {}
+    for r in result.rows:
+        word, _ = shown_verdict(r, result.interrupted)
+        if expected_to_fail(r):
+            key = {"XFAIL": "xfailed (controls failing as designed)", "XPASS": "xpassed (controls lacking power)"
+                   }.get(word, "controls inconclusive (lacking power)")
+        else:
+            key = {PASS: "passed", FAIL: "failed", INCONCLUSIVE: "inconclusive"}[r.verdict]
+            if result.interrupted and r.verdict == PASS:
+                key = "passed so far"
+            if not r.primary:
+                key = "secondary " + key
+        counts[key] = counts.get(key, 0) + 1
+    return "rows: " + ", ".join(f"{n} {k}" for k, n in counts.items())
 
 
 def render(result: Result, console: Console) -> None:
+    """The result as blocks, one per claim, that fit the console's width without splitting a word:
+    the verdict word, then the claim's name, counts, statement, interval, figures, and why an
+    INCONCLUSIVE is one."""
     plain = is_plain(console)
-    console.print(Text(f"ntkcheck {result.check}: {result.title}", style="bold"))
-    console.print(f"  statement: {result.statement}")
-    console.print(f"  source:    {result.source}")
+    width = console.width
+    body = width - VERDICT_WIDTH
+    pad = " " * VERDICT_WIDTH
+    _print_lines(console, _wrap(f"ntkcheck {result.check}: {result.title}", width), style=None if plain else "bold")
+    _print_lines(console, _wrap(result.statement, width - 13), "  statement: ", " " * 13)
+    _print_lines(console, _wrap(result.source, width - 13), "  source:    ", " " * 13)
     _print_pairs(console, result.quantities)
     for note in result.notes:
-        console.print(f"  note: {note}")
-    table = Table(box=box.ASCII if plain else box.SIMPLE_HEAVY, show_lines=True)
-    table.add_column("claim", overflow="fold", ratio=3)
-    table.add_column("trials\nholds/viol./undec.", overflow="fold")
-    table.add_column("interval", overflow="fold", ratio=1)
-    table.add_column("figures", no_wrap=True)
-    table.add_column("verdict", no_wrap=True)
+        _print_lines(console, _wrap(note, width - 8), "  note: ", " " * 8)
+    alpha = 1.0 - float(result.scenario.get("confidence", 0.95))
+    stricter = False
     for r in result.rows:
-        name = r.label
-        counts = (f"{r.trials}\nmeasured" if r.kind == SCALING else
-                  f"{r.trials}\n{r.holds}/{r.violations}/{r.undecided}") + (f"\n{r.errors} errors" if r.errors else "") + (
-            f"\n{r.diverged} diverged" if r.diverged else "") + (
-            f"\n{r.vacuous} vacuous" if r.vacuous else "")
-        verdict = Text(r.verdict.upper(), style=None if plain else STYLE[r.verdict])
-        table.add_row(Text(f"{name}: {r.statement}\n({r.kind}: {_bound(r)})"), counts,
-                      Text(_interval(r)), Text(_figures(r)), verdict)
-    console.print(table)
+        console.print()
+        word, key = shown_verdict(r, result.interrupted)
+        _print_lines(console, _wrap(f"{r.label} — {_counts(r)}", body), f"{word:<{VERDICT_WIDTH}}", pad,
+                     first_style=None if plain else STYLE.get(key))
+        lines = _wrap(r.statement, body)
+        interval = _interval(r)
+        marked = r.level is not None and r.level < alpha * (1 - 1e-9) and not r.deterministic
+        stricter |= marked
+        lines += _wrap(interval if r.deterministic else f"{r.kind}, {_bound(r)}: {interval}{' *' if marked else ''}",
+                       body)
+        for item in _pairs_lines([f"{k} = {fmt(v)}" for k, v in r.figures.items()], body):
+            lines += _wrap(item, body)  # (a long tuple breaks after its commas)
+        why = why_inconclusive(r)
+        if why:
+            lines += _wrap(f"why inconclusive: {why}", body)
+        if word == "XPASS" or (expected_to_fail(r) and r.verdict == INCONCLUSIVE):
+            lines += _wrap("lacks power: this row is false by the argument in its statement, so it should "
+                           "FAIL; the check cannot tell a true claim from a false one here.", body)
+        _print_lines(console, lines, pad, pad)
+    console.print()
+    if stricter:
+        _print_lines(console, _wrap(
+            f"* a stricter level than {100 * (1 - alpha):.4g}%: the primary rows share one family-wise "
+            f"{100 * (1 - alpha):.4g}% confidence, by Holm's step-down for the probability and slope rows and "
+            f"by splitting α = {100 * alpha:.4g}% evenly among the primary rows (Bonferroni) for the rows about "
+            "every trial.", width - 2), "  ", "  ")
     for key, val in result.quantities.items():
         if isinstance(val, list) and val and isinstance(val[0], dict):
-            sub = Table(title=key.replace("_", " "), box=box.ASCII if plain else box.SIMPLE)
+            sub = Table(title=key.replace("_", " "), box=box.SIMPLE)
             for col in val[0]:
                 sub.add_column(col, justify="right")
             for rec in val:
@@ -152,27 +277,30 @@ def render(result: Result, console: Console) -> None:
         if r.counterexample:
             ce = r.counterexample
             what = "diverged" if ce.get("diverged") else "violated"
-            if r.role in ("control", "variant"):
+            if expected_to_fail(r):
                 what += " (as expected)"
-            console.print(f"  {r.name}: {what} in trial {ce['trial']} (seed {ce['seed']}, "
-                          f"spawn key {tuple(ce['spawn_key'])}); replay it alone with:")
-            console.print(f"    {ce['replay']}", soft_wrap=True, highlight=False, markup=False)
+            key = ",".join(map(str, ce["spawn_key"]))
+            _print_lines(console, _wrap(f"{r.name}: {what} in trial {ce['trial']} (seed {ce['seed']}, "
+                                        f"spawn key ({key})); replay it alone with:", width - 2), "  ", "  ")
+            _print_lines(console, command_lines(ce["replay"], width - 4), "    ", "      ")
     for e in result.trial_errors[:5]:
         what = (f"was lost ({e['error'].removeprefix('lost: ')})" if e["error"].startswith("lost: ")
                 else f"failed numerically ({e['error']})")
-        console.print(f"  trial {e['trial']} {what}; replay: {e['replay']}", soft_wrap=True, markup=False)
+        _print_lines(console, _wrap(f"trial {e['trial']} {what}; replay it with:", width - 2), "  ", "  ")
+        _print_lines(console, command_lines(e["replay"], width - 4), "    ", "      ")
     if len(result.trial_errors) > 5:
         console.print(f"  ... and {len(result.trial_errors) - 5} more trial errors (all in the JSON output).")
-    for name in result.weak_variants:
-        console.print(f"  warning: row '{name}' (expected to be false) did not FAIL: "
-                      "the check lacks power in this scenario.")
+    _print_lines(console, _wrap(_summary(result), width - 2), "  ", "  ")
     console.print(verdict_line(result, plain))
 
 
 def verdict_line(result: Result, plain: bool = True) -> Text:
-    done = (f"INTERRUPTED after {result.trials} of {result.planned_trials} trials; " if result.interrupted
-            else "")
-    return Text(f"verdict: {done}{result.verdict.upper()} ({result.trials} trials, "
+    """The last line. An interrupted run has no verdict: it says so and what its trials showed."""
+    if result.interrupted:
+        text = (f"verdict: INTERRUPTED after {result.trials} of {result.planned_trials} trials, so none "
+                f"(the trials so far: {result.verdict}; {result.elapsed_seconds:.2f} s, exit {int(result.exit_code)})")
+        return Text(text, style=None if plain else "bold yellow")
+    return Text(f"verdict: {result.verdict.upper()} ({result.trials} trials, "
                 f"{result.elapsed_seconds:.2f} s, exit {int(result.exit_code)})",
                 style=None if plain else STYLE[result.verdict])
 
@@ -255,37 +383,52 @@ def _xml_safe(root: ET.Element) -> None:
 
 
 def to_junit(results: list[Result]) -> str:
+    """One testsuite per result (named by its check and scenario file), one testcase per claim:
+    a FAILed primary row is a failure naming the claim, its counterexample and the replay
+    command; an INCONCLUSIVE one, or any PASS of an interrupted run, is skipped with the reason;
+    the other rows (controls as xfail/xpass) are in system-out."""
     suites = ET.Element("testsuites")
     for res in results:
+        name = f"ntkcheck.{res.check}" + (f"[{res.scenario_path}]" if res.scenario_path else "")
+        skipped = {r.name for r in res.rows
+                   if r.primary and (r.verdict == INCONCLUSIVE or (res.interrupted and r.verdict == PASS))}
         suite = ET.SubElement(suites, "testsuite", {
-            "name": f"ntkcheck.{res.check}",
+            "name": name,
             "tests": str(len(res.rows)),
             "failures": str(sum(r.verdict == FAIL and r.primary for r in res.rows)),
-            "skipped": str(sum(r.verdict == "inconclusive" and r.primary for r in res.rows)),
+            "skipped": str(len(skipped)),
             "time": f"{res.elapsed_seconds:.3f}",
         })
         props = ET.SubElement(suite, "properties")
-        for k in ("seed", "verdict"):
-            ET.SubElement(props, "property", {"name": k, "value": str(getattr(res, k))})
+        verdict = (f"interrupted after {res.trials} of {res.planned_trials} trials (the trials so far: {res.verdict})"
+                   if res.interrupted else str(res.verdict))
+        for k, v in (("seed", res.seed), ("verdict", verdict), ("scenario_path", res.scenario_path or "(built-in)")):
+            ET.SubElement(props, "property", {"name": k, "value": str(v)})
         for k, v in res.quantities.items():
             ET.SubElement(props, "property", {"name": k, "value": fmt(v)})
         for r in res.rows:
-            case = ET.SubElement(suite, "testcase", {
-                "classname": f"ntkcheck.{res.check}",
-                "name": r.label})
-            detail = (f"{r.statement}: {r.verdict}; holds/violations/undecided = "
+            case = ET.SubElement(suite, "testcase", {"classname": name, "name": r.label})
+            shown = shown_verdict(r, res.interrupted)[0]
+            detail = (f"{r.statement}: {shown}; holds/violations/undecided = "
                       f"{r.holds}/{r.violations}/{r.undecided} of {r.trials}; {_interval(r)}")
-            if r.counterexample:
-                detail += f"; replay: {r.counterexample['replay']}"
+            ce = r.counterexample
+            if ce:
+                detail += f"; replay: {ce['replay']}"
             if not r.primary:
-                what = {"control": "control row (false by the argument in its row)",
+                what = {"control": "control row (false by the argument in its row, expected to fail)",
                         "variant": "variant row (another reading, expected to fail)"}.get(
                             r.role, "secondary row (part of a primary claim)")
                 ET.SubElement(case, "system-out").text = f"{what}: {detail}"
             elif r.verdict == FAIL:
-                ET.SubElement(case, "failure", {"message": f"{r.name} failed"}).text = detail
-            elif r.verdict == "inconclusive":
-                ET.SubElement(case, "skipped", {"message": f"{r.name} inconclusive"}).text = detail
+                msg = f"claim {r.name} failed"
+                if ce:
+                    msg += (f": {'diverged' if ce.get('diverged') else 'violated'} in trial {ce['trial']} "
+                            f"(seed {ce['seed']}); replay: {ce['replay']}")
+                ET.SubElement(case, "failure", {"message": msg}).text = detail
+            elif r.name in skipped:
+                why = (f"interrupted after {res.trials} of {res.planned_trials} trials" if res.interrupted and
+                       r.verdict == PASS else f"inconclusive: {why_inconclusive(r) or 'undecided'}")
+                ET.SubElement(case, "skipped", {"message": f"claim {r.name} {why}"}).text = detail
             else:
                 ET.SubElement(case, "system-out").text = detail
     _xml_safe(suites)

@@ -114,10 +114,8 @@ def render(st: Study, console) -> None:
     from rich import box
     from rich.table import Table
 
-    from .report import is_plain
-
     table = Table(title=f"{st.check}: {st.measured} against {st.key}",
-                  box=box.ASCII if is_plain(console) else box.SIMPLE_HEAVY)
+                  box=box.SIMPLE_HEAVY)
     for col in (st.key, "critical", "grid bracket", f"bootstrap {st.confidence:.0%}", "trials", "proof"):
         table.add_column(col, justify="right")
     for x, v, iv, pr, p in zip(st.xs, st.values, st.intervals, st.proof, st.points):

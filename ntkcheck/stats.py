@@ -136,6 +136,9 @@ class ClaimRow:
     figures: dict[str, Any] = field(default_factory=dict)
     counterexample: dict[str, Any] | None = None
     decision: RowDecision | None = None
+    #: a fact about fixed inputs (e.g. λ0 > 0 of one data file): the same in every trial, so it
+    #: gets no Monte Carlo interval
+    deterministic: bool = False
 
     def __new__(cls, *args, **kwargs):
         if cls is ClaimRow:
@@ -206,6 +209,10 @@ class ClaimRow:
             "ci_high": self.ci_high,
             "confidence": 1.0 - (self.level if self.level is not None else 0.05),
         }
+        if self.deterministic:
+            d["deterministic"] = True  # (no interval: ci_low and ci_high are null)
+        if self.role in (Role.CONTROL, Role.VARIANT):
+            d["expected"] = "fail"  # (shown as XFAIL when it does, XPASS "lacks power" when it passes)
         d.update(self._kind_fields())
         d.update(self.figures)
         if self.counterexample is not None:
@@ -287,7 +294,7 @@ _ROW_TYPES = {Kind.PROBABILISTIC: ProbabilisticRow, Kind.UNIVERSAL: UniversalRow
 
 
 def _decide_universal(row: ClaimRow, alpha: float) -> RowDecision:
-    lo, hi = row.interval(alpha)
+    lo, hi = (None, None) if row.deterministic else row.interval(alpha)
     if row.violations > 0 or row.diverged > 0:
         v = FAIL
     elif row.undecided > 0 or row.errors > 0 or row.trials == 0:
@@ -370,3 +377,71 @@ def _overall(verdicts: list[Verdict]) -> Verdict:
     if INCONCLUSIVE in verdicts or not verdicts:
         return INCONCLUSIVE
     return PASS
+
+
+def trials_to_pass(holds: int, n: int, target: float, alpha: float, limit: int = 1 << 22) -> int | None:
+    """The fewest trials N ≥ n at which the observed rate, kept (⌊holds·N/n⌋ of N hold), would
+    pass "P(holds) ≥ target" at level alpha; None when the rate is not above the target or N
+    would exceed ``limit``. The p-value is not monotone in N (the floor), so every N up to the
+    first passing power of two is scanned, vectorised."""
+    if n <= 0 or holds / n <= target:
+        return None
+    import numpy as np
+
+    def first(lo: int, hi: int) -> int | None:
+        big = np.arange(lo, hi + 1)
+        k = holds * big // n
+        ok = (k > 0) & (_binom_sf(k - 1, big, target) <= alpha)
+        return int(big[np.argmax(ok)]) if ok.any() else None
+
+    lo = hi = n
+    while lo <= limit:
+        got = first(lo, min(hi, limit))
+        if got is not None:
+            return got
+        lo, hi = hi + 1, 2 * hi
+    return None
+
+
+def why_inconclusive(row: ClaimRow) -> str | None:
+    """One sentence saying why a decided row is INCONCLUSIVE and what would decide it: its
+    hypothesis never held, errored trials, undecided trials that alone keep it from passing
+    (more trials do not help then), a sequential budget spent, or too few trials (how many
+    would do at the observed rate)."""
+    if row.verdict != INCONCLUSIVE or row.decision is None:
+        return None
+    n, level = row.trials, row.level
+    if n == 0:
+        if row.vacuous:
+            return (f"the hypothesis failed in all {row.vacuous} trials, so none is evidence for the "
+                    "implication; change the scenario so that it holds (e.g. a larger width).")
+        return "no trial measured this claim."
+    if row.kind == SCALING:
+        return ("the slope's interval still contains the tolerance: more trials per width, or widths "
+                "further apart, narrow it.")
+    if row.errors:
+        return (f"{row.errors} of {n} trials failed numerically, and an errored trial never passes a "
+                "claim; replay them (below) to see why.")
+    if row.kind == UNIVERSAL:  # (no violation, no error: undecided trials)
+        return (f"{row.undecided} of {n} trials are undecided (within the error bound of the claim's "
+                "bound) and they alone keep it from passing; more trials will not help, a tighter "
+                "bound will (a smaller tolerance, or a scenario further from the boundary).")
+    target = row.target
+    if row.undecided and p_value_above(row.holds + row.undecided, n, target) <= level:
+        return (f"{row.undecided} of {n} trials are undecided (their certificate brackets the "
+                "threshold) and they alone keep it from passing; more trials will be undecided as "
+                "often, a narrower bracket helps instead.")
+    if "e_value" in row.figures and "e_value_needed" in row.figures:  # (decided by --trials sequential)
+        return (f"its e-value {fmt_p(row.figures['e_value'] or 0.0)} did not reach "
+                f"{fmt_p(row.figures['e_value_needed'])} within the budget; a larger max_trials (or "
+                "max_seconds) gives it more looks.")
+    need = trials_to_pass(row.holds, n, target, level)
+    if need is None:
+        return (f"the claim held in {row.holds} of {n} trials, a rate not above the target {fmt_p(target)}: "
+                "more trials at this rate would not pass it, and too few show it below the target.")
+    return (f"too few trials: at the observed rate ({row.holds}/{n}) about {need} would decide it "
+            f"(--trials {need}, or --trials sequential).")
+
+
+def fmt_p(x: float) -> str:
+    return f"{x:.4g}"

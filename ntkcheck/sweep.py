@@ -16,7 +16,7 @@ from typing import Any, Callable
 import yaml
 
 from .errors import UserError
-from .report import fmt
+from .report import expected_to_fail, fmt
 
 #: per check and claim: [(label, centre, low, high)] figure keys, the bound's key or constant,
 #: the bound's label and the y-axis label
@@ -94,10 +94,10 @@ def render_grid(points: list[dict], grid, console) -> None:
     from rich import box
     from rich.table import Table
 
-    from .report import is_plain
+    from .report import shown_verdict
 
     keys = [k for k, _ in grid]
-    table = Table(title="sweep", box=box.ASCII if is_plain(console) else box.SIMPLE_HEAVY)
+    table = Table(title="sweep", box=box.SIMPLE_HEAVY)
     for k in keys:
         table.add_column(k, justify="right")
     table.add_column("verdict")
@@ -113,7 +113,7 @@ def render_grid(points: list[dict], grid, console) -> None:
                 centre = _figure(r, spec[0][0][1])
                 bound = spec[1] if isinstance(spec[1], float) else _figure(r, spec[1]) if spec[1] else None
                 figs = f" {spec[0][0][0]} = {fmt(centre)}" + (f", bound {fmt(bound)}" if bound is not None else "")
-            parts.append(f"{r.label}: {r.verdict.upper()}{figs}")
+            parts.append(f"{r.label}: {shown_verdict(r, res.interrupted)[0]}{figs}")
         verdict = res.verdict.upper() + (" (interrupted)" if res.interrupted else "")
         table.add_row(*[fmt(p["values"][k]) for k in keys], verdict, "\n".join(parts or ["(no trial ran)"]))
     console.print(table)
@@ -133,6 +133,11 @@ def _figure(row, key: str):
     return row.figures.get(key)
 
 
+def csv_verdict(row, interrupted: bool) -> str:
+    """The row's verdict; a PASS of an interrupted run is only "pass (interrupted)"."""
+    return f"{row.verdict} (interrupted)" if interrupted and row.verdict == "pass" else str(row.verdict)
+
+
 def to_csv(points: list[dict], grid) -> str:
     keys = [k for k, _ in grid]
     fig_keys: list[str] = []
@@ -144,19 +149,20 @@ def to_csv(points: list[dict], grid) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(keys + ["check", "claim", "primary", "kind", "verdict", "trials", "holds", "violations",
-                       "undecided", "errors", "ci_low", "ci_high", "confidence", "interrupted"] + fig_keys)
+                       "undecided", "errors", "ci_low", "ci_high", "confidence", "interrupted", "expected"] + fig_keys)
     for p in points:
         res = p["result"]
         for r in res.rows:
             figs = [r.figures.get(k) if isinstance(r.figures.get(k), (int, float)) else "" for k in fig_keys]
             w.writerow([p["values"][k] for k in keys]
-                       + [res.check, r.name, r.primary, r.kind, r.verdict, r.trials, r.holds, r.violations,
-                          r.undecided, r.errors, "" if r.ci_low is None else r.ci_low,
-                          "" if r.ci_high is None else r.ci_high, 1 - r.level, res.interrupted]
+                       + [res.check, r.name, r.primary, r.kind, csv_verdict(r, res.interrupted), r.trials, r.holds,
+                          r.violations, r.undecided, r.errors, "" if r.ci_low is None else r.ci_low,
+                          "" if r.ci_high is None else r.ci_high, 1 - r.level, res.interrupted,
+                          "fail" if expected_to_fail(r) else ""]
                        + ["" if v is None else v for v in figs])
         if not res.rows:  # interrupted before any trial: one line says so
             w.writerow([p["values"][k] for k in keys] + [res.check, "", "", "", res.verdict, 0, 0, 0, 0, 0, "", "",
-                                                          "", res.interrupted] + [""] * len(fig_keys))
+                                                          "", res.interrupted, ""] + [""] * len(fig_keys))
     return buf.getvalue()
 
 

@@ -12,6 +12,7 @@ from ntkcheck.cli import main
 class Run:
     def __init__(self, code, out, err):
         self.code, self.out, self.err = code, out, err
+        self.flat = " ".join(out.split())  # the output with its line breaks undone (tables wrap to 80 columns)
 
 
 @pytest.fixture
@@ -29,8 +30,14 @@ def ntk(capsys, monkeypatch):
 
 
 @functools.lru_cache(maxsize=None)
+def default_result(name: str):
+    """A check's default run (a Result), computed once per test session."""
+    return ntkcheck.run_check(name)
+
+
+@functools.lru_cache(maxsize=None)
 def _default_json(name: str) -> str:
-    return json.dumps(ntkcheck.run_check(name).to_dict())
+    return json.dumps(default_result(name).to_dict())
 
 
 @pytest.fixture

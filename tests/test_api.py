@@ -59,3 +59,17 @@ def test_an_interrupt_while_preparing_returns_an_interrupted_result(monkeypatch)
     res = ntkcheck.run_check("lemma21", n=12, trials=3)
     assert res.interrupted and res.rows == [] and res.trials == 0 and res.verdict == "inconclusive"
     assert res.scenario["data"]["n"] == 12 and res.exit_code == interrupted_code()
+
+
+def test_lambda0_is_usable_as_a_float():
+    import numpy as np
+
+    from ntkcheck import lambda0
+
+    X = np.random.default_rng(0).standard_normal((8, 3))
+    lam = lambda0(X)
+    v = lam.value
+    assert float(lam) == v and lam / 4 == v / 4 and 2 * lam == 2 * v and lam * 2 == 2 * v
+    assert 1 - lam == 1 - v and lam + 1 == v + 1 and 1 / lam == 1 / v
+    assert (lam > 0) and (lam >= v) and not (lam < v) and f"{lam:.3f}" == f"{v:.3f}"
+    assert np.isclose(np.sqrt(float(lam)), np.sqrt(v))

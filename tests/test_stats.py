@@ -299,3 +299,74 @@ def test_rows_have_a_type_per_kind_and_decide_mutates_nothing():
     dp, du = d.apply([p, u])
     assert dp.verdict == PASS and dp.level == d.rows[p.name].level and p.verdict == INCONCLUSIVE
     assert du.to_dict()["verdict"] == "pass" and dp.to_dict()["confidence"] == pytest.approx(1 - dp.level)
+
+
+# -- why a row is INCONCLUSIVE, and how many trials would decide it --------------------------------
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from ntkcheck.stats import trials_to_pass, why_inconclusive  # noqa: E402
+
+
+def _first_passing_n(holds, n, target, alpha, limit=5000):
+    """Reference: try every N from n up, with scipy.stats' binomial test."""
+    if holds / n <= target:
+        return None
+    for big in range(n, limit):
+        k = holds * big // n
+        if k > 0 and binomtest(k, big, target, alternative="greater").pvalue <= alpha:
+            return big
+    return None
+
+
+@settings(max_examples=40)
+@given(n=st.integers(1, 60), frac=st.floats(0.0, 1.0), target=st.sampled_from([0.5, 0.8, 0.9, 0.95]),
+       alpha=st.sampled_from([0.05, 0.0167, 0.01]))
+def test_trials_to_pass_is_the_first_n_that_passes(n, frac, target, alpha):
+    holds = round(frac * n)
+    want = _first_passing_n(holds, n, target, alpha)
+    got = trials_to_pass(holds, n, target, alpha, limit=4096)
+    assert got == (want if want is not None and want <= 4096 else None)
+
+
+def _decided(**kw):
+    row = ClaimRow(**kw)
+    return decide([row], 0.95).apply([row])[0]
+
+
+def test_inconclusive_rows_say_why():
+    few = _decided(name="a", kind=PROBABILISTIC, statement="s", target=0.9, holds=10)
+    assert few.verdict == INCONCLUSIVE
+    need = trials_to_pass(10, 10, 0.9, 0.05)
+    assert f"about {need} would decide it" in why_inconclusive(few) and need == 29
+    und = _decided(name="a", kind=PROBABILISTIC, statement="s", target=0.9, holds=1, undecided=35)
+    assert "undecided" in why_inconclusive(und) and "more trials will be undecided" in why_inconclusive(und)
+    low = _decided(name="a", kind=PROBABILISTIC, statement="s", target=0.9, holds=27, violations=3)
+    assert low.verdict == INCONCLUSIVE and "not above the target" in why_inconclusive(low)
+    uni = _decided(name="a", kind=UNIVERSAL, statement="s", holds=3, undecided=2)
+    assert "more trials will not help" in why_inconclusive(uni)
+    vac = _decided(name="a", kind=UNIVERSAL, statement="s", vacuous=5)
+    assert "hypothesis failed in all 5 trials" in why_inconclusive(vac)
+    err = _decided(name="a", kind=UNIVERSAL, statement="s", holds=3, errors=1)
+    assert "failed numerically" in why_inconclusive(err)
+    ok = _decided(name="a", kind=PROBABILISTIC, statement="s", target=0.9, holds=29)
+    assert ok.verdict == PASS and why_inconclusive(ok) is None
+
+
+def test_the_suggested_trials_do_decide_the_row():
+    """The count printed is the real one: at that N (same rate) the row PASSes, one below it not."""
+    for holds, n in ((10, 10), (38, 40), (95, 100)):
+        need = trials_to_pass(holds, n, 0.9, 0.05)
+        at = _decided(name="a", kind=PROBABILISTIC, statement="s", target=0.9, holds=holds * need // n,
+                      violations=need - holds * need // n)
+        assert at.verdict == PASS
+        below = need - 1
+        if below >= n:
+            b = _decided(name="a", kind=PROBABILISTIC, statement="s", target=0.9, holds=holds * below // n,
+                         violations=below - holds * below // n)
+            assert b.verdict != PASS
+
+
+def test_a_deterministic_row_has_no_interval():
+    row = _decided(name="a", kind=UNIVERSAL, statement="s", holds=1, deterministic=True)
+    assert row.verdict == PASS and row.ci_low is None and row.ci_high is None
+    assert row.to_dict()["deterministic"] is True

@@ -104,6 +104,11 @@ class Check:
                   trials: list[TrialResult]) -> None:
         """Fill the rows' figures and the run's quantities from the trials."""
 
+    def verdict_notes(self, sc: BaseScenario, ctx: Context, rows: list[ClaimRow]) -> list[str]:
+        """Sentences on what the decided ``rows`` do and do not show (e.g. a FAIL that only
+        bounds an unspecified constant)."""
+        return []
+
 
 def at_most(value: float, bound: float, tol: float) -> str:
     """The outcome of "value ≤ bound" for a value known within ``tol``: holds below bound − tol,

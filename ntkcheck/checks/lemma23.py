@@ -202,4 +202,10 @@ class Lemma23(Check):
         for name, th in (("norm", c_norm), ("lambda_min", c_min)):  # each alone, as its row is decided
             by[name].figures["critical_c"] = critical_value([th], [target], sc.confidence)[0]
         ctx.quantities["critical_c"] = table
+        centre = sum(t.values["lambda_min_H0"] <= ctx.quantities["threshold_lambda_min"] for t in trials)
+        if centre:
+            ctx.notes.append(
+                f"in {centre} of {len(trials)} trials λ_min(H(W(0))) ≤ λ0/2 already at the centre of the ball, "
+                f"where no radius can help: the width m = {sc.network.m} is too small for these inputs (Corollary "
+                "2.2 needs m ≥ C n² log(n/δ)/λ0² for λ_min(H(W(0))) ≥ ¾λ0).")
 

@@ -58,11 +58,52 @@ def eigenvalue_tolerance(*mats: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class Lambda0:
-    """λ0 = λ_min(H∞) with a bound on its floating-point error."""
+    """λ0 = λ_min(H∞) with a bound on its floating-point error. It is usable as its value:
+    ``float(lam)``, ``lam / 4``, ``2 * lam``, ``lam < 0.1`` (each gives a plain float or bool)."""
 
     value: float
     error: float
     vector: np.ndarray
+
+    def __float__(self) -> float:
+        return float(self.value)
+
+    def __truediv__(self, other):
+        return self.value / other
+
+    def __rtruediv__(self, other):
+        return other / self.value
+
+    def __mul__(self, other):
+        return self.value * other
+
+    __rmul__ = __mul__
+
+    def __add__(self, other):
+        return self.value + other
+
+    __radd__ = __add__
+
+    def __sub__(self, other):
+        return self.value - other
+
+    def __rsub__(self, other):
+        return other - self.value
+
+    def __lt__(self, other):
+        return self.value < float(other)
+
+    def __le__(self, other):
+        return self.value <= float(other)
+
+    def __gt__(self, other):
+        return self.value > float(other)
+
+    def __ge__(self, other):
+        return self.value >= float(other)
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
 
     @property
     def certified_positive(self) -> bool:
