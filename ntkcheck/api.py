@@ -223,11 +223,23 @@ def prepare(name: str, scenario, overrides) -> tuple[Check, BaseScenario, Contex
     if fallback:
         ctx.notes.append(f"trials=sequential does not apply to {check.name}: its primary rows are slopes across "
                          "widths, decided by a permutation test of a fixed sample; trials=auto is used.")
+    dumped, default = sc.model_dump(), check.default_scenario()
     for key in check.unused_keys:
-        given = sorted(k for k in explicit if k == key or (key.endswith(".") and k.startswith(key)))
+        # (a key set to its default, e.g. by a scenario file written out from it, changes nothing to warn of)
+        given = sorted(k for k in explicit if (k == key or (key.endswith(".") and k.startswith(key)))
+                       and _dotted(dumped, k) != _dotted(default, k))
         if given:
             ctx.notes.append(f"{check.name} does not use {', '.join(given)}; the value given has no effect.")
     return check, sc, ctx
+
+
+def _dotted(doc: dict, key: str):
+    """The value at a dotted key of a nested dict (None when absent)."""
+    for part in key.split("."):
+        if not isinstance(doc, dict) or part not in doc:
+            return None
+        doc = doc[part]
+    return doc
 
 
 def trial_count(check: Check, sc: BaseScenario, ctx: Context, rows: list[ClaimRow]) -> tuple[int, str]:

@@ -80,6 +80,24 @@ def explain_cmd(check: str | None, all_checks: bool, fmt: str) -> None:
     click.echo(("\n" if fmt == "markdown" else "\n\n").join(parts).rstrip("\n"))
 
 
+@cli.command("scenario")
+@click.argument("check")
+@click.option("--suite", type=click.Choice(["default", "smoke", "full"]), default="default", show_default=True,
+              help="default: the check's built-in scenario; smoke: its CI-sized one; full: the lecture's sizes.")
+def scenario_cmd(check: str, suite: str) -> None:
+    """Print a built-in scenario of CHECK as YAML (save it, edit it, and pass it to `ntkcheck CHECK FILE`
+    or `ntkcheck run FILE`)."""
+    from importlib import resources
+
+    get_check(check)
+    base = resources.files(__package__) / "scenarios"
+    f = base / f"{check}.yaml" if suite == "default" else base / suite / f"{check}.yaml"
+    if not f.is_file():
+        have = sorted(p.name.removesuffix(".yaml") for p in (base / suite).iterdir() if p.name.endswith(".yaml"))
+        raise UserError(f"there is no {suite} scenario of {check}; the {suite} suite has {', '.join(have)}.")
+    click.echo(f.read_text(encoding="utf-8").rstrip("\n"))
+
+
 def parse_expect(items) -> dict[str, str]:
     """--expect CLAIM=OUTCOME pairs as a dict (one sentence and exit 2 when malformed)."""
     out = {}

@@ -3,19 +3,32 @@
 is docs/checks.md)."""
 from __future__ import annotations
 
+import yaml
+
 from .scenario import describe_keys
 
 
+def yaml_value(val) -> str:
+    """A value as it would be written in a scenario file (YAML flow style: null, [..], {..})."""
+    return yaml.safe_dump(val, default_flow_style=True, allow_unicode=True, width=10_000).strip().removesuffix("...").strip()
+
+
+def used(c, key: str) -> bool:
+    """Whether check ``c`` reads scenario key ``key`` (its ``unused_keys`` are accepted and ignored)."""
+    return not any(key == u or (u.endswith(".") and key.startswith(u)) for u in c.unused_keys)
+
+
 def key_defaults(c) -> list[tuple[str, str, str]]:
-    default = c.scenario_model().model_validate(c.default_scenario())
+    """(key, default as YAML, meaning) for the keys the check uses."""
+    default = c.scenario_model().model_validate(c.default_scenario()).model_dump(mode="json")
     out = []
     for key, desc, _ in describe_keys(c.scenario_model()):
-        if key == "check":
+        if key == "check" or not used(c, key):
             continue
         val = default
         for part in key.split("."):
-            val = getattr(val, part)
-        out.append((key, str(val), desc))
+            val = val[part]
+        out.append((key, yaml_value(val), desc))
     return out
 
 

@@ -318,3 +318,59 @@ def test_main_returns_the_exit_code_and_console_main_exits_with_it():
     p = subprocess.run([sys.executable, "-c", "from ntkcheck.cli import console_main; console_main()",
                         "lemma21", "--n", "1"], capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and p.stderr.startswith("error: ")
+
+
+@pytest.mark.parametrize("check", ["lemma21", "cor22", "lemma23", "nnrf"])
+def test_scenario_prints_a_yaml_file_that_runs_as_the_default(ntk, tmp_path, check):
+    import yaml
+
+    import ntkcheck
+    from ntkcheck.checks import get_check
+
+    r = ntk("scenario", check)
+    assert r.code == 0
+    doc = yaml.safe_load(r.out)
+    assert doc["check"] == check
+    assert doc == get_check(check).default_scenario()  # (the file is the default, written out)
+    f = tmp_path / "s.yaml"
+    f.write_text(r.out)
+    small = {"trials": 3}
+    a, b = ntkcheck.run_check(check, str(f), **small).to_dict(), ntkcheck.run_check(check, **small).to_dict()
+    from test_golden import _same  # (the golden files' comparison: timing fields aside)
+
+    a["scenario_path"] = b["scenario_path"]
+    _same(b, a)
+    assert ntk("run", f, "--quiet").code in (0, 3)
+
+
+def test_scenario_refuses_a_suite_the_check_lacks(ntk):
+    r = ntk("scenario", "cor24", "--suite", "full")
+    assert r.code == 2 and "no full scenario of cor24" in r.err
+
+
+def test_the_built_in_scenarios_are_package_data():
+    from importlib import resources
+
+    base = resources.files("ntkcheck") / "scenarios"
+    from ntkcheck.checks import REGISTRY
+
+    assert all((base / f"{c}.yaml").is_file() and (base / "smoke" / f"{c}.yaml").is_file() for c in REGISTRY)
+
+
+def test_explain_prints_yaml_values_and_only_the_keys_the_check_uses(ntk):
+    r = ntk("explain", "thm41")
+    assert "TermSpec(" not in r.out and "{degree: 2, direction: 0, family: cos" in r.out
+    assert "data.n " not in r.out and "data.labels" not in r.out  # thm41 draws no data set and trains nothing
+    assert "max_seconds" in r.out and "null" in r.out
+
+
+def test_a_key_the_check_ignores_is_warned_of_in_one_sentence(ntk, tmp_path):
+    import numpy as np
+
+    f = tmp_path / "y.csv"
+    np.savetxt(f, np.ones(12), delimiter=",")
+    r = ntk("lemma23", *FAST, "--trials", "2", "--labels", f)
+    assert "lemma23 does not use data.labels.path, data.labels.source; the value given has no effect." in r.flat
+    r = ntk("thm41", "--n", "7", "--trials", "2", "--set", "network.m=64")
+    assert "thm41 does not use data.n; the value given has no effect." in r.flat
+    assert "does not use" not in ntk("lemma23", *FAST, "--trials", "2").flat
