@@ -2,6 +2,7 @@
 and ``sweep`` (a grid of scenario values). cli.py registers them on the command group."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -34,30 +35,87 @@ def collect_scenarios(paths) -> list[Path]:
     return files
 
 
+#: `run --lf`: the scenarios that failed last time, kept as pytest keeps its own (per folder)
+CACHE = Path(".ntkcheck_cache")
+
+
+def _last_failed() -> dict[str, str]:
+    try:
+        data = json.loads((CACHE / "lastfailed.json").read_text(encoding="utf-8"))
+        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _record_failed(results) -> None:
+    """Scenarios run now leave the record unless they FAILed; the others keep theirs. Best
+    effort: a folder that cannot be written keeps no record (the run itself is unaffected)."""
+    failed = _last_failed()
+    for r in results:
+        key = str(Path(r.scenario_path).resolve())
+        if r.verdict == "fail" and not r.interrupted:
+            failed[key] = r.check
+        elif not r.interrupted:
+            failed.pop(key, None)
+    try:
+        CACHE.mkdir(exist_ok=True)
+        if not (CACHE / ".gitignore").exists():
+            (CACHE / ".gitignore").write_text("# created by ntkcheck run (for --lf)\n*\n", encoding="utf-8")
+        write_atomic(CACHE / "lastfailed.json", json.dumps(failed, indent=1) + "\n")
+    except (OSError, UserError):
+        pass
+
+
+def _failures(res) -> list[str]:
+    """For -q: each failed primary row with its replay command, each inconclusive one with why."""
+    from .stats import why_inconclusive
+
+    out = []
+    for r in res.rows:
+        if r.primary and r.verdict == "fail":
+            ce = r.counterexample
+            out.append(f"  FAIL {r.name}" + (f"; replay: {ce['replay']}" if ce else ""))
+        elif r.primary and r.verdict == "inconclusive":
+            out.append(f"  INCONCLUSIVE {r.name}: {why_inconclusive(r)}")
+    return out
+
+
 @click.command("run")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--seed", type=int, help="Root seed of every scenario.")
+@click.option("--confidence", type=float, help="Family-wise confidence of every scenario.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a key in every scenario.")
 @click.option("--workers", type=click.IntRange(min=1), help="Worker processes (default: the available cores).")
 @click.option("--scheduler", metavar="ADDRESS", help="Run the trials on this Dask scheduler (needs ntkcheck[dask]).")
+@click.option("-x", "--exitfirst", is_flag=True, help="Stop after the first scenario that FAILs.")
+@click.option("--maxfail", type=click.IntRange(min=1), metavar="N", help="Stop after N scenarios that FAIL.")
+@click.option("--lf", "--last-failed", "last_failed", is_flag=True,
+              help="Run only the scenarios that FAILed in the last run from this folder (all, when none did); "
+                   "the record is .ntkcheck_cache/lastfailed.json.")
 @output_options
 @color_option
-def run_cmd(paths, workers, scheduler, json_path, junit_path, quiet, debug):
+def run_cmd(paths, seed, confidence, sets, workers, scheduler, exitfirst, maxfail, last_failed, json_path,
+            junit_path, quiet, debug):
     """Run scenario files and folders (recursively, *.yaml): one table each and a summary.
 
-    Each file names its check with a top-level `check:` key.
+    Each file names its check with a top-level `check:` key. --seed, --confidence and --set
+    apply to every scenario; -q prints one verdict line each, and the failed claims with their
+    replay commands.
     """
     from .scenario import load_yaml
 
     check_outputs(json_path=json_path, junit_path=junit_path)
     files = collect_scenarios(paths)
+    common = overrides_from(None, None, None, None, seed, confidence, workers, scheduler, None, None, sets)
     plan, invalid = [], []
-    for f in files:  # every scenario is validated before any runs; each invalid one is named
+    for f in files:  # every scenario is validated (with the overrides) before any runs; each invalid one is named
         try:
             doc = load_yaml(f)
             check = doc.get("check")
             if not isinstance(check, str):
                 raise UserError(f"scenario file '{f}' has no 'check:' key naming its check "
                                 f"({', '.join(REGISTRY)}).")
-            build_scenario(get_check(check), f, {})
+            build_scenario(get_check(check), f, dict(common))
             plan.append((f, check))
         except UserError as e:
             invalid.append(str(e) if str(f) in str(e) else f"{f}: {e}")
@@ -66,11 +124,17 @@ def run_cmd(paths, workers, scheduler, json_path, junit_path, quiet, debug):
             click.echo(f"error: {msg}", err=True)
         return int(ExitCode.USAGE)
     console = console_for(json_path, junit_path)
+    if last_failed:
+        before = _last_failed()
+        again = [(f, c) for f, c in plan if str(Path(f).resolve()) in before]
+        console.print(f"--lf: {len(again)} of {len(plan)} scenarios FAILed last time"
+                      + ("; running those" if again else "; none did, so running all"), soft_wrap=True)
+        plan = again or plan
+    limit = 1 if exitfirst else maxfail
     results = []
     stopped = None  # the scenario being prepared when Ctrl-C (or SIGTERM/SIGHUP) came
     for f, check in plan:
-        overrides = {k: v for k, v in (("workers", workers), ("scheduler", scheduler)) if v}
-        res = run_with_progress(check, f, overrides, quiet)
+        res = run_with_progress(check, f, dict(common), quiet)
         if res.interrupted and not res.rows:  # stopped while it prepared
             stopped = f
             console.print(f"== {f}: interrupted before its trials; the scenarios above are complete.",
@@ -79,11 +143,19 @@ def run_cmd(paths, workers, scheduler, json_path, junit_path, quiet, debug):
         res.scenario_path = str(f)
         results.append(res)
         if quiet:
-            console.print(Text(f"{f}: ") + verdict_line(res, is_plain(console)))
+            console.print(Text(f"{f}: ") + verdict_line(res, is_plain(console)), soft_wrap=True)
+            for line in _failures(res):
+                console.print(line, soft_wrap=True, markup=False, highlight=False)
         else:
             console.print(Text(f"== {f}", style="bold"), soft_wrap=True)
             render(res, console)
         if res.interrupted:
+            break
+        if limit and sum(r.verdict == "fail" for r in results) >= limit:
+            left = len(plan) - len(results)
+            if left:
+                console.print(f"stopped after {limit} failing scenario{'s' if limit > 1 else ''} "
+                              f"({'-x' if exitfirst else f'--maxfail {limit}'}); {left} not run.")
             break
     code = combined_exit(results) if stopped is None else errors.interrupted_code()
     if not quiet:
@@ -97,6 +169,7 @@ def run_cmd(paths, workers, scheduler, json_path, junit_path, quiet, debug):
                           soft_wrap=True, markup=False, highlight=False)
         console.print(f"overall: exit {int(code)}")
     write_outputs(results, json_path, junit_path, many=True)
+    _record_failed(results)
     return int(code)
 
 

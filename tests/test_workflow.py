@@ -287,3 +287,64 @@ def test_an_interrupted_sweep_point_is_marked_in_the_table_and_the_csv(ntk, tmp_
     rows = list(csv.DictReader(c.open()))
     assert {row["data.n"] for row in rows} == {"6", "8"}  # the grid stopped at the interrupted point
     assert all(row["interrupted"] == ("True" if row["data.n"] == "8" else "False") for row in rows)
+
+
+def _scenarios(tmp_path):
+    """Three scenario files in tmp_path/s: lemma23 at a huge c (FAILs), lemma21 (PASSes), cor22
+    at m = 16 (FAILs)."""
+    d = tmp_path / "s"
+    d.mkdir()
+    (d / "a_fail.yaml").write_text("check: lemma23\ntrials: 5\ndata: {n: 12, d: 6}\nnetwork: {m: 1024}\n"
+                                          "claim: {c: 1.0e+6}\n")
+    (d / "b_pass.yaml").write_text("check: lemma21\ntrials: 3\ndata: {n: 8}\n")
+    (d / "c_fail.yaml").write_text("check: cor22\ntrials: 5\nnetwork: {m: 16}\n")
+    return d
+
+
+def test_run_applies_seed_confidence_and_set_to_every_scenario(ntk, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    d = _scenarios(tmp_path)
+    j = tmp_path / "r.json"
+    r = ntk("run", d, "--seed", "5", "--confidence", "0.9", "--set", "data.d=4", "--json", j)
+    got = json.loads(j.read_text())["results"]
+    assert len(got) == 3 and all(x["seed"] == 5 and x["scenario"]["confidence"] == 0.9 for x in got)
+    assert all(x["scenario"]["data"]["d"] == 4 for x in got) and r.code == 1
+    bad = ntk("run", d, "--set", "claim.nope=1")
+    assert bad.code == 2 and "nope" in bad.err and "Traceback" not in bad.err
+
+
+def test_run_quiet_still_names_the_failed_claims_and_their_replays(ntk, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    d = _scenarios(tmp_path)
+    r = ntk("run", d / "a_fail.yaml", "-q")
+    assert r.code == 1
+    line = next(ln for ln in r.out.splitlines() if ln.strip().startswith("FAIL joint"))
+    assert "replay: ntkcheck lemma23 " in line and "--expect joint=violation" in line
+
+
+def test_run_exitfirst_and_maxfail_stop_after_failures(ntk, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    d = _scenarios(tmp_path)
+    j = tmp_path / "r.json"
+    r = ntk("run", d, "-x", "--json", j)
+    assert r.code == 1 and "stopped after 1 failing scenario (-x); 2 not run." in r.flat
+    assert [x["check"] for x in json.loads(j.read_text())["results"]] == ["lemma23"]
+    r = ntk("run", d, "--maxfail", "2", "--json", j)
+    assert [x["check"] for x in json.loads(j.read_text())["results"]] == ["lemma23", "lemma21", "cor22"]
+
+
+def test_run_last_failed_reruns_only_the_failures(ntk, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    d = _scenarios(tmp_path)
+    j = tmp_path / "r.json"
+    r = ntk("run", d, "--lf", "--json", j)  # no record yet: everything
+    assert "none did, so running all" in r.flat and len(json.loads(j.read_text())["results"]) == 3
+    rec = json.loads((tmp_path / ".ntkcheck_cache" / "lastfailed.json").read_text())
+    assert sorted(Path(k).name for k in rec) == ["a_fail.yaml", "c_fail.yaml"]
+    r = ntk("run", d, "--lf", "--json", j)
+    assert "2 of 3 scenarios FAILed last time" in r.flat
+    assert [x["check"] for x in json.loads(j.read_text())["results"]] == ["lemma23", "cor22"]
+    (d / "c_fail.yaml").write_text("check: cor22\ntrials: 5\n")  # fixed: it passes now, and leaves the record
+    ntk("run", d / "c_fail.yaml")
+    rec = json.loads((tmp_path / ".ntkcheck_cache" / "lastfailed.json").read_text())
+    assert [Path(k).name for k in rec] == ["a_fail.yaml"]
