@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 import yaml
+from threadpoolctl import threadpool_limits
 
 from . import __version__
 from .checks import get_check
@@ -75,6 +76,12 @@ class Result:
         """Control rows (false by the argument in the row) and variant rows (other readings) that
         did not FAIL: the check lacks power there."""
         return [r.name for r in self.rows if r.role in ("control", "variant") and r.verdict != FAIL]
+
+    def _repr_html_(self) -> str:
+        """The verdict table in a notebook."""
+        from .report import to_html_table
+
+        return to_html_table(self)
 
     def to_dict(self) -> dict[str, Any]:
         return _clean({
@@ -145,16 +152,51 @@ def _clean(obj: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------------
+def array_file(values, what: str) -> str:
+    """An array given to the API (data=X, labels=y) as a .npy file named by its contents, in
+    the temporary folder: the trials (in other processes too) and the replay commands read it
+    as they read any data file, and the same array is the same file."""
+    import hashlib
+    import tempfile
+
+    arr = np.asarray(values)
+    if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
+        raise UserError(f"{what} must be a numeric array (got dtype {arr.dtype}).")
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    digest = hashlib.sha256(arr.tobytes() + str(arr.shape).encode()).hexdigest()[:20]
+    folder = Path(tempfile.gettempdir()) / "ntkcheck-arrays"
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{what}-{digest}.npy"
+    if not path.exists():
+        tmp = folder / f".{path.name}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as fh:
+            np.save(fh, arr)
+        os.replace(tmp, path)
+    return str(path)
+
+
 def build_scenario(check: Check, scenario: str | Path | dict | None, overrides: dict[str, Any]
                    ) -> tuple[BaseScenario, set[str]]:
     opts: dict[str, Any] = {}
-    sets = list(overrides.pop("sets", None) or [])
+    sets = overrides.pop("sets", None) or []
+    if isinstance(sets, dict):  # {"dynamics.T": 2}: dotted keys and values
+        opts.update(sets)
+        sets = []
+    sets = list(sets)
     data = overrides.pop("data", None)
     labels = overrides.pop("labels", None)
     for k, v in overrides.items():
-        if k not in OPTION_KEYS:
-            raise UserError(f"unknown override '{k}'; use {', '.join(OPTION_KEYS)}, data or sets.")
-        opts[OPTION_KEYS[k]] = v
+        if "." in k:  # run_check(..., **{"claim.c": 100}): a dotted scenario key
+            opts[k] = v
+        elif k in OPTION_KEYS:
+            opts[OPTION_KEYS[k]] = v
+        else:
+            raise UserError(f"unknown override '{k}'; use {', '.join(OPTION_KEYS)}, data, labels, sets "
+                            "or a dotted scenario key.")
+    if data is not None and not isinstance(data, (str, os.PathLike)):
+        data = array_file(data, "data")
+    if labels is not None and not isinstance(labels, (str, os.PathLike)):
+        labels = array_file(labels, "labels")
     if data is not None:
         opts["data.source"] = "file"
         opts["data.path"] = str(Path(data).expanduser())
@@ -561,7 +603,8 @@ def replay_trial(name: str, trial: int, scenario: str | Path | dict | None = Non
     if trial < 0:
         raise UserError(f"--replay needs a trial number ≥ 0, got {trial}.")
     check, sc, ctx = prepare(name, scenario, overrides)
-    res = run_one(check, sc, ctx, trial)
+    with threadpool_limits(1):  # as every trial of a run: one BLAS thread (small products oversubscribe cores)
+        res = run_one(check, sc, ctx, trial)
     return Replay(check=check.name, seed=sc.seed, trial=trial,
                   spawn_key=list(trial_seed_sequence(sc.seed, trial).spawn_key),
                   outcomes=res.outcomes, values=res.values, error=res.error, quantities=ctx.quantities)

@@ -305,6 +305,29 @@ def verdict_line(result: Result, plain: bool = True) -> Text:
                 style=None if plain else STYLE[result.verdict])
 
 
+_HTML_COLOUR = {"pass": "#1a7f37", "fail": "#cf222e", "inconclusive": "#9a6700", "xfail": "#0969da",
+                "xpass": "#9a6700"}
+
+
+def to_html_table(result: Result) -> str:
+    """The verdict table as one HTML fragment (a notebook's ``_repr_html_``): escaped text only."""
+    from html import escape
+
+    head = (f"<p><b>ntkcheck {escape(result.check)}</b>: {escape(result.title)} — "
+            f"<b>{escape(verdict_line(result).plain.removeprefix('verdict: '))}</b></p>")
+    cells = []
+    for r in result.rows:
+        word, key = shown_verdict(r, result.interrupted)
+        why = why_inconclusive(r)
+        cells.append(
+            f"<tr><td style='color:{_HTML_COLOUR.get(key, 'inherit')};font-weight:bold'>{escape(word)}</td>"
+            f"<td><code>{escape(r.label)}</code></td><td style='text-align:left'>{escape(r.statement)}"
+            + (f"<br><i>why inconclusive: {escape(why)}</i>" if why else "")
+            + f"</td><td>{escape(_counts(r))}</td><td>{escape(_interval(r))}</td></tr>")
+    return (head + "<table><thead><tr><th>verdict</th><th>claim</th><th>statement</th><th>trials</th>"
+            "<th>interval</th></tr></thead><tbody>" + "".join(cells) + "</tbody></table>")
+
+
 def render_replay(rep: Replay, console: Console) -> None:
     console.print(Text(f"ntkcheck {rep.check}: replay of trial {rep.trial} "
                        f"(seed {rep.seed}, spawn key {tuple(rep.spawn_key)})", style="bold"))

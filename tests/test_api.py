@@ -73,3 +73,49 @@ def test_lambda0_is_usable_as_a_float():
     assert 1 - lam == 1 - v and lam + 1 == v + 1 and 1 / lam == 1 / v
     assert (lam > 0) and (lam >= v) and not (lam < v) and f"{lam:.3f}" == f"{v:.3f}"
     assert np.isclose(np.sqrt(float(lam)), np.sqrt(v))
+
+
+def test_arrays_and_dotted_keys_go_straight_into_the_api(tmp_path):
+    import numpy as np
+
+    import ntkcheck
+
+    X = np.random.default_rng(0).standard_normal((16, 5))
+    f = tmp_path / "x.npy"
+    np.save(f, X)
+    a = ntkcheck.run_check("lemma23", data=X, m=1024, trials=3, **{"claim.c": 5.0}).to_dict()
+    b = ntkcheck.run_check("lemma23", data=str(f), m=1024, trials=3, sets={"claim.c": 5.0}).to_dict()
+    c = ntkcheck.run_check("lemma23", data=str(f), m=1024, trials=3, sets=["claim.c=5.0"]).to_dict()
+    assert a["scenario"]["claim"]["c"] == 5.0
+    for d in (a, b, c):
+        d.pop("elapsed_seconds")
+        d.pop("notes")  # (they name the file read)
+        d["scenario"]["data"]["path"] = None
+        for cl in d["claims"]:
+            cl.pop("seconds_per_trial", None)
+            cl.pop("counterexample", None)
+    assert a == b == c  # the array is read as its file is
+    from ntkcheck.errors import UserError
+
+    with pytest.raises(UserError, match="numeric array"):
+        ntkcheck.run_check("lemma21", data=[["a", "b"]])
+    with pytest.raises(UserError, match="dotted scenario key"):
+        ntkcheck.run_check("lemma21", nonsense=3)
+
+
+def test_a_replay_pins_blas_to_one_thread_as_runs_do(monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    import ntkcheck
+    from ntkcheck.checks.lemma21 import Lemma21
+
+    seen = []
+    orig = Lemma21.run_trial
+
+    def spy(self, *a, **k):
+        seen.append({p["num_threads"] for p in threadpool_info() if p.get("user_api") == "blas"})
+        return orig(self, *a, **k)
+
+    monkeypatch.setattr(Lemma21, "run_trial", spy)
+    ntkcheck.replay_trial("lemma21", 0, n=8)
+    assert seen and seen[0] <= {1}

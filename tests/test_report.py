@@ -232,3 +232,24 @@ def test_one_data_file_is_a_deterministic_fact(tmp_path, monkeypatch):
     assert row.deterministic and row.ci_low is None and res.trials == 1
     text = _rendered(res, monkeypatch)
     assert "no Monte Carlo interval" in text and "P(viol.)" not in text
+
+
+def test_a_result_shows_itself_in_a_notebook(passing):
+    from html.parser import HTMLParser
+
+    class Cells(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.rows, self.text = 0, []
+
+        def handle_starttag(self, tag, attrs):
+            self.rows += tag == "tr"
+
+        def handle_data(self, data):
+            self.text.append(data)
+
+    p = Cells()
+    p.feed(passing._repr_html_())
+    text = "".join(p.text)
+    assert p.rows == len(passing.rows) + 1  # a header and a row per claim
+    assert "XFAIL" in text and "control_big_ball" in text and "PASS (29 trials" in text
