@@ -127,14 +127,14 @@ def _check_command(name: str) -> click.Command:
     @click.option("--expect", "expect", multiple=True, metavar="CLAIM=OUTCOME",
                   help="With --replay: the outcome the trial must reproduce (exit 1 if it does not).")
     def command(scenario, m, n, d, trials, seed, confidence, workers, scheduler, data, labels, sets, json_path,
-                junit_path, quiet, debug, max_trials, max_seconds, replay, expect):
+                junit_path, report_path, quiet, debug, max_trials, max_seconds, replay, expect):
         from .api import replay_trial
         from .progress import run_with_progress
         from .report import is_plain, render, render_replay, to_json, verdict_line, write_atomic
 
         overrides = overrides_from(m, n, d, trials, seed, confidence, workers, scheduler, data, labels, sets)
         overrides.update({k: v for k, v in (("max_trials", max_trials), ("max_seconds", max_seconds)) if v is not None})
-        check_outputs(json_path=json_path, junit_path=junit_path)
+        check_outputs(json_path=json_path, junit_path=junit_path, report_path=report_path)
         console = console_for(json_path, junit_path)
         if expect and replay is None:
             raise UserError("--expect goes with --replay TRIAL.")
@@ -155,7 +155,7 @@ def _check_command(name: str) -> click.Command:
             console.print(verdict_line(result, is_plain(console)))
         else:
             render(result, console)
-        write_outputs([result], json_path, junit_path, many=False)
+        write_outputs([result], json_path, junit_path, many=False, report_path=report_path)
         return int(result.exit_code)
 
     return command

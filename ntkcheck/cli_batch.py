@@ -95,7 +95,7 @@ def _failures(res) -> list[str]:
 @output_options
 @color_option
 def run_cmd(paths, seed, confidence, sets, workers, scheduler, exitfirst, maxfail, last_failed, json_path,
-            junit_path, quiet, debug):
+            junit_path, report_path, quiet, debug):
     """Run scenario files and folders (recursively, *.yaml): one table each and a summary.
 
     Each file names its check with a top-level `check:` key. --seed, --confidence and --set
@@ -104,7 +104,7 @@ def run_cmd(paths, seed, confidence, sets, workers, scheduler, exitfirst, maxfai
     """
     from .scenario import load_yaml
 
-    check_outputs(json_path=json_path, junit_path=junit_path)
+    check_outputs(json_path=json_path, junit_path=junit_path, report_path=report_path)
     files = collect_scenarios(paths)
     common = overrides_from(None, None, None, None, seed, confidence, workers, scheduler, None, None, sets)
     plan, invalid = [], []
@@ -168,7 +168,7 @@ def run_cmd(paths, seed, confidence, sets, workers, scheduler, exitfirst, maxfai
             console.print(f"  NOT RUN (interrupted)  {stopped}",
                           soft_wrap=True, markup=False, highlight=False)
         console.print(f"overall: exit {int(code)}")
-    write_outputs(results, json_path, junit_path, many=True)
+    write_outputs(results, json_path, junit_path, many=True, report_path=report_path if results else None)
     _record_failed(results)
     return int(code)
 
@@ -223,10 +223,12 @@ def plan_cmd(check, scenario, m, n, d, trials, seed, confidence, workers, schedu
 @scenario_options
 @click.option("--csv", "csv_path", type=click.Path(), help="Write one row per grid point and claim as CSV.")
 @click.option("--plot", "plot_path", type=click.Path(), help="Draw the observed quantities against the bounds (PNG).")
+@click.option("--report", "report_path", type=click.Path(),
+              help="Write a self-contained HTML report of every grid point (with the plot when matplotlib is installed).")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the summary line.")
 @click.option("--debug", is_flag=True, help="Show the traceback of an internal error.")
 def sweep_cmd(check, scenario, over, m, n, d, trials, seed, confidence, workers, scheduler, data, labels, sets,
-              csv_path, plot_path, quiet, debug):
+              csv_path, plot_path, report_path, quiet, debug):
     """Run CHECK over a grid of scenario values; verdicts and key figures per grid point."""
     from . import sweep as sw
 
@@ -237,6 +239,8 @@ def sweep_cmd(check, scenario, over, m, n, d, trials, seed, confidence, workers,
     if plot_path:
         check_writable(plot_path, "--plot")
         sw.require_matplotlib()
+    if report_path:
+        check_writable(report_path, "--report")
     overrides = overrides_from(m, n, d, trials, seed, confidence, workers, scheduler, data, labels, sets)
     console = make_console()
     points = sw.run_grid(check, scenario, grid, overrides,
@@ -247,9 +251,34 @@ def sweep_cmd(check, scenario, over, m, n, d, trials, seed, confidence, workers,
         write_atomic(csv_path, sw.to_csv(points, grid))
     if plot_path:
         sw.plot(points, grid, check, plot_path)
+    if report_path:
+        _sweep_report(points, grid, check, plot_path, report_path)
     code = combined_exit([p["result"] for p in points])
     console.print(f"sweep: {len(points)} grid points, exit {int(code)}")
     return int(code)
+
+
+def _sweep_report(points, grid, check, plot_path, report_path) -> None:
+    """The sweep's HTML report: every grid point's result, and the plot (drawn for the report
+    when --plot was not given and matplotlib is installed)."""
+    import importlib.util
+    import tempfile
+
+    from . import sweep as sw
+    from .report import to_html_report
+
+    images = []
+    if plot_path:
+        images.append((f"{check} swept", Path(plot_path).read_bytes()))
+    elif importlib.util.find_spec("matplotlib") is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            sw.plot(points, grid, check, str(Path(tmp) / "sweep.png"))
+            images.append((f"{check} swept", (Path(tmp) / "sweep.png").read_bytes()))
+    results = [p["result"] for p in points]
+    for p, res in zip(points, results):
+        res.scenario_path = ", ".join(f"{k}={v}" for k, v in p["values"].items())
+    keys = ", ".join(k for k, _ in grid)
+    write_atomic(report_path, to_html_report(results, f"ntkcheck sweep {check} over {keys}", images))
 
 
 @click.command("scaling")

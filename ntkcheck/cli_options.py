@@ -79,6 +79,8 @@ def output_options(f):
     for opt in reversed([
         click.option("--json", "json_path", type=click.Path(), help="Write the result as JSON ('-': standard output, the table then goes to standard error)."),
         click.option("--junit", "junit_path", type=click.Path(), help="Write JUnit XML, one testcase per claim ('-': standard output)."),
+        click.option("--report", "report_path", type=click.Path(),
+                     help="Write a self-contained HTML report (statement, verdicts, replays, scenario, versions)."),
         click.option("--quiet", "-q", is_flag=True, help="Print only the verdict line."),
         click.option("--debug", is_flag=True, help="Show the traceback of an internal error."),
     ]):
@@ -119,7 +121,12 @@ def write_text(path: str, text: str) -> None:
         write_atomic(path, text)
 
 
-def write_outputs(results, json_path, junit_path, many: bool) -> None:
+def write_outputs(results, json_path, junit_path, many: bool, report_path=None, images=()) -> None:
+    if report_path:
+        from .report import to_html_report
+
+        title = f"ntkcheck {results[0].check}" if len(results) == 1 else f"ntkcheck run: {len(results)} scenarios"
+        write_text(report_path, to_html_report(results, title, images))
     if json_path:
         obj = {"results": [r.to_dict() for r in results]} if many else results[0].to_dict()
         write_text(json_path, to_json(obj))

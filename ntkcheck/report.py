@@ -323,9 +323,70 @@ def to_html_table(result: Result) -> str:
             f"<tr><td style='color:{_HTML_COLOUR.get(key, 'inherit')};font-weight:bold'>{escape(word)}</td>"
             f"<td><code>{escape(r.label)}</code></td><td style='text-align:left'>{escape(r.statement)}"
             + (f"<br><i>why inconclusive: {escape(why)}</i>" if why else "")
+            + (f"<br><small>{escape('; '.join(f'{k} = {fmt(v)}' for k, v in r.figures.items()))}</small>"
+               if r.figures else "")
             + f"</td><td>{escape(_counts(r))}</td><td>{escape(_interval(r))}</td></tr>")
     return (head + "<table><thead><tr><th>verdict</th><th>claim</th><th>statement</th><th>trials</th>"
             "<th>interval</th></tr></thead><tbody>" + "".join(cells) + "</tbody></table>")
+
+
+_CSS = """body{font:15px/1.45 system-ui,sans-serif;max-width:70em;margin:2em auto;padding:0 1em;color:#1f2328}
+h1{font-size:1.4em}h2{font-size:1.2em;border-bottom:1px solid #d0d7de;padding-bottom:.2em;margin-top:2em}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #d0d7de;padding:.3em .6em;vertical-align:top;
+text-align:left}th{background:#f6f8fa}pre{background:#f6f8fa;padding:.6em;overflow-x:auto;font-size:13px}
+code{font-size:13px}img{max-width:100%;border:1px solid #d0d7de}.meta{color:#59636e;font-size:13px}"""
+
+
+def versions() -> dict[str, str]:
+    """The versions a report records (what produced its numbers)."""
+    import platform
+
+    import numpy
+    import scipy
+
+    from . import __version__ as ours
+    return {"ntkcheck": ours, "python": platform.python_version(), "numpy": numpy.__version__,
+            "scipy": scipy.__version__, "machine": f"{platform.system()} {platform.machine()}"}
+
+
+def to_html_report(results: list[Result], title: str, images: list[tuple[str, bytes]] = ()) -> str:
+    """One self-contained HTML file: per result its statement and source, the verdict table, the
+    notes, the replay commands and the scenario as YAML; the images inline (PNG as data URIs);
+    versions and timings. No script and nothing fetched from a network."""
+    import base64
+    import datetime
+    from html import escape
+
+    import yaml
+
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)}</title>"
+             f"<style>{_CSS}</style></head><body><h1>{escape(title)}</h1>"]
+    ver = versions()
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    parts.append("<p class='meta'>" + escape(", ".join(f"{k} {v}" for k, v in ver.items()) + f"; written {stamp}")
+                 + "</p>")
+    for res in results:
+        where = f" — {res.scenario_path}" if res.scenario_path else " — the built-in scenario"
+        parts.append(f"<h2>{escape(res.check)}{escape(where)}</h2>")
+        parts.append(f"<p><b>Statement.</b> {escape(res.statement)}</p><p><b>Source.</b> {escape(res.source)}</p>")
+        parts.append(to_html_table(res))
+        parts.append(f"<p class='meta'>{res.trials} trials of {res.planned_trials} planned, "
+                     f"{res.elapsed_seconds:.2f} s, seed {res.seed}, exit {int(res.exit_code)}</p>")
+        if res.notes:
+            parts.append("<ul>" + "".join(f"<li>{escape(n)}</li>" for n in res.notes) + "</ul>")
+        replays = [(r.name, r.counterexample["replay"]) for r in res.rows if r.counterexample]
+        replays += [(f"trial {e['trial']} (error)", e["replay"]) for e in res.trial_errors[:5]]
+        if replays:
+            parts.append("<p><b>Replay commands</b> (each re-runs one trial alone):</p><pre>"
+                         + escape("\n".join(f"# {name}\n{cmd}" for name, cmd in replays)) + "</pre>")
+        parts.append("<details><summary>Scenario (YAML)</summary><pre>"
+                     + escape(yaml.safe_dump({"check": res.check, **res.scenario}, sort_keys=False,
+                                             allow_unicode=True)) + "</pre></details>")
+    for caption, png in images:
+        parts.append(f"<figure><img alt='{escape(caption)}' src='data:image/png;base64,"
+                     f"{base64.b64encode(png).decode('ascii')}'><figcaption>{escape(caption)}</figcaption></figure>")
+    parts.append("</body></html>\n")
+    return "".join(parts)
 
 
 def render_replay(rep: Replay, console: Console) -> None:

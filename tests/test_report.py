@@ -253,3 +253,92 @@ def test_a_result_shows_itself_in_a_notebook(passing):
     text = "".join(p.text)
     assert p.rows == len(passing.rows) + 1  # a header and a row per claim
     assert "XFAIL" in text and "control_big_ball" in text and "PASS (29 trials" in text
+
+
+# -- the HTML report -------------------------------------------------------------------------------
+class _Page:
+    """What a report holds, read by the standard library's HTML parser."""
+
+    def __init__(self, text: str):
+        from html.parser import HTMLParser
+
+        self.tags: list[tuple[str, dict]] = []
+        self.text: list[str] = []
+        page = self
+
+        class P(HTMLParser):
+            def handle_starttag(self, tag, attrs):
+                page.tags.append((tag, dict(attrs)))
+
+            def handle_data(self, data):
+                page.text.append(data)
+
+        P().feed(text)
+        self.joined = "".join(self.text)
+
+    def count(self, tag: str) -> int:
+        return sum(t == tag for t, _ in self.tags)
+
+
+def _self_contained(page: _Page) -> None:
+    assert page.count("script") == 0 and page.count("link") == 0  # inline CSS, no code
+    for _, attrs in page.tags:
+        for k in ("src", "href"):
+            assert not str(attrs.get(k, "")).startswith(("http:", "https:", "//")), attrs
+
+
+def test_a_check_report_is_one_self_contained_file(ntk, tmp_path):
+    out = tmp_path / "r.html"
+    r = ntk("lemma23", "--n", "12", "--d", "6", "--m", "1024", "--set", "claim.c=1e6", "--report", out)
+    assert r.code == 1
+    page = _Page(out.read_text(encoding="utf-8"))
+    _self_contained(page)
+    assert page.count("h1") == 1 and page.count("h2") == 1 and page.count("table") == 1
+    assert page.count("tr") == 1 + 4  # the header and lemma23's four rows
+    for want in ("Statement.", "[DZPS]", "FAIL", "XFAIL", "--replay 0 --expect joint=violation", "check: lemma23",
+                 "c: 1000000.0", "numpy ", "seed 0"):
+        assert want in page.joined, want
+
+
+def test_run_and_sweep_reports(ntk, tmp_path):
+    (tmp_path / "a.yaml").write_text("check: lemma21\ntrials: 3\ndata: {n: 8}\n")
+    (tmp_path / "b.yaml").write_text("check: cor22\ntrials: 3\n")
+    out = tmp_path / "run.html"
+    assert ntk("run", tmp_path, "--report", out, "-q").code in (0, 3)
+    page = _Page(out.read_text(encoding="utf-8"))
+    _self_contained(page)
+    assert page.count("h2") == 2 and "a.yaml" in page.joined and "b.yaml" in page.joined
+    out = tmp_path / "sweep.html"
+    assert ntk("sweep", "lemma21", "--over", "data.n=6,8", "--trials", "2", "--report", out, "-q").code == 0
+    page = _Page(out.read_text(encoding="utf-8"))
+    _self_contained(page)
+    imgs = [a for t, a in page.tags if t == "img"]
+    assert page.count("h2") == 2 and len(imgs) == 1 and imgs[0]["src"].startswith("data:image/png;base64,")
+
+
+def _chromium():
+    import shutil
+
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+@pytest.mark.skipif(_chromium() is None, reason="headless Chromium is not installed")
+def test_the_report_renders_in_headless_chromium(ntk, tmp_path):
+    """Rendered by a browser: a screenshot of the page is written and is not blank."""
+    import subprocess
+
+    import numpy as np
+
+    out = tmp_path / "r.html"
+    ntk("lemma23", "--n", "12", "--d", "6", "--m", "1024", "--report", out)
+    shot = tmp_path / "shot.png"
+    subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    f"--screenshot={shot}", "--window-size=1100,1400", out.as_uri()],
+                   check=True, capture_output=True, timeout=120)
+    import matplotlib.image as mpimg
+
+    img = mpimg.imread(shot)
+    assert img.shape[0] == 1400 and img.shape[1] == 1100
+    dark = (img[..., :3].mean(axis=2) < 0.5).mean()
+    assert 0.005 < dark < 0.5  # text on a light page: neither blank nor a black box
+    assert np.unique(img[..., 0]).size > 16
