@@ -203,12 +203,14 @@ def build_scenario(check: Check, scenario: str | Path | dict | None, overrides: 
     if labels is not None:
         opts["data.labels.source"] = "file"
         opts["data.labels.path"] = str(Path(labels).expanduser())
+    from .scenario import deep_merge, project_defaults
+
     model = check.scenario_model()
-    default = check.default_scenario()
+    default = deep_merge(check.default_scenario(), project_defaults())  # [tool.ntkcheck] under everything else
     if "compute.scheduler" not in opts and os.environ.get("NTKCHECK_SCHEDULER"):
         opts["compute.scheduler"] = os.environ["NTKCHECK_SCHEDULER"]
     if isinstance(scenario, dict):
-        from .scenario import SCHEDULER_REFUSED, deep_merge, leaf_keys  # a dict behaves like a scenario file
+        from .scenario import SCHEDULER_REFUSED, leaf_keys  # a dict behaves like a scenario file
         if "compute.scheduler" in leaf_keys(scenario):
             raise UserError(SCHEDULER_REFUSED.format(where="the scenario"))
         sc, explicit = resolve(model, deep_merge(default, scenario), None, opts, sets)

@@ -11,8 +11,8 @@ from rich.text import Text
 from . import errors
 from .api import build_scenario, run_check
 from .checks import REGISTRY, get_check
-from .cli_options import (check_outputs, color_option, combined_exit, console_for, output_options, overrides_from,
-                          scenario_options, write_outputs)
+from .cli_options import (check_outputs, color_option, combined_exit, complete_set, console_for, output_options,
+                          overrides_from, scenario_options, write_outputs)
 from .errors import ExitCode, UserError
 from .progress import run_with_progress
 from .report import check_writable, is_plain, make_console, render, verdict_line, write_atomic
@@ -84,7 +84,8 @@ def _failures(res) -> list[str]:
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--seed", type=int, help="Root seed of every scenario.")
 @click.option("--confidence", type=float, help="Family-wise confidence of every scenario.")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a key in every scenario.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a key in every scenario.",
+              shell_complete=complete_set)
 @click.option("--workers", type=click.IntRange(min=1), help="Worker processes (default: the available cores).")
 @click.option("--scheduler", metavar="ADDRESS", help="Run the trials on this Dask scheduler (needs ntkcheck[dask]).")
 @click.option("-x", "--exitfirst", is_flag=True, help="Stop after the first scenario that FAILs.")

@@ -52,6 +52,20 @@ color_option = click.option(
     help="Colour the output: auto (on a terminal, unless NO_COLOR is set; FORCE_COLOR forces it), always, never.")
 
 
+def complete_set(ctx, param, incomplete):
+    """Shell completion of --set: the dotted keys of the check being run (of every check for
+    `run`), each followed by '='."""
+    from click.shell_completion import CompletionItem
+
+    from .checks import REGISTRY
+    from .scenario import describe_keys
+
+    name = ctx.params.get("check") or ctx.info_name
+    checks = [REGISTRY[name]] if name in REGISTRY else list(REGISTRY.values())
+    keys = sorted({k for c in checks for k, _, _ in describe_keys(c.scenario_model()) if k != "check"})
+    return [CompletionItem(f"{k}=") for k in keys if k.startswith(incomplete)]
+
+
 def scenario_options(f):
     """The overrides every check-running command takes (and --color)."""
     for opt in reversed([
@@ -69,7 +83,8 @@ def scenario_options(f):
         click.option("--data", "data", type=click.Path(), help="Inputs from .npy, .npz or .csv (rows are samples)."),
         click.option("--labels", "labels", type=click.Path(),
                      help="Labels from .npy, .npz or .csv (one value per data row), for checks that train."),
-        click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any scenario key."),
+        click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any scenario key.",
+                     shell_complete=complete_set),
     ]):
         f = opt(f)
     return f

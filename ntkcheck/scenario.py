@@ -339,3 +339,40 @@ def leaf_keys(doc: dict[str, Any], prefix: str = "") -> set[str]:
         else:
             out.add(f"{prefix}{k}")
     return out
+
+
+#: [tool.ntkcheck] in pyproject.toml: run defaults of a project (below any scenario file or option)
+PROJECT_KEYS = {"confidence": "confidence", "trials": "trials", "seed": "seed", "violation_bound": "violation_bound",
+                "workers": "compute.workers", "working_memory_mb": "compute.working_memory_mb"}
+
+
+def project_defaults(start: Path | None = None) -> dict[str, Any]:
+    """The [tool.ntkcheck] table of the nearest pyproject.toml at or above ``start`` (the current
+    folder), as nested scenario keys; {} when there is none (or Python < 3.11, without tomllib)."""
+    try:
+        import tomllib
+    except ImportError:  # pragma: no cover - Python 3.10
+        return {}
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        f = folder / "pyproject.toml"
+        if f.is_file():
+            try:
+                table = tomllib.loads(f.read_text(encoding="utf-8")).get("tool", {}).get("ntkcheck", {})
+            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+                raise UserError(f"'{f}' could not be read as TOML ({e}).") from None
+            if not isinstance(table, dict):
+                raise UserError(f"'{f}': [tool.ntkcheck] must be a table.")
+            unknown = sorted(set(table) - set(PROJECT_KEYS))
+            if unknown:
+                raise UserError(f"'{f}' [tool.ntkcheck]: unknown key '{unknown[0]}'; the keys are "
+                                f"{', '.join(PROJECT_KEYS)}.")
+            out: dict[str, Any] = {}
+            for k, v in table.items():
+                *parents, leaf = PROJECT_KEYS[k].split(".")
+                node = out
+                for part in parents:
+                    node = node.setdefault(part, {})
+                node[leaf] = v
+            return out
+    return {}

@@ -374,3 +374,21 @@ def test_a_key_the_check_ignores_is_warned_of_in_one_sentence(ntk, tmp_path):
     r = ntk("thm41", "--n", "7", "--trials", "2", "--set", "network.m=64")
     assert "thm41 does not use data.n; the value given has no effect." in r.flat
     assert "does not use" not in ntk("lemma23", *FAST, "--trials", "2").flat
+
+
+def _complete(words: str) -> list[str]:
+    from click.testing import CliRunner
+
+    from ntkcheck.cli import cli
+
+    env = {"_NTKCHECK_COMPLETE": "bash_complete", "COMP_WORDS": words, "COMP_CWORD": str(len(words.split()) - 1)}
+    out = CliRunner().invoke(cli, [], prog_name="ntkcheck", env=env).output
+    return [ln.split(",", 1)[1] for ln in out.splitlines() if "," in ln]
+
+
+def test_shell_completion_knows_the_checks_and_their_keys():
+    assert {"lemma21", "lemma23", "lemma43", "lemma44", "lemma45"} <= set(_complete("ntkcheck lem"))
+    keys = _complete("ntkcheck lemma23 --set claim.")
+    assert "claim.c=" in keys and all(k.startswith("claim.") for k in keys)
+    assert "claim.c=" not in _complete("ntkcheck lemma21 --set claim.")  # lemma21 has no claim.c
+    assert "claim.c=" in _complete("ntkcheck sweep lemma23 --set claim.")

@@ -55,3 +55,25 @@ def test_scenario_for_another_check_is_refused(tmp_path):
     check = get_check("lemma23")
     with pytest.raises(UserError, match="for check 'lemma21'"):
         resolve(check.scenario_model(), check.default_scenario(), p)
+
+
+def test_project_defaults_come_from_pyproject_and_lose_to_everything_else(tmp_path, monkeypatch):
+    import ntkcheck
+    from ntkcheck.errors import UserError
+
+    (tmp_path / "pyproject.toml").write_text("[tool.ntkcheck]\nconfidence = 0.9\nworkers = 1\ntrials = 3\n")
+    sub = tmp_path / "a" / "b"
+    sub.mkdir(parents=True)
+    monkeypatch.chdir(sub)  # found from a folder below, as pytest finds its rootdir
+    res = ntkcheck.run_check("lemma21", n=8)
+    assert res.scenario["confidence"] == 0.9 and res.scenario["compute"]["workers"] == 1 and res.trials == 3
+    assert ntkcheck.run_check("lemma21", n=8, confidence=0.99).scenario["confidence"] == 0.99  # an option wins
+    f = tmp_path / "s.yaml"
+    f.write_text("check: lemma21\nconfidence: 0.8\n")
+    assert ntkcheck.run_check("lemma21", str(f), n=8).scenario["confidence"] == 0.8  # a scenario file wins
+    (tmp_path / "pyproject.toml").write_text("[tool.ntkcheck]\nconfidense = 0.9\n")
+    with pytest.raises(UserError, match="unknown key 'confidense'"):
+        ntkcheck.run_check("lemma21", n=8)
+    (tmp_path / "pyproject.toml").write_text("[tool.ntkcheck\n")
+    with pytest.raises(UserError, match="could not be read as TOML"):
+        ntkcheck.run_check("lemma21", n=8)
