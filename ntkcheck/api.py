@@ -60,6 +60,18 @@ class Result:
     scenario_path: str | None = None
     elapsed_seconds: float = 0.0
     ntkcheck_version: str = __version__
+    #: one record per trial run, in trial order: {"trial", "error", each row's outcome as
+    #: "outcome.ROW", each value the trial computed} (not in the JSON; ``trials`` is their count)
+    trial_records: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    def to_frame(self):
+        """The per-trial records as a pandas DataFrame (pandas is not a dependency)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise UserError("Result.to_frame needs pandas (pip install pandas); Result.trial_records "
+                            "holds the same records as dicts.") from None
+        return pd.DataFrame.from_records(self.trial_records)
 
     @property
     def claims(self) -> list[dict[str, Any]]:
@@ -335,6 +347,17 @@ def plan_trials(name: str, scenario=None, **overrides: Any) -> dict[str, Any]:
     return out
 
 
+def trial_records(results: list[TrialResult]) -> list[dict[str, Any]]:
+    """The trials as flat records, in trial order (see :attr:`Result.trial_records`)."""
+    out = []
+    for t in sorted(results, key=lambda t: t.index):
+        rec: dict[str, Any] = {"trial": t.index, "error": t.error}
+        rec.update({f"outcome.{k}": str(v) for k, v in t.outcomes.items()})
+        rec.update(t.values)
+        out.append(rec)
+    return out
+
+
 def _interrupted_before_trials(name: str, scenario, overrides: dict[str, Any], elapsed: float) -> Result:
     """The Result of a run stopped (Ctrl-C, SIGTERM, SIGHUP) while it prepared — its data, λ0,
     constants — before any trial: no rows, marked interrupted, so the outputs still say what
@@ -416,7 +439,7 @@ def run_check(name: str, scenario: str | Path | dict | None = None, *,
                   verdict=verdict, seed=sc.seed, scenario=sc.model_dump(), quantities=ctx.quantities,
                   rows=rows, notes=ctx.notes, trials=len(results), trial_errors=errors, findings=findings,
                   interrupted=interrupted, planned_trials=planned,
-                  elapsed_seconds=time.perf_counter() - t0)
+                  elapsed_seconds=time.perf_counter() - t0, trial_records=trial_records(results))
 
 
 def _run_sequential(check: Check, sc: BaseScenario, ctx: Context, rows: list[ClaimRow], on_trial, on_plan,
@@ -531,7 +554,7 @@ def _run_sequential(check: Check, sc: BaseScenario, ctx: Context, rows: list[Cla
                   verdict=verdict, seed=sc.seed, scenario=sc.model_dump(), quantities=ctx.quantities,
                   rows=rows, notes=ctx.notes, trials=len(results), trial_errors=errors_, findings=findings,
                   interrupted=interrupted, planned_trials=len(results),
-                  elapsed_seconds=time.perf_counter() - t0)
+                  elapsed_seconds=time.perf_counter() - t0, trial_records=trial_records(results))
 
 
 def _count(row: ClaimRow, outcome: str) -> None:

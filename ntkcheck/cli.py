@@ -127,7 +127,7 @@ def _check_command(name: str) -> click.Command:
     @click.option("--expect", "expect", multiple=True, metavar="CLAIM=OUTCOME",
                   help="With --replay: the outcome the trial must reproduce (exit 1 if it does not).")
     def command(scenario, m, n, d, trials, seed, confidence, workers, scheduler, data, labels, sets, json_path,
-                junit_path, report_path, quiet, debug, max_trials, max_seconds, replay, expect):
+                junit_path, report_path, quiet, verbose, debug, max_trials, max_seconds, replay, expect):
         from .api import replay_trial
         from .progress import run_with_progress
         from .report import is_plain, render, render_replay, to_json, verdict_line, write_atomic
@@ -154,7 +154,7 @@ def _check_command(name: str) -> click.Command:
         if quiet:
             console.print(verdict_line(result, is_plain(console)))
         else:
-            render(result, console)
+            render(result, console, verbose=verbose)
         write_outputs([result], json_path, junit_path, many=False, report_path=report_path)
         return int(result.exit_code)
 

@@ -96,7 +96,7 @@ def _failures(res) -> list[str]:
 @output_options
 @color_option
 def run_cmd(paths, seed, confidence, sets, workers, scheduler, exitfirst, maxfail, last_failed, json_path,
-            junit_path, report_path, quiet, debug):
+            junit_path, report_path, quiet, verbose, debug):
     """Run scenario files and folders (recursively, *.yaml): one table each and a summary.
 
     Each file names its check with a top-level `check:` key. --seed, --confidence and --set
@@ -149,7 +149,7 @@ def run_cmd(paths, seed, confidence, sets, workers, scheduler, exitfirst, maxfai
                 console.print(line, soft_wrap=True, markup=False, highlight=False)
         else:
             console.print(Text(f"== {f}", style="bold"), soft_wrap=True)
-            render(res, console)
+            render(res, console, verbose=verbose)
         if res.interrupted:
             break
         if limit and sum(r.verdict == "fail" for r in results) >= limit:

@@ -97,6 +97,7 @@ def output_options(f):
         click.option("--report", "report_path", type=click.Path(),
                      help="Write a self-contained HTML report (statement, verdicts, replays, scenario, versions)."),
         click.option("--quiet", "-q", is_flag=True, help="Print only the verdict line."),
+        click.option("--verbose", "-v", is_flag=True, help="Also print each trial's outcomes and figures."),
         click.option("--debug", is_flag=True, help="Show the traceback of an internal error."),
     ]):
         f = opt(f)

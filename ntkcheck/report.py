@@ -222,10 +222,21 @@ def _summary(result: Result) -> str:
     return "rows: " + ", ".join(f"{n} {k}" for k, n in counts.items())
 
 
-def render(result: Result, console: Console) -> None:
+def render_trials(result: Result, console: Console) -> None:
+    """-v: each trial's outcomes, then its figures, wrapped between items."""
+    console.print("per trial:")
+    for rec in result.trial_records:
+        items = [f"{k.removeprefix('outcome.')}={v}" for k, v in rec.items() if k.startswith("outcome.")]
+        items += [f"{k}={fmt(v)}" for k, v in rec.items() if k not in ("trial", "error") and not k.startswith("outcome.")]
+        if rec.get("error"):
+            items.insert(0, f"error: {rec['error']}")
+        _print_lines(console, _pairs_lines(items, console.width - 12, " "), f"  {rec['trial']:>7}   ", " " * 12)
+
+
+def render(result: Result, console: Console, verbose: bool = False) -> None:
     """The result as blocks, one per claim, that fit the console's width without splitting a word:
     the verdict word, then the claim's name, counts, statement, interval, figures, and why an
-    INCONCLUSIVE is one."""
+    INCONCLUSIVE is one. ``verbose``: each trial's outcomes and figures too."""
     plain = is_plain(console)
     width = console.width
     body = width - VERDICT_WIDTH
@@ -290,6 +301,8 @@ def render(result: Result, console: Console) -> None:
         _print_lines(console, command_lines(e["replay"], width - 4), "    ", "      ")
     if len(result.trial_errors) > 5:
         console.print(f"  ... and {len(result.trial_errors) - 5} more trial errors (all in the JSON output).")
+    if verbose and result.trial_records:
+        render_trials(result, console)
     _print_lines(console, _wrap(_summary(result), width - 2), "  ", "  ")
     console.print(verdict_line(result, plain))
 

@@ -119,3 +119,31 @@ def test_a_replay_pins_blas_to_one_thread_as_runs_do(monkeypatch):
     monkeypatch.setattr(Lemma21, "run_trial", spy)
     ntkcheck.replay_trial("lemma21", 0, n=8)
     assert seen and seen[0] <= {1}
+
+
+def test_a_result_keeps_a_record_per_trial():
+    import ntkcheck
+
+    res = ntkcheck.run_check("lemma23", n=12, d=6, m=1024, trials=4)
+    recs = res.trial_records
+    assert [r["trial"] for r in recs] == [0, 1, 2, 3] and len(recs) == res.trials
+    joint = next(r for r in res.rows if r.name == "joint")
+    assert sum(r["outcome.joint"] == "holds" for r in recs) == joint.holds
+    assert all(isinstance(r["certified_norm"], float) for r in recs)
+    seq = ntkcheck.run_check("lemma21", n=8, trials="sequential", max_trials=16)
+    assert len(seq.trial_records) == seq.trials
+    try:
+        import pandas  # noqa: F401
+    except ImportError:
+        from ntkcheck.errors import UserError
+
+        with pytest.raises(UserError, match="needs pandas"):
+            res.to_frame()
+    else:
+        assert list(res.to_frame()["trial"]) == [0, 1, 2, 3]
+
+
+def test_verbose_prints_each_trial(ntk):
+    r = ntk("lemma21", "--n", "8", "--trials", "3", "-v")
+    assert r.code == 0 and "per trial:" in r.out
+    assert sum(ln.strip().startswith(("0 ", "1 ", "2 ")) for ln in r.out.splitlines()) == 3
