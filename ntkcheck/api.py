@@ -63,6 +63,8 @@ class Result:
     #: one record per trial run, in trial order: {"trial", "error", each row's outcome as
     #: "outcome.ROW", each value the trial computed} (not in the JSON; ``trials`` is their count)
     trial_records: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    #: trial → its sampled curves (cor24: "t" and "loss_ratio"), for the run's picture
+    trial_series: dict[int, dict[str, list[float]]] = field(default_factory=dict, repr=False)
 
     def to_frame(self):
         """The per-trial records as a pandas DataFrame (pandas is not a dependency)."""
@@ -439,7 +441,8 @@ def run_check(name: str, scenario: str | Path | dict | None = None, *,
                   verdict=verdict, seed=sc.seed, scenario=sc.model_dump(), quantities=ctx.quantities,
                   rows=rows, notes=ctx.notes, trials=len(results), trial_errors=errors, findings=findings,
                   interrupted=interrupted, planned_trials=planned,
-                  elapsed_seconds=time.perf_counter() - t0, trial_records=trial_records(results))
+                  elapsed_seconds=time.perf_counter() - t0, trial_records=trial_records(results),
+                  trial_series={t.index: t.series for t in results if t.series})
 
 
 def _run_sequential(check: Check, sc: BaseScenario, ctx: Context, rows: list[ClaimRow], on_trial, on_plan,
@@ -554,7 +557,8 @@ def _run_sequential(check: Check, sc: BaseScenario, ctx: Context, rows: list[Cla
                   verdict=verdict, seed=sc.seed, scenario=sc.model_dump(), quantities=ctx.quantities,
                   rows=rows, notes=ctx.notes, trials=len(results), trial_errors=errors_, findings=findings,
                   interrupted=interrupted, planned_trials=len(results),
-                  elapsed_seconds=time.perf_counter() - t0, trial_records=trial_records(results))
+                  elapsed_seconds=time.perf_counter() - t0, trial_records=trial_records(results),
+                  trial_series={t.index: t.series for t in results if t.series})
 
 
 def _count(row: ClaimRow, outcome: str) -> None:

@@ -123,18 +123,24 @@ def _check_command(name: str) -> click.Command:
                   help="With --trials sequential: stop after at most N trials (max_trials; default 2000).")
     @click.option("--max-seconds", "max_seconds", type=click.FloatRange(min=0, min_open=True), metavar="S",
                   help="With --trials sequential: stop looking after S seconds of wall time (max_seconds).")
+    @click.option("--plot", "plot_path", type=click.Path(), metavar="PATH.png",
+                  help="Draw the run: each trial against its bound (needs ntkcheck[plot]).")
     @click.option("--replay", type=int, metavar="TRIAL", help="Re-run trial TRIAL alone and print all its quantities.")
     @click.option("--expect", "expect", multiple=True, metavar="CLAIM=OUTCOME",
                   help="With --replay: the outcome the trial must reproduce (exit 1 if it does not).")
     def command(scenario, m, n, d, trials, seed, confidence, workers, scheduler, data, labels, sets, json_path,
-                junit_path, report_path, quiet, verbose, debug, max_trials, max_seconds, replay, expect):
+                junit_path, report_path, quiet, verbose, debug, max_trials, max_seconds, plot_path, replay, expect):
         from .api import replay_trial
         from .progress import run_with_progress
         from .report import is_plain, render, render_replay, to_json, verdict_line, write_atomic
 
         overrides = overrides_from(m, n, d, trials, seed, confidence, workers, scheduler, data, labels, sets)
         overrides.update({k: v for k, v in (("max_trials", max_trials), ("max_seconds", max_seconds)) if v is not None})
-        check_outputs(json_path=json_path, junit_path=junit_path, report_path=report_path)
+        check_outputs(json_path=json_path, junit_path=junit_path, report_path=report_path, plot_path=plot_path)
+        if plot_path:
+            from .sweep import require_matplotlib
+
+            require_matplotlib()
         console = console_for(json_path, junit_path)
         if expect and replay is None:
             raise UserError("--expect goes with --replay TRIAL.")
@@ -155,6 +161,10 @@ def _check_command(name: str) -> click.Command:
             console.print(verdict_line(result, is_plain(console)))
         else:
             render(result, console, verbose=verbose)
+        if plot_path:
+            from .plots import plot_result
+
+            plot_result(result, plot_path)
         write_outputs([result], json_path, junit_path, many=False, report_path=report_path)
         return int(result.exit_code)
 

@@ -139,7 +139,15 @@ def write_text(path: str, text: str) -> None:
 
 def write_outputs(results, json_path, junit_path, many: bool, report_path=None, images=()) -> None:
     if report_path:
+        import importlib.util
+
         from .report import to_html_report
+
+        if not images and importlib.util.find_spec("matplotlib") is not None:  # each run's picture
+            from .plots import plot_result
+
+            images = [(f"{r.check}" + (f" ({r.scenario_path})" if r.scenario_path else ""), plot_result(r))
+                      for r in results if r.rows]
 
         title = f"ntkcheck {results[0].check}" if len(results) == 1 else f"ntkcheck run: {len(results)} scenarios"
         write_text(report_path, to_html_report(results, title, images))

@@ -438,8 +438,8 @@ def _umask() -> int:
     return mask
 
 
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``, with the
+def write_atomic(path: str | Path, text: str | bytes) -> None:
+    """Write ``text`` (or bytes) to a temporary file beside ``path`` and rename it over ``path``, with the
     permissions a shell redirect would give (0666 less the umask; mkstemp's own are 0600). A
     full disk or a too-large file is one sentence (UserError), never a traceback."""
     p = Path(path)
@@ -447,7 +447,7 @@ def write_atomic(path: str | Path, text: str) -> None:
     try:
         os.fchmod(fd, 0o666 & ~_umask())
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            with (os.fdopen(fd, "wb") if isinstance(text, bytes) else os.fdopen(fd, "w", encoding="utf-8")) as fh:
                 fh.write(text)
         except OSError as e:
             raise UserError(f"could not write '{p}': {e.strerror or e}.") from None

@@ -46,6 +46,8 @@ class TrialResult:
     values: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     note: str | None = None  # a finding worth a sentence (e.g. a divergence)
+    #: sampled curves for --plot (e.g. cor24's t and loss ratio), not part of the verdict
+    series: dict[str, list[float]] = field(default_factory=dict)
 
 
 @dataclass

@@ -374,7 +374,11 @@ class Cor24(Check):
                                                                            and run.steps == K),
                            "gd_worst_ratio": g.worst["gd"], "gd_steps": float(run.steps),
                            "gd_seconds": run.seconds})
-        return TrialResult(index, out, values, note="; ".join(notes) or None)
+        series = {}
+        if meth in ("both", "flow"):
+            pts = tr.curve[:: max(1, len(tr.curve) // 400)] + tr.curve[-1:]  # at most ~400 points, the last kept
+            series = {"t": [p[0] for p in pts], "loss_ratio": [p[1] for p in pts]}
+        return TrialResult(index, out, values, note="; ".join(notes) or None, series=series)
 
     # ---------------------------------------------------------------------------------
     def summarize(self, sc, ctx, rows, trials) -> None:

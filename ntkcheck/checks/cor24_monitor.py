@@ -55,6 +55,8 @@ def end_to_end(tr: "Tracker", p, loss0: float, l0: float) -> None:
     err = 2 * math.sqrt(loss) * e + e * e + 16 * _EPS * loss0
     tr.check("thm32", loss, math.exp(-l0 * p.t) * loss0, err, p.trusted)
     tr.e2e_to = p.t
+    if loss0 > 0:
+        tr.curve.append((p.t, loss / loss0))
 
 
 def hypothesis_spectrum(net: NTKNetwork, p, l0: float, l0_error: float, tracker: "Tracker") -> Spectrum:
@@ -102,6 +104,7 @@ class Tracker:
         self.t_h_trusted = True  # t_h is a trusted point of the trajectory
         self.zero: dict[str, float] = {}  # the controls' exact t → 0+ figures
         self.e2e_to = 0.0  # the time up to which the end-to-end bound (thm32) was followed
+        self.curve: list[tuple[float, float]] = [(0.0, 1.0)]  # (t, loss ratio) at each point, for --plot
         self.worst: dict[str, float] = dict.fromkeys(
             ("thm32", "flow_loss", "flow_weights", "variant", "gd", "control_loss", "control_weights", "control_gd"), 0.0)
         self.state: dict[str, str] = {}
