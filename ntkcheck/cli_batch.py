@@ -244,8 +244,16 @@ def sweep_cmd(check, scenario, over, m, n, d, trials, seed, confidence, workers,
         check_writable(report_path, "--report")
     overrides = overrides_from(m, n, d, trials, seed, confidence, workers, scheduler, data, labels, sets)
     console = make_console()
-    points = sw.run_grid(check, scenario, grid, overrides,
-                         lambda point: run_with_progress(check, scenario, point, quiet=True))
+    total = 1
+    for _, vals in grid:
+        total *= len(vals)
+    done = [0]
+
+    def one(point):  # each grid point's run with its own progress bar, numbered (a terminal only)
+        done[0] += 1
+        return run_with_progress(check, scenario, point, quiet, label=f"sweep {check}: point {done[0]} of {total}")
+
+    points = sw.run_grid(check, scenario, grid, overrides, one)
     if not quiet:
         sw.render_grid(points, grid, console)
     if csv_path:

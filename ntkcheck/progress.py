@@ -49,8 +49,8 @@ class Progress:
             self.bar = None
 
 
-def run_with_progress(name, scenario, overrides, quiet: bool):
-    prog = Progress(not quiet, f"ntkcheck {name}")
+def run_with_progress(name, scenario, overrides, quiet: bool, label: str | None = None):
+    prog = Progress(not quiet, label or f"ntkcheck {name}")
     try:
         return run_check(name, scenario, on_trial=prog.advance, on_plan=prog.plan, **overrides)
     finally:

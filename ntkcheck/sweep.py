@@ -49,6 +49,11 @@ SERIES: dict[str, dict[str, tuple[list[tuple[str, str, str, str]], str | float |
 }
 
 
+#: the verdict at a grid point, drawn as its marker
+VERDICT_MARKERS = {"PASS": ("o", "#1a7f37"), "FAIL": ("X", "#cf222e"), "INCONCLUSIVE": ("s", "#bf8700"),
+                   "XFAIL": ("o", "#0969da"), "XPASS": ("X", "#bf8700")}
+
+
 def parse_grid(over: tuple[str, ...]) -> list[tuple[str, list[Any]]]:
     grid = []
     for item in over:
@@ -174,7 +179,9 @@ def require_matplotlib() -> None:
 
 
 def plot(points: list[dict], grid, check: str, path: str) -> None:
-    """One panel per claim with a figure to show; x = the first swept key."""
+    """One panel per claim with a figure to show; x = the first swept key, one line per value of
+    the other swept keys (with a legend), the verdict at each point as its marker, log axes only
+    for positive data, and lemma23's c* marked when c is swept."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -189,44 +196,67 @@ def plot(points: list[dict], grid, check: str, path: str) -> None:
     if not rows:
         raise UserError(f"--plot has no figure to draw for {check}.")
     res0 = points[0]["result"]
+    others = [k for k, _ in grid[1:]]
+    groups: dict[tuple, list[dict]] = {}  # one line per value of the other swept keys
+    for p in points:
+        groups.setdefault(tuple(p["values"][k] for k in others), []).append(p)
+    from .report import shown_verdict
+
     fig, axes = plt.subplots(1, len(rows), figsize=(5.2 * len(rows), 4.2), squeeze=False)
     for ax, row in zip(axes[0], rows):
         lines, bound_key, bound_label, ylabel = series[row.name]
         positive = True
-        for label, c, lo, hi in lines:
-            pts = [(p["values"][key], _figure(_row(p, row.name), c), _figure(_row(p, row.name), lo),
-                    _figure(_row(p, row.name), hi)) for p in points]
-            pts = [t for t in pts if None not in t]
-            if not pts:
-                continue
-            x, y, l, h = map(list, zip(*sorted(pts)))
-            positive &= min(y + l + h) > 0
-            ax.plot(x, y, "o-", label=label)
-            ax.fill_between(x, l, h, alpha=0.25, label="spread over trials" if "slope" not in label
-                            else "confidence interval")
-        if bound_key is not None:
-            bx, by = [], []
-            for p in points:
-                b = bound_key if isinstance(bound_key, float) else _figure(_row(p, row.name), bound_key)
-                if b is not None:
-                    bx.append(p["values"][key]); by.append(b)
-            if bx:
-                order = sorted(range(len(bx)), key=lambda i: bx[i])
-                ax.plot([bx[i] for i in order], [by[i] for i in order], "k--", label=f"claim: {bound_label}")
-                positive &= min(by) > 0
+        seen_verdicts: set[str] = set()
+        for gi, (gvals, gpts) in enumerate(groups.items()):
+            suffix = (" (" + ", ".join(f"{k}={fmt(v)}" for k, v in zip(others, gvals)) + ")") if others else ""
+            for li, (label, c, lo, hi) in enumerate(lines):
+                pts = [(p["values"][key], _figure(_row(p, row.name), c), _figure(_row(p, row.name), lo),
+                        _figure(_row(p, row.name), hi), shown_verdict(_row(p, row.name))[0]) for p in gpts]
+                pts = [t for t in pts if None not in t[:4]]
+                if not pts:
+                    continue
+                x, y, l, h, v = map(list, zip(*sorted(pts)))
+                positive &= min(y + l + h) > 0
+                colour = f"C{(gi * len(lines) + li) % 10}"
+                ax.plot(x, y, "-", color=colour, label=label + suffix)
+                ax.fill_between(x, l, h, alpha=0.2, color=colour)
+                for xi, yi, vi in zip(x, y, v):  # the verdict at each grid point, as the marker
+                    shape, mcol = VERDICT_MARKERS.get(vi, ("s", "goldenrod"))
+                    ax.plot(xi, yi, shape, color=mcol, ms=7, mec="k", mew=0.5)
+                    seen_verdicts.add(vi)
+        for gi, (gvals, gpts) in enumerate(groups.items()):  # the bound and c*, per line of the other keys
+            suffix = (" (" + ", ".join(f"{k}={fmt(v)}" for k, v in zip(others, gvals)) + ")") if others else ""
+            if bound_key is not None:
+                bx, by = [], []
+                for p in gpts:
+                    b = bound_key if isinstance(bound_key, float) else _figure(_row(p, row.name), bound_key)
+                    if b is not None:
+                        bx.append(p["values"][key]); by.append(b)
+                if bx:
+                    order = sorted(range(len(bx)), key=lambda i: bx[i])
+                    ax.plot([bx[i] for i in order], [by[i] for i in order], "--", color="k" if not others else
+                            f"C{(gi * len(lines)) % 10}", label=f"claim: {bound_label}{suffix}")
+                    positive &= min(by) > 0
+            crit = _figure(_row(gpts[0], row.name), "critical_c") if key == "claim.c" else None
+            if crit:  # lemma23's c*: the largest c at which these trials still pass
+                ax.axvline(crit, color="#cf222e" if not others else f"C{(gi * len(lines)) % 10}", ls=":", lw=1.5,
+                           label=f"c* = {fmt(crit)}{suffix}")
         if min(xs_all) > 0:
             ax.set_xscale("log")
         if positive:
             ax.set_yscale("log")
-        for p in points:  # the verdict at each grid point, along the bottom
-            v = _row(p, row.name).verdict.upper()
-            ax.annotate(v, (p["values"][key], 0.02), xycoords=("data", "axes fraction"), ha="center",
-                        fontsize=6, rotation=90, color={"PASS": "green", "FAIL": "red"}.get(v, "goldenrod"))
+        from matplotlib.lines import Line2D
+
+        handles, labels = ax.get_legend_handles_labels()
+        for vi in sorted(seen_verdicts):
+            shape, mcol = VERDICT_MARKERS.get(vi, ("s", "goldenrod"))
+            handles.append(Line2D([], [], ls="", marker=shape, color=mcol, mec="k", mew=0.5, ms=7))
+            labels.append(vi)
         ax.set_title(textwrap.fill(f"{row.name}: {row.statement}", 60), fontsize=8)
         ax.set_xlabel(f"{key} (swept)")
         ax.set_ylabel(ylabel, fontsize=8)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(handles, labels, fontsize=7)
     fig.suptitle(f"ntkcheck {check} — {res0.title}\n{res0.source.split('(')[0].strip()}", fontsize=9)
     save_figure(fig, path)
 
