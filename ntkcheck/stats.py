@@ -139,6 +139,8 @@ class ClaimRow:
     #: a fact about fixed inputs (e.g. λ0 > 0 of one data file): the same in every trial, so it
     #: gets no Monte Carlo interval
     deterministic: bool = False
+    #: what would decide this row's undecided trials (said when they alone leave it INCONCLUSIVE)
+    narrow: str = ""
 
     def __new__(cls, *args, **kwargs):
         if cls is ClaimRow:
@@ -424,13 +426,14 @@ def why_inconclusive(row: ClaimRow) -> str | None:
                 "claim; replay them (below) to see why.")
     if row.kind == UNIVERSAL:  # (no violation, no error: undecided trials)
         return (f"{row.undecided} of {n} trials are undecided (within the error bound of the claim's "
-                "bound) and they alone keep it from passing; more trials will not help, a tighter "
-                "bound will (a smaller tolerance, or a scenario further from the boundary).")
+                "bound) and they alone keep it from passing; more trials will not help"
+                + (f": {row.narrow}." if row.narrow else ", a tighter bound will (a smaller tolerance, or a "
+                   "scenario further from the boundary)."))
     target = row.target
     if row.undecided and p_value_above(row.holds + row.undecided, n, target) <= level:
         return (f"{row.undecided} of {n} trials are undecided (their certificate brackets the "
                 "threshold) and they alone keep it from passing; more trials will be undecided as "
-                "often, a narrower bracket helps instead.")
+                "often, a narrower bracket helps instead" + (f": {row.narrow}." if row.narrow else "."))
     if "e_value" in row.figures and "e_value_needed" in row.figures:  # (decided by --trials sequential)
         return (f"its e-value {fmt_p(row.figures['e_value'] or 0.0)} did not reach "
                 f"{fmt_p(row.figures['e_value_needed'])} within the budget; a larger max_trials (or "
