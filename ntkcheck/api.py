@@ -133,6 +133,9 @@ class Replay:
     values: dict[str, float]
     error: str | None
     quantities: dict[str, Any]
+    #: replay_trial(..., points=True): the trial's witness points (lemma23: "attack_norm" and
+    #: "attack_lambda_min", the W of the ball reaching each attack value); not in the JSON
+    points: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def did_not_reproduce(self, expected: dict[str, str]) -> list[tuple[str, str, str]]:
         """(claim, expected, got) for every expected outcome this replay does not show (as
@@ -144,7 +147,7 @@ class Replay:
         return [(k, v, self.outcomes[k]) for k, v in expected.items() if self.outcomes[k] != v]
 
     def to_dict(self) -> dict[str, Any]:
-        return _clean({**self.__dict__, "ntkcheck_version": __version__})
+        return _clean({**{k: v for k, v in self.__dict__.items() if k != "points"}, "ntkcheck_version": __version__})
 
 
 def _clean(obj: Any) -> Any:
@@ -626,14 +629,17 @@ def _evidence_shortfall(rows: list[ClaimRow], results: list[TrialResult], wanted
     return worst
 
 
-def replay_trial(name: str, trial: int, scenario: str | Path | dict | None = None,
+def replay_trial(name: str, trial: int, scenario: str | Path | dict | None = None, *, points: bool = False,
                  **overrides: Any) -> Replay:
-    """Re-run trial ``trial`` alone (same seed → the same draws as in the full run)."""
+    """Re-run trial ``trial`` alone (same seed → the same draws as in the full run). ``points``:
+    also return the trial's witness points (:attr:`Replay.points`; lemma23: the attack's W)."""
     if trial < 0:
         raise UserError(f"--replay needs a trial number ≥ 0, got {trial}.")
     check, sc, ctx = prepare(name, scenario, overrides)
+    ctx.keep_points = points
     with threadpool_limits(1):  # as every trial of a run: one BLAS thread (small products oversubscribe cores)
         res = run_one(check, sc, ctx, trial)
     return Replay(check=check.name, seed=sc.seed, trial=trial,
                   spawn_key=list(trial_seed_sequence(sc.seed, trial).spawn_key),
-                  outcomes=res.outcomes, values=res.values, error=res.error, quantities=ctx.quantities)
+                  outcomes=res.outcomes, values=res.values, error=res.error, quantities=ctx.quantities,
+                  points=res.points)

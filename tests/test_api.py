@@ -147,3 +147,30 @@ def test_verbose_prints_each_trial(ntk):
     r = ntk("lemma21", "--n", "8", "--trials", "3", "-v")
     assert r.code == 0 and "per trial:" in r.out
     assert sum(ln.strip().startswith(("0 ", "1 ", "2 ")) for ln in r.out.splitlines()) == 3
+
+
+def test_a_lemma23_replay_returns_the_attacks_w_and_independent_code_confirms_it():
+    """The attack's value is only evidence if its W is: H(W) recomputed neuron by neuron (float64,
+    tests/reference_ntk.py) from the W returned gives the same ‖H(W) − H(W(0))‖₂ and λ_min, and W
+    lies in the ball."""
+    import numpy as np
+
+    import ntkcheck
+    from reference_ntk import gram_per_neuron
+
+    kw = dict(n=12, d=6, m=1024, sets=["claim.c=20000"])
+    rep = ntkcheck.replay_trial("lemma23", 1, points=True, **kw)
+    from ntkcheck.api import prepare
+
+    _, _, ctx = prepare("lemma23", None, dict(kw))
+    X = ctx.state.X
+    W0, Wn, Wl = rep.points["W0"], rep.points["attack_norm"], rep.points["attack_lambda_min"]
+    R = rep.quantities["radius"]
+    for W in (Wn, Wl):
+        assert np.sqrt(((W - W0) ** 2).sum(axis=1)).max() <= R * (1 + 1e-9)
+    H0 = gram_per_neuron(X, W0)
+    got_norm = np.linalg.norm(gram_per_neuron(X, Wn) - H0, 2)
+    got_min = np.linalg.eigvalsh(gram_per_neuron(X, Wl))[0]
+    assert rep.values["attack_norm"] > 0 and got_norm == pytest.approx(rep.values["attack_norm"], rel=1e-9, abs=1e-12)
+    assert got_min == pytest.approx(rep.values["attack_lambda_min"], rel=1e-9, abs=1e-12)
+    assert "points" not in rep.to_dict() and ntkcheck.replay_trial("lemma23", 1, **kw).points == {}

@@ -48,6 +48,8 @@ class TrialResult:
     note: str | None = None  # a finding worth a sentence (e.g. a divergence)
     #: sampled curves for --plot (e.g. cor24's t and loss ratio), not part of the verdict
     series: dict[str, list[float]] = field(default_factory=dict)
+    #: with Context.keep_points: the points of the trial's evidence (lemma23: the attack's W)
+    points: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -58,6 +60,7 @@ class Context:
     notes: list[str] = field(default_factory=list)
     state: Any = None  # the check's own typed dataclass of what its trials need
     trial_bytes: float = 0.0  # memory one trial needs (the workers running side by side multiply it)
+    keep_points: bool = False  # a replay asked for the trial's witness points (TrialResult.points)
 
 
 class Check:

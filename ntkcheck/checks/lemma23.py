@@ -143,7 +143,7 @@ class Lemma23(Check):
         wm = sc.compute.working_memory_mb
         W0 = rng.standard_normal((sc.network.m, X.shape[1]))
         cert = certify(X, W0, R, wm)
-        att = attack(X, W0, R, cert, sc.claim.attack_iterations, wm)
+        att = attack(X, W0, R, cert, sc.claim.attack_iterations, wm, keep_points=ctx.keep_points)
         tol = cert.tol + lam.error
         lower_min = cert.lam_min_H0 - cert.lam_max_E
         out = {}
@@ -177,7 +177,8 @@ class Lemma23(Check):
             "control_radius": float(np.sqrt(((W0 + X[0]) ** 2).sum(axis=1)).max()),
             "control_lambda_min": lam_w,
         }
-        return TrialResult(index, out, values)
+        pts = {"W0": W0, "attack_norm": att.W_norm, "attack_lambda_min": att.W_lam_min} if ctx.keep_points else {}
+        return TrialResult(index, out, values, points=pts)
 
     def summarize(self, sc, ctx, rows, trials) -> None:
         if not trials:

@@ -296,32 +296,54 @@ def attack_pass(X: np.ndarray, G: np.ndarray, W0: np.ndarray, R: float, v: np.nd
 class Attack:
     norm_dH: float  # largest ‖H(W) − H(W(0))‖₂ found
     lam_min: float  # smallest λ_min(H(W)) found
+    #: with keep_points: the W of the ball reaching each figure (W(0) itself when nothing beat it)
+    W_norm: np.ndarray | None = None
+    W_lam_min: np.ndarray | None = None
 
 
 def attack(X: np.ndarray, W0: np.ndarray, R: float, cert: Certificate, iterations: int,
-           working_memory_mb: float) -> Attack:
-    """Search the ball for large ‖ΔH‖₂ and small λ_min(H(W)) (lower/upper bounds)."""
+           working_memory_mb: float, keep_points: bool = False) -> Attack:
+    """Search the ball for large ‖ΔH‖₂ and small λ_min(H(W)) (lower/upper bounds). With
+    ``keep_points`` the W reaching each value is kept too (a replay's evidence: H(W) can be
+    recomputed from it by any independent code)."""
     m = W0.shape[0]
     G = gram_of_rows(X)
     Gs = gram_of_rows(X / np.sqrt(m))  # as certificate_matrices forms H0 = Gs ∘ SᵀS: ΔH is exactly 0 unmoved
     H0 = cert.H0
     best_norm = 0.0
     best_min = cert.lam_min_H0  # W = W(0) is in the ball
+    kept = {"norm": W0, "min": W0} if keep_points else None
     if iterations <= 0 or R <= 0 or cert.active.size == 0:
-        return Attack(best_norm, best_min)
+        return Attack(best_norm, best_min, *(kept.values() if kept else (None, None)))
     push = AttackPasses(X, G, W0[cert.active], R, working_memory_mb)
+    moves = np.zeros((cert.active.size, W0.shape[1])) if keep_points else None
+
+    def point() -> np.ndarray:  # W(0) with the pushes of the last pass on the neurons that can move
+        W = W0.copy()
+        W[cert.active] += moves
+        return W
+
     for sign in (1.0, -1.0):  # raise, then lower, vᵀΔHv
         v = cert.v_perron
         for _ in range(iterations):
-            dH = Gs * push(v, sign)
+            dH = Gs * push(v, sign, moves)
             lo, hi, v = extreme_eigenvalues(dH, vector_at_top=sign > 0)
+            lmin = eigenvalue_at(H0 + dH, 0)
+            if kept is not None and max(abs(lo), abs(hi)) > best_norm:
+                kept["norm"] = point()
+            if kept is not None and lmin < best_min:
+                kept["min"] = point()
             best_norm = max(best_norm, abs(lo), abs(hi))
-            best_min = min(best_min, eigenvalue_at(H0 + dH, 0))
+            best_min = min(best_min, lmin)
     v = cert.v_min_H0
     for _ in range(iterations):
-        H = Gs * (cert.SS + push(v, -1.0))
+        H = Gs * (cert.SS + push(v, -1.0, moves))
         w0, v = eigenvalue_at(H, 0, vector=True)
-        best_min = min(best_min, w0)
         lo, hi, _ = extreme_eigenvalues(H - H0)  # symmetric: its 2-norm is its largest |eigenvalue|
+        if kept is not None and w0 < best_min:
+            kept["min"] = point()
+        if kept is not None and max(-lo, hi) > best_norm:
+            kept["norm"] = point()
+        best_min = min(best_min, w0)
         best_norm = max(best_norm, -lo, hi)
-    return Attack(best_norm, best_min)
+    return Attack(best_norm, best_min, *(kept.values() if kept else (None, None)))
