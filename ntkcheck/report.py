@@ -233,57 +233,43 @@ def render_trials(result: Result, console: Console) -> None:
         _print_lines(console, _pairs_lines(items, console.width - 12, " "), f"  {rec['trial']:>7}   ", " " * 12)
 
 
-def render(result: Result, console: Console, verbose: bool = False) -> None:
-    """The result as blocks, one per claim, that fit the console's width without splitting a word:
-    the verdict word, then the claim's name, counts, statement, interval, figures, and why an
-    INCONCLUSIVE is one. ``verbose``: each trial's outcomes and figures too."""
-    plain = is_plain(console)
+def _header(result: Result, console: Console, plain: bool) -> None:
     width = console.width
-    body = width - VERDICT_WIDTH
-    pad = " " * VERDICT_WIDTH
     _print_lines(console, _wrap(f"ntkcheck {result.check}: {result.title}", width), style=None if plain else "bold")
     _print_lines(console, _wrap(result.statement, width - 13), "  statement: ", " " * 13)
     _print_lines(console, _wrap(result.source, width - 13), "  source:    ", " " * 13)
     _print_pairs(console, result.quantities)
     for note in result.notes:
         _print_lines(console, _wrap(note, width - 8), "  note: ", " " * 8)
-    alpha = 1.0 - float(result.scenario.get("confidence", 0.95))
-    stricter = False
-    for r in result.rows:
-        console.print()
-        word, key = shown_verdict(r, result.interrupted)
-        _print_lines(console, _wrap(f"{r.label} — {_counts(r)}", body), f"{word:<{VERDICT_WIDTH}}", pad,
-                     first_style=None if plain else STYLE.get(key))
-        lines = _wrap(r.statement, body)
-        interval = _interval(r)
-        marked = r.level is not None and r.level < alpha * (1 - 1e-9) and not r.deterministic
-        stricter |= marked
-        lines += _wrap(interval if r.deterministic else f"{r.kind}, {_bound(r)}: {interval}{' *' if marked else ''}",
-                       body)
-        for item in _pairs_lines([f"{k} = {fmt(v)}" for k, v in r.figures.items()], body):
-            lines += _wrap(item, body)  # (a long tuple breaks after its commas)
-        why = why_inconclusive(r)
-        if why:
-            lines += _wrap(f"why inconclusive: {why}", body)
-        if word == "XPASS" or (expected_to_fail(r) and r.verdict == INCONCLUSIVE):
-            lines += _wrap("lacks power: this row is false by the argument in its statement, so it should "
-                           "FAIL; the check cannot tell a true claim from a false one here.", body)
-        _print_lines(console, lines, pad, pad)
+
+
+def _row_block(console: Console, r, interrupted: bool, alpha: float, plain: bool) -> bool:
+    """One claim's block; returns whether its level is stricter than the run's (a footnote)."""
+    body, pad = console.width - VERDICT_WIDTH, " " * VERDICT_WIDTH
     console.print()
-    if stricter:
-        _print_lines(console, _wrap(
-            f"* a stricter level than {100 * (1 - alpha):.4g}%: the primary rows share one family-wise "
-            f"{100 * (1 - alpha):.4g}% confidence, by Holm's step-down for the probability and slope rows and "
-            f"by splitting α = {100 * alpha:.4g}% evenly among the primary rows (Bonferroni) for the rows about "
-            "every trial.", width - 2), "  ", "  ")
-    for key, val in result.quantities.items():
-        if isinstance(val, list) and val and isinstance(val[0], dict):
-            sub = Table(title=key.replace("_", " "), box=box.SIMPLE)
-            for col in val[0]:
-                sub.add_column(col, justify="right")
-            for rec in val:
-                sub.add_row(*[fmt(rec[c]) for c in val[0]])
-            console.print(sub)
+    word, key = shown_verdict(r, interrupted)
+    _print_lines(console, _wrap(f"{r.label} — {_counts(r)}", body), f"{word:<{VERDICT_WIDTH}}", pad,
+                 first_style=None if plain else STYLE.get(key))
+    lines = _wrap(r.statement, body)
+    marked = r.level is not None and r.level < alpha * (1 - 1e-9) and not r.deterministic
+    interval = _interval(r)
+    lines += _wrap(interval if r.deterministic else f"{r.kind}, {_bound(r)}: {interval}{' *' if marked else ''}",
+                   body)
+    for item in _pairs_lines([f"{k} = {fmt(v)}" for k, v in r.figures.items()], body):
+        lines += _wrap(item, body)  # (a long tuple breaks after its commas)
+    why = why_inconclusive(r)
+    if why:
+        lines += _wrap(f"why inconclusive: {why}", body)
+    if word == "XPASS" or (expected_to_fail(r) and r.verdict == INCONCLUSIVE):
+        lines += _wrap("lacks power: this row is false by the argument in its statement, so it should "
+                       "FAIL; the check cannot tell a true claim from a false one here.", body)
+    _print_lines(console, lines, pad, pad)
+    return marked
+
+
+def _replays(result: Result, console: Console) -> None:
+    """The counterexamples' and errored trials' replay commands."""
+    width = console.width
     for r in result.rows:
         if r.counterexample:
             ce = r.counterexample
@@ -301,9 +287,35 @@ def render(result: Result, console: Console, verbose: bool = False) -> None:
         _print_lines(console, command_lines(e["replay"], width - 4), "    ", "      ")
     if len(result.trial_errors) > 5:
         console.print(f"  ... and {len(result.trial_errors) - 5} more trial errors (all in the JSON output).")
+
+
+def render(result: Result, console: Console, verbose: bool = False) -> None:
+    """The result as blocks, one per claim, that fit the console's width without splitting a word:
+    the verdict word, then the claim's name, counts, statement, interval, figures, and why an
+    INCONCLUSIVE is one. ``verbose``: each trial's outcomes and figures too."""
+    plain = is_plain(console)
+    _header(result, console, plain)
+    alpha = 1.0 - float(result.scenario.get("confidence", 0.95))
+    stricter = [_row_block(console, r, result.interrupted, alpha, plain) for r in result.rows]
+    console.print()
+    if any(stricter):
+        _print_lines(console, _wrap(
+            f"* a stricter level than {100 * (1 - alpha):.4g}%: the primary rows share one family-wise "
+            f"{100 * (1 - alpha):.4g}% confidence, by Holm's step-down for the probability and slope rows and "
+            f"by splitting α = {100 * alpha:.4g}% evenly among the primary rows (Bonferroni) for the rows about "
+            "every trial.", console.width - 2), "  ", "  ")
+    for key, val in result.quantities.items():
+        if isinstance(val, list) and val and isinstance(val[0], dict):
+            sub = Table(title=key.replace("_", " "), box=box.SIMPLE)
+            for col in val[0]:
+                sub.add_column(col, justify="right")
+            for rec in val:
+                sub.add_row(*[fmt(rec[c]) for c in val[0]])
+            console.print(sub)
+    _replays(result, console)
     if verbose and result.trial_records:
         render_trials(result, console)
-    _print_lines(console, _wrap(_summary(result), width - 2), "  ", "  ")
+    _print_lines(console, _wrap(_summary(result), console.width - 2), "  ", "  ")
     console.print(verdict_line(result, plain))
 
 
