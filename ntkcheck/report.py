@@ -455,7 +455,10 @@ def write_atomic(path: str | Path, text: str | bytes) -> None:
     permissions a shell redirect would give (0666 less the umask; mkstemp's own are 0600). A
     full disk or a too-large file is one sentence (UserError), never a traceback."""
     p = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent if str(p.parent) else ".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent if str(p.parent) else ".")
+    except OSError as e:  # a folder that takes no new files (/proc, a read-only mount)
+        raise UserError(f"could not write '{p}': {e.strerror or e}.") from None
     try:
         os.fchmod(fd, 0o666 & ~_umask())
         try:

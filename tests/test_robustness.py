@@ -382,3 +382,17 @@ def test_a_container_memory_limit_is_respected(monkeypatch, tmp_path):
         memory.require_memory(2**30, "a test")
     limit.write_text("max\n")  # no limit: physical memory
     assert memory.memory_limit_bytes() > 2**30
+
+
+def test_a_folder_that_takes_no_new_file_is_one_sentence(tmp_path):
+    from ntkcheck import report
+    from ntkcheck.errors import UserError
+
+    from pathlib import Path
+
+    # /proc takes no new files even for root (a read-only folder would not stop root)
+    target = Path("/proc/ntkcheck-test.json")
+    if not Path("/proc/self").is_dir():
+        pytest.skip("no /proc here")
+    with pytest.raises(UserError, match="could not write"):
+        report.write_atomic(target, "{}")
