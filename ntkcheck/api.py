@@ -23,7 +23,7 @@ from .checks.base import (DIVERGED, ERROR, HOLDS, OUTCOME_FIELD, VACUOUS, VIOLAT
                           TrialResult)
 from . import errors
 from .errors import ExitCode, UserError
-from .scenario import BaseScenario, resolve
+from .scenario import BaseScenario, get_path, resolve
 from .planning import trials_needed
 from .stats import FAIL, INCONCLUSIVE, PASS, SCALING, UNIVERSAL, ClaimRow, Decision, RowDecision, Verdict, decide
 from .memory import workers_that_fit
@@ -89,7 +89,7 @@ class Result:
     def weak_variants(self) -> list[str]:
         """Control rows (false by the argument in the row) and variant rows (other readings) that
         did not FAIL: the check lacks power there."""
-        return [r.name for r in self.rows if r.role in ("control", "variant") and r.verdict != FAIL]
+        return [r.name for r in self.rows if r.expected_fail and r.verdict != FAIL]
 
     def _repr_html_(self) -> str:
         """The verdict table in a notebook."""
@@ -185,10 +185,13 @@ def array_file(values, what: str) -> str:
     folder.mkdir(exist_ok=True)
     path = folder / f"{what}-{digest}.npy"
     if not path.exists():
-        tmp = folder / f".{path.name}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as fh:
-            np.save(fh, arr)
-        os.replace(tmp, path)
+        import io
+
+        from .report import write_atomic
+
+        buf = io.BytesIO()
+        np.save(buf, arr)
+        write_atomic(path, buf.getvalue())
     return str(path)
 
 
@@ -288,19 +291,10 @@ def prepare(name: str, scenario, overrides) -> tuple[Check, BaseScenario, Contex
     for key in check.unused_keys:
         # (a key set to its default, e.g. by a scenario file written out from it, changes nothing to warn of)
         given = sorted(k for k in explicit if (k == key or (key.endswith(".") and k.startswith(key)))
-                       and _dotted(dumped, k) != _dotted(default, k))
+                       and get_path(dumped, k) != get_path(default, k))
         if given:
             ctx.notes.append(f"{check.name} does not use {', '.join(given)}; the value given has no effect.")
     return check, sc, ctx
-
-
-def _dotted(doc: dict, key: str):
-    """The value at a dotted key of a nested dict (None when absent)."""
-    for part in key.split("."):
-        if not isinstance(doc, dict) or part not in doc:
-            return None
-        doc = doc[part]
-    return doc
 
 
 def trial_count(check: Check, sc: BaseScenario, ctx: Context, rows: list[ClaimRow]) -> tuple[int, str]:
@@ -434,12 +428,20 @@ def run_check(name: str, scenario: str | Path | dict | None = None, *,
     decision = decide(rows, sc.confidence)
     rows = decision.apply(rows)
     verdict = decision.verdict
-    ctx.notes.extend(check.verdict_notes(sc, ctx, rows))
     for r in rows:
         if r.diverged and r.primary:
             first = next((f["finding"] for f in findings), "")
             ctx.notes.append(f"{r.name}: the dynamics diverged in {r.diverged} of {r.trials} trials ({first}); "
                              "a divergence is a finding, never a pass.")
+    return _finished(check, sc, ctx, rows, verdict, results, errors, findings, interrupted, planned, t0)
+
+
+def _finished(check: Check, sc: BaseScenario, ctx: Context, rows: list[ClaimRow], verdict: Verdict,
+              results: list[TrialResult], errors: list, findings: list, interrupted: bool, planned: int,
+              t0: float) -> Result:
+    """The Result of a run whose rows are decided (fixed or sequential): the check's notes on the
+    verdicts, and the per-trial records and curves."""
+    ctx.notes.extend(check.verdict_notes(sc, ctx, rows))
     return Result(check=check.name, title=check.title, statement=check.statement, source=check.source,
                   verdict=verdict, seed=sc.seed, scenario=sc.model_dump(), quantities=ctx.quantities,
                   rows=rows, notes=ctx.notes, trials=len(results), trial_errors=errors, findings=findings,
@@ -555,13 +557,7 @@ def _run_sequential(check: Check, sc: BaseScenario, ctx: Context, rows: list[Cla
         ctx.notes.append(f"interrupted: {len(results)} trials were done; the verdicts below are those of the looks "
                          "made.")
     rows = Decision(verdict, decisions).apply(rows)
-    ctx.notes.extend(check.verdict_notes(sc, ctx, rows))
-    return Result(check=check.name, title=check.title, statement=check.statement, source=check.source,
-                  verdict=verdict, seed=sc.seed, scenario=sc.model_dump(), quantities=ctx.quantities,
-                  rows=rows, notes=ctx.notes, trials=len(results), trial_errors=errors_, findings=findings,
-                  interrupted=interrupted, planned_trials=len(results),
-                  elapsed_seconds=time.perf_counter() - t0, trial_records=trial_records(results),
-                  trial_series={t.index: t.series for t in results if t.series})
+    return _finished(check, sc, ctx, rows, verdict, results, errors_, findings, interrupted, len(results), t0)
 
 
 def _count(row: ClaimRow, outcome: str) -> None:

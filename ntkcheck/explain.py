@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import yaml
 
-from .scenario import describe_keys
+from .scenario import describe_keys, get_path
 
 
 def yaml_value(val) -> str:
@@ -25,10 +25,7 @@ def key_defaults(c) -> list[tuple[str, str, str]]:
     for key, desc, _ in describe_keys(c.scenario_model()):
         if key == "check" or not used(c, key):
             continue
-        val = default
-        for part in key.split("."):
-            val = val[part]
-        out.append((key, yaml_value(val), desc))
+        out.append((key, yaml_value(get_path(default, key)), desc))
     return out
 
 

@@ -56,17 +56,19 @@ def per_trial(ax, res, key: str, row: str, bound: float | None = None, title: st
     """Each trial's ``key`` (a bracket from ``low`` to ``key`` when given), coloured by the
     outcome of ``row``, against ``bound`` (dashed)."""
     recs = [r for r in res.trial_records if key in r]
-    seen = set()
-    vals = []
-    for r in recs:
-        o = str(r.get(f"outcome.{row}", "holds"))
-        seen.add(o)
+    outcome = np.array([str(r.get(f"outcome.{row}", "holds")) for r in recs])
+    trial = np.array([r["trial"] for r in recs])
+    y = np.array([r[key] for r in recs], dtype=float)
+    lo = np.array([r.get(low, np.nan) for r in recs], dtype=float) if low is not None else None
+    seen = set(outcome.tolist())
+    vals = y.tolist()
+    for o in seen:  # one call per outcome, not per trial (thousands of trials draw as fast as ten)
+        at = outcome == o
         c = COLOURS.get(o, "k")
-        if low is not None and low in r:
-            ax.plot([r["trial"], r["trial"]], [r[low], r[key]], color=c, lw=2, alpha=0.8)
-            vals += [r[low], r[key]]
-        ax.plot(r["trial"], r[key], "o", color=c, ms=4)
-        vals.append(r[key])
+        if lo is not None:
+            ax.vlines(trial[at], lo[at], y[at], color=c, lw=2, alpha=0.8)
+            vals += lo[at][np.isfinite(lo[at])].tolist()
+        ax.plot(trial[at], y[at], "o", color=c, ms=4, ls="")
     if bound is not None:
         ax.axhline(bound, ls="--", color="k", lw=1, label="bound")
         vals.append(bound)

@@ -124,9 +124,6 @@ def _bound(row) -> str:
     return "every trial"
 
 
-def expected_to_fail(row) -> bool:
-    """Control rows (false by the argument in the row) and variant rows (another reading)."""
-    return row.role in ("control", "variant")
 
 
 def shown_verdict(row, interrupted: bool = False) -> tuple[str, str]:
@@ -134,7 +131,7 @@ def shown_verdict(row, interrupted: bool = False) -> tuple[str, str]:
     XFAIL, one that PASSes is XPASS (it lacks power); a PASS of an interrupted run is only
     "PASS (so far)"."""
     v = row.verdict
-    if expected_to_fail(row) and v != INCONCLUSIVE:
+    if row.expected_fail and v != INCONCLUSIVE:
         return ("XFAIL", "xfail") if v == FAIL else ("XPASS", "xpass")
     word = v.upper()
     if interrupted and v == PASS:
@@ -176,10 +173,14 @@ def _print_lines(console: Console, lines: list[str], first: str = "", indent: st
         console.print(t, soft_wrap=True, markup=False, highlight=False)
 
 
+def _is_table(value: Any) -> bool:
+    """A quantity that is a list of records (printed as a table of its own)."""
+    return isinstance(value, list) and bool(value) and isinstance(value[0], dict)
+
+
 def _print_pairs(console: Console, pairs: dict[str, Any]) -> None:
     """key=value pairs, wrapped between pairs (never inside one)."""
-    items = [f"{k}={fmt(v)}" for k, v in pairs.items()
-             if not (isinstance(v, list) and v and isinstance(v[0], dict))]  # (those are tables of their own)
+    items = [f"{k}={fmt(v)}" for k, v in pairs.items() if not _is_table(v)]  # (tables print on their own)
     _print_lines(console, _pairs_lines(items, console.width - 2, " "), "  ", "  ")
 
 
@@ -209,7 +210,7 @@ def _summary(result: Result) -> str:
     counts: dict[str, int] = {}
     for r in result.rows:
         word, _ = shown_verdict(r, result.interrupted)
-        if expected_to_fail(r):
+        if r.expected_fail:
             key = {"XFAIL": "xfailed (controls failing as designed)", "XPASS": "xpassed (controls lacking power)"
                    }.get(word, "controls inconclusive (lacking power)")
         else:
@@ -260,7 +261,7 @@ def _row_block(console: Console, r, interrupted: bool, alpha: float, plain: bool
     why = why_inconclusive(r)
     if why:
         lines += _wrap(f"why inconclusive: {why}", body)
-    if word == "XPASS" or (expected_to_fail(r) and r.verdict == INCONCLUSIVE):
+    if word == "XPASS" or (r.expected_fail and r.verdict == INCONCLUSIVE):
         lines += _wrap("lacks power: this row is false by the argument in its statement, so it should "
                        "FAIL; the check cannot tell a true claim from a false one here.", body)
     _print_lines(console, lines, pad, pad)
@@ -274,7 +275,7 @@ def _replays(result: Result, console: Console) -> None:
         if r.counterexample:
             ce = r.counterexample
             what = "diverged" if ce.get("diverged") else "violated"
-            if expected_to_fail(r):
+            if r.expected_fail:
                 what += " (as expected)"
             key = ",".join(map(str, ce["spawn_key"]))
             _print_lines(console, _wrap(f"{r.name}: {what} in trial {ce['trial']} (seed {ce['seed']}, "
@@ -305,7 +306,7 @@ def render(result: Result, console: Console, verbose: bool = False) -> None:
             f"by splitting α = {100 * alpha:.4g}% evenly among the primary rows (Bonferroni) for the rows about "
             "every trial.", console.width - 2), "  ", "  ")
     for key, val in result.quantities.items():
-        if isinstance(val, list) and val and isinstance(val[0], dict):
+        if _is_table(val):
             sub = Table(title=key.replace("_", " "), box=box.SIMPLE)
             for col in val[0]:
                 sub.add_column(col, justify="right")

@@ -218,6 +218,15 @@ def set_path(doc: dict[str, Any], key: str, value: Any) -> None:
     cur[parts[-1]] = value
 
 
+def get_path(doc: dict[str, Any], key: str) -> Any:
+    """The value at dotted ``key`` of a nested dict (None when absent): set_path's reverse."""
+    for part in key.split("."):
+        if not isinstance(doc, dict) or part not in doc:
+            return None
+        doc = doc[part]
+    return doc
+
+
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(base)
     for k, v in over.items():
@@ -358,9 +367,10 @@ def project_defaults(start: Path | None = None) -> dict[str, Any]:
         f = folder / "pyproject.toml"
         if f.is_file():
             try:
-                table = tomllib.loads(f.read_text(encoding="utf-8")).get("tool", {}).get("ntkcheck", {})
+                tool = tomllib.loads(f.read_text(encoding="utf-8")).get("tool", {})
             except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
                 raise UserError(f"'{f}' could not be read as TOML ({e}).") from None
+            table = tool.get("ntkcheck", {}) if isinstance(tool, dict) else {}
             if not isinstance(table, dict):
                 raise UserError(f"'{f}': [tool.ntkcheck] must be a table.")
             unknown = sorted(set(table) - set(PROJECT_KEYS))
@@ -369,10 +379,6 @@ def project_defaults(start: Path | None = None) -> dict[str, Any]:
                                 f"{', '.join(PROJECT_KEYS)}.")
             out: dict[str, Any] = {}
             for k, v in table.items():
-                *parents, leaf = PROJECT_KEYS[k].split(".")
-                node = out
-                for part in parents:
-                    node = node.setdefault(part, {})
-                node[leaf] = v
+                set_path(out, PROJECT_KEYS[k], v)
             return out
     return {}

@@ -155,6 +155,11 @@ class ClaimRow:
             raise ValueError(f"row {self.name}: role {self.role} with primary={self.primary}")
 
     @property
+    def expected_fail(self) -> bool:
+        """A control (false by the argument in the row) or a variant (another reading): it must FAIL."""
+        return self.role in (Role.CONTROL, Role.VARIANT)
+
+    @property
     def label(self) -> str:
         """The row's name as tables show it."""
         return self.name if self.primary else f"{self.name} ({self.role})"
@@ -213,7 +218,7 @@ class ClaimRow:
         }
         if self.deterministic:
             d["deterministic"] = True  # (no interval: ci_low and ci_high are null)
-        if self.role in (Role.CONTROL, Role.VARIANT):
+        if self.expected_fail:
             d["expected"] = "fail"  # (shown as XFAIL when it does, XPASS "lacks power" when it passes)
         d.update(self._kind_fields())
         d.update(self.figures)

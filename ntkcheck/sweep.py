@@ -16,7 +16,7 @@ from typing import Any, Callable
 import yaml
 
 from .errors import UserError
-from .report import expected_to_fail, fmt
+from .report import fmt
 
 #: per check and claim: [(label, centre, low, high)] figure keys, the bound's key or constant,
 #: the bound's label and the y-axis label
@@ -163,7 +163,7 @@ def to_csv(points: list[dict], grid) -> str:
                        + [res.check, r.name, r.primary, r.kind, csv_verdict(r, res.interrupted), r.trials, r.holds,
                           r.violations, r.undecided, r.errors, "" if r.ci_low is None else r.ci_low,
                           "" if r.ci_high is None else r.ci_high, 1 - r.level, res.interrupted,
-                          "fail" if expected_to_fail(r) else ""]
+                          "fail" if r.expected_fail else ""]
                        + ["" if v is None else v for v in figs])
         if not res.rows:  # interrupted before any trial: one line says so
             w.writerow([p["values"][k] for k in keys] + [res.check, "", "", "", res.verdict, 0, 0, 0, 0, 0, "", "",
