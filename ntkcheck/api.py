@@ -23,7 +23,7 @@ from .checks.base import (DIVERGED, ERROR, HOLDS, OUTCOME_FIELD, VACUOUS, VIOLAT
                           TrialResult)
 from . import errors
 from .errors import ExitCode, UserError
-from .scenario import BaseScenario, get_path, resolve
+from .scenario import BaseScenario, get_path, resolve, short
 from .planning import trials_needed
 from .stats import FAIL, INCONCLUSIVE, PASS, SCALING, UNIVERSAL, ClaimRow, Decision, RowDecision, Verdict, decide
 from .memory import workers_that_fit
@@ -202,6 +202,8 @@ def build_scenario(check: Check, scenario: str | Path | dict | None, overrides: 
     if isinstance(sets, dict):  # {"dynamics.T": 2}: dotted keys and values
         opts.update(sets)
         sets = []
+    if not isinstance(sets, (list, tuple)) or not all(isinstance(x, str) for x in sets):
+        raise UserError(f"sets must be a list of 'KEY=VALUE' strings or a dict of dotted keys (got {short(sets)}).")
     sets = list(sets)
     data = overrides.pop("data", None)
     labels = overrides.pop("labels", None)

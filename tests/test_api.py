@@ -99,6 +99,9 @@ def test_arrays_and_dotted_keys_go_straight_into_the_api(tmp_path):
 
     with pytest.raises(UserError, match="numeric array"):
         ntkcheck.run_check("lemma21", data=[["a", "b"]])
+    for bad in (123, "claim.c=5", [1, 2]):
+        with pytest.raises(UserError, match="sets must be a list"):
+            ntkcheck.run_check("lemma21", sets=bad)
     with pytest.raises(UserError, match="dotted scenario key"):
         ntkcheck.run_check("lemma21", nonsense=3)
 
