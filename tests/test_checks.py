@@ -102,3 +102,18 @@ def test_numbers_are_identical_for_one_and_two_workers(check, kw):
     assert _strip_timing(one) == _strip_timing(two)
     again = ntkcheck.run_check(check, workers=1, **kw).to_dict()
     assert _strip_timing(one) == _strip_timing(again)
+
+
+@pytest.mark.parametrize("n,workers", [(1, 2), (7, 2), (39, 2), (40, 3), (2000, 2)])
+def test_pool_batches_cover_the_trials_in_order_and_shrink_at_the_end(n, workers):
+    """Guided scheduling: batches of at most 4 trials, in trial order, none lost or repeated,
+    and single trials once fewer than 4 per worker are left (no worker alone with a long batch)."""
+    from ntkcheck.trials import guided_batches
+
+    batches = guided_batches(list(range(n)), workers)
+    assert [i for b in batches for i in b] == list(range(n))
+    sizes = [len(b) for b in batches]
+    assert max(sizes) <= 4 and sizes == sorted(sizes, reverse=True)
+    assert all(size == 1 for size, b in zip(sizes, batches) if n - b[0] < 4 * workers)
+    if n >= 16 * workers:
+        assert sizes[0] == 4
