@@ -19,8 +19,8 @@ chatters. This module uses the structure instead.
   provably crosses no kink. Near a root the steps converge quadratically; the event is
   taken when an entry is within ζ = 10⁻¹² ‖w_k(0)‖‖x_i‖ of its kink and moving towards it.
 * **Only the entries that can move are followed.** Whatever the mode, ‖r‖ does not
-  grow (d‖r‖²/dt = −2rᵀHr ≤ 0) and |z_ki′| ≤ ‖x_i‖ ‖X‖_F ‖r‖/√m, so an entry cannot reach
-  its kink before |z_ki|√m/(‖x_i‖‖X‖_F‖r‖). At a refresh all m·n entries get this
+  grow (d‖r‖²/dt = −2rᵀHr ≤ 0) and |z_ki′| = |x_i·P_k Xᵀ(S_k ∘ r)|/√m ≤ ‖x_i‖ ‖X‖₂ ‖r‖/√m,
+  so an entry cannot reach its kink before |z_ki|√m/(‖x_i‖‖X‖₂‖r‖). At a refresh all m·n entries get this
   certified time; only those that could cross before the next refresh are followed
   (a few hundred at m = 1024); the others are certified not to.
 * **Sliding (Filippov) modes.** At a kink the Filippov velocity of neuron k is
@@ -47,13 +47,14 @@ chatters. This module uses the structure instead.
 from __future__ import annotations
 
 import itertools
+import math
 import time
 
 import numpy as np
 
 from .dynamics import Run
 from .relumode import Followed, FlowPoint, Mode, Monitor, Track
-from .relusteps import chase, steps
+from .relusteps import arrival, chase, steps
 
 _EPS = np.finfo(float).eps
 ZETA = 1e-12  # an entry within ζ = ZETA·‖w_k(0)‖‖x_i‖ of its kink and moving towards it is on it
@@ -74,20 +75,27 @@ class ReluFlow:
         self.G = self.X @ self.X.T
         self.xnorm = np.sqrt(np.diag(self.G))
         self.X2 = float(np.linalg.norm(self.X, 2))
-        self.XF = float(np.linalg.norm(self.X))
         self.T = float(T)
         self._planes: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._solves: dict[tuple[int, ...], np.ndarray | None] = {}
-        self._buf = np.empty((6, self.n))
+        self._buf = np.empty((7, self.n))
 
     def residual(self, W: np.ndarray) -> np.ndarray:
         return np.maximum(W @ self.X.T, 0.0).T @ self.a_m - self.y
 
-    def neuron_gram(self, S_k: np.ndarray, A: tuple[int, ...]) -> np.ndarray:
-        """Neuron k's term of H: (s sᵀ) ∘ (X P Xᵀ)/m, P the projection off its kinks' planes."""
-        sk = S_k.astype(np.float64)
-        G = self.G if not A else self.G - self.plane(A)[1]
-        return np.outer(sk, sk) * G / self.m
+    def neuron_gram(self, S_k: np.ndarray, A: tuple[int, ...], old_S: np.ndarray, old_A: tuple[int, ...]) -> np.ndarray:
+        """The change of neuron k's term of H, (s sᵀ) ∘ (X P Xᵀ)/m with P the projection off
+        its kinks' planes, from (old_S, old_A) to (S_k, A)."""
+        s, o = S_k.astype(np.float64), old_S.astype(np.float64)
+        if not A and not old_A:
+            D = s[:, None] * s
+            D -= o[:, None] * o
+            D *= self.G
+        else:
+            D = (s[:, None] * s) * (self.G if not A else self.G - self.plane(A)[1])
+            D -= (o[:, None] * o) * (self.G if not old_A else self.G - self.plane(old_A)[1])
+        D /= self.m
+        return D
 
     def slide_rows(self, k: int, S_k: np.ndarray, A: tuple[int, ...], r: np.ndarray) -> np.ndarray:
         """f1 = σc and f2 = σ(r_j − c) for each sliding entry j of neuron k, as rows acting on r:
@@ -130,6 +138,10 @@ class ReluFlow:
         Returns (new S_k row, sliding entries, degenerate)."""
         X = self.X
         fixed = fixed or {}
+        if len(surface) == 1 and surface[0] in fixed:  # one choice, no margin to check
+            out = S_k.copy()
+            out[surface[0]] = fixed[surface[0]] == 1
+            return out, (), False
         base = S_k.astype(np.float64)
         base[surface] = 0.0
         scale = abs(self.a_m[k]) * float(np.abs(r) @ self.xnorm) * float(self.xnorm.max()) + 1e-300
@@ -165,6 +177,31 @@ class ReluFlow:
             return S_k.copy(), (), True
         return best[0], best[1], valid != 1
 
+    def choose_one(self, k: int, r: np.ndarray, S_k: np.ndarray, j: int) -> tuple[np.ndarray, tuple[int, ...], bool]:
+        """:meth:`choose` for one entry j on its kink and no fixed side (most events), in closed
+        form: with b0 = Σ_{i≠j} S_ki r_i x_i, the velocity off the kink is −a b0, on it
+        −a(b0 + r_j x_j), and sliding keeps x_j·w′ = 0 with weight s = −(x_j·b0)/(G_jj r_j).
+        The same margins as :meth:`choose` up to rounding, so the same choice (tested)."""
+        a, Gjj = self.a_m[k], self.G[j, j]
+        scale = abs(a) * float(np.abs(r) @ self.xnorm) * float(self.xnorm.max()) + 1e-300
+        rk = r * S_k
+        rk[j] = 0.0
+        xb0 = float(self.G[j] @ rk)  # x_j·b0
+        margins = [a * xb0 / scale, -a * (xb0 + r[j] * Gjj) / scale]
+        if Gjj > 0:
+            sj = -xb0 / (Gjj * r[j]) if r[j] != 0 else np.nan
+            margins.append(min(sj, 1 - sj) if np.isfinite(sj) else -np.inf)
+        best, best_margin, valid = None, -np.inf, 0
+        for c, mg in enumerate(margins):
+            valid += mg > 1e-9
+            if mg > best_margin:
+                best, best_margin = c, mg
+        if best is None:
+            return S_k.copy(), (), True
+        out = S_k.copy()
+        out[j] = best == 1
+        return out, ((j,) if best == 2 else ()), valid != 1
+
     # -- following entries ---------------------------------------------------------------
     def coefficients(self, md: Mode, ke: np.ndarray, ie: np.ndarray) -> np.ndarray:
         """c_e with z_e′ = c_e · r for the entries e = (k_e, i_e) on their side σ_e = ±1 (σz ≥ 0):
@@ -173,27 +210,26 @@ class ReluFlow:
         X = self.X
         sig = np.where(md.S[ke, ie], 1.0, -1.0)
         c = self.G[ie]
-        if md.sl_rows.size:
-            pos = md.slot[ke]
+        if md.slide:
+            _, Qs, slot = md.sliding_neurons()
+            pos = slot[ke]
             hit = pos >= 0
             if hit.any():
                 xi = X[ie[hit]]
-                xp = xi - np.einsum("kde,ke->kd", md.Qs[pos[hit]], xi)
+                xp = xi - np.einsum("kde,ke->kd", Qs[pos[hit]], xi)
                 c[hit] = xp @ X.T
         c *= -(sig * self.a_m[ke])[:, None]
         c *= md.Sf[ke]
         return c
 
-    def _track(self, md: Mode, fo: "Followed", zeta_row: np.ndarray) -> "Track":
+    def _track(self, md: Mode, fo: "Followed") -> "Track":
         """Per mode: v_e(τ) = σ_e z_e(τ) = v0_e + F_e (φ(τ) ∘ q) for the followed entries,
-        F_e = Vᵀc_e (:meth:`coefficients`)."""
-        ke, ie = fo.ke, fo.ie
-        if fo.codes is None:  # (they change only when entries are added)
-            fo.codes, fo.zeta = ke * self.n + ie, zeta_row[ke] * self.xnorm[ie]
-        v0 = np.einsum("ed,ed->e", md.W[ke], self.X[ie])
-        v0[~md.S[ke, ie]] *= -1.0
-        FvT = np.concatenate([md.V.T @ fo.C.T, md.BvT], axis=1)  # the entries, then the sliding weights
-        return Track(fo.codes, v0, FvT, np.abs(FvT), md.sliding_mask[ke, ie], fo.zeta)
+        F_e = Vᵀc_e (:meth:`coefficients`), v0_e = fo.base_e + c_e·Γ_s (:class:`Followed`)."""
+        ne, ns = fo.ke.size, 2 * md.B.shape[0]
+        FvT = np.empty((self.n, ne + ns))
+        np.matmul(md.V.T, fo.CT, out=FvT[:, :ne])  # the entries, then the sliding weights
+        np.matmul(md.V.T, md.B.reshape(ns, self.n).T, out=FvT[:, ne:])
+        return Track(fo.codes, fo.base + md.Gs @ fo.CT, FvT, np.abs(FvT), fo.sl, fo.zeta, fo.zeta2)
 
     def run(self, W0: np.ndarray, monitor: Monitor, times=(), max_events: int = 1_000_000,
             max_iterations: int = 10_000_000) -> Run:
@@ -203,7 +239,7 @@ class ReluFlow:
         run = Run("exact", 0.0, 0)
         ex = run.extra
         ex.update(dict.fromkeys(("events", "crossings", "arrivals", "releases", "degenerate", "iterations",
-                                 "refreshes"), 0))
+                                 "refreshes", "arrivals_chased"), 0))
         ex["sliding_time"] = 0.0
         zeta_row = ZETA * np.sqrt((W * W).sum(axis=1))  # × ‖x_i‖
         Z = W @ X.T
@@ -217,11 +253,12 @@ class ReluFlow:
             trusted &= not deg
             if B:
                 slide[int(k)] = B
-        md = Mode(self, 0.0, W, r, S, slide)
+        self.Wa, self.Ga = W.copy(), np.zeros((self.m, n))
+        md = Mode(self, 0.0, np.zeros(n), r, S, slide)
         err_theta = 0.0
         self.wscale = float(np.sqrt(np.einsum("kd,kd->", W, W)))
-        go = monitor(FlowPoint(0.0, 0.0, 0, W.ravel(), r, float(np.linalg.norm(r)), md.lam, md.V,
-                               self._err_u(0.0, r), 0.0, trusted, False))
+        go = monitor(FlowPoint(0.0, 0.0, 0, r, float(np.linalg.norm(r)), md.lam, md.V,
+                               self._err_u(0.0, float(np.linalg.norm(r))), 0.0, trusted, False, _theta=W.ravel()))
         if not go:
             run.stopped_early = True
             run.seconds = time.perf_counter() - t_start
@@ -234,29 +271,43 @@ class ReluFlow:
         fo = tr = None
         same, t_last = 0, -1.0
         fresh: set[int] = set()  # entries (k·n + i) just released from a kink, until they move off it
+        lead, no_sliding = -1, np.zeros(0, dtype=bool)
+        stalled = 0
         while True:
             t = md.t_s + tau
             if t >= t_refresh:
-                ke, ie, t_refresh, W_now, r_now = self._refresh(md, tau)
+                ke, ie, t_refresh, r_now, Z = self._refresh(md, tau)
                 ex["refreshes"] += 1
-                md = Mode(self, t, W_now, r_now, md.S, md.slide, prev=md)
+                if md.slide:  # (the refreshed mode starts at t)
+                    ex["sliding_time"] += t - md.t_s
+                md = Mode(self, t, np.zeros(n), r_now, md.S, md.slide, prev=md)
                 tau = 0.0
-                fo = Followed(ke, ie, self.coefficients(md, ke, ie))
-                tr = self._track(md, fo, zeta_row)
+                fo = Followed(self, md, ke, ie, Z[ke, ie], zeta_row)
+                tr = self._track(md, fo)
+                lead = -1
             ex["iterations"] += 1
             if ex["iterations"] > max_iterations:
                 run.stopped_early = True
                 run.divergence = f"stopped after {max_iterations} iterations at t = {t:.4g}"
                 break
-            s, arriving, vd, s_sl, leaving, lost = steps(md, tau, tr, fresh, self._buf)
-            if lost:
-                trusted = False
-                ex["degenerate"] += 1
-            if arriving.any() or leaving.any():
-                Wt, rt = md.state(tau)
+            one = arrival(md, tr, lead, self._buf) if lead >= 0 and not fresh else None
+            if one is not None:  # the chase's leader arrives, and nothing else happens here
+                ex["arrivals_chased"] += 1
+                hit = [(int(fo.ke[lead]), int(fo.ie[lead]), one)], no_sliding
+            else:
+                s, arriving, vd, leaving, lost = steps(md, tau, tr, fresh, self._buf)
+                if lost:
+                    trusted = False
+                    ex["degenerate"] += 1
+                hit = None
+                if arriving.any() or leaving.any():
+                    hit = list(zip(fo.ke[arriving].tolist(), fo.ie[arriving].tolist(), vd[arriving].tolist())), leaving
+            lead = -1
+            if hit is not None:
+                # the pass at τ left φ(τ) ∘ q and e^{−λτ} ∘ q in buf: Γ(τ) and r(τ) (Mode.gamma, .residual)
+                rt, Gt = md.V @ self._buf[1], md.Gs + md.V @ self._buf[0]
                 old = md
-                md, deg, err_theta, released = self._event(md, t, Wt, rt, fo.ke[arriving], fo.ie[arriving],
-                                                           vd[arriving], leaving, zeta_row, err_theta, run)
+                md, deg, err_theta, released = self._event(md, t, rt, Gt, *hit, zeta_row, err_theta, run)
                 fresh.update(k * n + j for k, j in released)
                 fo.update(self, md, released)
                 trusted &= not deg
@@ -271,10 +322,13 @@ class ReluFlow:
                 run.steps += 1
                 if old.slide:
                     ex["sliding_time"] += t - old.t_s
-                go = monitor(FlowPoint(t, t_prev, run.steps, Wt.ravel(), rt, r_prev, old.lam, old.V,
-                                       self._err_u(err_theta, rt), err_theta, trusted, True))
-                t_prev, r_prev, tau = t, float(np.linalg.norm(rt)), 0.0
-                tr = self._track(md, fo, zeta_row)
+                rn = math.sqrt(float(rt @ rt))
+                p = FlowPoint(t, t_prev, run.steps, rt, r_prev, old.lam, old.V, self._err_u(err_theta, rn),
+                              err_theta, trusted, True, theta_fn=lambda md=md: md.state(0.0)[0].ravel())
+                go = monitor(p)
+                p.theta_fn = None
+                t_prev, r_prev, tau = t, rn, 0.0
+                tr = self._track(md, fo)
                 if not go:
                     run.stopped_early = True
                     break
@@ -283,18 +337,20 @@ class ReluFlow:
                     run.divergence = f"stopped after max_events = {max_events} kink events at t = {t:.4g}"
                     break
                 continue
-            step = float(min(s.min(initial=np.inf), s_sl.min(initial=np.inf), t_refresh - t))
+            step = float(min(s.min(initial=np.inf), t_refresh - t))
             while si < len(stops) and stops[si] <= t:
                 si += 1
             target = stops[si] if si < len(stops) else T
             if t + step >= target:
                 tau = target - md.t_s
-                Wt, rt = md.state(tau)
-                err_theta += 8 * n * _EPS * self.wscale
+                Gt = md.gamma(tau)
+                Wt, rt = md.state(tau, Gt)
+                err_theta += 8 * n * _EPS * (self.wscale + self.X2 * float(np.linalg.norm(Gt)))
                 run.steps += 1
-                go = monitor(FlowPoint(target, t_prev, run.steps, Wt.ravel(), rt, r_prev, md.lam, md.V,
-                                       self._err_u(err_theta, rt), err_theta, trusted, False))
-                t_prev, r_prev = target, float(np.linalg.norm(rt))
+                rn = math.sqrt(float(rt @ rt))
+                go = monitor(FlowPoint(target, t_prev, run.steps, rt, r_prev, md.lam, md.V, self._err_u(err_theta, rn),
+                                       err_theta, trusted, False, _theta=Wt.ravel()))
+                t_prev, r_prev = target, rn
                 si += 1  # (t_s + (target − t_s) may round below target)
                 if not go:
                     run.stopped_early = True
@@ -302,32 +358,40 @@ class ReluFlow:
                 if target >= T:
                     break
                 continue
-            tau += chase(md, tau, tr, s, s_sl, max(step, 0.0), min(target, t_refresh) - t, fresh)
+            adv, lead = chase(md, tau, tr, s, max(step, 0.0), min(target, t_refresh) - t, fresh, self._buf)
+            stalled = stalled + 1 if tau + adv == tau else 0
+            if stalled > 1000:  # steps too small to move t: the flow is not resolved here
+                run.stopped_early = True
+                run.divergence = f"the flow is not resolved at t = {t:.6g} (steps without progress)"
+                trusted = False
+                break
+            tau += adv
         run.t_end = md.t_s + tau
         if md.slide:
             ex["sliding_time"] += run.t_end - md.t_s
         run.kink_steps = ex["events"]
         run.error_theta = err_theta
-        run.error_u = self._err_u(err_theta, md.residual(tau))
+        run.error_u = self._err_u(err_theta, float(np.linalg.norm(md.residual(tau))))
         run.seconds = time.perf_counter() - t_start
         return run
 
-    def _err_u(self, err_theta: float, r: np.ndarray) -> float:
+    def _err_u(self, err_theta: float, r_norm: float) -> float:
         """‖δu‖ ≤ ‖X‖₂ ‖δW‖_F (σ is 1-Lipschitz; Cauchy–Schwarz over the m neurons), plus the
-        rounding of r = V e^{−Λτ} Vᵀ r_s."""
-        return self.X2 * err_theta + 8 * self.n * _EPS * float(np.linalg.norm(r))
+        rounding of r = V e^{−Λτ} Vᵀ r_s (‖r‖ = ``r_norm``)."""
+        return self.X2 * err_theta + 8 * self.n * _EPS * r_norm
 
     def _refresh(self, md: Mode, tau: float):
         """All entries at time t: each one's certified earliest crossing; follow those before
-        the next refresh."""
+        the next refresh. Every neuron is anchored at t, with Γ counted from t (it stays small)."""
         W, r = md.state(tau)
+        self.Wa = W
+        self.Ga[:] = 0.0
         self.wscale = float(np.sqrt(np.einsum("kd,kd->", W, W)))
         Z = W @ self.X.T
-        speed = self.xnorm * self.XF * float(np.linalg.norm(r)) / np.sqrt(self.m) * (1 + 1e-12) + 1e-300
+        # (1 + 1e-9): ‖X‖₂ is computed by an SVD, to a relative error of order n·u
+        speed = self.xnorm * (self.X2 * (1 + 1e-9)) * float(np.linalg.norm(r)) / np.sqrt(self.m) * (1 + 1e-12) + 1e-300
         cert = np.abs(Z) / speed[None, :]
-        if md.slide:
-            for k, A in md.slide.items():
-                cert[k, list(A)] = np.inf  # followed through their sliding weights
+        cert[md.sliding_mask] = np.inf  # followed through their sliding weights
         flat = cert.ravel()
         count = min(flat.size, max(ACTIVE, flat.size // 64))
         if count < flat.size:
@@ -337,23 +401,28 @@ class ReluFlow:
         window = max(window, 1e-9 * self.T)
         sel = np.nonzero(flat < window)[0]
         ke, ie = np.divmod(sel, self.n)
-        return ke, ie, md.t_s + tau + window, W, r
+        return ke, ie, md.t_s + tau + window, r, Z
 
-    def _event(self, md: Mode, t, Wt, rt, ka, ia, vda, leaving, zeta_row, err_theta: float, run: Run):
-        """Resolve each neuron with an entry arriving at or leaving its kink; the new mode."""
+    def _event(self, md: Mode, t, rt, Gt, arriving, leaving, zeta_row, err_theta: float, run: Run):
+        """Resolve each neuron with an entry arriving at or leaving its kink (``arriving``: (k, i,
+        z′) triples; ``leaving``: the sliding weights that reach 0 or 1); the new mode, with those
+        neurons anchored at t (:class:`Mode`)."""
         ex = run.extra
         arr: dict[int, list[tuple[int, float]]] = {}
-        for k, i, v in zip(ka.tolist(), ia.tolist(), vda.tolist()):
+        for k, i, v in arriving:
             arr.setdefault(k, []).append((i, v))
         fixed: dict[int, dict[int, int]] = {}
         for p in np.nonzero(leaving)[0]:  # row 2i: s → 0 (leaves to z < 0); 2i + 1: s → 1 (to z > 0)
             k, j = int(md.ent_k[p // 2]), int(md.ent_j[p // 2])
             fixed.setdefault(k, {})[j] = int(p % 2)
-        S, slide, W = md.S.copy(), dict(md.slide), Wt.copy()
+        S, slide = md.S, dict(md.slide)  # (S in place: see Mode)
         changed = []
         degenerate = False
-        err_theta += 8 * self.n * _EPS * self.wscale
-        for k in sorted(set(arr) | set(fixed)):
+        ks = sorted(set(arr) | set(fixed))
+        Wk = [md.row(k, Gt) for k in ks]  # (before any neuron changes)
+        # the rows' rounding, and Γ's: δΓ moves W by at most ‖X‖₂‖δΓ‖ (Frobenius, all neurons)
+        err_theta += 8 * self.n * _EPS * (self.wscale + self.X2 * math.sqrt(float(Gt @ Gt)))
+        for row, k in enumerate(ks):
             before = set(slide.get(k, ()))
             speeds = dict(arr.get(k, ()))
             surf = sorted(before | set(speeds))
@@ -361,7 +430,10 @@ class ReluFlow:
                 degenerate = True
                 surf = surf[:MAX_SURFACE]
             changed.append((k, S[k].copy(), slide.get(k, ())))
-            S_k, B, deg = self.choose(k, rt, S[k], surf, fixed.get(k))
+            if len(surf) == 1 and k not in fixed:
+                S_k, B, deg = self.choose_one(k, rt, S[k], surf[0])
+            else:
+                S_k, B, deg = self.choose(k, rt, S[k], surf, fixed.get(k))
             degenerate |= deg
             for j in surf:
                 if j in before:
@@ -370,19 +442,21 @@ class ReluFlow:
                 ex["crossings" if j not in B else "arrivals"] += 1
                 # the true kink is reached within δt = (‖x_j‖·δw_k + ζ)/|z′| of the computed one;
                 # meanwhile the velocities differ by at most the jump |a_k/√m||r_j|‖x_j‖
-                wk = float(np.sqrt(Wt[k] @ Wt[k]))
+                wk = math.sqrt(float(Wk[row] @ Wk[row]))
                 dt = min((self.xnorm[j] * 8 * self.n * _EPS * wk + zeta_row[k] * self.xnorm[j])
                          / max(abs(speeds[j]), 1e-300), self.T)
                 err_theta += dt * abs(self.a_m[k] * rt[j]) * self.xnorm[j]
             S[k] = S_k
             if B:
                 slide[k] = B
-                XB = self.X[list(B)]
-                shift = XB.T @ np.linalg.solve(XB @ XB.T, XB @ W[k])  # onto the kinks exactly
-                err_theta += float(np.linalg.norm(shift))
-                W[k] -= shift
+                shift = self.plane(B)[0] @ Wk[row]  # onto the kinks exactly
+                err_theta += float(np.sqrt(shift @ shift))
+                Wk[row] -= shift
             else:
                 slide.pop(k, None)
+        for k, w in zip(ks, Wk):
+            self.Wa[k] = w
+        self.Ga[ks] = Gt
         ex["degenerate"] += degenerate
         touched = [(k, j) for k, sides in fixed.items() for j in sides]  # released: followed from here
-        return Mode(self, t, W, rt, S, slide, prev=md, changed=changed), degenerate, err_theta, touched
+        return Mode(self, t, Gt, rt, S, slide, prev=md, changed=changed), degenerate, err_theta, touched

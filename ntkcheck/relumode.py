@@ -4,11 +4,13 @@ Between kinks, with the sign pattern S (and the sliding sets) fixed, u = J_S θ,
 θ(t) = θ_s − Jᵀ V φ(Λ, t) Vᵀ r_s: everything here is exact up to rounding."""
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+from scipy.linalg.lapack import dsyevd
 
 if TYPE_CHECKING:
     from .reluflow import ReluFlow
@@ -18,12 +20,12 @@ if TYPE_CHECKING:
 class FlowPoint:
     """What the monitor sees at a sample time or an event: the state at t and the spectrum of
     H on (t_prev, t], over which it is constant (H changes only at events, and the monitor
-    sees every event)."""
+    sees every event). At an event θ is formed only if the monitor reads ``theta`` (it costs
+    a pass over all m neurons), and only during the monitor call: the engine moves on after."""
 
     t: float
     t_prev: float
     step: int
-    theta: np.ndarray
     residual: np.ndarray
     residual_prev_norm: float
     eigvals: np.ndarray
@@ -32,53 +34,78 @@ class FlowPoint:
     error_theta: float
     trusted: bool
     event: bool
+    _theta: np.ndarray | None = None
+    theta_fn: Callable[[], np.ndarray] | None = None
+
+    @property
+    def theta(self) -> np.ndarray:
+        if self._theta is None:
+            if self.theta_fn is None:
+                raise RuntimeError("an event point's θ can be read only during the monitor call")
+            self._theta = self.theta_fn()
+        return self._theta
 
 
 Monitor = Callable[[FlowPoint], bool]  # returns whether to go on
 
 
 #: what a mode shares with the previous one when its pattern is the same (a refresh)
-_SPECTRAL = ("Sf", "Hraw", "H", "lam", "V", "lam_pos", "grow", "_phi_big", "_lam_safe", "neg_lam", "neg_lam_pos",
-             "abs_lam", "lam2", "BvT")
+_SPECTRAL = ("Sf", "H", "lam", "V", "grow", "_phi_big", "_lam_safe", "neg_lam", "neg_lam_pos",
+             "abs_lam", "lam2", "neg_lams", "abs_lams", "_phi_all")
 
 
 class Mode:
-    """The linear flow of one pattern (S, sliding sets) from (W_s, r_s) at time t_s. Built from
-    the previous mode by updating the neurons that changed (H is a sum over neurons)."""
+    """The linear flow of one pattern (S, sliding sets) from r_s and Γ_s = ∫₀^{t_s} r at time
+    t_s. Built from the previous mode by updating the neurons that changed (H is a sum over
+    neurons). W is not stored: neuron k's row is w_k(t) = Wa_k + v_k(Γ(t) − Ga_k) from its
+    anchor (Wa_k, Ga_k), the flow's arrays Wa and Ga, v_k the velocity map of its
+    pattern, which has not changed since the anchor (a neuron is anchored anew whenever it
+    changes). So an event costs the rows of the neurons it changes, not all m."""
 
-    def __init__(self, fl: ReluFlow, t_s: float, W: np.ndarray, r: np.ndarray, S: np.ndarray,
+    def __init__(self, fl: ReluFlow, t_s: float, Gs: np.ndarray, r: np.ndarray, S: np.ndarray,
                  slide: dict[int, tuple[int, ...]], prev: Mode | None = None, changed=()):
-        self.fl, self.t_s, self.W, self.r, self.S, self.slide = fl, t_s, W, r, S, slide
+        self.fl, self.t_s, self.Gs, self.r, self.S, self.slide = fl, t_s, Gs, r, S, slide
         self.changed = [k for k, _, _ in changed]
         if prev is not None and not changed:  # a refresh: the same pattern, so the same H
             for name in _SPECTRAL:
                 setattr(self, name, getattr(prev, name))
             self._sliding(prev, changed, r)
+            self._slid = prev._slid
             self._coordinates(r)
             return
         if prev is None:
             self.Sf = S.astype(np.float64)
-            Hraw = fl.G * (self.Sf.T @ self.Sf) / fl.m
+            H = fl.G * (self.Sf.T @ self.Sf) / fl.m
             for k in slide:
-                Hraw -= fl.neuron_gram(S[k], slide[k]) - fl.neuron_gram(S[k], ())
+                H += fl.neuron_gram(S[k], slide[k], S[k], ())
         else:
-            Hraw = prev.Hraw.copy()
-            self.Sf = prev.Sf.copy()
+            # S, Sf, H and the sliding mask are updated in place: the previous mode is not
+            # evaluated again after an event (the monitor reads only its spectrum)
+            H, self.Sf = prev.H, prev.Sf
             for k, old_S, old_A in changed:
-                Hraw += fl.neuron_gram(S[k], slide.get(k, ())) - fl.neuron_gram(old_S, old_A)
+                H += fl.neuron_gram(S[k], slide.get(k, ()), old_S, old_A)
                 self.Sf[k] = S[k]
-        self.Hraw = Hraw
-        self.H = (Hraw + Hraw.T) / 2
-        self.lam, self.V = np.linalg.eigh(self.H)
-        self.lam_pos = np.clip(self.lam, 0.0, None)
-        self.grow = float(np.exp(max(0.0, -self.lam[0]) * fl.T))  # e^{−λτ} ≤ grow·e^{−λ⁺τ}, τ ≤ T
-        big = np.abs(self.lam) * fl.T > 1e-12
-        self._phi_big = big
-        self._lam_safe = np.where(big, self.lam, 1.0)
-        self.neg_lam, self.neg_lam_pos, self.abs_lam = -self.lam, -self.lam_pos, np.abs(self.lam)
-        self.lam2 = self.lam * self.lam
+        self.H = H
+        # LAPACK's dsyevd on the lower triangle (the two agree up to rounding), as
+        # numpy.linalg.eigh calls it, without that wrapper's overhead on n × n = 20 × 20
+        lam, self.V, info = dsyevd(H, compute_v=1, lower=1)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"the eigendecomposition of H failed (dsyevd info = {info})")
+        self.lam = lam
+        self.grow = math.exp(max(0.0, -float(lam[0])) * fl.T)  # e^{−λτ} ≤ grow·e^{−λ⁺τ}, τ ≤ T
+        self.neg_lams = nl = np.empty((2, lam.size))  # rows: −λ, −λ⁺ (one exp gives both)
+        np.negative(lam, out=nl[0])
+        np.minimum(nl[0], 0.0, out=nl[1])
+        self.neg_lam, self.neg_lam_pos = nl
+        self.abs_lams = al = np.empty((2, lam.size))  # rows: |λ|, λ²
+        np.abs(lam, out=al[0])
+        np.multiply(lam, lam, out=al[1])
+        self.abs_lam, self.lam2 = al
+        big = self.abs_lam * fl.T > 1e-12
+        self._phi_big, self._phi_all = big, bool(big.all())
+        self._lam_safe = np.where(big, lam, 1.0)
         self._sliding(prev, changed, r)
-        self.BvT = self.V.T @ self.B.T  # f(τ) = (e^{−λτ} ∘ q)ᵀ BvT
+        self._slid = None
         self._coordinates(r)
 
     def _coordinates(self, r: np.ndarray) -> None:
@@ -87,68 +114,93 @@ class Mode:
         self.grow_q = self.grow * np.abs(self.q)
 
     def _sliding(self, prev: Mode | None, changed, r: np.ndarray) -> None:
-        """The sliding neurons' data, carried over from ``prev`` for the neurons that did not
-        change (in no particular order: each row is used on its own). sl_rows: the sliding
-        neurons; Qs: their projections onto their kinks' spans; slot[k]: k's index in sl_rows
-        (−1: k does not slide); ent_k, ent_j: the sliding entries; B: rows 2i, 2i + 1 are the
+        """The sliding entries, carried over from ``prev`` for the neurons that did not change
+        (in no particular order: each entry is used on its own): ent_k, ent_j; B[i] holds the
         sliding weights f1 = σc ≥ 0, f2 = σ(r_j − c) ≥ 0 of entry i as rows acting on the
-        residual (:meth:`ReluFlow.slide_rows`, signs taken when the neuron started sliding)."""
+        residual (:meth:`ReluFlow.slide_rows`, signs taken when the neuron started sliding);
+        sliding_mask marks them in the m × n pattern."""
         fl, S, slide = self.fl, self.S, self.slide
         if prev is not None and not any(k in slide or k in prev.slide for k, _, _ in changed):
             # (a refresh, or crossings of neurons that neither slid nor slide now)
-            for name in ("sl_rows", "Qs", "slot", "ent_k", "ent_j", "B", "sliding_mask"):
-                setattr(self, name, getattr(prev, name))
+            self.ent_k, self.ent_j, self.B, self.sliding_mask = prev.ent_k, prev.ent_j, prev.B, prev.sliding_mask
             return
         if prev is None:
             new = sorted(slide)
-            sl_rows, Qs = np.zeros(0, dtype=int), np.zeros((0, fl.d, fl.d))
             ent_k = ent_j = np.zeros(0, dtype=int)
-            B = np.zeros((0, fl.n))
+            B = np.zeros((0, 2, fl.n))
             mask = np.zeros(S.shape, dtype=bool)
         else:
-            ch = np.array([k for k, _, _ in changed], dtype=int)
-            new = sorted(k for k in set(ch.tolist()) if k in slide)
-            gone = np.zeros(fl.m, dtype=bool)
-            gone[ch] = True
-            keep = ~gone[prev.sl_rows]
-            sl_rows, Qs = prev.sl_rows[keep], prev.Qs[keep]
-            keep_e = ~gone[prev.ent_k]
-            ent_k, ent_j, B = prev.ent_k[keep_e], prev.ent_j[keep_e], prev.B[np.repeat(keep_e, 2)]
-            mask = prev.sliding_mask.copy()
+            ch = [k for k, _, _ in changed]
+            new = [k for k in ch if k in slide]
+            ent_k, ent_j, B = prev.ent_k, prev.ent_j, prev.B
+            gone = [k for k in ch if k in prev.slide]
+            if gone:
+                keep = ent_k != gone[0] if len(gone) == 1 else ~np.isin(ent_k, gone)
+                ent_k, ent_j, B = ent_k[keep], ent_j[keep], B[keep]
+            mask = prev.sliding_mask
             mask[ch] = False
         if new:
-            sl_rows = np.concatenate([sl_rows, new])
-            Qs = np.concatenate([Qs, [fl.plane(slide[k])[0] for k in new]])
             ks = [k for k in new for _ in slide[k]]
             js = [j for k in new for j in slide[k]]
             ent_k, ent_j = np.concatenate([ent_k, ks]), np.concatenate([ent_j, js])
-            B = np.concatenate([B] + [fl.slide_rows(k, S[k], slide[k], r) for k in new])
+            B = np.concatenate([B] + [fl.slide_rows(k, S[k], slide[k], r).reshape(-1, 2, fl.n) for k in new])
             mask[ks, js] = True
-        self.sl_rows, self.Qs, self.ent_k, self.ent_j, self.B = sl_rows, Qs, ent_k, ent_j, B
-        self.slot = np.full(fl.m, -1, dtype=int)
-        self.slot[sl_rows] = np.arange(sl_rows.size)
-        self.sliding_mask = mask
+        self.ent_k, self.ent_j, self.B, self.sliding_mask = ent_k, ent_j, B, mask
 
-    def velocity(self, v: np.ndarray) -> np.ndarray:
-        """W′ when the residual is v: −(a/√m) S (v ∘ X), sliding rows projected onto their
-        kinks' planes. Linear in v, so ∫W′ = velocity(∫r)."""
+    def projection(self, k: int) -> np.ndarray | None:
+        """Q_k, the projection onto neuron k's kinks' normals while it slides (else None)."""
+        A = self.slide.get(k)
+        return None if A is None else self.fl.plane(A)[0]
+
+    def sliding_neurons(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(sl_rows, Qs, slot): the sliding neurons, their projections Q_k, and slot[k], k's
+        index in sl_rows (−1: k does not slide); formed when needed (a refresh, a sample)."""
+        if self._slid is None:
+            fl = self.fl
+            sl_rows = np.fromiter(self.slide, dtype=int, count=len(self.slide))
+            Qs = np.array([fl.plane(A)[0] for A in self.slide.values()]).reshape(-1, fl.d, fl.d)
+            slot = np.full(fl.m, -1, dtype=int)
+            slot[sl_rows] = np.arange(sl_rows.size)
+            self._slid = (sl_rows, Qs, slot)
+        return self._slid
+
+    def velocity(self, D: np.ndarray) -> np.ndarray:
+        """∫W′ over an interval when D holds, row by row, ∫r over it (one row per neuron):
+        −(a/√m) (S ∘ D) X, sliding rows projected onto their kinks' planes (linear in D)."""
         fl = self.fl
-        Wd = self.Sf @ (v[:, None] * fl.X)
+        Wd = (self.Sf * D) @ fl.X
         Wd *= fl.neg_a_m
-        if self.sl_rows.size:
-            R = Wd[self.sl_rows]
-            R -= np.einsum("kde,ke->kd", self.Qs, R)
-            Wd[self.sl_rows] = R
+        if self.slide:
+            sl_rows, Qs, _ = self.sliding_neurons()
+            Wd[sl_rows] -= np.einsum("kde,ke->kd", Qs, Wd[sl_rows])
         return Wd
 
     def phi(self, tau: float) -> np.ndarray:
         """φ(λ, τ) = (1 − e^{−λτ})/λ, and τ where |λ|T ≤ 10⁻¹² (there |φ − τ| ≤ 10⁻¹²τ)."""
+        if self._phi_all:  # (the same arithmetic: −expm1(−λτ)/λ = expm1(−λτ)/(−λ))
+            return np.expm1(self.neg_lam * tau) / self.neg_lam
         return np.where(self._phi_big, -np.expm1(-self.lam * tau) / self._lam_safe, tau)
 
-    def state(self, tau: float) -> tuple[np.ndarray, np.ndarray]:
-        """(W(τ), r(τ)) in closed form."""
-        g = self.V @ (self.phi(tau) * self.q)
-        return self.W + self.velocity(g), self.residual(tau)
+    def gamma(self, tau: float) -> np.ndarray:
+        """Γ(t_s + τ) = Γ_s + ∫_{t_s}^{t_s+τ} r = Γ_s + V (φ(τ) ∘ q)."""
+        return self.Gs + self.V @ (self.phi(tau) * self.q)
+
+    def state(self, tau: float, gamma: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(W(τ), r(τ)) in closed form, all m rows from their anchors (Γ(τ) if given)."""
+        fl = self.fl
+        G = self.gamma(tau) if gamma is None else gamma
+        return fl.Wa + self.velocity(G - fl.Ga), self.residual(tau)
+
+    def row(self, k: int, gamma: np.ndarray) -> np.ndarray:
+        """Neuron k's row w_k at the time where Γ = ``gamma``, alone."""
+        fl = self.fl
+        wd = (self.Sf[k] * (gamma - fl.Ga[k])) @ fl.X
+        wd *= -fl.a_m[k]
+        Q = self.projection(k)
+        if Q is not None:
+            wd -= Q @ wd
+        wd += fl.Wa[k]
+        return wd
 
     def residual(self, tau: float) -> np.ndarray:
         return self.V @ (np.exp(-self.lam * tau) * self.q)
@@ -157,7 +209,8 @@ class Mode:
 @dataclass
 class Track:
     """The followed entries in one mode: codes k·n + i, v = σz = v0 + (φ(τ) ∘ q)ᵀ FvT, |FvT|, sliding,
-    ζ. FvT and aFT have a further column for each sliding weight (the mode's BvT) after the entries'."""
+    ζ. FvT and aFT have a further column for each sliding weight, Vᵀb (the mode's B), after the entries':
+    its f(τ) = (e^{−λτ} ∘ q)ᵀ Vᵀb."""
 
     codes: np.ndarray
     v0: np.ndarray
@@ -165,29 +218,60 @@ class Track:
     aFT: np.ndarray
     sl: np.ndarray
     zeta: np.ndarray
+    zeta2: np.ndarray  # 2ζ
+    last: tuple | None = None  # what the last pass over these rows found (relusteps.steps)
 
 
 class Followed:
-    """The entries followed between two refreshes, (ke, ie), with their coefficients C
-    (:meth:`ReluFlow.coefficients`), kept up to date at each event for the neurons that changed."""
+    """The entries followed between two refreshes, (ke, ie), with what a mode needs of them,
+    kept up to date at each event for the neurons that changed: their coefficients C
+    (:meth:`ReluFlow.coefficients`, stored transposed: CT), whether they slide, and
+    base_e = σ_e Wa_k·x_i − c_e·Ga_k, so that v_e = σ_e z_e = base_e + c_e·Γ at any time
+    (neuron k's anchor: :class:`Mode`). All three change only when neuron k does."""
 
-    def __init__(self, ke: np.ndarray, ie: np.ndarray, C: np.ndarray):
-        self.ke, self.ie, self.C = ke, ie, C
-        self.codes = self.zeta = None  # the entries' codes k·n + i and ζ's, set by the first track
+    def __init__(self, fl: ReluFlow, md: Mode, ke: np.ndarray, ie: np.ndarray, z: np.ndarray,
+                 zeta_row: np.ndarray):
+        """At a refresh (every neuron anchored, Ga = 0), with z_e = w_k·x_i there."""
+        self.ke, self.ie = ke, ie
+        self.CT = np.ascontiguousarray(fl.coefficients(md, ke, ie).T)
+        self.base = np.where(md.S[ke, ie], z, -z)
+        self.sl = md.sliding_mask[ke, ie]
+        self.codes, self.zeta = ke * fl.n + ie, zeta_row[ke] * fl.xnorm[ie]
+        self.zeta2 = 2 * self.zeta
+        self._zeta_row = zeta_row
+
+    @staticmethod
+    def _neuron(fl: ReluFlow, md: Mode, k: int, ii: np.ndarray):
+        """Neuron k's entries (k, i), i ∈ ii, in ``md``: c_e as columns, base_e, sliding."""
+        Q = md.projection(k)
+        if Q is None:
+            XP = fl.G[ii]
+        else:
+            xi = fl.X[ii]
+            XP = (xi - xi @ Q) @ fl.X.T  # X P_k x_i (Q_k symmetric)
+        C = XP * (md.Sf[k] * -fl.a_m[k])  # (exact: times ±1 and 0/1, as in ReluFlow.coefficients)
+        side = md.S[k, ii]
+        C[~side] *= -1.0
+        z = fl.X[ii] @ fl.Wa[k]
+        base = np.where(side, z, -z) - C @ fl.Ga[k]
+        return C.T, base, md.sliding_mask[k, ii]
 
     def update(self, fl: ReluFlow, md: Mode, released: list[tuple[int, int]]) -> None:
-        """After an event into ``md``: new coefficients for the changed neurons' entries; the
-        entries released from a kink are followed from here on."""
-        if md.changed:
-            rows = np.nonzero(np.isin(self.ke, md.changed))[0] if len(md.changed) > 1 else \
-                np.nonzero(self.ke == md.changed[0])[0]
+        """After an event into ``md``: the changed neurons' entries anew; the entries released
+        from a kink are followed from here on."""
+        for k in md.changed:
+            rows = np.nonzero(self.ke == k)[0]
             if rows.size:
-                self.C[rows] = fl.coefficients(md, self.ke[rows], self.ie[rows])
+                self.CT[:, rows], self.base[rows], self.sl[rows] = self._neuron(fl, md, k, self.ie[rows])
         if released:
             have = set(zip(self.ke.tolist(), self.ie.tolist()))
             extra = [p for p in released if p not in have]
-            if extra:
-                k, i = np.array(extra, dtype=int).T
-                self.ke, self.ie = np.concatenate([self.ke, k]), np.concatenate([self.ie, i])
-                self.C = np.concatenate([self.C, fl.coefficients(md, k, i)])
-                self.codes = self.zeta = None
+            for k in sorted({k for k, _ in extra}):
+                ii = np.array([i for kk, i in extra if kk == k], dtype=int)
+                CT, base, sl = self._neuron(fl, md, k, ii)
+                self.ke, self.ie = np.concatenate([self.ke, np.full(ii.size, k)]), np.concatenate([self.ie, ii])
+                self.CT = np.concatenate([self.CT, CT], axis=1)
+                self.base, self.sl = np.concatenate([self.base, base]), np.concatenate([self.sl, sl])
+                self.codes = np.concatenate([self.codes, k * fl.n + ii])
+                self.zeta = np.concatenate([self.zeta, self._zeta_row[k] * fl.xnorm[ii]])
+                self.zeta2 = 2 * self.zeta

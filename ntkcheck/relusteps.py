@@ -4,6 +4,8 @@ closed form of the mode and bounds on its derivatives over [τ, ∞); and the ch
 leading row alone towards its kink."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .relumode import Mode, Track
@@ -13,43 +15,73 @@ CHASE = 16
 
 
 def steps(md: Mode, tau: float, tr: Track, fresh: set[int], buf: np.ndarray):
-    """For each followed entry, a step s that provably crosses no kink, and whether it
-    arrives at its kink now (see :mod:`ntkcheck.reluflow`); for each sliding weight, the same
-    with whether it leaves now (reaches 0). One product serves both: the track's rows are
-    the entries' then the sliding weights'. ``buf`` is a (6, n) work array. The last value
-    returned says whether an entry released tangentially is no longer resolved (degenerate)."""
+    """For each followed entry, a step that provably keeps it off its kink (v > ζ, or v not
+    decreasing), and whether it arrives at its kink now (see :mod:`ntkcheck.reluflow`); for
+    each sliding weight, a step that keeps it above the threshold at which it leaves, and
+    whether it leaves now. Returns (s, arriving, v′, leaving, lost): s holds the entries'
+    steps, then the weights' (the track's columns: one product serves both); ``lost`` says
+    whether an entry released tangentially is no longer resolved (degenerate). ``buf`` is a
+    (7, n) work array. ``tr.last`` keeps, for :func:`arrival`, which rows are not kept off their
+    kink or threshold by their steps: those within twice of it here (and not idle)."""
     q = md.q
-    # buf's rows: φq, e^{−λτ}q, −λe^{−λτ}q | |λ|·g, λ²·g, |e^{−λτ}q| (g bounds |e^{−λσ}q|, σ ≥ τ)
-    np.multiply(np.exp(md.neg_lam * tau), q, out=buf[1])
-    g = np.exp(md.neg_lam_pos * tau) * md.grow_q
-    np.multiply(md.phi(tau), q, out=buf[0])
+    ne = tr.codes.size
+    # buf's rows: φq, e^{−λτ}q, −λe^{−λτ}q | |λ|·g, λ²·g, |e^{−λτ}q|, g (g bounds |e^{−λσ}q|, σ ≥ τ)
+    if tau == 0.0:  # (at the start of a mode: e^{−λ0} = 1 and φ(0) = 0 exactly)
+        buf[1] = q
+        buf[6] = md.grow_q
+        buf[0] = 0.0
+    else:
+        E = np.exp(md.neg_lams * tau)  # e^{−λτ}, e^{−λ⁺τ}
+        np.multiply(E[0], q, out=buf[1])
+        np.multiply(E[1], md.grow_q, out=buf[6])
+        np.multiply(md.phi(tau), q, out=buf[0])
     np.multiply(md.neg_lam, buf[1], out=buf[2])
-    np.multiply(md.abs_lam, g, out=buf[3])
-    np.multiply(md.lam2, g, out=buf[4])
+    np.multiply(md.abs_lams, buf[6], out=buf[3:5])
     np.abs(buf[1], out=buf[5])
     vals = buf[:3] @ tr.FvT
     bnds = buf[3:] @ tr.aFT
-    ne = tr.codes.size
     vals[0, :ne] += tr.v0
-    # one quadratic bound for all: (A + √(A² + 2M·max(B, 0)))/M, the largest s with B + As − Ms²/2 ≥ 0.
-    # Row 0 for the entries: B = v, A = v′, M = M₂ ≥ |v″|; row 1 for the entries: B = v′, A = v″,
-    # M = M₃ ≥ |v‴|, and for the sliding weights: B = f, A = f′, M ≥ |f″| (row 0 of theirs is unused)
-    A, B = vals[1:3], vals[:2]
-    M = bnds[:2] * (1 + 1e-12) + 1e-300
-    Q = (A + np.sqrt(A * A + 2 * M * np.maximum(B, 0.0))) / M
-    s_sl = Q[1, ne:]
-    leaving = (vals[1, ne:] <= 1e-12 * bnds[2, ne:] + 1e-300) & (vals[2, ne:] <= 0)
     v, vd, vdd = vals[0, :ne], vals[1, :ne], vals[2, :ne]
-    M3 = M[1, :ne]
-    s2 = Q[0, :ne]
-    up = vd >= -1e-13 * bnds[2, :ne]
-    sd = np.where(up, Q[1, :ne], 0.0)
-    away = (vd > 0) | (up & (vdd > 0))
+    f, fd = vals[1, ne:], vals[2, ne:]
+    b2 = bnds[2, :ne]
     near = v <= tr.zeta
+    up = vd >= -1e-13 * b2
+    away = (vd > 0) | (up & (vdd > 0))
+    idle = b2 == 0  # the entry's velocity is 0 in this mode (e.g. its neuron is off), or it slides
+    idle |= tr.sl
+    # a sliding weight leaves at f ≤ 1e-12·(|e^{−λτ}q|·|F|) + 1e-300, which is ≤ θ = 1e-12·(g·|F|) + 1e-300
+    # from here on
+    leaving = f <= 1e-12 * bnds[2, ne:] + 1e-300
+    leaving &= fd <= 0
+    # one quadratic bound for all: (A + √(A² + 2M·max(B, 0)))/M, the largest s with B + As − Ms²/2 ≥ 0.
+    # Row 0 for the entries: B = v − ζ, A = v′, M = M₂ ≥ |v″|; row 1 for the entries: B = v′, A = v″,
+    # M = M₃ ≥ |v‴|, and for the sliding weights: B = f − θ, A = f′, M ≥ |f″| (their row 0 is unused).
+    # Rows above twice their threshold (v > 2ζ, f > 2θ) are so kept above it, so that arrival need not
+    # look at them; the others aim at 0 (B = v, f), below the threshold, so that they reach it in
+    # finitely many steps (aiming at ζ itself, v would creep up on ζ in ever smaller steps)
+    clear = v > tr.zeta2
+    vals[0, :ne] -= tr.zeta * clear
+    theta = 1e-12 * bnds[3, ne:] + 1e-300
+    high = f > 2 * theta
+    theta *= high
+    vals[1, ne:] -= theta
+    A, B, M = vals[1:3], vals[:2], bnds[:2]
+    M *= 1 + 1e-12
+    M += 1e-300
+    # (A + R)/M with R = √(A² + 2M·B⁺) cancels where A < 0 and MB ≪ A² (a row creeping up on its
+    # kink): there the same root is 2B⁺/(R − A), without cancellation
+    Bp = np.maximum(B, 0.0)
+    R = Bp * M
+    R *= 2
+    R += A * A
+    np.sqrt(R, out=R)
+    Q = np.where(A >= 0, (A + R) / M, 2 * Bp / (R - A + 1e-300))
+    sd = np.where(up, Q[1, :ne], 0.0)  # (Q ≥ 0: √(A² + 2M·B⁺) ≥ |A|)
     lost = False
     if fresh:
         # entries that just left a kink through a sliding weight at 0 or 1: v′ is as small as
         # the weight was when it was declared 0 (≈ 10⁻¹²), v″ says where they go
+        M3 = M[1, :ne]
         fc = np.fromiter(fresh, dtype=int, count=len(fresh))
         isf = (tr.codes[:, None] == fc).any(axis=1) if fc.size <= 8 else np.isin(tr.codes, fc)
         fr = isf & near
@@ -60,48 +92,97 @@ def steps(md: Mode, tau: float, tr: Track, fresh: set[int], buf: np.ndarray):
         if lost:
             sd = np.where(grazing, np.inf, sd)
         fresh.difference_update(tr.codes[isf & ~near].tolist())
-    static = bnds[2, :ne] == 0  # the entry's velocity is 0 in this mode (e.g. its neuron is off)
-    s = np.where(tr.sl | static, np.inf, np.maximum(s2, np.maximum(sd, 0.0)))
-    arriving = ~tr.sl & ~static & near & ~away
-    return s, arriving, vd, s_sl, leaving, lost
+    s = np.empty(Q.shape[1])
+    np.maximum(Q[0, :ne], sd, out=s[:ne])
+    s[:ne][idle] = np.inf
+    s[ne:] = Q[1, ne:]
+    arriving = near & ~away
+    arriving &= ~idle
+    # near but not arriving (moving away), or low but not leaving: a step does not keep them
+    # off their kink or threshold, so arrival looks at them again (found there, when needed)
+    tr.last = (clear, idle, high)
+    return s, arriving, vd, leaving, lost
 
 
-def chase(md: Mode, tau: float, tr: Track, s: np.ndarray, s_sl: np.ndarray, step: float, limit: float,
-          fresh: set[int]) -> float:
+def chase(md: Mode, tau: float, tr: Track, s: np.ndarray, step: float, limit: float,
+          fresh: set[int], buf: np.ndarray) -> tuple[float, int]:
     """How far to advance from τ: at least ``step`` (certified for every row by
     :func:`steps`), and further along the leading row alone while it approaches its kink,
     up to where the next row's certified step ends, and short of ``limit`` (the next sample
     time or refresh, which the main loop reaches itself). The leader's own step
     at each point is the same quadratic bound as in :func:`steps`, valid from there on,
-    so every advance stays certified; the pass at the point reached then finds the event.
-    This saves the all-rows passes of the quadratic convergence towards a kink."""
-    both = np.concatenate([s, s_sl])  # the track's columns: the entries, then the sliding weights
-    if both.size < 2:
-        return step
-    lead = int(np.argmin(both))
-    other = float(np.partition(both, 1)[1])
+    so every advance stays certified; at the point reached the event is found by
+    :func:`arrival` or by the next pass. This saves the all-rows passes of the quadratic
+    convergence towards a kink. Returns the advance, and the leader's column when it is an
+    entry that has reached its kink there (else −1); then buf's rows 0 and 1 hold φ(x) and
+    e^{−λx} there."""
+    if s.size < 2:  # (s: the track's columns, the entries then the sliding weights)
+        return step, -1
+    lead = int(np.argmin(s))
+    other = float(np.partition(s, 1)[1])
     ne = tr.codes.size
     entry = lead < ne
     if min(limit, other) <= step or (entry and (tr.sl[lead] or int(tr.codes[lead]) in fresh)):
-        return step
+        return step, -1
     F, aF, q = tr.FvT[:, lead], tr.aFT[:, lead], md.q
+    # per point x only e^{−λx} and e^{−λ⁺x} change: qF = q ∘ F, and the bound's weights
+    # (|λ| or λ²) ∘ (grow·|q|) ∘ |F| (see steps) are formed once
+    qF = q * F
+    wM = (md.abs_lam if entry else md.lam2) * md.grow_q * aF
     acc = step
     for _ in range(CHASE):
         x = tau + acc
-        eq = np.exp(md.neg_lam * x) * q
-        g = np.exp(md.neg_lam_pos * x) * md.grow_q
+        E = np.exp(md.neg_lams * x)  # e^{−λx}, e^{−λ⁺x}
+        M = float(E[1] @ wM) * (1 + 1e-12) + 1e-300
         if entry:
-            v, vd = float(tr.v0[lead] + (md.phi(x) * q) @ F), float(eq @ F)
-            M = float((md.abs_lam * g) @ aF) * (1 + 1e-12) + 1e-300
+            ph = md.phi(x)
+            v, vd = float(tr.v0[lead] + ph @ qF), float(E[0] @ qF)
             done = v <= tr.zeta[lead]
         else:
-            v, vd = float(eq @ F), float((md.neg_lam * eq) @ F)
-            M = float((md.lam2 * g) @ aF) * (1 + 1e-12) + 1e-300
-            done = v <= 1e-12 * float(np.abs(eq) @ aF) + 1e-300
-        if done or vd >= 0:  # there (the pass decides the event), or not approaching
-            break
-        acc += (vd + np.sqrt(vd * vd + 2 * M * max(v, 0.0))) / M
+            v, vd = float(E[0] @ qF), float((md.neg_lam * E[0]) @ qF)
+            done = v <= 1e-12 * float(np.abs(E[0] * q) @ aF) + 1e-300
+        if done or vd >= 0:  # there (the next pass or arrival decides the event), or not approaching
+            if done and entry:
+                buf[0], buf[1] = ph, E[0]
+                return acc, lead
+            return acc, -1
+        R = math.sqrt(vd * vd + 2 * M * max(v, 0.0))
+        acc += (vd + R) / M if vd >= 0 else 2 * max(v, 0.0) / (R - vd)  # (as in steps)
         if acc >= min(limit, other):
-            return other if other < limit else step
-    return acc
+            return (other if other < limit else step), -1
+    return acc, -1
 
+
+def arrival(md: Mode, tr: Track, lead: int, buf: np.ndarray):
+    """The pass of :func:`steps` at the point x where the chase has brought the entry ``lead``
+    to its kink, when nothing else happens there: every other row is kept off its kink or
+    threshold by its step from the last pass (the chase stops short of those), except the
+    few that were within twice their threshold at the last pass (``tr.last``), which are
+    evaluated here with the leader. Returns the leader's v′ if it arrives (as the pass would decide) and
+    nothing else happens at x; else None, and the full pass decides. Expects φ(x) and e^{−λx}
+    in buf's rows 0 and 1 (from the chase); leaves φ(x) ∘ q and e^{−λx} ∘ q there."""
+    clear, idle, high = tr.last
+    near = np.flatnonzero(~(clear | idle))  # (none of them arriving at the last pass: no event there)
+    low = np.flatnonzero(~high)
+    q = md.q
+    buf[0] *= q
+    buf[1] *= q
+    np.multiply(md.neg_lam, buf[1], out=buf[2])
+    np.abs(buf[1], out=buf[5])
+    ne = tr.codes.size
+    if low.size:  # sliding weights near 0 and rising at the last pass: none may leave at x
+        Fs, aFs = tr.FvT[:, ne + low], tr.aFT[:, ne + low]
+        if ((buf[1] @ Fs <= 1e-12 * (buf[5] @ aFs) + 1e-300) & (buf[2] @ Fs <= 0)).any():
+            return None
+    if near.size:  # entries on their kink and moving away at the last pass: none may arrive at x
+        F, aF = tr.FvT[:, near], tr.aFT[:, near]
+        v, vd, vdd = buf[0] @ F + tr.v0[near], buf[1] @ F, buf[2] @ F
+        up = vd >= -1e-13 * (buf[5] @ aF)
+        if ((v <= tr.zeta[near]) & (vd <= 0) & ~(up & (vdd > 0))).any():
+            return None
+    F = tr.FvT[:, lead]
+    lv, lvd, lvdd = float(buf[0] @ F + tr.v0[lead]), float(buf[1] @ F), float(buf[2] @ F)
+    up = lvd >= -1e-13 * float(buf[5] @ tr.aFT[:, lead])
+    if lv > tr.zeta[lead] or lvd > 0 or (up and lvdd > 0):
+        return None
+    return lvd

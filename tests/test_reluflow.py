@@ -116,3 +116,93 @@ def test_a_sliding_choice_with_dependent_kink_normals_is_skipped():
     X, y, a, W0 = _problem(3, 4, 2, 336)
     run, _ = _compare(X, y, a, W0, 1.0, 4e-3, slack=2.0)
     assert run.t_end == pytest.approx(1.0) and run.extra["degenerate"] == 0
+
+
+@settings(max_examples=200)
+@given(n=st.integers(1, 6), d=st.integers(2, 5), seed=st.integers(0, 2**31), on=st.booleans())
+def test_the_one_entry_choice_is_the_general_choice(n, d, seed, on):
+    """ReluFlow.choose_one (the closed form for one entry on its kink, no fixed side) takes
+    the same side or slide, and says degenerate alike, as the enumeration in choose."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    fl = ReluFlow(X, rng.choice([-1.0, 1.0], n), rng.choice([-1.0, 1.0], 7), 1.0)
+    k, j = int(rng.integers(7)), int(rng.integers(n))
+    r = rng.standard_normal(n)
+    S_k = rng.random(n) < 0.5
+    S_k[j] = on
+    want, got = fl.choose(k, r, S_k, [j]), fl.choose_one(k, r, S_k, j)
+    assert np.array_equal(want[0], got[0]) and want[1:] == got[1:]
+
+
+def _flow_extra(monkeypatch, X, y, a, W0, T, times, **patches):
+    import ntkcheck.reluflow as rf
+    for name, value in patches.items():
+        monkeypatch.setattr(rf, name, value)
+    pts = []
+    run = ReluFlow(X, y, a, T).run(W0, lambda p: pts.append((p.t, p.residual.copy())) or True, times)
+    monkeypatch.undo()
+    return run, pts
+
+
+@pytest.mark.parametrize("m,seed", [(64, 0), (1024, 1)])
+def test_events_found_by_the_chase_are_those_the_full_pass_finds(monkeypatch, m, seed):
+    """relusteps.arrival decides an event at the chase's end from the leader and the rows
+    near their kink only: the same events, and the same trajectory to rounding, as when
+    every event is found by the full pass (arrival disabled)."""
+    n, d = (8, 4) if m < 1024 else (20, 10)
+    X, y, a, W0 = _problem(m, n, d, seed)
+    T, times = 1.0, [0.25, 0.5, 1.0]
+    fast, pf = _flow_extra(monkeypatch, X, y, a, W0, T, times)
+    slow, ps = _flow_extra(monkeypatch, X, y, a, W0, T, times, arrival=lambda *args: None)
+    assert fast.extra["arrivals_chased"] > 0 and slow.extra["arrivals_chased"] == 0
+    for key in ("events", "crossings", "arrivals", "releases", "degenerate"):
+        assert fast.extra[key] == slow.extra[key], key
+    assert [t for t, _ in pf] == pytest.approx([t for t, _ in ps], rel=1e-12, abs=1e-12)
+    assert max(np.abs(r1 - r2).max() for (_, r1), (_, r2) in zip(pf, ps)) <= 1e-10
+
+
+def test_the_sliding_time_does_not_depend_on_how_often_entries_are_refreshed(monkeypatch):
+    """A refresh starts a new mode with the same pattern; the time spent sliding before it
+    counts (it was dropped before, so the figure fell with more refreshes)."""
+    X, y, a, W0 = _problem(256, 8, 4, 3)
+    base, _ = _flow_extra(monkeypatch, X, y, a, W0, 2.0, [2.0])
+    many, _ = _flow_extra(monkeypatch, X, y, a, W0, 2.0, [2.0], ACTIVE=16)
+    assert many.extra["refreshes"] > 2 * base.extra["refreshes"]
+    assert base.extra["sliding_time"] > 0.5
+    assert many.extra["sliding_time"] == pytest.approx(base.extra["sliding_time"], rel=1e-9)
+    assert many.extra["events"] == base.extra["events"]
+
+
+def test_an_event_point_forms_theta_only_during_the_monitor_call():
+    """At an event θ comes from the neurons' anchors when the monitor reads it: its residual
+    is the point's residual within the carried error; after the call it is refused."""
+    X, y, a, W0 = _problem(32, 8, 4, 0)
+    seen, checked = [], 0
+
+    def monitor(p):
+        nonlocal checked
+        seen.append(p)
+        if p.event and len(seen) % 3 == 0:
+            W = p.theta.reshape(W0.shape)
+            r = np.maximum(W @ X.T, 0.0).T @ (a / np.sqrt(a.size)) - y
+            assert np.linalg.norm(r - p.residual) <= p.error_u + 1e-12
+            checked += 1
+        return True
+
+    ReluFlow(X, y, a, 1.0).run(W0, monitor, [0.5, 1.0])
+    assert checked >= 3
+    late = next(p for p in seen if p.event and p._theta is None)
+    with pytest.raises(RuntimeError, match="monitor"):
+        late.theta
+
+
+def test_rows_creeping_up_on_their_threshold_reach_it():
+    """A row aims at 0, not at its threshold, once within twice the threshold: aiming at the
+    threshold itself, a sliding weight crept up on it in steps too small to move t, and the
+    flow never ended (cor24 at n = 10, d = 6, m = 512, trial 4). It now ends, trusted."""
+    from ntkcheck.api import replay_trial
+
+    rep = replay_trial("cor24", 4, n=10, d=6, m=512, **{"dynamics.method": "flow", "dynamics.max_steps": 5000})
+    assert rep.outcomes["flow_loss"] == "holds"
+    assert rep.error is None

@@ -163,3 +163,48 @@ def test_a_flow_stopped_before_its_hypothesis_ended_is_no_evidence():
     assert rep.outcomes["flow_loss"] == "undecided" and rep.outcomes["flow_weights"] == "undecided"
     assert rep.outcomes["thm32"] == "undecided"
     assert rep.outcomes["control_loss"] == "violation"  # (decided by its exact limit at t → 0+)
+
+
+def test_cor24_forms_the_weights_at_an_event_only_when_their_bound_needs_them():
+    """At an event the monitor bounds max_k ‖w_k(t) − w_k(0)‖ by its value at the last point
+    where W was formed plus (t − t_a)‖X‖₂‖r(t_a)‖/√m; W (all m rows) is formed only when that
+    bound no longer certifies R′, and then the claim is checked on it."""
+    from types import SimpleNamespace as NS
+
+    from ntkcheck.checks.cor24_monitor import Tracker, conclusions
+    from ntkcheck.relumode import FlowPoint
+
+    m, d, n = 4, 3, 2
+    W0 = np.zeros((m, d))
+    y, u0 = np.zeros(n), np.zeros(n)
+    r = np.array([0.6, 0.8])  # ‖r‖ = 1
+
+    def point(t, W, event=True):
+        def refuse():
+            raise AssertionError("W was formed")
+        return FlowPoint(t, 0.0, 1, r, 1.0, np.ones(n), np.eye(n), 0.0, 0.0, True, event,
+                         theta_fn=(lambda: W.ravel()) if W is not None else refuse)
+
+    def prev():
+        return {"loss": 1.0, "dist": 0.1, "t_dist": 0.0, "r_dist": 1.0}
+
+    rates = {"flow_loss": 0.1}
+    tr, pv = Tracker(0.1), prev()
+    # xn2 = 1, m = 4: the weights move at most 0.5 per unit time; at t = 1 the bound is 0.6 ≤ R′ = 1
+    conclusions(tr, point(1.0, None), 1.0, rates, W0, 1.0, y, u0, 1.0, 1.0, lmin=1.0, prev=pv)
+    assert tr.outcome("flow_weights") == "holds" and pv["t_dist"] == 0.0
+    # at t = 2 the bound is 1.1 > R′: W is formed (distance 0.3 here); over (0, 2] the weights
+    # stay below (0.1 + 0.3 + 2·0.5)/2 = 0.7, so the claim holds
+    W = np.zeros((m, d))
+    W[0, 0] = 0.3
+    conclusions(tr, point(2.0, W), 1.0, rates, W0, 1.0, y, u0, 1.0, 1.0, lmin=1.0, prev=pv)
+    assert pv["t_dist"] == 2.0 and pv["dist"] == pytest.approx(0.3)
+    assert tr.outcome("flow_weights") == "holds"
+    # from t = 2 to 6 that bound is (0.3 + 0.3 + 4·0.5)/2 = 1.3 > R′: undecided in between
+    conclusions(tr, point(6.0, W), 1.0, rates, W0, 1.0, y, u0, 1.0, 1.0, lmin=1.0, prev=pv)
+    assert tr.outcome("flow_weights") == "undecided"
+    # a violation at an event is found: W is formed because the bound exceeds R′
+    tr, pv = Tracker(0.1), prev()
+    W[0, 0] = 1.5
+    conclusions(tr, point(2.0, W), 1.0, rates, W0, 1.0, y, u0, 1.0, 1.0, lmin=1.0, prev=pv)
+    assert tr.outcome("flow_weights") == "violation"

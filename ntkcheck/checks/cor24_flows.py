@@ -26,7 +26,7 @@ def exact_flow(sc, st, net, W0, a, r0, R_prime, tr, ctl_scale):
     xn2 = st.x_norm2
     u0 = r0 + y
     rates = {"flow_loss": l0, "variant": sc.claim.variant_rate * l0, "control_loss": 3 * xn2}
-    prev = {"loss": loss0, "dist": 0.0}
+    prev = {"loss": loss0, "dist": 0.0, "t_dist": 0.0, "r_dist": math.sqrt(loss0)}
 
     def monitor(p):
         lmin = float(p.eigvals[0])

@@ -16,12 +16,14 @@ _EPS = np.finfo(float).eps
 
 
 def conclusions(tr: "Tracker", p, loss0: float, rates: dict[str, float], W0: np.ndarray, R_prime: float,
-                 y: np.ndarray, u0: np.ndarray, ctl_scale: float, xn2: float, lmin: float | None = None,
-                 prev: dict | None = None) -> None:
+                y: np.ndarray, u0: np.ndarray, ctl_scale: float, xn2: float, lmin: float | None = None,
+                prev: dict | None = None) -> None:
     """The conclusions and controls at one point of the flow, beyond its error budget. With the
     spectrum's λ_min on (t_prev, t] and the previous point (``prev``, updated here), also their
     bounds in between: loss·e^{κt} moves at rate κ − 2rᵀHr/‖r‖² ≤ κ − 2λ_min(H), and a weight
-    at most Δt‖X‖₂‖r(t_prev)‖/√m."""
+    at most Δt‖X‖₂‖r(t_a)‖/√m after the last point t_a where the weights were formed (‖r‖
+    does not grow). With ``prev`` the weights (all m rows) are formed only at points that are
+    not events, or where that bound from t_a no longer certifies ‖w_k(t) − w_k(0)‖ ≤ R′."""
     m = W0.shape[0]
     loss = float(p.residual @ p.residual)
     e = p.error_u
@@ -32,17 +34,21 @@ def conclusions(tr: "Tracker", p, loss0: float, rates: dict[str, float], W0: np.
         if prev is not None and rate - 2 * lmin > 0:  # the ratio may rise inside, above both ends
             sup = prev["loss"] * math.exp(-rate * dt) * math.exp((rate - 2 * lmin) * dt)
         tr.check(key, loss, math.exp(-rate * p.t) * loss0, loss_err, p.trusted, sup=sup)
-    dist = float(np.sqrt(((p.theta.reshape(W0.shape) - W0) ** 2).sum(axis=1)).max())
-    sup = None
-    if prev is not None:
-        sup = (prev["dist"] + dist + dt * math.sqrt(xn2) * p.residual_prev_norm / math.sqrt(m)) / 2
-    tr.check("flow_weights", dist, R_prime, p.error_theta, p.trusted, sup=sup)
-    moved = float(np.linalg.norm(p.residual + y - u0))
-    tr.check("control_weights", dist, ctl_scale * moved, p.error_theta + ctl_scale * e, p.trusted)
     tr.t_h, tr.loss_h = p.t, loss
     tr.t_h_trusted = p.trusted
     if prev is not None:
-        prev["loss"], prev["dist"] = loss, dist
+        prev["loss"] = loss
+        reach = prev["dist"] + (p.t - prev["t_dist"]) * math.sqrt(xn2) * prev["r_dist"] / math.sqrt(m)
+        if p.event and reach <= R_prime - p.error_theta:
+            return  # certified up to t without forming W: nothing to record
+    dist = float(np.sqrt(((p.theta.reshape(W0.shape) - W0) ** 2).sum(axis=1)).max())
+    sup = None
+    if prev is not None:
+        sup = (prev["dist"] + dist + (reach - prev["dist"])) / 2
+        prev["dist"], prev["t_dist"], prev["r_dist"] = dist, p.t, math.sqrt(loss)
+    tr.check("flow_weights", dist, R_prime, p.error_theta, p.trusted, sup=sup)
+    moved = float(np.linalg.norm(p.residual + y - u0))
+    tr.check("control_weights", dist, ctl_scale * moved, p.error_theta + ctl_scale * e, p.trusted)
 
 
 def end_to_end(tr: "Tracker", p, loss0: float, l0: float) -> None:
