@@ -1,17 +1,27 @@
-"""Cost of cor24's gradient flow per trial: the exact event-driven flow against the
-Bogacki–Shampine pair, per width, measured in one run.
+"""Cost of cor24's gradient flow: per trial, the exact event-driven flow against the
+Bogacki–Shampine pair, per width; and the whole default run, measured in one run.
 
     python benchmarks/bench_flow.py [--widths 16 64 1024] [--trials 3] [--n 20] [--d 10]
+                                    [--default-runs 0] [--before DIR]
                                     [--results benchmarks/RESULTS.md]
 
 Prints seconds per trial for both integrators, their ratio exact/bs3, and the median number
-of kink events of the exact flow; with --results, appends the figures (date, machine,
-spread over the trials) to that file.
+of kink events of the exact flow. With ``--default-runs N`` it also times the default
+``ntkcheck cor24 -q`` N times in fresh processes, interleaved with the same command under
+``--set dynamics.integrator=bs3`` (the default before the exact flow) and, with
+``--before DIR``, with the code of another checkout (DIR holds its ``ntkcheck`` package):
+medians, ranges and the median of the per-round ratios. With --results, appends the
+figures (date, machine, spread) to that file.
 """
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -32,16 +42,59 @@ def per_trial(integrator: str, m: int, n: int, d: int, trials: int) -> tuple[lis
     return secs, float(np.median(events))
 
 
+def checkout(text: str) -> Path:
+    path = Path(text).resolve()
+    if not (path / "ntkcheck" / "__init__.py").is_file():
+        raise argparse.ArgumentTypeError(f"{text} holds no ntkcheck package (no ntkcheck/__init__.py)")
+    return path
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--widths", type=positive_int, nargs="+", default=[16, 64, 1024])
     ap.add_argument("--trials", type=positive_int, default=3)
     ap.add_argument("--n", type=positive_int, default=20)
     ap.add_argument("--d", type=positive_int, default=10)
+    ap.add_argument("--default-runs", type=int, default=0, metavar="N",
+                    help="also time the default `ntkcheck cor24 -q` N times (0: not)")
+    ap.add_argument("--before", type=checkout, default=None, metavar="DIR",
+                    help="with --default-runs: also time the default run with the code in DIR")
     add_results_option(ap)
     a = ap.parse_args()
-    with recorded(a.results, "bench_flow.py", f"n = {a.n}, d = {a.d}, {a.trials} trials per width, 1 worker"):
+    if a.default_runs < 0:
+        ap.error(f"--default-runs {a.default_runs} is negative")
+    with recorded(a.results, "bench_flow.py", f"n = {a.n}, d = {a.d}, {a.trials} trials per width, 1 worker; "
+                                              f"{a.default_runs} default runs of each command, interleaved"):
         run(a)
+
+
+def wall(argv: list[str], env: dict | None = None) -> float:
+    t0 = time.perf_counter()
+    p = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, check=False, text=True)
+    if p.returncode != 0:
+        sys.exit(f"{' '.join(argv)} ended with exit code {p.returncode}: {p.stderr.strip()[-300:]}")
+    return time.perf_counter() - t0
+
+
+def default_runs(a) -> None:
+    """The default run as a user starts it, exact against bs3 (and the code in --before)."""
+    cmd = [sys.executable, "-m", "ntkcheck", "cor24", "-q"]
+    commands = {"exact": (cmd, None), "bs3": (cmd + ["--set", "dynamics.integrator=bs3"], None)}
+    if a.before is not None:
+        env = dict(os.environ, PYTHONPATH=str(a.before))
+        commands["before"] = (cmd, env)
+    times: dict[str, list[float]] = {k: [] for k in commands}
+    for _ in range(a.default_runs):
+        for name, (argv, env) in commands.items():
+            times[name].append(wall(argv, env))
+    for name, ts in times.items():
+        print(f"default `ntkcheck cor24 -q` ({name}): {statistics.median(ts):.2f} s "
+              f"({min(ts):.2f}–{max(ts):.2f}) over {len(ts)} runs")
+    pairs = [("exact", "bs3", "exact/bs3")] + ([("before", "exact", "before/exact")] if a.before else [])
+    for num, den, label in pairs:
+        ratio = [x / y for x, y in zip(times[num], times[den])]
+        print(f"default run: {label} = {statistics.median(ratio):.2f} "
+              f"(per round {min(ratio):.2f}–{max(ratio):.2f})")
 
 
 def run(a) -> None:
@@ -54,6 +107,8 @@ def run(a) -> None:
                 f"exact/bs3 = {np.median(exact) / max(np.median(bs3), 1e-9):.2f}x, kink events {events:.0f} "
                 f"[{time.perf_counter() - t0:.1f} s]")
         print(line)
+    if a.default_runs:
+        default_runs(a)
 
 
 if __name__ == "__main__":
