@@ -94,3 +94,17 @@ class recorded:
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(head + body)
         return False
+
+
+def wall(argv: list[str], env: dict | None = None, check: bool = False) -> float:
+    """Wall seconds of one run of ``argv`` in a fresh process (output discarded). With
+    ``check``, a run that fails ends the benchmark with its exit code and the end of its stderr."""
+    import subprocess
+    import sys
+    import time
+
+    t0 = time.perf_counter()
+    p = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, check=False, text=True)
+    if check and p.returncode != 0:
+        sys.exit(f"{' '.join(argv)} ended with exit code {p.returncode}: {p.stderr.strip()[-300:]}")
+    return time.perf_counter() - t0

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 import ntkcheck
-from _args import add_results_option, positive_int, recorded
+from _args import add_results_option, positive_int, recorded, wall
 
 
 def per_trial(integrator: str, m: int, n: int, d: int, trials: int) -> tuple[list[float], float]:
@@ -68,14 +67,6 @@ def main() -> None:
         run(a)
 
 
-def wall(argv: list[str], env: dict | None = None) -> float:
-    t0 = time.perf_counter()
-    p = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, check=False, text=True)
-    if p.returncode != 0:
-        sys.exit(f"{' '.join(argv)} ended with exit code {p.returncode}: {p.stderr.strip()[-300:]}")
-    return time.perf_counter() - t0
-
-
 def default_runs(a) -> None:
     """The default run as a user starts it, exact against bs3 (and the code in --before)."""
     cmd = [sys.executable, "-m", "ntkcheck", "cor24", "-q"]
@@ -86,7 +77,7 @@ def default_runs(a) -> None:
     times: dict[str, list[float]] = {k: [] for k in commands}
     for _ in range(a.default_runs):
         for name, (argv, env) in commands.items():
-            times[name].append(wall(argv, env))
+            times[name].append(wall(argv, env, check=True))
     for name, ts in times.items():
         print(f"default `ntkcheck cor24 -q` ({name}): {statistics.median(ts):.2f} s "
               f"({min(ts):.2f}–{max(ts):.2f}) over {len(ts)} runs")

@@ -11,17 +11,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
-import time
 
-from _args import add_results_option, positive_int, recorded
-
-
-def wall(argv: list[str]) -> float:
-    t0 = time.perf_counter()
-    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-    return time.perf_counter() - t0
+from _args import add_results_option, positive_int, recorded, wall
 
 
 def main() -> None:

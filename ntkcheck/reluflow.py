@@ -203,12 +203,19 @@ class ReluFlow:
         return out, ((j,) if best == 2 else ()), valid != 1
 
     # -- following entries ---------------------------------------------------------------
-    def coefficients(self, md: Mode, ke: np.ndarray, ie: np.ndarray) -> np.ndarray:
+    def coefficients(self, md: Mode, ke: np.ndarray, ie: np.ndarray, XP: np.ndarray | None = None) -> np.ndarray:
         """c_e with z_e′ = c_e · r for the entries e = (k_e, i_e) on their side σ_e = ±1 (σz ≥ 0):
         c_e = −σ_e (a_k/√m) S_k ∘ (X P_k x_i), P_k = I unless k slides. They change only when
-        neuron k does (its signs or its sliding set)."""
-        X = self.X
+        neuron k does (its signs or its sliding set). ``XP``: the rows X P_k x_i if known."""
         sig = np.where(md.S[ke, ie], 1.0, -1.0)
+        c = XP if XP is not None else self._projected(md, ke, ie)
+        c *= -(sig * self.a_m[ke])[:, None]
+        c *= md.Sf[ke]
+        return c
+
+    def _projected(self, md: Mode, ke: np.ndarray, ie: np.ndarray) -> np.ndarray:
+        """The rows X P_k x_i (a new array), P_k the projection off neuron k's kinks' planes."""
+        X = self.X
         c = self.G[ie]
         if md.slide:
             _, Qs, slot = md.sliding_neurons()
@@ -218,8 +225,6 @@ class ReluFlow:
                 xi = X[ie[hit]]
                 xp = xi - np.einsum("kde,ke->kd", Qs[pos[hit]], xi)
                 c[hit] = xp @ X.T
-        c *= -(sig * self.a_m[ke])[:, None]
-        c *= md.Sf[ke]
         return c
 
     def _track(self, md: Mode, fo: "Followed") -> "Track":

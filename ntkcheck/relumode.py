@@ -243,17 +243,15 @@ class Followed:
     @staticmethod
     def _neuron(fl: ReluFlow, md: Mode, k: int, ii: np.ndarray):
         """Neuron k's entries (k, i), i ∈ ii, in ``md``: c_e as columns, base_e, sliding."""
-        Q = md.projection(k)
+        Q = md.projection(k)  # (one neuron: its projection alone, not md.sliding_neurons())
         if Q is None:
             XP = fl.G[ii]
         else:
             xi = fl.X[ii]
             XP = (xi - xi @ Q) @ fl.X.T  # X P_k x_i (Q_k symmetric)
-        C = XP * (md.Sf[k] * -fl.a_m[k])  # (exact: times ±1 and 0/1, as in ReluFlow.coefficients)
-        side = md.S[k, ii]
-        C[~side] *= -1.0
+        C = fl.coefficients(md, np.full(ii.size, k), ii, XP)
         z = fl.X[ii] @ fl.Wa[k]
-        base = np.where(side, z, -z) - C @ fl.Ga[k]
+        base = np.where(md.S[k, ii], z, -z) - C @ fl.Ga[k]
         return C.T, base, md.sliding_mask[k, ii]
 
     def update(self, fl: ReluFlow, md: Mode, released: list[tuple[int, int]]) -> None:

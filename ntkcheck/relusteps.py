@@ -14,6 +14,21 @@ from .relumode import Mode, Track
 CHASE = 16
 
 
+def _up(vd, b2):
+    """v′ ≥ 0 up to rounding (b2 = |e^{−λτ}q|·|F| bounds the size of v′'s terms)."""
+    return vd >= -1e-13 * b2
+
+
+def _away(vd, vdd, up):
+    """An entry on its kink leaves it: moving away (v′ > 0), or about to (v′ ≈ 0, v″ > 0)."""
+    return (vd > 0) | (up & (vdd > 0))
+
+
+def _leaves(f, fd, b2):
+    """A sliding weight reaches 0 (relative to the size of its terms) and is not rising."""
+    return (f <= 1e-12 * b2 + 1e-300) & (fd <= 0)
+
+
 def steps(md: Mode, tau: float, tr: Track, fresh: set[int], buf: np.ndarray):
     """For each followed entry, a step that provably keeps it off its kink (v > ζ, or v not
     decreasing), and whether it arrives at its kink now (see :mod:`ntkcheck.reluflow`); for
@@ -45,14 +60,13 @@ def steps(md: Mode, tau: float, tr: Track, fresh: set[int], buf: np.ndarray):
     f, fd = vals[1, ne:], vals[2, ne:]
     b2 = bnds[2, :ne]
     near = v <= tr.zeta
-    up = vd >= -1e-13 * b2
-    away = (vd > 0) | (up & (vdd > 0))
+    up = _up(vd, b2)
+    away = _away(vd, vdd, up)
     idle = b2 == 0  # the entry's velocity is 0 in this mode (e.g. its neuron is off), or it slides
     idle |= tr.sl
     # a sliding weight leaves at f ≤ 1e-12·(|e^{−λτ}q|·|F|) + 1e-300, which is ≤ θ = 1e-12·(g·|F|) + 1e-300
     # from here on
-    leaving = f <= 1e-12 * bnds[2, ne:] + 1e-300
-    leaving &= fd <= 0
+    leaving = _leaves(f, fd, bnds[2, ne:])
     # one quadratic bound for all: (A + √(A² + 2M·max(B, 0)))/M, the largest s with B + As − Ms²/2 ≥ 0.
     # Row 0 for the entries: B = v − ζ, A = v′, M = M₂ ≥ |v″|; row 1 for the entries: B = v′, A = v″,
     # M = M₃ ≥ |v‴|, and for the sliding weights: B = f − θ, A = f′, M ≥ |f″| (their row 0 is unused).
@@ -170,19 +184,15 @@ def arrival(md: Mode, tr: Track, lead: int, buf: np.ndarray):
     np.multiply(md.neg_lam, buf[1], out=buf[2])
     np.abs(buf[1], out=buf[5])
     ne = tr.codes.size
-    if low.size:  # sliding weights near 0 and rising at the last pass: none may leave at x
+    if low.size:  # sliding weights within 2θ at the last pass: none may leave at x
         Fs, aFs = tr.FvT[:, ne + low], tr.aFT[:, ne + low]
-        if ((buf[1] @ Fs <= 1e-12 * (buf[5] @ aFs) + 1e-300) & (buf[2] @ Fs <= 0)).any():
+        if _leaves(buf[1] @ Fs, buf[2] @ Fs, buf[5] @ aFs).any():
             return None
-    if near.size:  # entries on their kink and moving away at the last pass: none may arrive at x
-        F, aF = tr.FvT[:, near], tr.aFT[:, near]
-        v, vd, vdd = buf[0] @ F + tr.v0[near], buf[1] @ F, buf[2] @ F
-        up = vd >= -1e-13 * (buf[5] @ aF)
-        if ((v <= tr.zeta[near]) & (vd <= 0) & ~(up & (vdd > 0))).any():
-            return None
-    F = tr.FvT[:, lead]
-    lv, lvd, lvdd = float(buf[0] @ F + tr.v0[lead]), float(buf[1] @ F), float(buf[2] @ F)
-    up = lvd >= -1e-13 * float(buf[5] @ tr.aFT[:, lead])
-    if lv > tr.zeta[lead] or lvd > 0 or (up and lvdd > 0):
+    # the leader must arrive (on its kink, not leaving it, as steps decides), the others not
+    cols = np.concatenate(([lead], near))
+    F = tr.FvT[:, cols]
+    v, vd, vdd = buf[0] @ F + tr.v0[cols], buf[1] @ F, buf[2] @ F
+    arriving = (v <= tr.zeta[cols]) & ~_away(vd, vdd, _up(vd, buf[5] @ tr.aFT[:, cols]))
+    if not arriving[0] or arriving[1:].any():
         return None
-    return lvd
+    return float(vd[0])
