@@ -75,6 +75,7 @@ class ReluFlow:
         self.G = self.X @ self.X.T
         self.xnorm = np.sqrt(np.diag(self.G))
         self.X2 = float(np.linalg.norm(self.X, 2))
+        self.xmax = float(self.xnorm.max())
         self.T = float(T)
         self._planes: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._solves: dict[tuple[int, ...], np.ndarray | None] = {}
@@ -144,7 +145,7 @@ class ReluFlow:
             return out, (), False
         base = S_k.astype(np.float64)
         base[surface] = 0.0
-        scale = abs(self.a_m[k]) * float(np.abs(r) @ self.xnorm) * float(self.xnorm.max()) + 1e-300
+        scale = abs(self.a_m[k]) * float(np.abs(r) @ self.xnorm) * self.xmax + 1e-300
         best, best_margin, valid = None, -np.inf, 0
         for choice in itertools.product(*[(fixed[j],) if j in fixed else (0, 1, 2) for j in surface]):
             sk = base.copy()
@@ -183,14 +184,14 @@ class ReluFlow:
         −a(b0 + r_j x_j), and sliding keeps x_j·w′ = 0 with weight s = −(x_j·b0)/(G_jj r_j).
         The same margins as :meth:`choose` up to rounding, so the same choice (tested)."""
         a, Gjj = self.a_m[k], self.G[j, j]
-        scale = abs(a) * float(np.abs(r) @ self.xnorm) * float(self.xnorm.max()) + 1e-300
+        scale = abs(a) * float(np.abs(r) @ self.xnorm) * self.xmax + 1e-300
         rk = r * S_k
         rk[j] = 0.0
         xb0 = float(self.G[j] @ rk)  # x_j·b0
         margins = [a * xb0 / scale, -a * (xb0 + r[j] * Gjj) / scale]
         if Gjj > 0:
             sj = -xb0 / (Gjj * r[j]) if r[j] != 0 else np.nan
-            margins.append(min(sj, 1 - sj) if np.isfinite(sj) else -np.inf)
+            margins.append(min(sj, 1 - sj) if math.isfinite(sj) else -np.inf)
         best, best_margin, valid = None, -np.inf, 0
         for c, mg in enumerate(margins):
             valid += mg > 1e-9
@@ -203,10 +204,11 @@ class ReluFlow:
         return out, ((j,) if best == 2 else ()), valid != 1
 
     # -- following entries ---------------------------------------------------------------
-    def coefficients(self, md: Mode, ke: np.ndarray, ie: np.ndarray, XP: np.ndarray | None = None) -> np.ndarray:
+    def coefficients(self, md: Mode, ke: np.ndarray | int, ie: np.ndarray, XP: np.ndarray | None = None) -> np.ndarray:
         """c_e with z_e′ = c_e · r for the entries e = (k_e, i_e) on their side σ_e = ±1 (σz ≥ 0):
         c_e = −σ_e (a_k/√m) S_k ∘ (X P_k x_i), P_k = I unless k slides. They change only when
-        neuron k does (its signs or its sliding set). ``XP``: the rows X P_k x_i if known."""
+        neuron k does (its signs or its sliding set). ``ke`` may be one neuron k for all
+        entries (then ``XP``, the rows X P_k x_i, must be given); ``XP``: those rows if known."""
         sig = np.where(md.S[ke, ie], 1.0, -1.0)
         c = XP if XP is not None else self._projected(md, ke, ie)
         c *= -(sig * self.a_m[ke])[:, None]
@@ -461,7 +463,10 @@ class ReluFlow:
                 slide.pop(k, None)
         for k, w in zip(ks, Wk):
             self.Wa[k] = w
-        self.Ga[ks] = Gt
+        if len(ks) == 1:  # (most events: a row, not a fancy-indexed assignment)
+            self.Ga[ks[0]] = Gt
+        else:
+            self.Ga[ks] = Gt
         ex["degenerate"] += degenerate
         touched = [(k, j) for k, sides in fixed.items() for j in sides]  # released: followed from here
         return Mode(self, t, Gt, rt, S, slide, prev=md, changed=changed), degenerate, err_theta, touched

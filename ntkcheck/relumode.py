@@ -49,6 +49,9 @@ class FlowPoint:
 Monitor = Callable[[FlowPoint], bool]  # returns whether to go on
 
 
+#: −λ capped at +∞ and at 0: np.minimum(−λ, _ROW_CAPS) has the rows −λ and −λ⁺ = min(−λ, 0)
+_ROW_CAPS = np.array([[np.inf], [0.0]])
+
 #: what a mode shares with the previous one when its pattern is the same (a refresh)
 _SPECTRAL = ("Sf", "H", "lam", "V", "grow", "_phi_big", "_lam_safe", "neg_lam", "neg_lam_pos",
              "abs_lam", "lam2", "neg_lams", "abs_lams", "_phi_all")
@@ -93,17 +96,18 @@ class Mode:
             raise np.linalg.LinAlgError(f"the eigendecomposition of H failed (dsyevd info = {info})")
         self.lam = lam
         self.grow = math.exp(max(0.0, -float(lam[0])) * fl.T)  # e^{−λτ} ≤ grow·e^{−λ⁺τ}, τ ≤ T
-        self.neg_lams = nl = np.empty((2, lam.size))  # rows: −λ, −λ⁺ (one exp gives both)
-        np.negative(lam, out=nl[0])
-        np.minimum(nl[0], 0.0, out=nl[1])
-        self.neg_lam, self.neg_lam_pos = nl
+        self.neg_lams = nl = np.minimum(-lam, _ROW_CAPS)  # rows: −λ, −λ⁺ (one exp gives both)
+        self.neg_lam, self.neg_lam_pos = nl[0], nl[1]
         self.abs_lams = al = np.empty((2, lam.size))  # rows: |λ|, λ²
         np.abs(lam, out=al[0])
         np.multiply(lam, lam, out=al[1])
-        self.abs_lam, self.lam2 = al
-        big = self.abs_lam * fl.T > 1e-12
-        self._phi_big, self._phi_all = big, bool(big.all())
-        self._lam_safe = np.where(big, lam, 1.0)
+        self.abs_lam, self.lam2 = al[0], al[1]
+        # all |λ|T > 1e-12 iff min|λ|·T > 1e-12 (rounding is monotone); else φ = τ where not
+        self._phi_all = float(al[0].min()) * fl.T > 1e-12
+        self._phi_big = self._lam_safe = None
+        if not self._phi_all:
+            self._phi_big = big = al[0] * fl.T > 1e-12
+            self._lam_safe = np.where(big, lam, 1.0)
         self._sliding(prev, changed, r)
         self._slid = None
         self._coordinates(r)
@@ -249,7 +253,7 @@ class Followed:
         else:
             xi = fl.X[ii]
             XP = (xi - xi @ Q) @ fl.X.T  # X P_k x_i (Q_k symmetric)
-        C = fl.coefficients(md, np.full(ii.size, k), ii, XP)
+        C = fl.coefficients(md, k, ii, XP)
         z = fl.X[ii] @ fl.Wa[k]
         base = np.where(md.S[k, ii], z, -z) - C @ fl.Ga[k]
         return C.T, base, md.sliding_mask[k, ii]

@@ -206,3 +206,22 @@ def test_rows_creeping_up_on_their_threshold_reach_it():
     rep = replay_trial("cor24", 4, n=10, d=6, m=512, **{"dynamics.method": "flow", "dynamics.max_steps": 5000})
     assert rep.outcomes["flow_loss"] == "holds"
     assert rep.error is None
+
+
+@pytest.mark.parametrize("off", [False, True])
+def test_the_modes_phi_is_the_formula_also_where_an_eigenvalue_vanishes(off):
+    # with every neuron off on input 0, H has the eigenvalue 0 there, and φ(0, τ) = τ
+    from ntkcheck.relumode import Mode
+    X, y, a, W0 = _problem(12, 4, 3, 5)
+    fl = ReluFlow(X, y, a, 3.0)
+    S = W0 @ X.T > 0
+    if off:
+        S[:, 0] = False
+    md = Mode(fl, 0.0, np.zeros(4), fl.residual(W0), S, {})
+    Sf = S.astype(float)
+    lam = np.linalg.eigvalsh(fl.G * (Sf.T @ Sf) / 12)
+    assert (np.min(np.abs(lam)) < 1e-15) == off
+    for tau in (0.0, 1e-3, 0.7, 3.0):
+        want = [tau if abs(v) * 3.0 <= 1e-12 else -np.expm1(-v * tau) / v for v in md.lam]
+        np.testing.assert_allclose(md.phi(tau), want, rtol=1e-14, atol=0)
+        np.testing.assert_allclose(np.sort(md.lam), lam, rtol=0, atol=1e-14)
