@@ -1,6 +1,8 @@
 """The certified bound of Lemma 2.3 against sampled perturbations, and the attack against it."""
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ntkcheck import gram_matrix
 from ntkcheck.kernels import certificate as certificate_mod
@@ -105,6 +107,32 @@ def test_critical_radii_share_one_pass_and_each_is_its_edge(monkeypatch):
             assert certify(X, W0, Rc * (1 - 1e-9), 64).lam_max_E < t - tol <= certify(X, W0, Rc, 64).lam_max_E
     monkeypatch.setattr(certificate_mod, "prefix_bound", lambda total, g, size: 1)
     assert critical_radii(X, W0, thrs, tol, 64) == radii
+
+
+def test_critical_radii_are_the_same_with_the_sparse_pair_counts(monkeypatch):
+    """More same-neuron pairs than the memory budget allows: AᵀA from a sparse A at each
+    step instead of the pairs' counts; the same radii."""
+    _, X, W0 = setup(seed=5, m=3000)
+    thrs = [0.6, 0.05, 3.0]
+    radii = critical_radii(X, W0, thrs, 1e-12, 64)
+    monkeypatch.setattr(certificate_mod, "_PAIR_BYTES", 1 << 40)  # no pair fits the budget
+    assert critical_radii(X, W0, thrs, 1e-12, 64) == radii
+
+
+@settings(max_examples=60)
+@given(n=st.integers(1, 7), m=st.integers(1, 9), size=st.integers(0, 40), seed=st.integers(0, 2**31))
+def test_the_pair_counts_are_the_gram_of_every_prefix(n, m, size, seed):
+    """(AᵀA) of each prefix of a list of distinct entries (k, i), from the same-neuron pairs,
+    against A formed densely for that prefix."""
+    rng = np.random.default_rng(seed)
+    flat = rng.permutation(m * n)[:size]
+    rows, cols = np.divmod(flat, n)
+    pc = certificate_mod._PairCounts(rows, cols, n)
+    assert pc.admit.size == certificate_mod._PairCounts.count(rows)
+    for upto in range(rows.size + 1):
+        A = np.zeros((m, n))
+        A[rows[:upto], cols[:upto]] = 1.0
+        assert np.array_equal(pc.gram(upto), A.T @ A)
 
 
 @pytest.mark.parametrize("thr", [0.02, 0.3])

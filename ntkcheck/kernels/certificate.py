@@ -181,8 +181,49 @@ def critical_radii(X: np.ndarray, W0: np.ndarray, thresholds: list[float], tol: 
         vals.append(v)
     flat_all, vals_all = np.concatenate(flats), np.concatenate(vals)
     del flats, vals
-    return [0.0 if t <= 0 else _critical_from(flat_all, vals_all, c, t, absGs, g, n, m)
+    max_pairs = int(working_memory_mb * 2**20 // _PAIR_BYTES)
+    return [0.0 if t <= 0 else _critical_from(flat_all, vals_all, c, t, absGs, g, n, m, max_pairs)
             for t, c in zip(targets, caps)]
+
+
+#: bytes per same-neuron pair of flippable entries in :class:`_PairCounts` (four int64 arrays
+#: while they are formed and sorted)
+_PAIR_BYTES = 40
+
+
+class _PairCounts:
+    """(AᵀA)_ij for every prefix of a list of flippable entries (neuron k_e, input i_e) sorted
+    by value, without forming A: (AᵀA)_ij counts the neurons with both (k, i) and (k, j) in
+    the prefix, i.e. the pairs (e, f) of entries of one neuron (e = f included: the diagonal
+    c_i) whose later member is inside it. Each pair is listed once with its admission
+    position max(e, f); a prefix of ``upto`` entries is a bincount over the pairs admitted
+    before ``upto``. There are Σ_k s_k² pairs for s_k entries of neuron k."""
+
+    def __init__(self, rows: np.ndarray, cols: np.ndarray, n: int):
+        self.n = n
+        by = np.argsort(rows, kind="stable")  # entry positions grouped by neuron
+        r = rows[by]
+        starts = np.flatnonzero(np.r_[True, r[1:] != r[:-1]]) if r.size else np.zeros(0, dtype=np.int64)
+        sizes = np.diff(np.r_[starts, r.size])
+        each = np.repeat(sizes, sizes)  # per grouped entry: its neuron's number of entries
+        first = np.repeat(starts, sizes)  # and where that neuron's group starts
+        left = np.repeat(np.arange(r.size), each)
+        right = np.repeat(first, each) + (np.arange(left.size) - np.repeat(np.cumsum(each) - each, each))
+        admit = np.maximum(by[left], by[right])
+        order = np.argsort(admit, kind="stable")
+        self.admit = admit[order]
+        self.key = (cols[by[left]] * n + cols[by[right]])[order]
+
+    @staticmethod
+    def count(rows: np.ndarray) -> int:
+        """Σ_k s_k², the number of pairs, without forming them."""
+        s = np.unique(rows, return_counts=True)[1].astype(np.int64)
+        return int((s * s).sum())
+
+    def gram(self, upto: int) -> np.ndarray:
+        """AᵀA (float64, exact integers) for the first ``upto`` entries."""
+        p = np.searchsorted(self.admit, upto)
+        return np.bincount(self.key[:p], minlength=self.n * self.n).reshape(self.n, self.n).astype(np.float64)
 
 
 def prefix_bound(total: float, g: np.ndarray, size: int) -> int:
@@ -191,11 +232,13 @@ def prefix_bound(total: float, g: np.ndarray, size: int) -> int:
 
 
 def _critical_from(flat: np.ndarray, vals: np.ndarray, cap: float, target: float, absGs: np.ndarray,
-                   g: np.ndarray, n: int, m: int) -> float:
+                   g: np.ndarray, n: int, m: int, max_pairs: int) -> float:
     """One threshold's search (see :func:`critical_radii`) over the entries ``flat`` with
     |w·x| = ``vals``, a superset of those ≤ ``cap``; λ_max(E) is computed as :func:`certify`
     computes it (the same E, the same LAPACK call), so the radius found is the edge of the
-    certificate itself."""
+    certificate itself. AᵀA of each step's prefix comes from the entries' same-neuron pairs
+    (:class:`_PairCounts`), or, when there are more than ``max_pairs`` of them, from a sparse
+    A formed anew at each step."""
     if np.isfinite(cap) and vals.size and vals.max() > cap:
         keep = vals <= cap
         flat, vals = flat[keep], vals[keep]
@@ -221,6 +264,15 @@ def _critical_from(flat: np.ndarray, vals: np.ndarray, cap: float, target: float
         cap = float(vals[-1])
 
     perron = np.ones(n)  # the last Perron vector computed (1 before the first)
+    pairs = _PairCounts(rows, cols, n) if _PairCounts.count(rows) <= max_pairs else None
+
+    def pair_gram(upto: int) -> np.ndarray:
+        if pairs is not None:
+            return pairs.gram(upto)
+        from scipy import sparse  # (here: importing scipy.sparse costs ~0.1 s at start-up)
+
+        A = sparse.csr_matrix((np.ones(upto), (rows[:upto], cols[:upto])), shape=(m, n))
+        return (A.T @ A).toarray()
 
     def below(j: int) -> bool:
         """λ_max(E) < target at R = vals[j] (the entries ≤ vals[j] are flippable), as
@@ -231,14 +283,11 @@ def _critical_from(flat: np.ndarray, vals: np.ndarray, cap: float, target: float
         rounding of the bounds and of the eigensolver) the answer is known. Only a step whose
         λ_max lies within the margin of the target, or whose bounds stall, calls the
         eigensolver."""
-        from scipy import sparse  # (here: importing scipy.sparse costs ~0.1 s at start-up)
-
         nonlocal perron
         upto = np.searchsorted(vals, vals[j], side="right")
-        A = sparse.csr_matrix((np.ones(upto), (rows[:upto], cols[:upto])), shape=(m, n))
         c = np.bincount(cols[:upto], minlength=n).astype(float)
         E = np.empty((n, n))
-        _bound_rows(absGs, c, c, (A.T @ A).toarray(), E)
+        _bound_rows(absGs, c, c, pair_gram(upto), E)
         x = perron
         gap = np.inf
         for _ in range(_POWER_STEPS):
