@@ -156,6 +156,7 @@ def main() -> None:
         with threadpool_limits(1):
             (t_bare1, t_gram1), (_, r1) = ratios(steady([bare, gram], rounds=3))
         print(f"one BLAS thread: bare {t_bare1 * 1e3:.2f} ms, gram {t_gram1 * 1e3:.2f} ms   gram/bare = {r1:.2f}")
+        torch_form(X, W, gram)
 
         k = min(a.m, 256)
 
@@ -189,6 +190,29 @@ def main() -> None:
         if ticks0 and ticks1 and ticks1[0] > ticks0[0]:
             print(f"CPU time taken by the hypervisor (steal) during the run: "
                   f"{100 * (ticks1[1] - ticks0[1]) / (ticks1[0] - ticks0[0]):.0f}% (/proc/stat)")
+
+
+def torch_form(X: np.ndarray, W: np.ndarray, gram) -> None:
+    """With torch installed: the hand-written float32 closed form (X Xᵀ) ∘ (S Sᵀ)/m, S from a
+    float32 X Wᵀ (its signs unchecked: near 0 they may differ from the float64 product's),
+    timed in the same rounds as gram_matrix, on torch's own threads (as many as numpy's BLAS)."""
+    try:
+        import torch
+    except ImportError:
+        print("torch float32 form             (torch is not installed)")
+        return
+    m = W.shape[0]
+    torch.set_num_threads(max(1, max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")))
+    Xt, Wt = torch.from_numpy(X.astype(np.float32)), torch.from_numpy(W.astype(np.float32))
+
+    def form():
+        S = (Xt @ Wt.T >= 0).to(torch.float32)
+        return (Xt @ Xt.T) * (S @ S.T) / m
+
+    diff = float(np.abs(form().double().numpy() - gram()).max() / np.abs(gram()).max())
+    (t_gram, t_torch), (_, r) = ratios(steady([gram, form], rounds=7))
+    print(f"torch {torch.__version__} float32 form {t_torch * 1e3:9.2f} ms   torch/gram = {r:.2f}   (gram_matrix "
+          f"{t_gram * 1e3:.2f} ms in the same rounds; max relative difference {diff:.1e})")
 
 
 def floor(X: np.ndarray, W: np.ndarray, S: np.ndarray, R: float) -> None:
