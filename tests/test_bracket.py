@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from ntkcheck import gram_matrix
 from ntkcheck.kernels import certificate as certificate_mod
 from ntkcheck.kernels import attack, certify, critical_radii, critical_radius
-from ntkcheck.kernels.eig import eigenvalue_at, extreme_eigenvalues
+from ntkcheck.kernels.eig import bordered_extremes, eigenvalue_at, extreme_eigenvalues
 from ntkcheck.kernels.flippable import pair_counts
 
 
@@ -309,3 +309,32 @@ def test_extreme_eigenpairs_match_the_full_decomposition():
         assert abs(v @ ref) == pytest.approx(1.0, abs=1e-10)
     assert extreme_eigenvalues(M)[:2] == pytest.approx((w[0], w[-1]), rel=1e-12)
     assert eigenvalue_at(M, 3) == pytest.approx(w[3], rel=1e-12)
+
+
+@settings(max_examples=80)
+@given(n=st.integers(2, 40), frac=st.floats(0.0, 1.0), shape=st.sampled_from(["bordered", "block+", "block-"]),
+       seed=st.integers(0, 2**31))
+def test_bordered_extremes_are_the_full_decompositions(n, frac, shape, seed):
+    """A symmetric M with rows and columns only at T (ΔH of a pass, T its changed inputs):
+    the extremes by Rayleigh–Ritz on span{e_T} ⊕ range(M[N, T]) against numpy's full
+    eigvalsh, and the vector an eigenvector of the extreme asked for. A definite block M_TT
+    alone (no border: R = 0) puts one extreme at 0, in M's null space, which K then shares."""
+    rng = np.random.default_rng(seed)
+    T = np.sort(rng.choice(n, int(frac * n), replace=False))
+    M = np.zeros((n, n))
+    if shape == "bordered":
+        A = rng.standard_normal((n, n))
+        M[T] = (A + A.T)[T]
+        M[:, T] = (A + A.T)[:, T]
+    else:
+        A = rng.standard_normal((T.size, T.size))
+        M[np.ix_(T, T)] = (1.0 if shape == "block+" else -1.0) * (A @ A.T + np.eye(T.size))
+    w = np.linalg.eigvalsh(M)
+    scale = max(1.0, float(np.abs(w).max()))
+    for top in (None, True, False):
+        lo, hi, v = bordered_extremes(M, T, vector_at_top=top)
+        assert abs(lo - w[0]) <= 1e-11 * scale and abs(hi - w[-1]) <= 1e-11 * scale
+        if top is not None:
+            lam = hi if top else lo
+            assert abs(np.linalg.norm(v) - 1.0) <= 1e-12
+            assert np.linalg.norm(M @ v - lam * v) <= 1e-9 * scale

@@ -16,7 +16,7 @@ import numpy as np
 from ..memory import chunk_rows, neuron_slices
 from ..parallel import single_blas, work_threads
 from .certificate import Certificate
-from .eig import eigenvalue_at, extreme_eigenvalues
+from .eig import bordered_extremes, eigenvalue_at
 from .flippable import csr_rows, run_starts
 from .gram import exact_entries, float32_error_bound, gram_of_rows, require_safe_rows, sign_pass
 
@@ -199,19 +199,22 @@ class AttackPasses:
     def __call__(self, v: np.ndarray, sign: float, moves: np.ndarray | None = None) -> np.ndarray:
         n = self.X.shape[0]
         vF32 = (v[:, None] * self.F).astype(np.float32)
-        acc, dd = None, []
+        acc, dd, inputs = None, [], []
         for j, sl in enumerate(self.slices):
             c = self.cached[j] if self.cached is not None else self._signs(sl, self.S[: sl.stop - sl.start])
             if c is None:
                 if moves is not None:
                     moves[sl] = 0.0
                 continue
-            best_U, DS, DD = self._chunk(v, vF32, sign, **c)
+            best_U, DS, DD, changed = self._chunk(v, vF32, sign, **c)
             if moves is not None:
                 moves[sl] = best_U
             if DS is not None:
                 acc = DS if acc is None else np.add(acc, DS, dtype=np.float64)  # float64 across chunks
                 dd.append(DD)
+                inputs.append(changed)
+        # the change has rows and columns only at these inputs (see eig.bordered_extremes)
+        self.inputs = np.unique(np.concatenate(inputs)) if inputs else np.zeros(0, dtype=np.intp)
         out = np.zeros((n, n))
         if acc is not None:
             np.add(acc, acc.T, out=out)
@@ -223,7 +226,8 @@ class AttackPasses:
         return out
 
     def _chunk(self, v, vF32, sign, Wc, Sc, near, on, dsg, p0, far, tau0, slack):
-        """One chunk: (pushes, DᵀS, DᵀD) with D = S' − S (None, None if no sign changed)."""
+        """One chunk: (pushes, DᵀS, DᵀD, the inputs of the changed signs) with D = S' − S
+        (None, None, None if no sign changed)."""
         X, X32, G, F, Rm, gdiag = self.X, self.X32, self.G, self.F, self.Rm, self.gdiag
         rows, d = Wc.shape
         n = X.shape[0]
@@ -267,7 +271,7 @@ class AttackPasses:
         ce = near.row(choice)
         moved = np.flatnonzero(ce > 0)
         if moved.size == 0:
-            return best_U, None, None
+            return best_U, None, None, None
         # the W tried: new values of its near entries, exact signs (float64 within the bound)
         c1 = ce[moved] == 1
         q = p0[moved] + (du1[moved] * c1 + du2[moved] * ~c1)  # x·1 + y·0 = x exactly
@@ -277,13 +281,13 @@ class AttackPasses:
             pos[unsure] = exact_entries(Wc + best_U, X, near.index(moved[unsure]), n) >= 0
         ch = moved[pos != on[moved]]
         if ch.size == 0:
-            return best_U, None, None
+            return best_U, None, None, None
         # S' = S + D with D = ±1 on the changed signs: S'ᵀS' − SᵀS = DᵀS + SᵀD + DᵀD, integers
         # (|entries| ≤ 2·chunk ≤ 2^24, exact in float32)
         D = near.matrix(dsg[ch].astype(np.float32), subset=ch)
         DS = np.asarray(D.T @ Sc)  # n × n: DᵀS, a row of S per changed sign
         DD = D.T @ D
-        return best_U, DS, (DD.tocoo() if hasattr(DD, "tocoo") else DD)  # (sparse: as COO)
+        return best_U, DS, (DD.tocoo() if hasattr(DD, "tocoo") else DD), near.index(ch) % n  # (sparse: as COO)
 
 
 def attack_pass(X: np.ndarray, G: np.ndarray, W0: np.ndarray, R: float, v: np.ndarray,
@@ -327,7 +331,7 @@ def attack(X: np.ndarray, W0: np.ndarray, R: float, cert: Certificate, iteration
         v = cert.v_perron
         for _ in range(iterations):
             dH = Gs * push(v, sign, moves)
-            lo, hi, v = extreme_eigenvalues(dH, vector_at_top=sign > 0)
+            lo, hi, v = bordered_extremes(dH, push.inputs, vector_at_top=sign > 0)
             lmin = eigenvalue_at(H0 + dH, 0)
             if kept is not None and max(abs(lo), abs(hi)) > best_norm:
                 kept["norm"] = point()
@@ -339,7 +343,7 @@ def attack(X: np.ndarray, W0: np.ndarray, R: float, cert: Certificate, iteration
     for _ in range(iterations):
         H = Gs * (cert.SS + push(v, -1.0, moves))
         w0, v = eigenvalue_at(H, 0, vector=True)
-        lo, hi, _ = extreme_eigenvalues(H - H0)  # symmetric: its 2-norm is its largest |eigenvalue|
+        lo, hi, _ = bordered_extremes(H - H0, push.inputs)  # symmetric: its 2-norm is its largest |eigenvalue|
         if kept is not None and w0 < best_min:
             kept["min"] = point()
         if kept is not None and max(-lo, hi) > best_norm:

@@ -28,3 +28,37 @@ def extreme_eigenvalues(M: np.ndarray, vector_at_top: bool | None = None):
         return eigenvalue_at(M, 0), hi, v
     lo, v = eigenvalue_at(M, 0, vector=True)
     return lo, eigenvalue_at(M, -1), v
+
+
+def bordered_extremes(M: np.ndarray, T: np.ndarray, vector_at_top: bool | None = None):
+    """:func:`extreme_eigenvalues` of a symmetric M that vanishes outside the rows and columns
+    ``T`` (M[N, N] = 0 for the other indices N), as Lemma 2.3's ΔH does (only the inputs with
+    a changed sign have rows or columns in it). With Q₂R = M[N, T] (QR), the range of M lies
+    in span{e_T} ⊕ span(Q₂), on which M is K = [[M_TT, Rᵀ], [R, 0]]: M = Q K Qᵀ exactly, so
+    M's nonzero eigenvalues are K's, and its extreme ones too — the other eigenvalues of M
+    are 0, which lies between K's extremes (K's zero diagonal block makes it indefinite when
+    R ≠ 0, and singular when R = 0). One eigensolve of the 2|T| × 2|T| matrix K instead of
+    full ones (Rayleigh–Ritz on an invariant subspace); the eigenvector is Q u for K's u.
+    Falls back to :func:`extreme_eigenvalues` where this does not pay (2|T| ≥ n), and where M
+    is not of that shape."""
+    n = M.shape[0]
+    T = np.asarray(T, dtype=np.intp)
+    if T.size == 0 or 2 * T.size >= n:
+        return extreme_eigenvalues(M, vector_at_top)
+    N = np.setdiff1d(np.arange(n), T, assume_unique=True)
+    if np.any(M[np.ix_(N, N)]):
+        return extreme_eigenvalues(M, vector_at_top)
+    Q2, R = np.linalg.qr(M[np.ix_(N, T)])  # (|N| > |T|: Q2 is |N| × |T|, R is |T| × |T|)
+    t = T.size
+    K = np.zeros((2 * t, 2 * t))
+    K[:t, :t] = M[np.ix_(T, T)]
+    K[t:, :t] = R
+    K[:t, t:] = R.T
+    w, U = np.linalg.eigh(K)
+    if vector_at_top is None:
+        return float(w[0]), float(w[-1]), None
+    u = U[:, -1 if vector_at_top else 0]
+    v = np.zeros(n)
+    v[T] = u[:t]
+    v[N] = Q2 @ u[t:]
+    return float(w[0]), float(w[-1]), v / np.linalg.norm(v)
