@@ -39,6 +39,14 @@ def test_bench_lemma23_prints_time_and_memory_per_width():
     assert all(float(r[3]) > 0 for r in rows)  # peak resident memory, MiB
 
 
+def test_bench_lemma23_trial_prints_the_trial_against_its_minimal_work():
+    out = run("bench_lemma23_trial.py", "--case", "40", "5", "1024", "-", "--case", "30", "4", "512", "2000",
+              "--trials", "1")
+    assert len(ratios(out, "trial/minimal")) == 2 and all(r > 0 for r in ratios(out, "trial/minimal"))
+    for name in ("cert/minimal", "radii/minimal", "attack/minimal"):
+        assert len(ratios(out, name)) == 2
+
+
 def test_bench_workers_prints_the_speed_up():
     out = run("bench_workers.py", "--check", "lemma21", "--trials", "8")
     assert re.search(r"speed-up with 2 workers: [0-9.]+x", out)
@@ -53,6 +61,8 @@ def test_bench_autodiff_runs_with_or_without_pytorch():
 
 def test_benchmarks_refuse_bad_arguments_in_one_line():
     for script, args in [("bench_gram.py", ["--m", "0"]), ("bench_gram.py", ["--R", "nan"]),
+                         ("bench_lemma23_trial.py", ["--case", "1", "5", "64", "-"]),
+                         ("bench_lemma23_trial.py", ["--case", "20", "5", "x", "-"]),
                          ("bench_lemma23.py", ["--n", "1"]), ("bench_workers.py", ["--trials", "0"]),
                          ("bench_workers.py", ["--check", "nope"]), ("bench_autodiff.py", ["--m", "x"])]:
         p = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True,
