@@ -54,7 +54,7 @@ _ROW_CAPS = np.array([[np.inf], [0.0]])
 
 #: what a mode shares with the previous one when its pattern is the same (a refresh)
 _SPECTRAL = ("Sf", "H", "lam", "V", "grow", "_phi_big", "_lam_safe", "neg_lam", "neg_lam_pos",
-             "abs_lam", "lam2", "neg_lams", "abs_lams", "_phi_all")
+             "abs_lam", "lam2", "neg_lams", "abs_lams", "phi_all")
 
 
 class Mode:
@@ -103,9 +103,9 @@ class Mode:
         np.multiply(lam, lam, out=al[1])
         self.abs_lam, self.lam2 = al[0], al[1]
         # all |λ|T > 1e-12 iff min|λ|·T > 1e-12 (rounding is monotone); else φ = τ where not
-        self._phi_all = float(al[0].min()) * fl.T > 1e-12
+        self.phi_all = float(al[0].min()) * fl.T > 1e-12
         self._phi_big = self._lam_safe = None
-        if not self._phi_all:
+        if not self.phi_all:
             self._phi_big = big = al[0] * fl.T > 1e-12
             self._lam_safe = np.where(big, lam, 1.0)
         self._sliding(prev, changed, r)
@@ -181,7 +181,7 @@ class Mode:
 
     def phi(self, tau: float) -> np.ndarray:
         """φ(λ, τ) = (1 − e^{−λτ})/λ, and τ where |λ|T ≤ 10⁻¹² (there |φ − τ| ≤ 10⁻¹²τ)."""
-        if self._phi_all:  # (the same arithmetic: −expm1(−λτ)/λ = expm1(−λτ)/(−λ))
+        if self.phi_all:  # (the same arithmetic: −expm1(−λτ)/λ = expm1(−λτ)/(−λ))
             return np.expm1(self.neg_lam * tau) / self.neg_lam
         return np.where(self._phi_big, -np.expm1(-self.lam * tau) / self._lam_safe, tau)
 

@@ -110,8 +110,8 @@ def steps(md: Mode, tau: float, tr: Track, fresh: set[int], buf: np.ndarray):
     np.maximum(Q[0, :ne], sd, out=s[:ne])
     s[:ne][idle] = np.inf
     s[ne:] = Q[1, ne:]
-    arriving = near & ~away
-    arriving &= ~idle
+    away |= idle
+    arriving = near > away  # (booleans: near and not away, not idle)
     # near but not arriving (moving away), or low but not leaving: a step does not keep them
     # off their kink or threshold, so arrival looks at them again (found there, when needed)
     tr.last = (clear, idle, high)
@@ -132,8 +132,10 @@ def chase(md: Mode, tau: float, tr: Track, s: np.ndarray, step: float, limit: fl
     e^{−λx} there."""
     if s.size < 2:  # (s: the track's columns, the entries then the sliding weights)
         return step, -1
-    lead = int(np.argmin(s))
-    other = float(np.partition(s, 1)[1])
+    lead = int(s.argmin())
+    other = s.copy()  # (the second smallest step: a partition in place)
+    other.partition(1)
+    other = float(other[1])
     ne = tr.codes.size
     entry = lead < ne
     if min(limit, other) <= step or (entry and (tr.sl[lead] or int(tr.codes[lead]) in fresh)):
@@ -143,15 +145,18 @@ def chase(md: Mode, tau: float, tr: Track, s: np.ndarray, step: float, limit: fl
     # (|λ| or λ²) ∘ (grow·|q|) ∘ |F| (see steps) are formed once
     qF = q * F
     wM = (md.abs_lam if entry else md.lam2) * md.grow_q * aF
+    v0, zeta = (float(tr.v0[lead]), float(tr.zeta[lead])) if entry else (0.0, 0.0)
+    Y = np.empty((2, q.size))  # −λx, −λ⁺x (φ(x) from its first row, as Mode.phi forms it)
     acc = step
     for _ in range(CHASE):
         x = tau + acc
-        E = np.exp(md.neg_lams * x)  # e^{−λx}, e^{−λ⁺x}
+        np.multiply(md.neg_lams, x, out=Y)
+        E = np.exp(Y)  # e^{−λx}, e^{−λ⁺x}
         M = float(E[1] @ wM) * (1 + 1e-12) + 1e-300
         if entry:
-            ph = md.phi(x)
-            v, vd = float(tr.v0[lead] + ph @ qF), float(E[0] @ qF)
-            done = v <= tr.zeta[lead]
+            ph = np.expm1(Y[0]) / md.neg_lam if md.phi_all else md.phi(x)
+            v, vd = v0 + float(ph @ qF), float(E[0] @ qF)
+            done = v <= zeta
         else:
             v, vd = float(E[0] @ qF), float((md.neg_lam * E[0]) @ qF)
             done = v <= 1e-12 * float(np.abs(E[0] * q) @ aF) + 1e-300
@@ -176,8 +181,8 @@ def arrival(md: Mode, tr: Track, lead: int, buf: np.ndarray):
     nothing else happens at x; else None, and the full pass decides. Expects φ(x) and e^{−λx}
     in buf's rows 0 and 1 (from the chase); leaves φ(x) ∘ q and e^{−λx} ∘ q there."""
     clear, idle, high = tr.last
-    near = np.flatnonzero(~(clear | idle))  # (none of them arriving at the last pass: no event there)
-    low = np.flatnonzero(~high)
+    near = (~(clear | idle)).nonzero()[0]  # (none of them arriving at the last pass: no event there)
+    low = (~high).nonzero()[0]
     q = md.q
     buf[0] *= q
     buf[1] *= q
