@@ -1,7 +1,7 @@
 """The exact event-driven ReLU flow against closed forms and fine RK4 references."""
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from scipy.linalg import expm
 
@@ -26,22 +26,40 @@ def _exact(X, y, a, W0, T, times):
     return run, [at[t] for t in times], pts
 
 
-def _compare(X, y, a, W0, T, h, slack=1.0):
+def _compare(X, y, a, W0, T, h, slack=1.0, finest=5):
     times = [T / 8, T / 4, T / 2, T]
     run, pts, allpts = _exact(X, y, a, W0, T, times)
     # RK4 is first order across kinks and chatters along them, not always monotonically at
-    # coarse steps: the error of the h/16 reference is taken as the larger of the differences
-    # between successive references (h, h/4, h/16)
+    # coarse steps: the error of the finest of three successive references (h', h'/4, h'/16)
+    # is taken as the larger of their differences. That estimate is no bound: where it does
+    # not explain the difference from the exact flow, the references are refined (h'/64, …,
+    # down to h/4^finest) and the rule is applied again to the three finest — more accurate
+    # references, the same rule (m = 7, n = d = 4, seed 1578425: at h/16 the difference at
+    # t = T/2 is 6.1e-7 against an estimate of 5.9e-7; at h/1024 it is 4.9e-8)
     refs = [ref.rk4_states(W0, X, y, a, times, h / 4**k) for k in range(3)]
+    while True:
+        bad = _unexplained(pts, refs[-3:], W0.shape, slack)
+        if bad is None or len(refs) > finest:
+            break
+        refs.append(ref.rk4_states(W0, X, y, a, times, h / 4 ** len(refs)))
+    assert bad is None, (bad, run.extra)
+    assert all(p.trusted for p in pts)
+    return run, allpts
+
+
+def _unexplained(pts, refs, shape, slack):
+    """The first point (t, what) whose difference from the finest reference exceeds the exact
+    flow's error budget plus ``slack`` times the references' own error estimate; else None."""
     for j, p in enumerate(pts):
-        W = p.theta.reshape(W0.shape)
+        W = p.theta.reshape(shape)
         (Wa, ra), (Wb, rb), (Wc, rc) = [(R[0][j], R[1][j]) for R in refs]
         err_w = max(np.linalg.norm(Wa - Wb), np.linalg.norm(Wb - Wc))
         err_r = max(np.linalg.norm(ra - rb), np.linalg.norm(rb - rc))
-        assert np.linalg.norm(W - Wc) <= p.error_theta + slack * err_w + 1e-12, (p.t, run.extra)
-        assert np.linalg.norm(p.residual - rc) <= p.error_u + slack * err_r + 1e-12, (p.t, run.extra)
-        assert p.trusted
-    return run, allpts
+        if not np.linalg.norm(W - Wc) <= p.error_theta + slack * err_w + 1e-12:
+            return p.t, "weights", float(np.linalg.norm(W - Wc)), float(p.error_theta + slack * err_w)
+        if not np.linalg.norm(p.residual - rc) <= p.error_u + slack * err_r + 1e-12:
+            return p.t, "residual", float(np.linalg.norm(p.residual - rc)), float(p.error_u + slack * err_r)
+    return None
 
 
 @pytest.mark.parametrize("m,n,d,T,h", [(16, 8, 4, 2.0, 4e-3), (32, 8, 4, 2.0, 4e-3), (64, 8, 4, 2.0, 4e-3),
@@ -56,6 +74,7 @@ def test_the_exact_flow_agrees_with_fine_references_within_their_own_error(m, n,
 
 @settings(max_examples=20)
 @given(m=st.integers(1, 10), n=st.integers(1, 5), d=st.integers(2, 4), seed=st.integers(0, 2**31))
+@example(m=7, n=4, d=4, seed=1578425)  # (found at random: the references had to be refined twice)
 def test_the_exact_flow_agrees_with_references_on_generated_small_networks(m, n, d, seed):
     X, y, a, W0 = _problem(m, n, d, seed)
     if n > 1 and np.abs(X @ X.T - np.eye(n)).max() > 1 - 1e-6:
