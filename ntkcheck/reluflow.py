@@ -78,6 +78,10 @@ class ReluFlow:
         self.xmax = float(self.xnorm.max())
         self.T = float(T)
         self._planes: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        # every projection Q formed so far, in one array (row plane_id[A]): the sliding neurons'
+        # Q_k are then one gather, not an array built from a list of d × d arrays
+        self.plane_id: dict[tuple[int, ...], int] = {}
+        self._bank = np.empty((8, self.d, self.d))
         self._solves: dict[tuple[int, ...], np.ndarray | None] = {}
         self._buf = np.empty((7, self.n))
 
@@ -119,7 +123,22 @@ class ReluFlow:
             M = self.kink_solve(A)
             Q = XA.T @ M
             got = self._planes[A] = (Q, self.X @ Q @ self.X.T, M @ self.X.T)
+            at = self.plane_id[A] = len(self.plane_id)
+            if at == len(self._bank):
+                self._bank = np.concatenate([self._bank, np.empty_like(self._bank)])
+            self._bank[at] = Q
         return got
+
+    def projections(self, planes) -> np.ndarray:
+        """The projections Q of the kink sets ``planes`` (an iterable of tuples), stacked."""
+        ids = []
+        for A in planes:
+            at = self.plane_id.get(A)
+            if at is None:
+                self.plane(A)
+                at = self.plane_id[A]
+            ids.append(at)
+        return self._bank[ids]
 
     def kink_solve(self, B: tuple[int, ...]) -> np.ndarray | None:
         """G_BB⁻¹ X_B for the kinks B (cached); None when their normals x_j are dependent."""

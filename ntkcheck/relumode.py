@@ -162,7 +162,7 @@ class Mode:
         if self._slid is None:
             fl = self.fl
             sl_rows = np.fromiter(self.slide, dtype=int, count=len(self.slide))
-            Qs = np.array([fl.plane(A)[0] for A in self.slide.values()]).reshape(-1, fl.d, fl.d)
+            Qs = fl.projections(self.slide.values())
             slot = np.full(fl.m, -1, dtype=int)
             slot[sl_rows] = np.arange(sl_rows.size)
             self._slid = (sl_rows, Qs, slot)
