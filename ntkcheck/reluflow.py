@@ -299,6 +299,9 @@ class ReluFlow:
         fresh: set[int] = set()  # entries (k·n + i) just released from a kink, until they move off it
         lead, no_sliding = -1, np.zeros(0, dtype=bool)
         stalled = 0
+        # (s, τ) of the last pass, kept over a sample point: every row stays certified for its
+        # step from that τ, so the point needs no pass of its own (None: a pass is due)
+        kept = None
         while True:
             t = md.t_s + tau
             if t >= t_refresh:
@@ -310,7 +313,7 @@ class ReluFlow:
                 tau = 0.0
                 fo = Followed(self, md, ke, ie, Z[ke, ie], zeta_row)
                 tr = self._track(md, fo)
-                lead = -1
+                lead, kept = -1, None
             ex["iterations"] += 1
             if ex["iterations"] > max_iterations:
                 run.stopped_early = True
@@ -320,6 +323,9 @@ class ReluFlow:
             if one is not None:  # the chase's leader arrives, and nothing else happens here
                 ex["arrivals_chased"] += 1
                 hit = [(int(fo.ke[lead]), int(fo.ie[lead]), one)], no_sliding
+            elif kept is not None:  # just past a sample point, within every row's step
+                s = kept[0] - (tau - kept[1])
+                hit = None
             else:
                 s, arriving, vd, leaving, lost = steps(md, tau, tr, fresh, self._buf)
                 if lost:
@@ -328,7 +334,7 @@ class ReluFlow:
                 hit = None
                 if arriving.any() or leaving.any():
                     hit = list(zip(fo.ke[arriving].tolist(), fo.ie[arriving].tolist(), vd[arriving].tolist())), leaving
-            lead = -1
+            lead, kept = -1, None
             if hit is not None:
                 # the pass at τ left φ(τ) ∘ q and e^{−λτ} ∘ q in buf: Γ(τ) and r(τ) (Mode.gamma, .residual)
                 rt, Gt = md.V @ self._buf[1], md.Gs + md.V @ self._buf[0]
@@ -368,6 +374,7 @@ class ReluFlow:
                 si += 1
             target = stops[si] if si < len(stops) else T
             if t + step >= target:
+                kept = (s, tau)
                 tau = target - md.t_s
                 Gt = md.gamma(tau)
                 Wt, rt = md.state(tau, Gt)

@@ -181,6 +181,29 @@ def test_events_found_by_the_chase_are_those_the_full_pass_finds(monkeypatch, m,
     assert max(np.abs(r1 - r2).max() for (_, r1), (_, r2) in zip(pf, ps)) <= 1e-10
 
 
+@pytest.mark.parametrize("m,seed", [(64, 2), (1024, 1)])
+def test_sample_points_do_not_change_the_events(m, seed):
+    """A sample point needs no pass of its own (every row stays certified for its step from the
+    last pass): with 200 sample points the flow meets the same events at the same times, to
+    rounding, as with none, and its residual at each event is the same."""
+    n, d = (8, 4) if m < 1024 else (20, 10)
+    X, y, a, W0 = _problem(m, n, d, seed)
+    T = 1.0
+
+    def events(times):
+        pts = []
+        run = ReluFlow(X, y, a, T).run(W0, lambda p: pts.append((p.t, p.residual.copy(), p.event)) or True, times)
+        return run, [(t, r) for t, r, e in pts if e]
+
+    few, pf = events([T])
+    many, pm = events(np.linspace(0.0, T, 201)[1:])
+    assert len(pf) == len(pm) > 20
+    for key in ("events", "crossings", "arrivals", "releases", "degenerate"):
+        assert few.extra[key] == many.extra[key], key
+    assert [t for t, _ in pf] == pytest.approx([t for t, _ in pm], rel=1e-12, abs=1e-12)
+    assert max(np.abs(r1 - r2).max() for (_, r1), (_, r2) in zip(pf, pm)) <= 1e-10
+
+
 def test_the_sliding_time_does_not_depend_on_how_often_entries_are_refreshed(monkeypatch):
     """A refresh starts a new mode with the same pattern; the time spent sliding before it
     counts (it was dropped before, so the figure fell with more refreshes)."""
