@@ -426,7 +426,10 @@ class ReluFlow:
         cert = np.abs(Z) / speed[None, :]
         cert[md.sliding_mask] = np.inf  # followed through their sliding weights
         flat = cert.ravel()
-        count = min(flat.size, max(ACTIVE, flat.size // 64))
+        # a refresh costs a pass over all m·n entries, each pass over the followed ones grows
+        # with their number: at the default (m·n = 20 480) 256 followed entries took fewer
+        # instructions than 192 or 320 (benchmarks/RESULTS.md, bench_flow.py)
+        count = min(flat.size, max(ACTIVE, flat.size // 128))
         if count < flat.size:
             window = float(np.partition(flat, count)[count])
         else:

@@ -184,8 +184,11 @@ def test_events_found_by_the_chase_are_those_the_full_pass_finds(monkeypatch, m,
 @pytest.mark.parametrize("m,seed", [(64, 2), (1024, 1)])
 def test_sample_points_do_not_change_the_events(m, seed):
     """A sample point needs no pass of its own (every row stays certified for its step from the
-    last pass): with 200 sample points the flow meets the same events at the same times, to
-    rounding, as with none, and its residual at each event is the same."""
+    last pass): with 200 sample points the flow meets the same events at the same times as
+    with none, and its residual at each event is the same. "The same time" is within an
+    event's resolution: the engine takes an event once its entry is within ζ = 1e-12‖w‖‖x‖
+    of the kink, so where a chase stops inside that band moves t by up to ζ/|z′| (1.2e-11 at
+    one grazing crossing here)."""
     n, d = (8, 4) if m < 1024 else (20, 10)
     X, y, a, W0 = _problem(m, n, d, seed)
     T = 1.0
@@ -200,7 +203,7 @@ def test_sample_points_do_not_change_the_events(m, seed):
     assert len(pf) == len(pm) > 20
     for key in ("events", "crossings", "arrivals", "releases", "degenerate"):
         assert few.extra[key] == many.extra[key], key
-    assert [t for t, _ in pf] == pytest.approx([t for t, _ in pm], rel=1e-12, abs=1e-12)
+    assert [t for t, _ in pf] == pytest.approx([t for t, _ in pm], rel=0, abs=1e-9 * T)
     assert max(np.abs(r1 - r2).max() for (_, r1), (_, r2) in zip(pf, pm)) <= 1e-10
 
 
