@@ -428,7 +428,7 @@ class ReluFlow:
         flat = cert.ravel()
         # a refresh costs a pass over all m·n entries, each pass over the followed ones grows
         # with their number: at the default (m·n = 20 480) 256 followed entries took fewer
-        # instructions than 192 or 320 (benchmarks/RESULTS.md, bench_flow.py)
+        # instructions than 128, 192, 320 or 427 (callgrind, one default trial)
         count = min(flat.size, max(ACTIVE, flat.size // 128))
         if count < flat.size:
             window = float(np.partition(flat, count)[count])
