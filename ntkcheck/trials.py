@@ -14,7 +14,6 @@ any worker count. Parallelism comes from running trials side by side.
 """
 from __future__ import annotations
 
-import asyncio
 import copy
 import math
 import multiprocessing
@@ -192,6 +191,8 @@ def _run_dask(check: Check, sc, ctx: Context, batches: list[list[int]], address:
     """Run the batches on the cluster, passing each finished result to ``take``. A cluster that
     stops answering, or loses its workers, costs the unfinished trials only: they are reported
     as lost trial errors (with their replay commands) and the run's outputs are written."""
+    import asyncio  # (here, not at start-up: its TimeoutError is not the builtin one before 3.11)
+
     try:
         import dask
         from dask.distributed import Client, KilledWorker, wait
