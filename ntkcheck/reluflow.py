@@ -223,12 +223,15 @@ class ReluFlow:
         return out, ((j,) if best == 2 else ()), valid != 1
 
     # -- following entries ---------------------------------------------------------------
-    def coefficients(self, md: Mode, ke: np.ndarray | int, ie: np.ndarray, XP: np.ndarray | None = None) -> np.ndarray:
+    def coefficients(self, md: Mode, ke: np.ndarray | int, ie: np.ndarray, XP: np.ndarray | None = None,
+                     sig: np.ndarray | None = None) -> np.ndarray:
         """c_e with z_e′ = c_e · r for the entries e = (k_e, i_e) on their side σ_e = ±1 (σz ≥ 0):
         c_e = −σ_e (a_k/√m) S_k ∘ (X P_k x_i), P_k = I unless k slides. They change only when
         neuron k does (its signs or its sliding set). ``ke`` may be one neuron k for all
-        entries (then ``XP``, the rows X P_k x_i, must be given); ``XP``: those rows if known."""
-        sig = np.where(md.S[ke, ie], 1.0, -1.0)
+        entries (then ``XP``, the rows X P_k x_i, must be given); ``XP``: those rows if known;
+        ``sig``: the sides σ_e if known."""
+        if sig is None:
+            sig = np.where(md.S[ke, ie], 1.0, -1.0)
         c = XP if XP is not None else self._projected(md, ke, ie)
         c *= -(sig * self.a_m[ke])[:, None]
         c *= md.Sf[ke]
@@ -448,7 +451,7 @@ class ReluFlow:
         for k, i, v in arriving:
             arr.setdefault(k, []).append((i, v))
         fixed: dict[int, dict[int, int]] = {}
-        for p in np.nonzero(leaving)[0]:  # row 2i: s → 0 (leaves to z < 0); 2i + 1: s → 1 (to z > 0)
+        for p in leaving.nonzero()[0]:  # row 2i: s → 0 (leaves to z < 0); 2i + 1: s → 1 (to z > 0)
             k, j = int(md.ent_k[p // 2]), int(md.ent_j[p // 2])
             fixed.setdefault(k, {})[j] = int(p % 2)
         S, slide = md.S, dict(md.slide)  # (S in place: see Mode)

@@ -253,16 +253,17 @@ class Followed:
         else:
             xi = fl.X[ii]
             XP = (xi - xi @ Q) @ fl.X.T  # X P_k x_i (Q_k symmetric)
-        C = fl.coefficients(md, k, ii, XP)
-        z = fl.X[ii] @ fl.Wa[k]
-        base = np.where(md.S[k, ii], z, -z) - C @ fl.Ga[k]
+        sig = np.where(md.S[k, ii], 1.0, -1.0)  # (σz: ±1 · z is exact)
+        C = fl.coefficients(md, k, ii, XP, sig)
+        base = sig * (fl.X[ii] @ fl.Wa[k])
+        base -= C @ fl.Ga[k]
         return C.T, base, md.sliding_mask[k, ii]
 
     def update(self, fl: ReluFlow, md: Mode, released: list[tuple[int, int]]) -> None:
         """After an event into ``md``: the changed neurons' entries anew; the entries released
         from a kink are followed from here on."""
         for k in md.changed:
-            rows = np.nonzero(self.ke == k)[0]
+            rows = (self.ke == k).nonzero()[0]
             if rows.size:
                 self.CT[:, rows], self.base[rows], self.sl[rows] = self._neuron(fl, md, k, self.ie[rows])
         if released:
