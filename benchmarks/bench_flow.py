@@ -10,8 +10,9 @@ of kink events of the exact flow. With ``--default-runs N`` it also times the de
 ``ntkcheck cor24 -q`` N times in fresh processes, interleaved with the same command under
 ``--set dynamics.integrator=bs3`` (the default before the exact flow) and, with
 ``--before DIR``, with the code of another checkout (DIR holds its ``ntkcheck`` package):
-medians, ranges and the median of the per-round ratios. With --results, appends the
-figures (date, machine, spread) to that file.
+medians, ranges and the median of the per-round ratios, of the wall time and of the CPU time
+(user + system, the workers' included). With --results, appends the figures (date, machine,
+spread) to that file.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 import ntkcheck
-from _args import add_results_option, positive_int, recorded, wall
+from _args import add_results_option, positive_int, recorded, timed
 
 
 def per_trial(integrator: str, m: int, n: int, d: int, trials: int) -> tuple[list[float], float]:
@@ -75,17 +76,23 @@ def default_runs(a) -> None:
         env = dict(os.environ, PYTHONPATH=str(a.before))
         commands["before"] = (cmd, env)
     times: dict[str, list[float]] = {k: [] for k in commands}
+    cpus: dict[str, list[float]] = {k: [] for k in commands}
     for _ in range(a.default_runs):
         for name, (argv, env) in commands.items():
-            times[name].append(wall(argv, env, check=True))
+            t, c = timed(argv, env, check=True)
+            times[name].append(t)
+            cpus[name].append(c)
     for name, ts in times.items():
+        cs = cpus[name]
         print(f"default `ntkcheck cor24 -q` ({name}): {statistics.median(ts):.2f} s "
-              f"({min(ts):.2f}–{max(ts):.2f}) over {len(ts)} runs")
+              f"({min(ts):.2f}–{max(ts):.2f}) over {len(ts)} runs; CPU {statistics.median(cs):.2f} s "
+              f"({min(cs):.2f}–{max(cs):.2f})")
     pairs = [("exact", "bs3", "exact/bs3")] + ([("before", "exact", "before/exact")] if a.before else [])
     for num, den, label in pairs:
-        ratio = [x / y for x, y in zip(times[num], times[den])]
-        print(f"default run: {label} = {statistics.median(ratio):.2f} "
-              f"(per round {min(ratio):.2f}–{max(ratio):.2f})")
+        for what, series in (("", times), (" (CPU)", cpus)):
+            ratio = [x / y for x, y in zip(series[num], series[den])]
+            print(f"default run: {label}{what} = {statistics.median(ratio):.2f} "
+                  f"(per round {min(ratio):.2f}–{max(ratio):.2f})")
 
 
 def run(a) -> None:

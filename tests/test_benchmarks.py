@@ -100,3 +100,20 @@ def test_bench_quadform_prints_its_ratios():
     out = run("bench_quadform.py", "--widths", "300", "700", "--peak-width", "600")
     assert len(ratios(out, "chunked/blocked")) == 2 and all(r > 0 for r in ratios(out, "chunked/blocked"))
     assert ratios(out, "2 workers")[0] > 0 and "peak memory of quad_form" in out
+
+
+def test_timed_counts_the_cpu_of_a_run_and_of_its_workers():
+    """bench_flow's CPU figure: user + system time of the process and of the workers it
+    waits for, here a child that spins ~0.3 s in a grandchild process and sleeps 0.2 s."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        from _args import timed
+    finally:
+        sys.path.remove(str(BENCH))
+    code = ("import multiprocessing as mp, time\n"
+            "def spin():\n    t = time.process_time()\n    while time.process_time() - t < 0.3: pass\n"
+            "if __name__ == '__main__':\n    p = mp.get_context('fork').Process(target=spin); p.start(); p.join()\n"
+            "    time.sleep(0.2)\n")
+    wall_s, cpu_s = timed([sys.executable, "-c", code], check=True)
+    assert cpu_s >= 0.3  # the grandchild's spinning is counted
+    assert wall_s >= 0.5 and wall_s > cpu_s  # and the sleep only in the wall time
