@@ -53,7 +53,7 @@ Monitor = Callable[[FlowPoint], bool]  # returns whether to go on
 _ROW_CAPS = np.array([[np.inf], [0.0]])
 
 #: what a mode shares with the previous one when its pattern is the same (a refresh)
-_SPECTRAL = ("Sf", "H", "lam", "V", "grow", "_phi_big", "_lam_safe", "neg_lam", "neg_lam_pos",
+_SPECTRAL = ("Sf", "H", "lam", "V", "grow", "_phi_big", "_lam_safe", "neg_lam",
              "abs_lam", "lam2", "neg_lams", "abs_lams", "phi_all")
 
 
@@ -67,12 +67,12 @@ class Mode:
 
     def __init__(self, fl: ReluFlow, t_s: float, Gs: np.ndarray, r: np.ndarray, S: np.ndarray,
                  slide: dict[int, tuple[int, ...]], prev: Mode | None = None, changed=()):
-        self.fl, self.t_s, self.Gs, self.r, self.S, self.slide = fl, t_s, Gs, r, S, slide
+        self.fl, self.t_s, self.Gs, self.S, self.slide = fl, t_s, Gs, S, slide
         self.changed = [k for k, _, _ in changed]
         if prev is not None and not changed:  # a refresh: the same pattern, so the same H
             for name in _SPECTRAL:
                 setattr(self, name, getattr(prev, name))
-            self._sliding(prev, changed, r)
+            self._sliding(prev, r)
             self._slid = prev._slid
             self._coordinates(r)
             return
@@ -97,7 +97,7 @@ class Mode:
         self.lam = lam
         self.grow = math.exp(max(0.0, -float(lam[0])) * fl.T)  # e^{−λτ} ≤ grow·e^{−λ⁺τ}, τ ≤ T
         self.neg_lams = nl = np.minimum(-lam, _ROW_CAPS)  # rows: −λ, −λ⁺ (one exp gives both)
-        self.neg_lam, self.neg_lam_pos = nl[0], nl[1]
+        self.neg_lam = nl[0]
         self.abs_lams = al = np.empty((2, lam.size))  # rows: |λ|, λ²
         np.abs(lam, out=al[0])
         np.multiply(lam, lam, out=al[1])
@@ -108,7 +108,7 @@ class Mode:
         if not self.phi_all:
             self._phi_big = big = al[0] * fl.T > 1e-12
             self._lam_safe = np.where(big, lam, 1.0)
-        self._sliding(prev, changed, r)
+        self._sliding(prev, r)
         self._slid = None
         self._coordinates(r)
 
@@ -117,14 +117,15 @@ class Mode:
         self.q = self.V.T @ r
         self.grow_q = self.grow * np.abs(self.q)
 
-    def _sliding(self, prev: Mode | None, changed, r: np.ndarray) -> None:
+    def _sliding(self, prev: Mode | None, r: np.ndarray) -> None:
         """The sliding entries, carried over from ``prev`` for the neurons that did not change
         (in no particular order: each entry is used on its own): ent_k, ent_j; B[i] holds the
         sliding weights f1 = σc ≥ 0, f2 = σ(r_j − c) ≥ 0 of entry i as rows acting on the
         residual (:meth:`ReluFlow.slide_rows`, signs taken when the neuron started sliding);
         sliding_mask marks them in the m × n pattern."""
         fl, S, slide = self.fl, self.S, self.slide
-        if prev is not None and not any(k in slide or k in prev.slide for k, _, _ in changed):
+        ch = self.changed
+        if prev is not None and not any(k in slide or k in prev.slide for k in ch):
             # (a refresh, or crossings of neurons that neither slid nor slide now)
             self.ent_k, self.ent_j, self.B, self.sliding_mask = prev.ent_k, prev.ent_j, prev.B, prev.sliding_mask
             return
@@ -134,7 +135,6 @@ class Mode:
             B = np.zeros((0, 2, fl.n))
             mask = np.zeros(S.shape, dtype=bool)
         else:
-            ch = [k for k, _, _ in changed]
             new = [k for k in ch if k in slide]
             ent_k, ent_j, B = prev.ent_k, prev.ent_j, prev.B
             gone = [k for k in ch if k in prev.slide]
@@ -237,8 +237,9 @@ class Followed:
                  zeta_row: np.ndarray):
         """At a refresh (every neuron anchored, Ga = 0), with z_e = w_k·x_i there."""
         self.ke, self.ie = ke, ie
-        self.CT = np.ascontiguousarray(fl.coefficients(md, ke, ie).T)
-        self.base = np.where(md.S[ke, ie], z, -z)
+        sig = np.where(md.S[ke, ie], 1.0, -1.0)  # (σz: ±1 · z is exact)
+        self.CT = np.ascontiguousarray(fl.coefficients(md, ke, ie, sig=sig).T)
+        self.base = sig * z
         self.sl = md.sliding_mask[ke, ie]
         self.codes, self.zeta = ke * fl.n + ie, zeta_row[ke] * fl.xnorm[ie]
         self.zeta2 = 2 * self.zeta
