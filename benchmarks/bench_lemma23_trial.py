@@ -29,9 +29,6 @@ from ntkcheck.kernels import attack, certify, critical_radii, gram_matrix, lambd
 from ntkcheck.kernels.eig import eigenvalue_at
 from _args import add_results_option, positive_float, positive_int, recorded
 
-DELTA = 0.1  # the default claim.delta
-
-
 def best(f, repeat: int = 2) -> float:
     out = np.inf
     for _ in range(repeat):
@@ -50,13 +47,13 @@ def case(n: int, d: int, m: int, c: float | None, trials: int) -> None:
     run(1)()  # (imports and caches warm)
     per_trial = (best(run(1 + trials)) - best(run(1))) / trials
     res = ntkcheck.run_check("lemma23", n=n, d=d, m=m, trials=1, workers=1, seed=0, sets=sets)
-    c_used = float(res.quantities["c"])
+    c_used, delta = float(res.quantities["c"]), float(res.quantities["delta"])
     rng = np.random.default_rng(0)
     X = rng.standard_normal((n, d))
     X /= np.linalg.norm(X, axis=1, keepdims=True)
     W0 = rng.standard_normal((m, d))
     lam = lambda0(X).value
-    R = c_used * DELTA * lam / n**2
+    R = c_used * delta * lam / n**2
     H = gram_matrix(X, W0)
     t_gram = best(lambda: gram_matrix(X, W0))
     t_eig = best(lambda: eigenvalue_at(H, 0, vector=True))
