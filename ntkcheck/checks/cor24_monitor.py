@@ -44,7 +44,9 @@ def conclusions(tr: "Tracker", p, loss0: float, rates: dict[str, float], W0: np.
     dist = float(np.sqrt(((p.theta.reshape(W0.shape) - W0) ** 2).sum(axis=1)).max())
     sup = None
     if prev is not None:
-        sup = (prev["dist"] + dist + (reach - prev["dist"])) / 2
+        # from dist_a at t_a to dist at t with slope ≤ L: at most (dist_a + dist + L·Δt)/2, and
+        # reach = dist_a + L·Δt
+        sup = (dist + reach) / 2
         prev["dist"], prev["t_dist"], prev["r_dist"] = dist, p.t, math.sqrt(loss)
     tr.check("flow_weights", dist, R_prime, p.error_theta, p.trusted, sup=sup)
     moved = float(np.linalg.norm(p.residual + y - u0))
