@@ -127,8 +127,10 @@ def test_the_pair_counts_are_the_gram_of_every_prefix(n, m, size, seed):
     rng = np.random.default_rng(seed)
     flat = rng.permutation(m * n)[:size]
     rows, cols = np.divmod(flat, n)
-    pc = certificate_mod._PairCounts(rows, cols, n)
-    assert pc.admit.size == certificate_mod._PairCounts.count(rows)
+    pairs = int((np.bincount(rows, minlength=m).astype(np.int64) ** 2).sum())  # Σ_k s_k²
+    assert not certificate_mod._PairCounts(rows, cols, n, pairs - 1).ok
+    pc = certificate_mod._PairCounts(rows, cols, n, pairs)
+    assert pc.ok and pc.admit.size == pairs
     for upto in range(rows.size + 1):
         A = np.zeros((m, n))
         A[rows[:upto], cols[:upto]] = 1.0

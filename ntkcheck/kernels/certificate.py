@@ -197,14 +197,19 @@ class _PairCounts:
     the prefix, i.e. the pairs (e, f) of entries of one neuron (e = f included: the diagonal
     c_i) whose later member is inside it. Each pair is listed once with its admission
     position max(e, f); a prefix of ``upto`` entries is a bincount over the pairs admitted
-    before ``upto``. There are Σ_k s_k² pairs for s_k entries of neuron k."""
+    before ``upto``. There are Σ_k s_k² pairs for s_k entries of neuron k; they are counted
+    before they are formed."""
 
-    def __init__(self, rows: np.ndarray, cols: np.ndarray, n: int):
+    def __init__(self, rows: np.ndarray, cols: np.ndarray, n: int, max_pairs: int):
+        """The pairs, unless there are more than ``max_pairs`` (then ``ok`` is False)."""
         self.n = n
         by = np.argsort(rows, kind="stable")  # entry positions grouped by neuron
         r = rows[by]
         starts = np.flatnonzero(np.r_[True, r[1:] != r[:-1]]) if r.size else np.zeros(0, dtype=np.int64)
         sizes = np.diff(np.r_[starts, r.size])
+        self.ok = int((sizes.astype(np.int64) ** 2).sum()) <= max_pairs
+        if not self.ok:
+            return
         each = np.repeat(sizes, sizes)  # per grouped entry: its neuron's number of entries
         first = np.repeat(starts, sizes)  # and where that neuron's group starts
         left = np.repeat(np.arange(r.size), each)
@@ -213,12 +218,6 @@ class _PairCounts:
         order = np.argsort(admit, kind="stable")
         self.admit = admit[order]
         self.key = (cols[by[left]] * n + cols[by[right]])[order]
-
-    @staticmethod
-    def count(rows: np.ndarray) -> int:
-        """Σ_k s_k², the number of pairs, without forming them."""
-        s = np.unique(rows, return_counts=True)[1].astype(np.int64)
-        return int((s * s).sum())
 
     def gram(self, upto: int) -> np.ndarray:
         """AᵀA (float64, exact integers) for the first ``upto`` entries."""
@@ -264,10 +263,10 @@ def _critical_from(flat: np.ndarray, vals: np.ndarray, cap: float, target: float
         cap = float(vals[-1])
 
     perron = np.ones(n)  # the last Perron vector computed (1 before the first)
-    pairs = _PairCounts(rows, cols, n) if _PairCounts.count(rows) <= max_pairs else None
+    pairs = _PairCounts(rows, cols, n, max_pairs)
 
     def pair_gram(upto: int) -> np.ndarray:
-        if pairs is not None:
+        if pairs.ok:
             return pairs.gram(upto)
         from scipy import sparse  # (here: importing scipy.sparse costs ~0.1 s at start-up)
 
