@@ -83,6 +83,7 @@ class ReluFlow:
         self.plane_id: dict[tuple[int, ...], int] = {}
         self._bank = np.empty((8, self.d, self.d))
         self._solves: dict[tuple[int, ...], np.ndarray | None] = {}
+        self._inverses: dict[tuple[int, ...], list[list[float]] | None] = {}
         self._buf = np.empty((7, self.n))
 
     def residual(self, W: np.ndarray) -> np.ndarray:
@@ -156,46 +157,63 @@ class ReluFlow:
         entries leave to a given side (a sliding weight that reached 0 or 1: the velocity on
         that side is tangent at this instant, so the side is the one it left through).
         Returns (new S_k row, sliding entries, degenerate)."""
-        X = self.X
         fixed = fixed or {}
         if len(surface) == 1 and surface[0] in fixed:  # one choice, no margin to check
             out = S_k.copy()
             out[surface[0]] = fixed[surface[0]] == 1
             return out, (), False
-        base = S_k.astype(np.float64)
+        # Everything a choice needs is in the span of the surface's inputs x_U: with b0 the sum
+        # over the entries off the surface, x_j·b = x_j·b0 + Σ_{i ∈ P} G_ji r_i (P: the entries
+        # leaving to z > 0), the sliding weights c_B = −G_BB⁻¹ x_B·b keep x_B·w′ = 0, and
+        # x_j·w′ = −a (x_j·b + Σ_{l ∈ B} G_jl c_l): scalars on at most MAX_SURFACE entries
+        a = float(self.a_m[k])
+        scale = abs(a) * float(np.abs(r) @ self.xnorm) * self.xmax + 1e-300
+        base = r * S_k
         base[surface] = 0.0
-        scale = abs(self.a_m[k]) * float(np.abs(r) @ self.xnorm) * self.xmax + 1e-300
+        p0 = (self.G[surface] @ base).tolist()  # x_j·b0
+        GU = self.G[np.ix_(surface, surface)].tolist()
+        rU = r[surface].tolist()
+        u = range(len(surface))
         best, best_margin, valid = None, -np.inf, 0
         for choice in itertools.product(*[(fixed[j],) if j in fixed else (0, 1, 2) for j in surface]):
-            sk = base.copy()
-            for j, c in zip(surface, choice):
-                if c == 1:
-                    sk[j] = 1.0
-            B = [j for j, c in zip(surface, choice) if c == 2]
-            b = (sk * r) @ X
+            P = [i for i in u if choice[i] == 1]
+            xb = [p0[j] + sum(GU[j][i] * rU[i] for i in P) for j in u]
+            B = [i for i in u if choice[i] == 2]
             margins = []
             if B:
-                M = self.kink_solve(tuple(B))
-                if M is None:
+                Ginv = self._kink_inverse(tuple(surface[i] for i in B))
+                if Ginv is None:
                     continue  # its kinks' normals are dependent: no velocity keeps all of them at 0
-                cB = -(M @ b)
-                vel = -self.a_m[k] * (b + X[B].T @ cB)
-                for j, cj in zip(B, cB):
-                    sj = cj / r[j] if r[j] != 0 else np.nan
-                    margins.append(min(sj, 1 - sj) if np.isfinite(sj) else -np.inf)
+                cB = [-sum(g * xb[i] for g, i in zip(row, B)) for row in Ginv]
+                xv = [-a * (xb[j] + sum(GU[j][i] * c for i, c in zip(B, cB))) for j in u]
+                for i, c in zip(B, cB):
+                    sj = c / rU[i] if rU[i] != 0 else math.nan
+                    margins.append(min(sj, 1 - sj) if math.isfinite(sj) else -np.inf)
             else:
-                vel = -self.a_m[k] * b
-            for j, c in zip(surface, choice):
-                if c != 2 and j not in fixed:
-                    dj = float(X[j] @ vel) / scale
-                    margins.append(dj if c == 1 else -dj)
+                xv = [-a * v for v in xb]
+            for i, j in enumerate(surface):
+                if choice[i] != 2 and j not in fixed:
+                    dj = xv[i] / scale
+                    margins.append(dj if choice[i] == 1 else -dj)
             mg = min(margins) if margins else np.inf
             valid += mg > 1e-9
             if mg > best_margin:
-                best, best_margin = (sk > 0, tuple(B)), mg
+                best, best_margin = (P, B), mg
         if best is None:  # no choice at all can be formed: keep the signs, untrusted from here
             return S_k.copy(), (), True
-        return best[0], best[1], valid != 1
+        out = S_k.copy()
+        out[surface] = False
+        out[[surface[i] for i in best[0]]] = True
+        return out, tuple(surface[i] for i in best[1]), valid != 1
+
+    def _kink_inverse(self, B: tuple[int, ...]) -> list[list[float]] | None:
+        """G_BB⁻¹ as nested lists (cached); None when the normals x_j, j ∈ B, are dependent
+        (the same test as :meth:`kink_solve`)."""
+        got = self._inverses.get(B, False)
+        if got is False:
+            got = None if self.kink_solve(B) is None else np.linalg.inv(self.G[np.ix_(B, B)]).tolist()
+            self._inverses[B] = got
+        return got
 
     def choose_one(self, k: int, r: np.ndarray, S_k: np.ndarray, j: int) -> tuple[np.ndarray, tuple[int, ...], bool]:
         """:meth:`choose` for one entry j on its kink and no fixed side (most events), in closed

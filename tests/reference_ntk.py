@@ -9,6 +9,8 @@
 * ``ball_extremes``: the exact sup of ‖H(W) − H(W0)‖₂ and inf of λ_min(H(W)) over the ball
   {‖w_k − w_k(0)‖ ≤ R ∀k}, by enumerating every combination of reachable patterns.
 * ``rk4_flow``: fixed-step RK4 of the NTK gradient flow dw_k/dt = −(a_k/√m) Σ_i r_i 1{w_k·x_i ≥ 0} x_i.
+* ``filippov_choices``: for one neuron with entries on their kinks, every way of leaving them
+  (to z > 0, to z < 0) or sliding along them, with its velocity in R^d and its margin.
 """
 from __future__ import annotations
 
@@ -111,3 +113,45 @@ def rk4_states(W0, X, y, a, times, h):
         Ws.append(W.copy())
         rs.append(ntk_rhs(W, X, y, a)[1])
     return np.array(Ws), np.array(rs)
+
+
+def filippov_choices(X, a_k, r, S_k, surface, fixed):
+    """Neuron k (output weight a_k, already divided by √m) with the entries ``surface`` on
+    their kinks at residual r: for each choice c_j ∈ {0: leave to z < 0, 1: leave to z > 0,
+    2: slide} (``fixed``: j → its only side), the Filippov velocity
+    w′ = −a_k (Σ_i s_i r_i x_i) with s_i = S_ki off the surface, c_j ∈ {0, 1} on it, and for
+    the sliding entries s_j = c_B/r_j ∈ [0, 1] chosen so that x_j·w′ = 0 (in R^d: the least-
+    squares solution of the sliding equations, None when x_B are dependent), and the margin of
+    the choice: how far it is from inconsistent — min over the leaving entries of ±x_j·w′
+    (relative to |a_k| (|r|·‖x‖) max‖x‖) and over the sliding ones of min(s_j, 1 − s_j).
+    Returns [(choice, signs on the surface, sliding entries, margin or None)]."""
+    xnorm = np.sqrt((X * X).sum(axis=1))
+    scale = abs(a_k) * float(np.abs(r) @ xnorm) * xnorm.max() + 1e-300
+    out = []
+    for choice in itertools.product(*[(fixed[j],) if j in fixed else (0, 1, 2) for j in surface]):
+        s = np.where(S_k, 1.0, 0.0)
+        for j, c in zip(surface, choice):
+            s[j] = 1.0 if c == 1 else 0.0
+        B = [j for j, c in zip(surface, choice) if c == 2]
+        b = X.T @ (s * r)
+        margins = []
+        if B:
+            XB = X[B]
+            if np.linalg.matrix_rank(XB) < len(B):
+                out.append((choice, None, tuple(B), None))
+                continue
+            # x_B·(b + X_Bᵀ c) = 0
+            c = np.linalg.solve(XB @ XB.T, -(XB @ b))
+            vel = -a_k * (b + XB.T @ c)
+            for j, cj in zip(B, c):
+                sj = cj / r[j] if r[j] != 0 else np.nan
+                margins.append(min(sj, 1 - sj) if np.isfinite(sj) else -np.inf)
+        else:
+            vel = -a_k * b
+        for j, c in zip(surface, choice):
+            if c != 2 and j not in fixed:
+                dj = float(X[j] @ vel) / scale
+                margins.append(dj if c == 1 else -dj)
+        mg = min(margins) if margins else np.inf
+        out.append((choice, s[list(surface)] > 0, tuple(B), mg))
+    return out

@@ -154,6 +154,42 @@ def test_the_one_entry_choice_is_the_general_choice(n, d, seed, on):
     assert np.array_equal(want[0], got[0]) and want[1:] == got[1:]
 
 
+@settings(max_examples=300)
+@given(n=st.integers(1, 6), d=st.integers(1, 5), k_on=st.integers(1, 4), seed=st.integers(0, 2**31))
+def test_the_choice_at_a_kink_is_the_reference_enumeration(n, d, k_on, seed):
+    """ReluFlow.choose (the enumeration in the span of the surface's inputs) takes the choice
+    of largest margin of the reference enumeration in R^d (tests/reference_ntk.py), and is
+    degenerate exactly when that enumeration has not one choice with margin > 1e-9. Surfaces of
+    1 to 4 entries, some with a fixed side; d < |surface| gives dependent normals."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    fl = ReluFlow(X, rng.choice([-1.0, 1.0], n), rng.choice([-1.0, 1.0], 7), 1.0)
+    k = int(rng.integers(7))
+    surface = sorted(rng.choice(n, size=min(k_on, n), replace=False).tolist())
+    fixed = {j: int(rng.integers(2)) for j in surface if rng.random() < 0.3}
+    r = rng.standard_normal(n)
+    S_k = rng.random(n) < 0.5
+    got = fl.choose(k, r, S_k, surface, fixed)
+    choices = [c for c in ref.filippov_choices(X, fl.a_m[k], r, S_k, surface, fixed) if c[3] is not None]
+    best = max(choices, key=lambda c: c[3], default=None)  # (max keeps the first of equal ones)
+    if len(surface) == 1 and surface[0] in fixed:  # (one choice: taken without a margin)
+        assert list(got[0][surface]) == [fixed[surface[0]] == 1] and got[1:] == ((), False)
+        return
+    if best is None or best[3] == -np.inf:
+        assert got[1:] == ((), True) and np.array_equal(got[0], S_k)
+        return
+    margins = sorted(c[3] for c in choices)
+    if len(margins) > 1 and margins[-1] - margins[-2] <= 1e-12 * max(1.0, abs(margins[-1])):
+        return  # (a tie to rounding: either choice is the enumeration's)
+    assert list(got[0][surface]) == list(best[1]) and got[1] == best[2]
+    others = np.ones(n, dtype=bool)
+    others[surface] = False
+    assert np.array_equal(got[0][others], S_k[others])
+    if not any(abs(c[3] - 1e-9) <= 1e-12 for c in choices):  # (not at the threshold, to rounding)
+        assert got[2] == (sum(c[3] > 1e-9 for c in choices) != 1)
+
+
 def _flow_extra(monkeypatch, X, y, a, W0, T, times, **patches):
     import ntkcheck.reluflow as rf
     for name, value in patches.items():
