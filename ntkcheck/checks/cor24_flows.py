@@ -53,7 +53,10 @@ def exact_flow(sc, st, net, W0, a, r0, R_prime, tr, ctl_scale):
             return tr.state.get("thm32") != VIOLATION and p.trusted
         return True
 
-    times = np.union1d(np.geomspace(T * 1e-6, T, 41), np.linspace(0.0, T, 65)[1:])
+    # sample times besides the events: geometric towards t = 0, where the ratios to the bounds peak;
+    # the monitor sees every event (about a thousand per default trial) and bounds the conclusions
+    # between points, so evenly spaced times would add evaluations (all m rows), not soundness
+    times = np.geomspace(T * 1e-6, T, 41)
     flow = ReluFlow(X, y, a, T)
     return flow.run(W0, monitor, times, max_events=sc.dynamics.max_steps,
                     max_iterations=20 * sc.dynamics.max_steps)
