@@ -104,16 +104,15 @@ class ReluFlow:
         return D
 
     def slide_rows(self, k: int, S_k: np.ndarray, A: tuple[int, ...], r: np.ndarray) -> np.ndarray:
-        """f1 = σc and f2 = σ(r_j − c) for each sliding entry j of neuron k, as rows acting on r:
-        c = s ∘ r_A = −G_AA⁻¹ X_A Xᵀ (S_k ∘ r) (x_j·w_k′ = 0), σ = sign r_j now. s ∈ [0, 1]
-        while both are ≥ 0 (if r_j changes sign, one of them reaches 0 first)."""
+        """f1 = σc and f2 = σ(r_j − c) for each sliding entry j of neuron k, as rows acting on r
+        (shape |A| × 2 × n): c = s ∘ r_A = −G_AA⁻¹ X_A Xᵀ (S_k ∘ r) (x_j·w_k′ = 0), σ = sign r_j
+        now. s ∈ [0, 1] while both are ≥ 0 (if r_j changes sign, one of them reaches 0 first)."""
         Ck = -(self.plane(A)[2] * S_k)
-        out = np.zeros((2 * len(A), self.n))
-        for p, (row, j) in enumerate(zip(Ck, A)):
-            sg = 1.0 if r[j] >= 0 else -1.0
-            out[2 * p] = sg * row
-            out[2 * p + 1] = -sg * row
-            out[2 * p + 1, j] += sg
+        sg = np.where(r[list(A)] >= 0, 1.0, -1.0)
+        out = np.empty((len(A), 2, self.n))
+        np.multiply(sg[:, None], Ck, out=out[:, 0])
+        np.multiply(-sg[:, None], Ck, out=out[:, 1])
+        out[np.arange(len(A)), 1, A] += sg
         return out
 
     def plane(self, A: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -171,21 +170,28 @@ class ReluFlow:
         base = r * S_k
         base[surface] = 0.0
         p0 = (self.G[surface] @ base).tolist()  # x_j·b0
-        GU = self.G[np.ix_(surface, surface)].tolist()
+        GU = self.G[surface][:, surface].tolist()
         rU = r[surface].tolist()
         u = range(len(surface))
+        GR = [[g * ri for g, ri in zip(row, rU)] for row in GU]  # G_ji r_i
+        xbs: dict[tuple[int, ...], list[float]] = {}  # x_U·b for each set P (shared by the choices with it)
+        inverses: dict[tuple[int, ...], list[list[float]] | None] = {}
         best, best_margin, valid = None, -np.inf, 0
         for choice in itertools.product(*[(fixed[j],) if j in fixed else (0, 1, 2) for j in surface]):
-            P = [i for i in u if choice[i] == 1]
-            xb = [p0[j] + sum(GU[j][i] * rU[i] for i in P) for j in u]
-            B = [i for i in u if choice[i] == 2]
+            P = tuple(i for i in u if choice[i] == 1)
+            xb = xbs.get(P)
+            if xb is None:
+                xb = xbs[P] = [p0[j] + sum([GR[j][i] for i in P]) for j in u]
+            B = tuple(i for i in u if choice[i] == 2)
             margins = []
             if B:
-                Ginv = self._kink_inverse(tuple(surface[i] for i in B))
+                Ginv = inverses.get(B, False)
+                if Ginv is False:
+                    Ginv = inverses[B] = self._kink_inverse(tuple(surface[i] for i in B))
                 if Ginv is None:
                     continue  # its kinks' normals are dependent: no velocity keeps all of them at 0
-                cB = [-sum(g * xb[i] for g, i in zip(row, B)) for row in Ginv]
-                xv = [-a * (xb[j] + sum(GU[j][i] * c for i, c in zip(B, cB))) for j in u]
+                cB = [-sum([g * xb[i] for g, i in zip(row, B)]) for row in Ginv]
+                xv = [-a * (xb[j] + sum([GU[j][i] * c for i, c in zip(B, cB)])) for j in u]
                 for i, c in zip(B, cB):
                     sj = c / rU[i] if rU[i] != 0 else math.nan
                     margins.append(min(sj, 1 - sj) if math.isfinite(sj) else -np.inf)
@@ -211,7 +217,12 @@ class ReluFlow:
         (the same test as :meth:`kink_solve`)."""
         got = self._inverses.get(B, False)
         if got is False:
-            got = None if self.kink_solve(B) is None else np.linalg.inv(self.G[np.ix_(B, B)]).tolist()
+            if len(B) == 1:  # (a single row has rank 1 unless it is 0)
+                g = float(self.G[B[0], B[0]])
+                got = [[1.0 / g]] if g > 0 else None
+            else:
+                XB = self.X[list(B)]
+                got = np.linalg.inv(XB @ XB.T).tolist() if np.linalg.matrix_rank(XB) == len(B) else None
             self._inverses[B] = got
         return got
 

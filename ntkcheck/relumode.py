@@ -147,7 +147,7 @@ class Mode:
             ks = [k for k in new for _ in slide[k]]
             js = [j for k in new for j in slide[k]]
             ent_k, ent_j = np.concatenate([ent_k, ks]), np.concatenate([ent_j, js])
-            B = np.concatenate([B] + [fl.slide_rows(k, S[k], slide[k], r).reshape(-1, 2, fl.n) for k in new])
+            B = np.concatenate([B] + [fl.slide_rows(k, S[k], slide[k], r) for k in new])
             mask[ks, js] = True
         self.ent_k, self.ent_j, self.B, self.sliding_mask = ent_k, ent_j, B, mask
 
@@ -268,8 +268,8 @@ class Followed:
             if rows.size:
                 self.CT[:, rows], self.base[rows], self.sl[rows] = self._neuron(fl, md, k, self.ie[rows])
         if released:
-            have = set(zip(self.ke.tolist(), self.ie.tolist()))
-            extra = [p for p in released if p not in have]
+            have = set(self.codes.tolist())
+            extra = [(k, i) for k, i in released if k * fl.n + i not in have]
             for k in sorted({k for k, _ in extra}):
                 ii = np.array([i for kk, i in extra if kk == k], dtype=int)
                 CT, base, sl = self._neuron(fl, md, k, ii)

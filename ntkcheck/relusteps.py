@@ -20,8 +20,9 @@ def _up(vd, b2):
 
 
 def _away(vd, vdd, up):
-    """An entry on its kink leaves it: moving away (v′ > 0), or about to (v′ ≈ 0, v″ > 0)."""
-    return (vd > 0) | (up & (vdd > 0))
+    """An entry on its kink leaves it: moving away (v′ > 0), or about to (v′ ≈ 0, v″ > 0).
+    (v′ > 0 implies ``up``, v′ ≥ 0 up to rounding, so this is up ∧ (v′ > 0 ∨ v″ > 0).)"""
+    return up & (np.maximum(vd, vdd) > 0)
 
 
 def _leaves(f, fd, b2):
@@ -74,7 +75,7 @@ def steps(md: Mode, tau: float, tr: Track, fresh: set[int], buf: np.ndarray):
     # look at them; the others aim at 0 (B = v, f), below the threshold, so that they reach it in
     # finitely many steps (aiming at ζ itself, v would creep up on ζ in ever smaller steps)
     clear = v > tr.zeta2
-    vals[0, :ne] -= tr.zeta * clear
+    np.subtract(v, tr.zeta, out=v, where=clear)
     theta = 1e-12 * bnds[3, ne:] + 1e-300
     high = f > 2 * theta
     theta *= high
@@ -84,12 +85,12 @@ def steps(md: Mode, tau: float, tr: Track, fresh: set[int], buf: np.ndarray):
     M += 1e-300
     # (A + R)/M with R = √(A² + 2M·B⁺) cancels where A < 0 and MB ≪ A² (a row creeping up on its
     # kink): there the same root is 2B⁺/(R − A), without cancellation
-    Bp = np.maximum(B, 0.0)
-    R = Bp * M
-    R *= 2
+    Bp2 = np.maximum(B, 0.0)
+    Bp2 *= 2  # 2B⁺ (doubling is exact: 2B⁺·M = 2(B⁺M))
+    R = Bp2 * M
     R += A * A
     np.sqrt(R, out=R)
-    Q = np.where(A >= 0, (A + R) / M, 2 * Bp / (R - A + 1e-300))
+    Q = np.where(A >= 0, (A + R) / M, Bp2 / (R - A + 1e-300))
     sd = np.where(up, Q[1, :ne], 0.0)  # (Q ≥ 0: √(A² + 2M·B⁺) ≥ |A|)
     lost = False
     if fresh:
