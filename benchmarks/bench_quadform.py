@@ -1,7 +1,8 @@
 """thm41's quadratic form aᵀKa, K_kl = κ1(b_k·b_l)/d, per width, measured in one run: the
 blocked upper-triangle form (ntkcheck.rf.quad_form) against the row-chunked form over both
-triangles it replaced, against the bare arccos over one triangle (the minimal transcendental
-work), with two processes side by side, and its peak memory.
+triangles it replaced, against a bare arccos over one triangle (what the form did before it took
+arccos through arctan) and a bare arctan over it (the minimal transcendental work now), with two
+processes side by side, and its peak memory.
 
     python benchmarks/bench_quadform.py [--widths 2048 8192] [--d 10] [--peak-width 16384] [--results …]
 """
@@ -31,16 +32,20 @@ def chunked(B: np.ndarray, a: np.ndarray, d: int, working_memory_mb: float = 64.
     return total / d
 
 
-def bare(B: np.ndarray, a: np.ndarray, d: int) -> float:
-    """arccos alone over the upper triangle's blocks, in place (no sqrt, no product)."""
+def bare(B: np.ndarray, a: np.ndarray, d: int, f=np.arccos) -> float:
+    """``f`` (arccos) alone over the upper triangle's blocks, in place (no sqrt, no product)."""
     m, b = B.shape[0], QUAD_BLOCK
     buf = np.empty((b, b))
     for i in range(0, m, b):
         for j in range(i, m, b):
             G = np.matmul(B[i:i + b], B[j:j + b].T, out=buf[:min(b, m - i), :min(b, m - j)])
             np.clip(G, -1.0, 1.0, out=G)
-            np.arccos(G, out=G)
+            f(G, out=G)
     return 0.0
+
+
+def bare_arctan(B: np.ndarray, a: np.ndarray, d: int) -> float:
+    return bare(B, a, d, np.arctan)
 
 
 def case(m: int, d: int, seed: int = 0):
@@ -84,10 +89,12 @@ def run(a) -> None:
     with threadpool_limits(1):
         for m in a.widths:
             B, v = case(m, d)
-            tq, tc, tb = best(quad_form, B, v, d), best(chunked, B, v, d), best(bare, B, v, d)
+            tq, tc = best(quad_form, B, v, d), best(chunked, B, v, d)
+            tb, tt = best(bare, B, v, d), best(bare_arctan, B, v, d)
             rel = abs(quad_form(B, v, d) - chunked(B, v, d)) / abs(chunked(B, v, d))
             print(f"m = {m:6d}: blocked {tq:.3f} s ({m * m / tq / 1e6:.0f} M entries/s), chunked {tc:.3f} s, "
-                  f"bare arccos {tb:.3f} s; chunked/blocked = {tc / tq:.2f}x, blocked/bare = {tq / tb:.2f}x, "
+                  f"bare arccos {tb:.3f} s, bare arctan {tt:.3f} s; chunked/blocked = {tc / tq:.2f}x, "
+                  f"blocked/bare arccos = {tq / tb:.2f}x, blocked/bare arctan = {tq / tt:.2f}x, "
                   f"relative difference {rel:.1e}")
     m = a.widths[-1]
     one = _one((m, d))

@@ -8,6 +8,8 @@ integrand is not smooth, in the direct form of the definitions:
 * ``F(g, s, d)``: F(s) = E_b[g(b·v) σ(b·x)] with x·v = s, = E_{t~p_d}[g(t) Φ(s, t)].
 * ``norm2_single(g, d)``: ‖F(x·v)‖²_ρ = E_s[F(s)²].
 * ``r_single(g, tau, d)``: E_x[F(x·v) σ(b·x)] with b·v = τ, = E_s[F(s) Φ(s, τ)].
+* ``kappa1_extended(rho)``: κ1(ρ) = (√(1 − ρ²) + ρ(π − arccos ρ))/(2π) in x87 extended precision
+  (np.longdouble, 64-bit significand), ρ clipped to [−1, 1].
 
 E_{t~p_d}[h(t)] = ∫_0^π h(cos θ) sin^{d−2}θ dθ / ∫_0^π sin^{d−2}θ dθ: no endpoint singularity.
 Φ is not smooth where s² + τ² = 1 (and at d = 2 where sτ ± √(…) = 0): those angles are passed
@@ -116,3 +118,10 @@ def trust_region_min(K: np.ndarray, r: np.ndarray, c: float, radius: float) -> f
         mu = hi
     z = np.array([qi / (li + mu) if li + mu > 0 else 0.0 for qi, li in zip(q, lam)])
     return float(z @ (lam * z) - 2 * q @ z + c)
+
+
+def kappa1_extended(rho):
+    """κ1 of the given float64 cosines, evaluated in np.longdouble (unit roundoff 5.4e-20 on x86)."""
+    r = np.clip(np.asarray(rho, dtype=np.longdouble), -1, 1)
+    pi = np.arccos(np.longdouble(-1))
+    return (np.sqrt((1 - r) * (1 + r)) + r * (pi - np.arccos(r))) / (2 * pi)
