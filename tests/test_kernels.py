@@ -1,5 +1,7 @@
 """Closed forms against Monte Carlo, and the Gram matrix against a direct sum."""
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import pytest
 
 from ntkcheck import gram_matrix, h_infinity, kappa0, kappa1, lambda0
@@ -212,3 +214,20 @@ def test_sign_pass_near_set_is_exact_and_the_same_for_any_split(monkeypatch, blo
         assert network.block_rows(n) == 37 and m // 37 > 3  # many blocks: the split is exercised
     for flat, vals in runs[1:]:
         assert np.array_equal(flat, runs[0][0]) and np.array_equal(vals, runs[0][1])
+
+
+@settings(max_examples=200)
+@given(rows=st.integers(0, 6), cols=st.integers(1, 5), seed=st.integers(0, 2**31),
+       special=st.sampled_from([None, np.nan, np.inf, -np.inf, 0.0, 1e-300, -1e300]))
+def test_row_maxima_and_the_finite_test_without_temporaries(rows, cols, seed, special):
+    """gram's _row_top and all_finite (two reductions, no array of A's size) against
+    |A|.max(axis=1) and all(isfinite(A)), with NaN, ±∞, zero and extreme entries and rows."""
+    from ntkcheck.kernels.gram import _row_top, all_finite
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((rows, cols)) * 10.0 ** rng.integers(-50, 50, (rows, 1))
+    if special is not None and rows:
+        A[rng.integers(rows), rng.integers(cols)] = special
+        A[rng.integers(rows)] = 0.0
+    want = np.abs(A).max(axis=1) if A.size else np.zeros(rows)
+    np.testing.assert_array_equal(_row_top(A), want)
+    assert all_finite(A) == bool(np.all(np.isfinite(A)))
