@@ -163,8 +163,11 @@ def critical_radii(X: np.ndarray, W0: np.ndarray, thresholds: list[float], tol: 
         # matrix-vector product over the neurons each, raised by its float64 rounding bound
         norms = np.sqrt(np.einsum("ij,ij->i", X, X))
         wmax = float(np.sqrt(np.einsum("ij,ij->i", W0, W0).max()))
+        p = np.empty(m)  # (one buffer for every input, partitioned in place: no copies of m numbers)
         for j in np.argsort(-norms, kind="stable")[:_CAP_INPUTS]:
-            p = np.partition(np.abs(W0 @ X[j]), [k - 1 for k in need])
+            np.matmul(W0, X[j], out=p)
+            np.abs(p, out=p)
+            p.partition([k - 1 for k in need])
             slack = 4 * (X.shape[1] + 2) * _EPS * wmax * float(norms[j])
             for k in need:
                 best[k] = min(best[k], float(p[k - 1]) + slack)
