@@ -50,7 +50,7 @@ def _kappa1_into(N: np.ndarray, T: np.ndarray, A: np.ndarray) -> np.ndarray:
 def quad_form(B: np.ndarray, a: np.ndarray, d: int) -> float:
     """aᵀKa with K_kl = κ1(b_k·b_l)/d over square blocks of the upper triangle (K is
     symmetric: an off-diagonal block counts twice), each formed in place in a small work
-    area: memory O(QUAD_BLOCK²) whatever m, half the arccos work of both triangles."""
+    area: memory O(QUAD_BLOCK²) whatever m, half the transcendental work of both triangles."""
     with np.errstate(divide="ignore"):  # (N/√(1 − N²) at |N| = 1: see _kappa1_into)
         return _upper_blocks(B, a) / (2.0 * np.pi * d)
 
