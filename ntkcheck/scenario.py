@@ -237,15 +237,34 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _sentence(e: ValidationError, model: type[BaseModel]) -> str:
-    err = e.errors()[0]
-    # drop the union-branch tags ('int', "literal['auto']") that pydantic adds to a location
-    parts = [x for x in err["loc"] if str(x) != "int"
-             and not str(x).startswith(("literal[", "list[", "constrained-"))]
-    loc = ""
+#: what a branch of a union accepts, by the type of the error it reported
+_BRANCH_WANTS = {"float_type": "a number", "float_parsing": "a number", "int_type": "an integer",
+                 "int_parsing": "an integer", "int_from_float": "an integer", "list_type": "a list",
+                 "string_type": "a string", "bool_type": "true or false", "bool_parsing": "true or false"}
+
+
+def _key(loc: tuple) -> str:
+    """A pydantic location as a scenario key, without the union-branch tags ('int', 'float',
+    "literal['auto']", …) that pydantic adds to it."""
+    parts = [x for x in loc if str(x) not in ("int", "float", "str", "bool")
+             and not str(x).startswith(("literal[", "list[", "constrained-", "function-"))]
+    key = ""
     for x in parts:
-        loc += f"[{x}]" if isinstance(x, int) else (f".{x}" if loc else str(x))
+        key += f"[{x}]" if isinstance(x, int) else (f".{x}" if key else str(x))
+    return key
+
+
+def _sentence(e: ValidationError, model: type[BaseModel]) -> str:
+    errors = e.errors()
+    err = errors[0]
+    loc = _key(err["loc"])
     typ = err["type"]
+    # a value that no branch of a union accepts (e.g. T: 'auto' or a number): say what each takes
+    branches = [x for x in errors if _key(x["loc"]) == loc]
+    wants = [x["ctx"]["expected"] if x["type"] == "literal_error" else _BRANCH_WANTS.get(x["type"])
+             for x in branches]
+    if len(branches) > 1 and all(wants) and loc != "trials":
+        return f"scenario key '{loc}' must be {' or '.join(dict.fromkeys(wants))} (got {short(err.get('input'))})."
     if typ == "extra_forbidden":
         parent = loc.rsplit(".", 1)[0] if "." in loc else ""
         allowed = _allowed_keys(model, parent)

@@ -182,6 +182,8 @@ BAD = [
     (["cor24", "--set", "dynamics.T=-1"], "dynamics.T"),
     (["cor24", "--set", "dynamics.step=0"], "dynamics.step"),
     (["cor24", "--set", "dynamics.method=euler"], "dynamics.method"),
+    (["cor24", "--set", "dynamics.T=abc"], "scenario key 'dynamics.T' must be a number or 'auto' (got 'abc')"),
+    (["lemma43", "--set", "network.widths=abc"], "scenario key 'network.widths' must be 'auto' or a list"),
     (["cor24", "--data", "{tmp}/good.npy", "--labels", "{tmp}/short.npy"], "5 labels but the data have 6 rows"),
     (["cor24", "--labels", "{tmp}/nope.csv"], "does not exist"),
     (["cor24", "--data", "{tmp}/good.npy", "--labels", "{tmp}/nanlabels.npy"], "non-finite"),
