@@ -274,7 +274,7 @@ class ReluFlow:
             _, Qs, slot = md.sliding_neurons()
             pos = slot[ke]
             hit = pos >= 0
-            if hit.any():
+            if np.count_nonzero(hit):
                 xi = X[ie[hit]]
                 xp = xi - np.einsum("kde,ke->kd", Qs[pos[hit]], xi)
                 c[hit] = xp @ X.T
@@ -364,7 +364,7 @@ class ReluFlow:
                     trusted = False
                     ex["degenerate"] += 1
                 hit = None
-                if arriving.any() or leaving.any():
+                if np.count_nonzero(arriving) or np.count_nonzero(leaving):  # (cheaper calls than .any())
                     hit = list(zip(fo.ke[arriving].tolist(), fo.ie[arriving].tolist(), vd[arriving].tolist())), leaving
             lead, kept = -1, None
             if hit is not None:
@@ -401,7 +401,7 @@ class ReluFlow:
                     run.divergence = f"stopped after max_events = {max_events} kink events at t = {t:.4g}"
                     break
                 continue
-            step = float(min(s.min(initial=np.inf), t_refresh - t))
+            step = float(min(s[s.argmin()] if s.size else np.inf, t_refresh - t))
             while si < len(stops) and stops[si] <= t:
                 si += 1
             target = stops[si] if si < len(stops) else T

@@ -103,7 +103,7 @@ class Mode:
         np.multiply(lam, lam, out=al[1])
         self.abs_lam, self.lam2 = al[0], al[1]
         # all |λ|T > 1e-12 iff min|λ|·T > 1e-12 (rounding is monotone); else φ = τ where not
-        self.phi_all = float(al[0].min()) * fl.T > 1e-12
+        self.phi_all = float(al[0][al[0].argmin()]) * fl.T > 1e-12
         self._phi_big = self._lam_safe = None
         if not self.phi_all:
             self._phi_big = big = al[0] * fl.T > 1e-12

@@ -103,7 +103,7 @@ def steps(md: Mode, tau: float, tr: Track, fresh: set[int], buf: np.ndarray):
         sd = np.where(fr, 2 * np.maximum(vdd, 0.0) / M3, sd)
         away |= fr
         grazing = fr & (vdd <= 0)  # released tangentially: where it goes is not resolved
-        lost = bool(grazing.any())
+        lost = bool(np.count_nonzero(grazing))
         if lost:
             sd = np.where(grazing, np.inf, sd)
         fresh.difference_update(tr.codes[isf & ~near].tolist())
@@ -192,13 +192,13 @@ def arrival(md: Mode, tr: Track, lead: int, buf: np.ndarray):
     ne = tr.codes.size
     if low.size:  # sliding weights within 2θ at the last pass: none may leave at x
         Fs, aFs = tr.FvT[:, ne + low], tr.aFT[:, ne + low]
-        if _leaves(buf[1] @ Fs, buf[2] @ Fs, buf[5] @ aFs).any():
+        if np.count_nonzero(_leaves(buf[1] @ Fs, buf[2] @ Fs, buf[5] @ aFs)):
             return None
     # the leader must arrive (on its kink, not leaving it, as steps decides), the others not
     cols = np.concatenate(([lead], near))
     F = tr.FvT[:, cols]
     v, vd, vdd = buf[0] @ F + tr.v0[cols], buf[1] @ F, buf[2] @ F
     arriving = (v <= tr.zeta[cols]) & ~_away(vd, vdd, _up(vd, buf[5] @ tr.aFT[:, cols]))
-    if not arriving[0] or arriving[1:].any():
+    if not arriving[0] or np.count_nonzero(arriving[1:]):
         return None
     return float(vd[0])
