@@ -108,11 +108,12 @@ class ReluFlow:
         (shape |A| × 2 × n): c = s ∘ r_A = −G_AA⁻¹ X_A Xᵀ (S_k ∘ r) (x_j·w_k′ = 0), σ = sign r_j
         now. s ∈ [0, 1] while both are ≥ 0 (if r_j changes sign, one of them reaches 0 first)."""
         Ck = -(self.plane(A)[2] * S_k)
-        sg = np.where(r[list(A)] >= 0, 1.0, -1.0)
         out = np.empty((len(A), 2, self.n))
-        np.multiply(sg[:, None], Ck, out=out[:, 0])
-        np.multiply(-sg[:, None], Ck, out=out[:, 1])
-        out[np.arange(len(A)), 1, A] += sg
+        for p, j in enumerate(A):  # (|A| ≤ MAX_SURFACE: a loop of scalar signs beats fancy indexing)
+            sg = 1.0 if r[j] >= 0 else -1.0
+            np.multiply(Ck[p], sg, out=out[p, 0])
+            np.multiply(Ck[p], -sg, out=out[p, 1])
+            out[p, 1, j] += sg
         return out
 
     def plane(self, A: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -125,7 +125,8 @@ class Mode:
         sliding_mask marks them in the m × n pattern."""
         fl, S, slide = self.fl, self.S, self.slide
         ch = self.changed
-        if prev is not None and not any(k in slide or k in prev.slide for k in ch):
+        if prev is not None and not (ch[0] in slide or ch[0] in prev.slide if len(ch) == 1 else
+                                     any(k in slide or k in prev.slide for k in ch)):
             # (a refresh, or crossings of neurons that neither slid nor slide now)
             self.ent_k, self.ent_j, self.B, self.sliding_mask = prev.ent_k, prev.ent_j, prev.B, prev.sliding_mask
             return
@@ -142,7 +143,10 @@ class Mode:
                 keep = ent_k != gone[0] if len(gone) == 1 else ~np.isin(ent_k, gone)
                 ent_k, ent_j, B = ent_k[keep], ent_j[keep], B[keep]
             mask = prev.sliding_mask
-            mask[ch] = False
+            if len(ch) == 1:  # (a row, not a fancy-indexed assignment)
+                mask[ch[0]] = False
+            else:
+                mask[ch] = False
         if new:
             ks = [k for k in new for _ in slide[k]]
             js = [j for k in new for j in slide[k]]
