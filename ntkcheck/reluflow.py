@@ -1,4 +1,4 @@
-"""Gradient flow of the two-layer ReLU network u = (1/√m) Σ_k a_k σ(w_k·x) (a fixed), solved
+"""Gradient flow of the two-layer ReLU network u = (1/√m) Σ_k a_k σ(w_k·x) (a_k = ±1 fixed), solved
 exactly between kinks and event by event across them.
 
 Why not a Runge–Kutta integrator: the vector field −∇L jumps where a pre-activation
@@ -69,6 +69,10 @@ class ReluFlow:
         self.X = np.asarray(X, dtype=np.float64)
         self.y = np.asarray(y, dtype=np.float64)
         a = np.asarray(a, dtype=np.float64)
+        if not np.all(np.abs(a) == 1.0):
+            # H = G ∘ (SᵀS)/m (neuron_gram, Mode) and the refresh's speed bound take a_k² = 1
+            raise ValueError("ReluFlow needs output weights a_k = ±1 (the [DZPS] network): its H and "
+                             "speed bounds take a_k² = 1")
         self.a_m = a / np.sqrt(a.size)
         self.neg_a_m = -self.a_m[:, None]
         self.m, self.n, self.d = a.size, self.X.shape[0], self.X.shape[1]

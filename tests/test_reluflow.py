@@ -90,6 +90,17 @@ def test_the_exact_flow_agrees_with_references_on_generated_small_networks(m, n,
 
 
 
+def test_output_weights_other_than_plus_minus_one_are_refused():
+    """H = G∘(SᵀS)/m and the refresh's speed bound take a_k² = 1: with |a_k| ≠ 1 the flow
+    missed crossings unnoticed (a = ±U(0.5, 4), m = 64: 0.04 from the RK4 references at
+    t = 0.0375 against a budget of 1.5e-6), so such a is refused, not integrated."""
+    X, y, a, W0 = _problem(64, 8, 4, 0)
+    with pytest.raises(ValueError, match="a_k = ±1"):
+        ReluFlow(X, y, 2.0 * a, 1.0)
+    with pytest.raises(ValueError, match="a_k = ±1"):
+        ReluFlow(X, y, np.r_[a[:-1], 0.0], 1.0)
+
+
 def test_without_kinks_the_flow_is_the_closed_form_of_the_frozen_kernel():
     X, y, a, W0 = _problem(20, 6, 4, 3, scale=50.0)  # pre-activations far from 0: no sign changes in T
     T = 0.002
