@@ -231,3 +231,20 @@ def test_row_maxima_and_the_finite_test_without_temporaries(rows, cols, seed, sp
     want = np.abs(A).max(axis=1) if A.size else np.zeros(rows)
     np.testing.assert_array_equal(_row_top(A), want)
     assert all_finite(A) == bool(np.all(np.isfinite(A)))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("where", ["X", "W"])
+def test_counts_and_gram_refuse_non_finite_inputs(bad, where):
+    """A NaN has no sign, so activation_counts (which returned counts for a NaN weight) and
+    gram_matrix refuse non-finite X or W with a ValueError instead of a number."""
+    rng = np.random.default_rng(0)
+    X, W = rng.standard_normal((5, 3)), rng.standard_normal((7, 3))
+    (X if where == "X" else W)[1, 2] = bad
+    for f in (activation_counts, gram_matrix):
+        with pytest.raises(ValueError, match="needs finite X and W"):
+            f(X, W)
+    if where == "X":  # (λ0's eigensolver said only "Eigenvalues did not converge")
+        for f in (h_infinity, lambda0):
+            with pytest.raises(ValueError, match="needs finite X"):
+                f(X)

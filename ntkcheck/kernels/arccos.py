@@ -30,6 +30,8 @@ def kappa1(rho: np.ndarray) -> np.ndarray:
 
 def _cosines(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     X = np.asarray(X, dtype=np.float64)
+    if not np.all(np.isfinite(X)):  # (lambda0's eigensolver would fail with "did not converge")
+        raise ValueError("h_infinity needs finite X")
     G = X @ X.T
     norms = np.sqrt(np.clip(np.diag(G), 0.0, None))
     if np.any(norms == 0):

@@ -321,6 +321,8 @@ def _as_inputs(X: np.ndarray, W: np.ndarray, what: str) -> tuple[np.ndarray, np.
     W = np.asarray(W, dtype=np.float64)
     if X.ndim != 2 or W.ndim != 2 or X.shape[1] != W.shape[1]:
         raise ValueError(f"{what} needs X (n×d) and W (m×d); got {X.shape} and {W.shape}")
+    if not (all_finite(X) and all_finite(W)):  # (a NaN has no sign: a count would be silently wrong)
+        raise ValueError(f"{what} needs finite X and W")
     return X, W
 
 
@@ -361,8 +363,6 @@ def gram_matrix(X: np.ndarray, W: np.ndarray,
     m = W.shape[0]
     if m == 0:
         raise ValueError("gram_matrix needs at least one neuron (W has no rows)")
-    if not (all_finite(X) and all_finite(W)):
-        raise ValueError("gram_matrix needs finite X and W")
     Xs = X / np.sqrt(m)  # the 1/m is folded into the inputs, saving a pass over the n × n result
     C, (G,), threads = count_pass(X, W, working_memory_mb, extra=[(n * d / 2, lambda: gram_of_rows(Xs))])
     diag = np.diag(G)
