@@ -174,3 +174,29 @@ def test_the_readme_exponents_reproduce(check, over, grid, measured, proof):
     assert st.proof_exponent == pytest.approx(proof, abs=0.005)
     lo, hi = st.fit["interval"]
     assert lo <= st.fit["exponent"] <= hi and not lo <= st.proof_exponent <= hi
+
+
+@pytest.mark.parametrize("R", [-1e-3, float("nan"), float("inf")])
+def test_certify_and_attack_refuse_a_radius_that_is_not_a_finite_number_at_least_0(R):
+    """A NaN radius compared false with every |w·x| and gave R = 0's certificate, silently;
+    negative and infinite radii are no ball either."""
+    from ntkcheck.kernels import attack, certify
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((6, 3))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    W0 = rng.standard_normal((16, 3))
+    with pytest.raises(ValueError, match="finite radius R ≥ 0"):
+        certify(X, W0, R, 64.0)
+    cert = certify(X, W0, 0.01, 64.0)
+    with pytest.raises(ValueError, match="finite radius R ≥ 0"):
+        attack(X, W0, R, cert, 1, 64.0)
+
+
+@pytest.mark.parametrize("thresholds,tol", [([float("nan")], 1e-9), ([0.1], float("nan")), ([0.1], -1.0)])
+def test_critical_radii_refuse_non_finite_thresholds_and_negative_tolerances(thresholds, tol):
+    from ntkcheck.kernels import critical_radii
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((6, 3))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    with pytest.raises(ValueError, match="finite thresholds"):
+        critical_radii(X, rng.standard_normal((16, 3)), thresholds, tol, 64.0)

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..memory import chunk_rows, neuron_slices
 from ..parallel import single_blas, work_threads
-from .certificate import Certificate
+from .certificate import Certificate, require_radius
 from .eig import bordered_extremes, eigenvalue_at
 from .flippable import csr_rows, run_starts
 from .gram import exact_entries, float32_error_bound, gram_of_rows, require_safe_rows, sign_pass
@@ -310,6 +310,7 @@ def attack(X: np.ndarray, W0: np.ndarray, R: float, cert: Certificate, iteration
     """Search the ball for large ‖ΔH‖₂ and small λ_min(H(W)) (lower/upper bounds). With
     ``keep_points`` the W reaching each value is kept too (a replay's evidence: H(W) can be
     recomputed from it by any independent code)."""
+    require_radius(R, "attack")
     m = W0.shape[0]
     G = gram_of_rows(X)
     Gs = gram_of_rows(X / np.sqrt(m))  # as certificate_matrices forms H0 = Gs ∘ SᵀS: ΔH is exactly 0 unmoved

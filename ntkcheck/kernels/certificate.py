@@ -9,6 +9,8 @@ All passes go over neurons in chunks, so memory does not grow with m.
 """
 from __future__ import annotations
 
+import math
+
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -48,9 +50,17 @@ def require_unit_rows(X: np.ndarray, what: str) -> None:
                          f"norm {float(norms[np.argmax(np.abs(norms - 1.0))]):.6g}); normalise them first")
 
 
+def require_radius(R: float, what: str) -> None:
+    """A radius is a finite number ≥ 0: a NaN radius compared false with every |w·x| and gave
+    the certificate of R = 0, silently."""
+    if not (math.isfinite(R) and R >= 0):
+        raise ValueError(f"{what} needs a finite radius R ≥ 0 (got {R!r})")
+
+
 def certify(X: np.ndarray, W0: np.ndarray, R: float, working_memory_mb: float) -> Certificate:
     """H(W(0)), the certified bound E for radius R (one pass over neurons, see
     :func:`certificate_matrices`), and their extreme eigenpairs."""
+    require_radius(R, "certify")
     H0, E, cnt, SS, active = certificate_matrices(X, W0, R, working_memory_mb)
     # only the extreme eigenpairs are needed (LAPACK's syevr on an index range)
     lam_min_H0, v_min_H0 = eigenvalue_at(H0, 0, vector=True)
@@ -144,6 +154,8 @@ def critical_radii(X: np.ndarray, W0: np.ndarray, thresholds: list[float], tol: 
     ⌈n·m·target/min(g)⌉ + 1 suffice (found by a partition, not a full sort).
     """
     require_unit_rows(X, "critical_radii")
+    if not (all(math.isfinite(t) for t in thresholds) and math.isfinite(tol) and tol >= 0):
+        raise ValueError(f"critical_radii needs finite thresholds and a finite tol ≥ 0 (got {thresholds!r}, {tol!r})")
     n = X.shape[0]
     m = W0.shape[0]
     require_safe_rows(X, "X")
