@@ -10,7 +10,6 @@ All passes go over neurons in chunks, so memory does not grow with m.
 from __future__ import annotations
 
 import math
-
 from collections.abc import Callable
 from dataclasses import dataclass
 
