@@ -98,6 +98,10 @@ def _yaml_problem(e: yaml.YAMLError, what: str) -> str:
 #: the most trials a run may ask for (nothing proportional to the count is built before a trial)
 MAX_TRIALS = 100_000
 
+#: the smallest failure probability δ a claim "holds with probability ≥ 1 − δ" takes: below
+#: ~1.1e-16, 1 − δ rounds to 1 in float64 and the claim's target is no longer a probability < 1
+MIN_FAILURE_PROBABILITY = 1e-15
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
@@ -243,6 +247,10 @@ _BRANCH_WANTS = {"float_type": "a number", "float_parsing": "a number", "int_typ
                  "string_type": "a string", "bool_type": "true or false", "bool_parsing": "true or false"}
 
 
+#: pydantic's bound errors, as a relation (the bound itself is printed with :g)
+_BOUNDS = {"greater_than": ">", "greater_than_equal": "≥", "less_than": "<", "less_than_equal": "≤"}
+
+
 def _key(loc: tuple) -> str:
     """A pydantic location as a scenario key, without the union-branch tags ('int', 'float',
     "literal['auto']", …) that pydantic adds to it."""
@@ -279,6 +287,8 @@ def _sentence(e: ValidationError, model: type[BaseModel]) -> str:
     if loc == "trials":
         return (f"scenario key 'trials' must be an integer from 1 to {MAX_TRIALS}, 'auto' or 'sequential' "
                 f"(got {got}).")
+    if typ in _BOUNDS and isinstance(limit := next(iter(err.get("ctx", {}).values()), None), (int, float)):
+        return f"scenario key '{loc}' must be {_BOUNDS[typ]} {limit:g} (got {got})."  # (1e-15, not 0.000000000000001)
     return f"scenario key '{loc}': {msg[0].lower() + msg[1:]} (got {got})."
 
 

@@ -183,6 +183,12 @@ BAD = [
     (["cor24", "--set", "dynamics.step=0"], "dynamics.step"),
     (["cor24", "--set", "dynamics.method=euler"], "dynamics.method"),
     (["cor24", "--set", "dynamics.T=abc"], "scenario key 'dynamics.T' must be a number or 'auto' (got 'abc')"),
+    # δ below ~1.1e-16: 1 − δ rounds to 1, and the run ended in an internal error
+    (["lemma23", "--set", "claim.delta=1e-300"], "scenario key 'claim.delta' must be ≥ 1e-15 (got 1e-300)"),
+    (["cor22", "--set", "claim.delta=1e-17"], "claim.delta' must be ≥ 1e-15"),
+    (["cor24", "--set", "claim.delta=1e-300"], "claim.delta' must be ≥ 1e-15"),
+    (["thm41", "--set", "claim.epsilon=1e-300"], "claim.epsilon' must be ≥ 1e-15"),
+    (["lemma23", "--set", "claim.c=1e308"], "scenario key 'claim.c' must be ≤ 1e+12 (got 1e+308)"),
     (["lemma43", "--set", "network.widths=abc"], "scenario key 'network.widths' must be 'auto' or a list"),
     (["cor24", "--data", "{tmp}/good.npy", "--labels", "{tmp}/short.npy"], "5 labels but the data have 6 rows"),
     (["cor24", "--labels", "{tmp}/nope.csv"], "does not exist"),
