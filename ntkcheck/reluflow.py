@@ -88,6 +88,7 @@ class ReluFlow:
         self._bank = np.empty((8, self.d, self.d))
         self._solves: dict[tuple[int, ...], np.ndarray | None] = {}
         self._inverses: dict[tuple[int, ...], list[list[float]] | None] = {}
+        self._independent: dict[tuple[int, ...], bool] = {}
         self._buf = np.empty((7, self.n))
 
     def residual(self, W: np.ndarray) -> np.ndarray:
@@ -145,12 +146,19 @@ class ReluFlow:
             ids.append(at)
         return self._bank[ids]
 
+    def independent(self, B: tuple[int, ...]) -> bool:
+        """Whether the kinks' normals x_j, j ∈ B, are linearly independent (cached): the one
+        test behind :meth:`kink_solve` and :meth:`_kink_inverse`."""
+        got = self._independent.get(B)
+        if got is None:
+            got = self._independent[B] = bool(np.linalg.matrix_rank(self.X[list(B)]) == len(B))
+        return got
+
     def kink_solve(self, B: tuple[int, ...]) -> np.ndarray | None:
         """G_BB⁻¹ X_B for the kinks B (cached); None when their normals x_j are dependent."""
         if B not in self._solves:
             XB = self.X[list(B)]
-            full = np.linalg.matrix_rank(XB) == len(B)
-            self._solves[B] = np.linalg.solve(XB @ XB.T, XB) if full else None
+            self._solves[B] = np.linalg.solve(XB @ XB.T, XB) if self.independent(B) else None
         return self._solves[B]
 
     # -- the choice at a kink ------------------------------------------------------------
@@ -180,7 +188,6 @@ class ReluFlow:
         u = range(len(surface))
         GR = [[g * ri for g, ri in zip(row, rU)] for row in GU]  # G_ji r_i
         xbs: dict[tuple[int, ...], list[float]] = {}  # x_U·b for each set P (shared by the choices with it)
-        inverses: dict[tuple[int, ...], list[list[float]] | None] = {}
         best, best_margin, valid = None, -np.inf, 0
         for choice in itertools.product(*[(fixed[j],) if j in fixed else (0, 1, 2) for j in surface]):
             P = tuple(i for i in u if choice[i] == 1)
@@ -190,9 +197,7 @@ class ReluFlow:
             B = tuple(i for i in u if choice[i] == 2)
             margins = []
             if B:
-                Ginv = inverses.get(B, False)
-                if Ginv is False:
-                    Ginv = inverses[B] = self._kink_inverse(tuple(surface[i] for i in B))
+                Ginv = self._kink_inverse(tuple(surface[i] for i in B))
                 if Ginv is None:
                     continue  # its kinks' normals are dependent: no velocity keeps all of them at 0
                 cB = [-sum([g * xb[i] for g, i in zip(row, B)]) for row in Ginv]
@@ -218,18 +223,11 @@ class ReluFlow:
         return out, tuple(surface[i] for i in best[1]), valid != 1
 
     def _kink_inverse(self, B: tuple[int, ...]) -> list[list[float]] | None:
-        """G_BB⁻¹ as nested lists (cached); None when the normals x_j, j ∈ B, are dependent
-        (the same test as :meth:`kink_solve`)."""
-        got = self._inverses.get(B, False)
-        if got is False:
-            if len(B) == 1:  # (a single row has rank 1 unless it is 0)
-                g = float(self.G[B[0], B[0]])
-                got = [[1.0 / g]] if g > 0 else None
-            else:
-                XB = self.X[list(B)]
-                got = np.linalg.inv(XB @ XB.T).tolist() if np.linalg.matrix_rank(XB) == len(B) else None
-            self._inverses[B] = got
-        return got
+        """G_BB⁻¹ as nested lists (cached); None when the normals x_j, j ∈ B, are dependent."""
+        if B not in self._inverses:
+            idx = list(B)
+            self._inverses[B] = np.linalg.inv(self.G[idx][:, idx]).tolist() if self.independent(B) else None
+        return self._inverses[B]
 
     def choose_one(self, k: int, r: np.ndarray, S_k: np.ndarray, j: int) -> tuple[np.ndarray, tuple[int, ...], bool]:
         """:meth:`choose` for one entry j on its kink and no fixed side (most events), in closed

@@ -125,8 +125,7 @@ class Mode:
         sliding_mask marks them in the m × n pattern."""
         fl, S, slide = self.fl, self.S, self.slide
         ch = self.changed
-        if prev is not None and not (ch[0] in slide or ch[0] in prev.slide if len(ch) == 1 else
-                                     any(k in slide or k in prev.slide for k in ch)):
+        if prev is not None and not any(k in slide or k in prev.slide for k in ch):
             # (a refresh, or crossings of neurons that neither slid nor slide now)
             self.ent_k, self.ent_j, self.B, self.sliding_mask = prev.ent_k, prev.ent_j, prev.B, prev.sliding_mask
             return
@@ -143,10 +142,7 @@ class Mode:
                 keep = ent_k != gone[0] if len(gone) == 1 else ~np.isin(ent_k, gone)
                 ent_k, ent_j, B = ent_k[keep], ent_j[keep], B[keep]
             mask = prev.sliding_mask
-            if len(ch) == 1:  # (a row, not a fancy-indexed assignment)
-                mask[ch[0]] = False
-            else:
-                mask[ch] = False
+            mask[ch] = False
         if new:
             ks = [k for k in new for _ in slide[k]]
             js = [j for k in new for j in slide[k]]
@@ -183,11 +179,13 @@ class Mode:
             Wd[sl_rows] -= np.einsum("kde,ke->kd", Qs, Wd[sl_rows])
         return Wd
 
-    def phi(self, tau: float) -> np.ndarray:
-        """φ(λ, τ) = (1 − e^{−λτ})/λ, and τ where |λ|T ≤ 10⁻¹² (there |φ − τ| ≤ 10⁻¹²τ)."""
+    def phi(self, tau: float, neg_lam_tau: np.ndarray | None = None) -> np.ndarray:
+        """φ(λ, τ) = (1 − e^{−λτ})/λ, and τ where |λ|T ≤ 10⁻¹² (there |φ − τ| ≤ 10⁻¹²τ).
+        ``neg_lam_tau``: −λτ if the caller has formed it (the same numbers: −λ is exact)."""
+        y = self.neg_lam * tau if neg_lam_tau is None else neg_lam_tau
         if self.phi_all:  # (the same arithmetic: −expm1(−λτ)/λ = expm1(−λτ)/(−λ))
-            return np.expm1(self.neg_lam * tau) / self.neg_lam
-        return np.where(self._phi_big, -np.expm1(-self.lam * tau) / self._lam_safe, tau)
+            return np.expm1(y) / self.neg_lam
+        return np.where(self._phi_big, -np.expm1(y) / self._lam_safe, tau)
 
     def gamma(self, tau: float) -> np.ndarray:
         """Γ(t_s + τ) = Γ_s + ∫_{t_s}^{t_s+τ} r = Γ_s + V (φ(τ) ∘ q)."""

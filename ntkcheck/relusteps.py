@@ -155,7 +155,7 @@ def chase(md: Mode, tau: float, tr: Track, s: np.ndarray, step: float, limit: fl
         E = np.exp(Y)  # e^{−λx}, e^{−λ⁺x}
         M = float(E[1] @ wM) * (1 + 1e-12) + 1e-300
         if entry:
-            ph = np.expm1(Y[0]) / md.neg_lam if md.phi_all else md.phi(x)
+            ph = md.phi(x, Y[0])
             v, vd = v0 + float(ph @ qF), float(E[0] @ qF)
             done = v <= zeta
         else:
