@@ -102,6 +102,9 @@ MAX_TRIALS = 100_000
 #: ~1.1e-16, 1 − δ rounds to 1 in float64 and the claim's target is no longer a probability < 1
 MIN_FAILURE_PROBABILITY = 1e-15
 
+#: the type of a failure probability δ (or ε) of a claim that holds with probability ≥ 1 − δ
+FailureProbability = Annotated[float, Field(ge=MIN_FAILURE_PROBABILITY, lt=1.0)]
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
@@ -271,14 +274,14 @@ def _sentence(e: ValidationError, model: type[BaseModel]) -> str:
     branches = [x for x in errors if _key(x["loc"]) == loc]
     wants = [x["ctx"]["expected"] if x["type"] == "literal_error" else _BRANCH_WANTS.get(x["type"])
              for x in branches]
+    got = short(err.get("input"))
     if len(branches) > 1 and all(wants) and loc != "trials":
-        return f"scenario key '{loc}' must be {' or '.join(dict.fromkeys(wants))} (got {short(err.get('input'))})."
+        return f"scenario key '{loc}' must be {' or '.join(dict.fromkeys(wants))} (got {got})."
     if typ == "extra_forbidden":
         parent = loc.rsplit(".", 1)[0] if "." in loc else ""
         allowed = _allowed_keys(model, parent)
         hint = f" (known keys{' in ' + parent if parent else ''}: {', '.join(allowed)})" if allowed else ""
         return f"unknown scenario key '{loc}'{hint}."
-    got = short(err.get("input"))
     msg = err["msg"]
     if typ in ("dict_type", "model_type"):
         return f"scenario key '{loc}' must be a mapping of keys to values (got {got})."

@@ -182,8 +182,7 @@ def test_certify_and_attack_refuse_a_radius_that_is_not_a_finite_number_at_least
     negative and infinite radii are no ball either."""
     from ntkcheck.kernels import attack, certify
     rng = np.random.default_rng(0)
-    X = rng.standard_normal((6, 3))
-    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    X = _unit(rng, 6, 3)
     W0 = rng.standard_normal((16, 3))
     with pytest.raises(ValueError, match="finite radius R ≥ 0"):
         certify(X, W0, R, 64.0)
@@ -196,7 +195,6 @@ def test_certify_and_attack_refuse_a_radius_that_is_not_a_finite_number_at_least
 def test_critical_radii_refuse_non_finite_thresholds_and_negative_tolerances(thresholds, tol):
     from ntkcheck.kernels import critical_radii
     rng = np.random.default_rng(0)
-    X = rng.standard_normal((6, 3))
-    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    X = _unit(rng, 6, 3)
     with pytest.raises(ValueError, match="finite thresholds"):
         critical_radii(X, rng.standard_normal((16, 3)), thresholds, tol, 64.0)

@@ -29,7 +29,7 @@ from pydantic import Field
 from ..critical import CriticalSpec
 from ..kernels import Lambda0, eigenvalue_tolerance, gram_matrix
 from ..memory import require_memory
-from ..scenario import MIN_FAILURE_PROBABILITY, Strict
+from ..scenario import FailureProbability, Strict
 from ..stats import PROBABILISTIC, ClaimRow
 from .base import (Check, Context, TrialResult, at_most, joint, load_inputs, ntk_quantities,
                    require_lambda0)
@@ -37,7 +37,7 @@ from .base import (Check, Context, TrialResult, at_most, joint, load_inputs, ntk
 
 
 class Cor22Claim(Strict):
-    delta: float = Field(0.1, ge=MIN_FAILURE_PROBABILITY, lt=1.0, description="failure probability δ")
+    delta: FailureProbability = Field(0.1, description="failure probability δ")
     variant_width: int = Field(16, gt=0, le=1 << 30,
                                description="width of the variant row (the notes' reading without the width condition)")
 

@@ -66,7 +66,7 @@ from ..dynamics import RK_STABILITY, gradient_descent
 from ..kernels import Lambda0, h_infinity
 from ..memory import require_memory
 from ..models import NTKNetwork
-from ..scenario import MIN_FAILURE_PROBABILITY, Strict
+from ..scenario import FailureProbability, Strict
 from ..stats import PROBABILISTIC, UNIVERSAL, ClaimRow
 from .base import DIVERGED, HOLDS, UNDECIDED, VACUOUS, VIOLATION, Check, Context, TrialResult, load_inputs, ntk_quantities, require_lambda0
 from .cor24_flows import bs3_flow, exact_flow
@@ -93,8 +93,7 @@ class DynamicsSpec(Strict):
 
 
 class Cor24Claim(Strict):
-    delta: float = Field(0.1, ge=MIN_FAILURE_PROBABILITY, lt=1.0,
-                         description="thm32 row: failure probability δ of [DZPS] Theorem 3.2")
+    delta: FailureProbability = Field(0.1, description="thm32 row: failure probability δ of [DZPS] Theorem 3.2")
     variant_rate: float = Field(3.0, gt=1.0, le=1e6,
                                 description="variant row: the too-fast rate e^{−variant_rate·λ0·t}")
 

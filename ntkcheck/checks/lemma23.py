@@ -27,7 +27,7 @@ from pydantic import Field
 
 from ..kernels import Lambda0, attack, certify, critical_radii, eigenvalue_tolerance, gram_matrix
 from ..memory import require_memory
-from ..scenario import MIN_FAILURE_PROBABILITY, Strict
+from ..scenario import FailureProbability, Strict
 from ..critical import CriticalSpec
 from ..planning import critical_value
 from ..stats import PROBABILISTIC, ClaimRow
@@ -38,7 +38,7 @@ C_DEFAULT = math.sqrt(2 * math.pi) / 16
 
 
 class Lemma23Claim(Strict):
-    delta: float = Field(0.1, ge=MIN_FAILURE_PROBABILITY, lt=1.0, description="failure probability δ of the lemma")
+    delta: FailureProbability = Field(0.1, description="failure probability δ of the lemma")
     c: float = Field(C_DEFAULT, gt=0.0, le=1e12,
                      description="constant c in R = c·δ·λ0/n² (default √(2π)/16, from the proof)")
     attack_iterations: int = Field(3, ge=0, le=100,

@@ -29,7 +29,7 @@ from pydantic import Field
 from ..errors import UserError
 from ..memory import require_memory
 from ..rf import QUAD_BLOCK, kernel_entry_error, kernel_matrix, krylov_lower_bound, quad_form, trust_region
-from ..scenario import MIN_FAILURE_PROBABILITY, Strict
+from ..scenario import FailureProbability, Strict
 from ..stats import PROBABILISTIC, ClaimRow
 from ..targets import Target, build_target
 from .base import HOLDS, UNDECIDED, VIOLATION, Check, Context, TrialResult
@@ -64,7 +64,7 @@ DEFAULT_TARGET = {"terms": [{"family": "cos", "weight": 1.0, "direction": 0, "om
 
 
 class Thm41Claim(Strict):
-    epsilon: float = Field(0.1, ge=MIN_FAILURE_PROBABILITY, lt=1.0, description="failure probability ε")
+    epsilon: FailureProbability = Field(0.1, description="failure probability ε")
     exact_witness_max_m: int = Field(2048, ge=0, le=20000,
                                      description="largest m for the exact trust-region witness (uniform ρ)")
     control_shrink: float = Field(30.0, gt=1.0, le=1e6,
