@@ -220,9 +220,10 @@ def test_sign_pass_near_set_is_exact_and_the_same_for_any_split(monkeypatch, blo
 @given(rows=st.integers(0, 6), cols=st.integers(1, 5), seed=st.integers(0, 2**31),
        special=st.sampled_from([None, np.nan, np.inf, -np.inf, 0.0, 1e-300, -1e300]))
 def test_row_maxima_and_the_finite_test_without_temporaries(rows, cols, seed, special):
-    """gram's _row_top and all_finite (two reductions, no array of A's size) against
-    |A|.max(axis=1) and all(isfinite(A)), with NaN, ±∞, zero and extreme entries and rows."""
-    from ntkcheck.kernels.gram import _row_top, all_finite
+    """gram's _row_top (two reductions, no array of A's size) against |A|.max(axis=1), and
+    unit_rows refusing exactly the arrays that are not all finite, with NaN, ±∞, zero and
+    extreme entries and rows."""
+    from ntkcheck.kernels.gram import _row_top, unit_rows
     rng = np.random.default_rng(seed)
     A = rng.standard_normal((rows, cols)) * 10.0 ** rng.integers(-50, 50, (rows, 1))
     if special is not None and rows:
@@ -230,7 +231,11 @@ def test_row_maxima_and_the_finite_test_without_temporaries(rows, cols, seed, sp
         A[rng.integers(rows)] = 0.0
     want = np.abs(A).max(axis=1) if A.size else np.zeros(rows)
     np.testing.assert_array_equal(_row_top(A), want)
-    assert all_finite(A) == bool(np.all(np.isfinite(A)))
+    if np.all(np.isfinite(A)):
+        unit_rows(A)
+    else:
+        with pytest.raises(ValueError, match="needs finite X and W"):
+            unit_rows(A)
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])

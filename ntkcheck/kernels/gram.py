@@ -67,19 +67,17 @@ def _row_top(A: np.ndarray) -> np.ndarray:
     return np.maximum(A.max(axis=1), -A.min(axis=1))
 
 
-def all_finite(A: np.ndarray) -> bool:
-    """Every entry finite, by two reductions (max and min propagate NaN and ±∞) instead of a
-    boolean temporary of A's size."""
-    return A.size == 0 or bool(np.isfinite(A.max()) and np.isfinite(A.min()))
-
-
-def unit_rows(A: np.ndarray) -> np.ndarray:
+def unit_rows(A: np.ndarray, what: str = "unit_rows") -> np.ndarray:
     """A with every nonzero row scaled by a power of two into max |entry| ∈ [½, 1). Scaling by
     a power of two is exact in float64 and does not change the sign of any product w·x (nor
     any comparison of it with 0), so signs may be computed from the scaled rows; zero rows stay
     zero (their products are 0, sign 1{0 ≥ 0} = 1). Returns A itself when every row is already
-    in the safe range, a scaled copy otherwise."""
+    in the safe range, a scaled copy otherwise. Refuses (ValueError, naming ``what``) rows with
+    a NaN or an infinite entry: a NaN has no sign, so a count built on it would be silently wrong
+    (the row maxima say it: max and min propagate NaN and ±∞)."""
     top = _row_top(A)
+    if not np.all(np.isfinite(top)):
+        raise ValueError(f"{what} needs finite X and W")
     if np.all((top == 0) | ((top >= 2.0**-SAFE_EXPONENT) & (top <= 2.0**SAFE_EXPONENT))):
         return A
     _, e = np.frexp(top)
@@ -282,16 +280,17 @@ class CountSum:
 def count_pass(X: np.ndarray, W: np.ndarray, working_memory_mb: float,
                extra: list[tuple[float, Callable[[], object]]] = (), radius: float = 0.0,
                on_chunk: Callable[[int, int, np.ndarray], None] | None = None,
-               bytes_per_entry: int = 12) -> tuple[np.ndarray, list, int]:
+               bytes_per_entry: int = 12, what: str = "count_pass") -> tuple[np.ndarray, list, int]:
     """The one pass over neuron chunks behind H and Lemma 2.3's certificate: exact signs
     (:func:`sign_pass`) and their count product Sᵀ S, with the ``extra`` (weight, task) pairs
     run alongside the first chunk's product. If ``on_chunk`` is given it receives
     (first neuron, rows, flat indices of the entries with |w·x| ≤ ``radius``) per chunk, as a
     task of one thread alongside that chunk's product.
+    ``what`` names the caller in the refusal of non-finite rows.
     Returns (Sᵀ S, the extra tasks' results, threads used)."""
     n, m = X.shape[0], W.shape[0]
     if radius == 0:  # only signs are needed: rows may be rescaled (exactly) into float32's range
-        X = unit_rows(X)
+        X = unit_rows(X, what)
     else:
         require_safe_rows(X, "X")
         require_safe_rows(W, "W")
@@ -304,7 +303,7 @@ def count_pass(X: np.ndarray, W: np.ndarray, working_memory_mb: float,
     with single_blas(threads):
         for sl in neuron_slices(m, chunk):
             S = buf[: sl.stop - sl.start]
-            Wc = unit_rows(W[sl]) if radius == 0 else W[sl]
+            Wc = unit_rows(W[sl], what) if radius == 0 else W[sl]
             flat = sign_pass(Wc, X, X32, S, radius=radius, threads=threads)
             first = list(extra if results is None else ())
             chunk_task = [] if on_chunk is None else [  # it reads only ``flat``, not S
@@ -321,8 +320,6 @@ def _as_inputs(X: np.ndarray, W: np.ndarray, what: str) -> tuple[np.ndarray, np.
     W = np.asarray(W, dtype=np.float64)
     if X.ndim != 2 or W.ndim != 2 or X.shape[1] != W.shape[1]:
         raise ValueError(f"{what} needs X (n×d) and W (m×d); got {X.shape} and {W.shape}")
-    if not (all_finite(X) and all_finite(W)):  # (a NaN has no sign: a count would be silently wrong)
-        raise ValueError(f"{what} needs finite X and W")
     return X, W
 
 
@@ -332,7 +329,7 @@ def activation_counts(X: np.ndarray, W: np.ndarray,
     """Sᵀ S = [#{k : w_k·x_i ≥ 0 and w_k·x_j ≥ 0}]_ij, exactly (float64 unless ``dtype``
     is None: then float32 when m ≤ 2^24, where float32 is exact)."""
     X, W = _as_inputs(X, W, "activation_counts")
-    C = count_pass(X, W, working_memory_mb)[0]
+    C = count_pass(X, W, working_memory_mb, what="activation_counts")[0]
     return C if dtype is None else C.astype(dtype, copy=False)
 
 
@@ -364,7 +361,8 @@ def gram_matrix(X: np.ndarray, W: np.ndarray,
     if m == 0:
         raise ValueError("gram_matrix needs at least one neuron (W has no rows)")
     Xs = X / np.sqrt(m)  # the 1/m is folded into the inputs, saving a pass over the n × n result
-    C, (G,), threads = count_pass(X, W, working_memory_mb, extra=[(n * d / 2, lambda: gram_of_rows(Xs))])
+    C, (G,), threads = count_pass(X, W, working_memory_mb, extra=[(n * d / 2, lambda: gram_of_rows(Xs))],
+                                  what="gram_matrix")
     diag = np.diag(G)
     if not np.all(np.isfinite(diag)) or np.any((diag == 0) & np.any(X != 0, axis=1)):
         raise ValueError("gram_matrix: X Xᵀ/m overflows or underflows float64 for these inputs; "
