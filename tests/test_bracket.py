@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from ntkcheck import gram_matrix
 from ntkcheck.kernels import certificate as certificate_mod
 from ntkcheck.kernels import attack, certify, critical_radii, critical_radius
-from ntkcheck.kernels.eig import bordered_extremes, eigenvalue_at, extreme_eigenvalues
+from ntkcheck.kernels.eig import bordered_extremes, eigenvalue_at, extreme_eigenvalues, may_lie_below
 from ntkcheck.kernels.flippable import pair_counts
 
 
@@ -65,6 +65,56 @@ def test_attack_is_a_valid_point_of_the_ball_and_below_the_certificate(R):
     H0 = gram_matrix(X, W0)
     sampled = max(np.linalg.norm(gram_matrix(X, W) - H0, 2) for W in ball_points(rng, X, W0, R, 10))
     assert att.norm_dH >= sampled
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_attacks_cholesky_test_skips_only_what_could_not_improve_it(seed, monkeypatch):
+    """The norm searches test, by a Cholesky factor, whether λ_min of their H(W) can lie below
+    the best found and solve only then: the attack's figures and points are those of solving
+    every time (bit for bit), and the test did skip some solves."""
+    from ntkcheck.kernels import attack as attack_fn  # (the function; the module is below)
+    import sys
+    mod = sys.modules["ntkcheck.kernels.attack"]
+    _, X, W0 = setup(seed=seed, n=40, d=6, m=800)
+    R = 0.05
+    cert = certify(X, W0, R, 64)
+    skipped = []
+
+    def counted(M, mu):
+        out = may_lie_below(M, mu)
+        skipped.append(not out)
+        return out
+
+    monkeypatch.setattr(mod, "may_lie_below", counted)
+    fast = attack_fn(X, W0, R, cert, 3, 64, keep_points=True)
+    monkeypatch.setattr(mod, "may_lie_below", lambda M, mu: True)
+    full = attack_fn(X, W0, R, cert, 3, 64, keep_points=True)
+    assert (fast.norm_dH, fast.lam_min) == (full.norm_dH, full.lam_min)
+    np.testing.assert_array_equal(fast.W_lam_min, full.W_lam_min)
+    np.testing.assert_array_equal(fast.W_norm, full.W_norm)
+    assert len(skipped) == 6 and any(skipped)
+    assert full.lam_min < cert.lam_min_H0  # signs did change: the comparison was not vacuous
+
+
+@settings(max_examples=60)
+@given(n=st.integers(1, 30), gap=st.floats(-1.0, 1.0), seed=st.integers(0, 2**31))
+def test_may_lie_below_against_the_full_decomposition(n, gap, seed):
+    """may_lie_below(M, mu) is False only when λ_min(M) > mu (up to rounding), and True
+    whenever λ_min(M) < mu by more than rounding; mu is placed at λ_min + gap·spread."""
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((n, n))
+    M = A @ A.T / n - rng.uniform(0, 1) * np.eye(n)
+    w = np.linalg.eigvalsh(M)
+    spread = max(float(w[-1] - w[0]), 1.0)
+    mu = float(w[0]) + gap * spread
+    tol = 64 * n * np.finfo(float).eps * float(np.abs(M).sum(axis=1).max())
+    before = M.copy()
+    got = may_lie_below(M, mu)
+    np.testing.assert_array_equal(M, before)  # M itself is not changed
+    if not got:
+        assert w[0] > mu - tol
+    if w[0] < mu - tol:
+        assert got
 
 
 def test_attack_finds_nothing_when_no_sign_can_flip():
