@@ -159,6 +159,38 @@ def test_critical_radii_share_one_pass_and_each_is_its_edge(monkeypatch):
     assert critical_radii(X, W0, thrs, tol, 64) == radii
 
 
+@pytest.mark.parametrize("guess, passes", [(1e-6, 2), (4.0, 1), (1e9, 1)])
+def test_critical_radii_do_not_depend_on_the_first_bands_guess(guess, passes, monkeypatch):
+    """The sign pass goes first to a guessed radius; a search whose certificate still holds
+    with that whole band is done again up to its cap. A guess far too short (a second pass),
+    the default one and one beyond the caps give the same radii, each the certificate's edge."""
+    _, X, W0 = setup(seed=6, n=30, d=5, m=4000)
+    thrs = [0.05, 0.3, -0.1]
+    tol = 1e-12
+    calls = []
+    band = certificate_mod._band
+
+    def counted(*args):
+        calls.append(args[2])  # the band's radius
+        return band(*args)
+
+    monkeypatch.setattr(certificate_mod, "_band", counted)
+    monkeypatch.setattr(certificate_mod, "_GUESS", guess)
+    radii = critical_radii(X, W0, thrs, tol, 64)
+    assert len(calls) == passes
+    monkeypatch.undo()
+    assert radii == critical_radii(X, W0, thrs, tol, 64)
+    for t, Rc in zip(thrs[:2], radii):
+        assert certify(X, W0, Rc * (1 - 1e-9), 64).lam_max_E < t - tol <= certify(X, W0, Rc, 64).lam_max_E
+        assert Rc <= calls[-1]  # inside the last band
+    if guess == 4.0:  # the default guess's band is narrower than the caps' (it saves work)
+        full = []
+        monkeypatch.setattr(certificate_mod, "_band", lambda *a: full.append(a[2]) or band(*a))
+        monkeypatch.setattr(certificate_mod, "_GUESS", 1e9)
+        critical_radii(X, W0, thrs, tol, 64)
+        assert calls[0] < full[0] / 4
+
+
 def test_critical_radii_are_the_same_with_the_sparse_pair_counts(monkeypatch):
     """More same-neuron pairs than the memory budget allows: AᵀA from a sparse A at each
     step instead of the pairs' counts; the same radii."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..memory import cache_rows, chunk_rows, neuron_slices
-from ..parallel import row_blocks, run_tasks
+from ..parallel import row_blocks, run_tasks, single_blas, work_threads
 from .arccos import eigenvalue_tolerance
 from .eig import eigenvalue_at
 from .flippable import Flippable
@@ -124,6 +124,8 @@ def _bound_rows(absG_rows: np.ndarray, c_rows: np.ndarray, c: np.ndarray, AA_row
 _CAP_INPUTS = 8
 #: power steps the critical radius tries before its eigensolver (one n × n product each)
 _POWER_STEPS = 40
+#: how far the first band's guess overshoots the edge it estimates (see critical_radii)
+_GUESS = 4.0
 
 
 def critical_radius(X: np.ndarray, W0: np.ndarray, threshold: float, tol: float,
@@ -147,10 +149,19 @@ def critical_radii(X: np.ndarray, W0: np.ndarray, thresholds: list[float], tol: 
     a binary search over their sorted values gives the exact supremum. Memory stays
     within the chunk budget plus that set, whatever m is.
 
-    The thresholds share the matrix-vector products of the first cap and the sign pass
-    (taken to the largest cap); each then sorts only the entries the averaged bound can
-    reach: a prefix of L sorted entries has Σ g ≥ L·min(g), so the first
-    ⌈n·m·target/min(g)⌉ + 1 suffice (found by a partition, not a full sort).
+    The thresholds share the matrix-vector products of the first cap and the sign pass; each
+    then sorts only the entries the averaged bound can reach: a prefix of L sorted entries has
+    Σ g ≥ L·min(g), so the first ⌈n·m·target/min(g)⌉ + 1 suffice (found by a partition, not a
+    full sort).
+
+    The caps are loose (for Gaussian W(0) and n = 200 the edge lies ~100× below them, and the
+    band up to them held 5.4M entries where ~50k matter), so the sign pass first goes only to
+    a guess: λ_max(E) ≈ 2λ_max(|G|)·c/m with c flippable signs per input, and mean(g) ≤
+    λ_max(|G|), so ``_GUESS``·t·m/(2 mean(g)) flippable signs, read off the same few inputs,
+    overshoot the edge. The guess is never trusted: a threshold's search is exact within a band
+    once its certificate is lost inside the band (its first failing entry is then in it), and a
+    search whose certificate still holds with the whole band (the guess fell short) is done
+    again over the band up to its cap, as without the guess.
     """
     require_unit_rows(X, "critical_radii")
     if not (all(math.isfinite(t) for t in thresholds) and math.isfinite(tol) and tol >= 0):
@@ -162,10 +173,12 @@ def critical_radii(X: np.ndarray, W0: np.ndarray, thresholds: list[float], tol: 
     targets = [t - tol for t in thresholds]
     g = np.abs(gram_of_rows(X)).sum(axis=1)
     absGs = np.abs(gram_of_rows(X / np.sqrt(m)))  # |X Xᵀ|/m as certificate_matrices forms it, for E
-    X32 = X.astype(np.float32)
     k_caps = [int(np.ceil(t * m)) for t in targets]  # ≥ 1 where t > 0
+    # the first band's guess: λ_max(E) ≈ 2λ_max(|G|)·c/m for c flippable signs per input, and
+    # mean(g) ≤ λ_max(|G|), so c = GUESS·t·m/(2 mean(g)) overshoots the edge's c about GUESS-fold
+    k_guesses = [int(np.ceil(_GUESS * t * m / (2 * g.mean()))) if g.mean() > 0 else m + 1 for t in targets]
     chunk = chunk_rows(n, working_memory_mb, bytes_per_entry=24)
-    need = sorted({k for t, k in zip(targets, k_caps) if t > 0 and k <= m})
+    need = sorted({k for t, kc, kg in zip(targets, k_caps, k_guesses) if t > 0 for k in (kc, kg) if k <= m})
     best = dict.fromkeys(need, np.inf)
     if need:  # the diagonal bound's cap: min over i of the k_cap-th smallest |w·x_i|
         # An upper bound on it suffices (it only admits more entries; the search below uses
@@ -183,21 +196,39 @@ def critical_radii(X: np.ndarray, W0: np.ndarray, thresholds: list[float], tol: 
             for k in need:
                 best[k] = min(best[k], float(p[k - 1]) + slack)
     caps = [(best[k] if k <= m else np.inf) if t > 0 else 0.0 for t, k in zip(targets, k_caps)]
-    live = [c for t, c in zip(targets, caps) if t > 0]
-    if not live:
+    if not any(t > 0 for t in targets):
         return [0.0] * len(thresholds)
-    radius = max(live)
+    # the guesses' band (a guess only: each search below says whether the edge lay within it)
+    guesses = [min(c, best[k] if k <= m else np.inf) if t > 0 else 0.0 for t, c, k in zip(targets, caps, k_guesses)]
+    max_pairs = int(working_memory_mb * 2**20 // _PAIR_BYTES)
+    out: list[float | None] = [0.0 if t <= 0 else None for t in targets]
+    for band in (guesses, caps):
+        todo = [j for j, r in enumerate(out) if r is None]
+        if not todo:
+            break
+        radius = max(band[j] for j in todo)
+        flat_all, vals_all = _band(X, W0, radius, n, chunk)
+        for j in todo:  # complete: every entry up to the cap is in the band
+            out[j] = _critical_from(flat_all, vals_all, caps[j], targets[j], absGs, g, n, m, max_pairs,
+                                    complete=radius >= caps[j])
+    return out
+
+
+def _band(X: np.ndarray, W0: np.ndarray, radius: float, n: int, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+    """The entries |w·x| ≤ ``radius`` over all neurons (flat indices k·n + i) with their float64
+    values, from the sign pass (threaded as the certificate's: the numbers do not depend on it)."""
+    m = W0.shape[0]
+    X32 = X.astype(np.float32)
     flats, vals = [], []
     buf = np.empty((min(m, chunk), n), dtype=np.float32)
-    for sl in neuron_slices(m, chunk):  # the entries |w·x| ≤ the largest cap, with their float64 values
-        near, v = sign_pass(W0[sl], X, X32, buf[: sl.stop - sl.start], radius=radius, exact_values=True)
-        flats.append(near + sl.start * n)  # flat index k·n + i over all neurons
-        vals.append(v)
-    flat_all, vals_all = np.concatenate(flats), np.concatenate(vals)
-    del flats, vals
-    max_pairs = int(working_memory_mb * 2**20 // _PAIR_BYTES)
-    return [0.0 if t <= 0 else _critical_from(flat_all, vals_all, c, t, absGs, g, n, m, max_pairs)
-            for t, c in zip(targets, caps)]
+    threads = work_threads(n, chunk)
+    with single_blas(threads):
+        for sl in neuron_slices(m, chunk):
+            near, v = sign_pass(W0[sl], X, X32, buf[: sl.stop - sl.start], radius=radius, threads=threads,
+                                exact_values=True)
+            flats.append(near + sl.start * n)
+            vals.append(v)
+    return np.concatenate(flats), np.concatenate(vals)
 
 
 #: bytes per same-neuron pair of flippable entries in :class:`_PairCounts` (four int64 arrays
@@ -245,9 +276,11 @@ def prefix_bound(total: float, g: np.ndarray, size: int) -> int:
 
 
 def _critical_from(flat: np.ndarray, vals: np.ndarray, cap: float, target: float, absGs: np.ndarray,
-                   g: np.ndarray, n: int, m: int, max_pairs: int) -> float:
+                   g: np.ndarray, n: int, m: int, max_pairs: int, complete: bool = True) -> float | None:
     """One threshold's search (see :func:`critical_radii`) over the entries ``flat`` with
-    |w·x| = ``vals``, a superset of those ≤ ``cap``; λ_max(E) is computed as :func:`certify`
+    |w·x| = ``vals``: all those ≤ ``cap`` if ``complete``, else all those up to a smaller band
+    radius (None is returned when the certificate holds with every entry of that band: its edge
+    lies beyond); λ_max(E) is computed as :func:`certify`
     computes it (the same E, the same LAPACK call), so the radius found is the edge of the
     certificate itself. AᵀA of each step's prefix comes from the entries' same-neuron pairs
     (:class:`_PairCounts`), or, when there are more than ``max_pairs`` of them, from a sparse
@@ -322,10 +355,10 @@ def _critical_from(flat: np.ndarray, vals: np.ndarray, cap: float, target: float
         return lam < target
 
     if vals.size == 0:
-        return float(cap)
+        return float(cap) if complete else None
     lo, hi = -1, vals.size - 1  # below(lo) (lo = -1: nothing flippable)
-    if below(hi):
-        return float(cap)
+    if below(hi):  # certified with every entry of the band: the edge lies beyond it
+        return float(cap) if complete else None
     while hi - lo > 1:
         mid = (lo + hi) // 2
         if below(mid):
