@@ -1,6 +1,8 @@
 """Lemma 2.3 and Lemma 2.1 end to end through the Python API."""
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import ntkcheck
 from ntkcheck.stats import FAIL, PASS
@@ -117,3 +119,21 @@ def test_pool_batches_cover_the_trials_in_order_and_shrink_at_the_end(n, workers
     assert all(size == 1 for size, b in zip(sizes, batches) if n - b[0] < 4 * workers)
     if n >= 16 * workers:
         assert sizes[0] == 4
+
+
+@settings(max_examples=40)
+@given(m=st.integers(1, 40_000), d=st.integers(1, 12), seed=st.integers(0, 2**31))
+def test_the_control_radius_is_the_largest_distance_to_the_witness(m, d, seed):
+    """lemma23's control radius max_k ‖w_k(0) + x_1‖, formed in row blocks, against the
+    distances one by one (math.dist, float64 with its own rounding) and the whole-array
+    expression it replaced (the same numbers, bit for bit)."""
+    import math
+
+    from ntkcheck.checks.lemma23 import largest_distance
+
+    rng = np.random.default_rng(seed)
+    W = rng.standard_normal((m, d))
+    x = rng.standard_normal(d)
+    got = largest_distance(W, -x)
+    assert got == float(np.sqrt(((W + x) ** 2).sum(axis=1)).max())
+    assert got == pytest.approx(max(math.dist(w, -x) for w in W), rel=4e-16 * d)
