@@ -1,4 +1,6 @@
 """Closed forms against Monte Carlo, and the Gram matrix against a direct sum."""
+import math
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -236,6 +238,27 @@ def test_row_maxima_and_the_finite_test_without_temporaries(rows, cols, seed, sp
     else:
         with pytest.raises(ValueError, match="needs finite X and W"):
             unit_rows(A)
+
+
+@settings(max_examples=300)
+@given(rows=st.integers(0, 6), cols=st.integers(1, 12), seed=st.integers(0, 2**31),
+       special=st.sampled_from([None, np.nan, np.inf, 0.0, 2.0**-60, 2.0**-61, 2.0**60, 2.0**61, 5e-324]))
+def test_the_whole_array_range_test_is_the_row_by_row_one(rows, cols, seed, special):
+    """gram's _rows_safe (whole-array reductions and row norms) against the rule row by row in
+    Python: every row zero or with max |entry| in [2^-60, 2^60], all finite; rows scaled by
+    powers of two across and around both ends of the range, and single extreme entries."""
+    from ntkcheck.kernels.gram import SAFE_EXPONENT, _rows_safe
+    rng = np.random.default_rng(seed)
+    A = rng.uniform(-1, 1, (rows, cols)) * 2.0 ** rng.integers(-66, 66, (rows, 1)).astype(float)
+    if special is not None and rows:
+        r = rng.integers(rows)
+        A[r] = 0.0
+        A[r, rng.integers(cols)] = special
+    lo, hi = 2.0**-SAFE_EXPONENT, 2.0**SAFE_EXPONENT
+    want = all(all(math.isfinite(x) for x in row) and (max(abs(x) for x in row) == 0
+                                                        or lo <= max(abs(x) for x in row) <= hi)
+               for row in A.tolist())
+    assert _rows_safe(A) == want
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
