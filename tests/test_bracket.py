@@ -396,13 +396,16 @@ def test_extreme_eigenpairs_match_the_full_decomposition():
 
 
 @settings(max_examples=80)
-@given(n=st.integers(2, 40), frac=st.floats(0.0, 1.0), shape=st.sampled_from(["bordered", "block+", "block-"]),
+@given(n=st.integers(2, 40), frac=st.floats(0.0, 1.0),
+       shape=st.sampled_from(["bordered", "block+", "block-", "one outside"]),
        seed=st.integers(0, 2**31))
 def test_bordered_extremes_are_the_full_decompositions(n, frac, shape, seed):
     """A symmetric M with rows and columns only at T (ΔH of a pass, T its changed inputs):
     the extremes by Rayleigh–Ritz on span{e_T} ⊕ range(M[N, T]) against numpy's full
     eigvalsh, and the vector an eigenvector of the extreme asked for. A definite block M_TT
-    alone (no border: R = 0) puts one extreme at 0, in M's null space, which K then shares."""
+    alone (no border: R = 0) puts one extreme at 0, in M's null space, which K then shares.
+    With one entry pair outside the rows and columns T, M is not of that shape: the full
+    eigensolver must be taken, and gives the same extremes."""
     rng = np.random.default_rng(seed)
     T = np.sort(rng.choice(n, int(frac * n), replace=False))
     M = np.zeros((n, n))
@@ -413,6 +416,10 @@ def test_bordered_extremes_are_the_full_decompositions(n, frac, shape, seed):
     else:
         A = rng.standard_normal((T.size, T.size))
         M[np.ix_(T, T)] = (1.0 if shape == "block+" else -1.0) * (A @ A.T + np.eye(T.size))
+    N = np.setdiff1d(np.arange(n), T)
+    if shape == "one outside" and N.size:
+        i, j = rng.choice(N, 2)
+        M[i, j] = M[j, i] = 5.0
     w = np.linalg.eigvalsh(M)
     scale = max(1.0, float(np.abs(w).max()))
     for top in (None, True, False):
