@@ -171,7 +171,7 @@ def main() -> None:
         t_loop = min(once(loop) for _ in range(2)) * a.m / k
         print(f"per-neuron loop              {t_loop * 1e3:9.2f} ms   loop/gram = {t_loop / t_gram:.1f}x")
 
-        H0, E, cnt, SS, active = certificate_matrices(X, W, a.R, 256)
+        H0, E, cnt, SS, active, _ = certificate_matrices(X, W, a.R, 256)
         v = np.abs(eigenvalue_at(E, -1, vector=True)[1])  # the Perron vector the attack starts from
         G = gram_of_rows(X)
         Wa = W[active]

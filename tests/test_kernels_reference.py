@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ntkcheck import parallel
-from ntkcheck.kernels import activation_counts, certify, critical_radius, gram_matrix
+from ntkcheck.kernels import activation_counts, certify, critical_radii, critical_radius, gram_matrix
 from ntkcheck.kernels import reference as ref
 from ntkcheck.kernels.attack import attack_pass
 
@@ -50,6 +50,36 @@ def test_certificate_equals_the_definitions(n, d, m, seed, threads, memory, R):
     np.testing.assert_allclose(cert.H0, ref.gram(X, W0), rtol=1e-13, atol=1e-15)
     np.testing.assert_allclose(cert.E, ref.bound(X, W0, R), rtol=1e-13, atol=1e-15)
     np.testing.assert_array_equal(cert.counts, ref.flippable(X, W0, R).sum(axis=0))
+
+
+@settings(max_examples=40, deadline=None)
+@given(**CASES, R=st.floats(0.0, 0.5), wider=st.floats(0.0, 1.5))
+def test_the_certificates_band_is_the_definitions_and_changes_nothing_else(n, d, m, seed, threads, memory,
+                                                                           R, wider):
+    """certify with ``band``: the entries |w·x| ≤ band (gathered from the same pass, for the
+    critical radii) against one float64 dot product per entry, and every other output bit for
+    bit that of the pass without it; the critical radii from the band are those of their own pass."""
+    X, W0, _ = _draw(n, d, m, seed)
+    band = R + wider
+    with threads_allowed(threads):
+        plain = certify(X, W0, R, memory)
+        cert = certify(X, W0, R, memory, band=band)
+        radii = critical_radii(X, W0, [0.05, 0.3], 1e-12, memory)
+        from_band = critical_radii(X, W0, [0.05, 0.3], 1e-12, memory, band=cert.band)
+    for f in ("H0", "E", "counts", "SS", "active", "v_min_H0", "v_perron"):
+        np.testing.assert_array_equal(getattr(cert, f), getattr(plain, f))
+    assert (cert.lam_max_E, cert.lam_min_H0, cert.tol) == (plain.lam_max_E, plain.lam_min_H0, plain.tol)
+    if not band > R:
+        assert cert.band is None
+        return
+    assert from_band == radii
+    P = np.abs(np.array([[float(w @ x) for x in X] for w in W0])).ravel()
+    got_band, flat, vals = cert.band
+    assert got_band == band
+    np.testing.assert_allclose(vals, P[flat], rtol=0, atol=1e-14)  # (the rounding of a dot product of d terms)
+    # the same entries, up to those within rounding of the band's edge
+    near_edge = np.abs(P - band) <= 1e-14
+    assert set(flat[~near_edge[flat]]) == set(np.flatnonzero((P <= band) & ~near_edge))
 
 
 @settings(max_examples=30, deadline=None)

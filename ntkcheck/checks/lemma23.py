@@ -25,7 +25,7 @@ import math
 import numpy as np
 from pydantic import Field
 
-from ..kernels import Lambda0, attack, certify, critical_radii, eigenvalue_tolerance, gram_matrix
+from ..kernels import Lambda0, attack, band_guess, certify, critical_radii, eigenvalue_tolerance, gram_matrix
 from ..memory import cache_rows, require_memory
 from ..scenario import FailureProbability, Strict
 from ..critical import CriticalSpec
@@ -156,7 +156,10 @@ class Lemma23(Check):
         R = ctx.quantities["radius"]
         wm = sc.compute.working_memory_mb
         W0 = rng.standard_normal((sc.network.m, X.shape[1]))
-        cert = certify(X, W0, R, wm)
+        # the critical radii search the entries up to about their edges; the certificate's pass
+        # gathers them (its thresholds are l0/4 and λ_min(H(W(0))) − l0/2, the latter taken here
+        # at λ_min ≈ λ0: a guess, which critical_radii checks and extends if it falls short)
+        cert = certify(X, W0, R, wm, band=band_guess(X, W0, [l0 / 4, l0 / 2]))
         att = attack(X, W0, R, cert, sc.claim.attack_iterations, wm, keep_points=ctx.keep_points)
         tol = cert.tol + lam.error
         lower_min = cert.lam_min_H0 - cert.lam_max_E
@@ -178,7 +181,7 @@ class Lemma23(Check):
         lam_w, tol_w = ctx.state.witness_lambda_min
         out["control_big_ball"] = VIOLATION if lam_w + tol_w <= l0 / 2 else UNDECIDED
         scale = X.shape[0] ** 2 / (sc.claim.delta * l0)  # c = R · n²/(δ λ0)
-        r_norm, r_min = critical_radii(X, W0, [l0 / 4, cert.lam_min_H0 - l0 / 2], tol, wm)
+        r_norm, r_min = critical_radii(X, W0, [l0 / 4, cert.lam_min_H0 - l0 / 2], tol, wm, band=cert.band)
         values = {
             "certified_norm": cert.lam_max_E,
             "attack_norm": att.norm_dH,

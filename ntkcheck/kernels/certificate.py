@@ -37,6 +37,9 @@ class Certificate:
     SS: np.ndarray  # Sᵀ S of W(0): activation counts (float32 up to 2^24 neurons: exact)
     active: np.ndarray  # neurons with at least one flippable sign (the only ones a move can change)
     tol: float  # floating-point allowance on eigenvalues of these n×n matrices
+    #: with certify's ``band``: (band, flat indices k·n + i, float64 |w·x|) of the entries
+    #: |w·x| ≤ band, for :func:`critical_radii`
+    band: tuple[float, np.ndarray, np.ndarray] | None = None
 
 
 def require_unit_rows(X: np.ndarray, what: str) -> None:
@@ -56,21 +59,25 @@ def require_radius(R: float, what: str) -> None:
         raise ValueError(f"{what} needs a finite radius R ≥ 0 (got {R!r})")
 
 
-def certify(X: np.ndarray, W0: np.ndarray, R: float, working_memory_mb: float) -> Certificate:
+def certify(X: np.ndarray, W0: np.ndarray, R: float, working_memory_mb: float, band: float = 0.0) -> Certificate:
     """H(W(0)), the certified bound E for radius R (one pass over neurons, see
-    :func:`certificate_matrices`), and their extreme eigenpairs."""
+    :func:`certificate_matrices`), and their extreme eigenpairs. With ``band`` > R the same
+    pass also gathers the entries |w·x| ≤ band with their float64 values (``Certificate.band``),
+    which :func:`critical_radii` can search instead of a pass of its own."""
     require_radius(R, "certify")
-    H0, E, cnt, SS, active = certificate_matrices(X, W0, R, working_memory_mb)
+    H0, E, cnt, SS, active, gathered = certificate_matrices(X, W0, R, working_memory_mb, band)
     # only the extreme eigenpairs are needed (LAPACK's syevr on an index range)
     lam_min_H0, v_min_H0 = eigenvalue_at(H0, 0, vector=True)
     lam_max_E, v_top_E = eigenvalue_at(E, -1, vector=True)  # as critical_radii computes it, bit for bit
     return Certificate(H0=H0, E=E, lam_max_E=lam_max_E, lam_min_H0=lam_min_H0,
                        v_min_H0=v_min_H0, v_perron=np.abs(v_top_E), counts=cnt, SS=SS,
-                       active=active, tol=eigenvalue_tolerance(H0, E))
+                       active=active, tol=eigenvalue_tolerance(H0, E),
+                       band=None if gathered is None else (band, *gathered))
 
 
-def certificate_matrices(X: np.ndarray, W0: np.ndarray, R: float, working_memory_mb: float):
-    """One pass over neurons: (H(W(0)), E, c, SᵀS, active neurons) for radius R.
+def certificate_matrices(X: np.ndarray, W0: np.ndarray, R: float, working_memory_mb: float, band: float = 0.0):
+    """One pass over neurons: (H(W(0)), E, c, SᵀS, active neurons, the entries ≤ ``band`` as
+    :func:`ntkcheck.kernels.gram.count_pass` gathers them, or None) for radius R.
 
     The pass is the Gram-matrix pass of :mod:`ntkcheck.kernels.gram` (float32 products with exact
     signs, threaded count products); :func:`ntkcheck.kernels.gram.sign_pass` also returns the
@@ -82,13 +89,14 @@ def certificate_matrices(X: np.ndarray, W0: np.ndarray, R: float, working_memory
     flip = Flippable(n, m)
     Xs = X / np.sqrt(m)  # 1/m folded into the inputs as gram_matrix folds it: H0 is gram_matrix(X, W0)
     # work arrays: float32 S, its bool mask, float64 P if the band is wide, A, index lists
-    SS, (Gs,), threads = count_pass(X, W0, working_memory_mb, radius=R, on_chunk=flip.add,
-                                    bytes_per_entry=40, extra=[(n * X.shape[1] / 2, lambda: gram_of_rows(Xs))])
+    SS, (Gs,), threads, gathered = count_pass(X, W0, working_memory_mb, radius=R, on_chunk=flip.add,
+                                              bytes_per_entry=40, band=band,
+                                              extra=[(n * X.shape[1] / 2, lambda: gram_of_rows(Xs))])
     AA, cnt = flip.gram(), flip.counts
     E = np.empty((n, n))
     run_tasks(threads, [(1.0, bound_former(Gs, SS, AA, cnt, E, r)) for r in row_blocks(n, threads)])
     active = np.concatenate(flip.active) if flip.active else np.zeros(0, dtype=np.int64)
-    return Gs, E, cnt, SS, active  # Gs now holds H0
+    return Gs, E, cnt, SS, active, gathered  # Gs now holds H0
 
 
 def bound_former(Gs: np.ndarray, SS: np.ndarray, AA: np.ndarray, c: np.ndarray, E: np.ndarray,
@@ -124,7 +132,7 @@ def _bound_rows(absG_rows: np.ndarray, c_rows: np.ndarray, c: np.ndarray, AA_row
 _CAP_INPUTS = 8
 #: power steps the critical radius tries before its eigensolver (one n × n product each)
 _POWER_STEPS = 40
-#: how far the first band's guess overshoots the edge it estimates (see critical_radii)
+#: how far the first band's guess overshoots the edge it estimates (see band_guess)
 _GUESS = 4.0
 
 
@@ -136,32 +144,28 @@ def critical_radius(X: np.ndarray, W0: np.ndarray, threshold: float, tol: float,
 
 
 def critical_radii(X: np.ndarray, W0: np.ndarray, thresholds: list[float], tol: float,
-                   working_memory_mb: float) -> list[float]:
+                   working_memory_mb: float,
+                   band: tuple[float, np.ndarray, np.ndarray] | None = None) -> list[float]:
     """sup{R : λ_max(E(R)) < t − tol} for each threshold t, from one pass over the neurons.
 
     λ_max(E(R)) is a nondecreasing step function of R that jumps only at the values
-    |w_k(0)·x_i|. Two cheap lower bounds on it, each a function of the counts
-    c_i(R) = #{k : |w_k(0)·x_i| ≤ R}, say where the certificate is certainly lost:
-    λ_max(E) ≥ E_ii = c_i/m, and, with the unit vector 1/√n,
+    |w_k(0)·x_i|, so a binary search over the sorted values of the entries up to the edge gives
+    the exact supremum (:func:`_critical_from`). Two cheap lower bounds on λ_max(E), each a
+    function of the counts c_i(R) = #{k : |w_k(0)·x_i| ≤ R}, say where the certificate is
+    certainly lost: λ_max(E) ≥ E_ii = c_i/m, and, with the unit vector 1/√n,
     λ_max(E) ≥ (1/n) Σ_ij E_ij ≥ (1/(n m)) Σ_i g_i c_i with g_i = Σ_j |x_i·x_j|
-    (because c_i + c_j − (AᵀA)_ij ≥ c_i). Only the entries below the smaller of the two
-    caps matter, a small sparse set (of the order of n·m·threshold/mean(g) entries);
-    a binary search over their sorted values gives the exact supremum. Memory stays
-    within the chunk budget plus that set, whatever m is.
+    (because c_i + c_j − (AᵀA)_ij ≥ c_i). The first gives a cap (:func:`_caps`), the second
+    lets each search sort only the entries it can reach: a prefix of L sorted entries has
+    Σ g ≥ L·min(g), so the first ⌈n·m·target/min(g)⌉ + 1 suffice (a partition, not a full sort).
 
-    The thresholds share the matrix-vector products of the first cap and the sign pass; each
-    then sorts only the entries the averaged bound can reach: a prefix of L sorted entries has
-    Σ g ≥ L·min(g), so the first ⌈n·m·target/min(g)⌉ + 1 suffice (found by a partition, not a
-    full sort).
-
-    The caps are loose (for Gaussian W(0) and n = 200 the edge lies ~100× below them, and the
-    band up to them held 5.4M entries where ~50k matter), so the sign pass first goes only to
-    a guess: λ_max(E) ≈ 2λ_max(|G|)·c/m with c flippable signs per input, and mean(g) ≤
-    λ_max(|G|), so ``_GUESS``·t·m/(2 mean(g)) flippable signs, read off the same few inputs,
-    overshoot the edge. The guess is never trusted: a threshold's search is exact within a band
-    once its certificate is lost inside the band (its first failing entry is then in it), and a
-    search whose certificate still holds with the whole band (the guess fell short) is done
-    again over the band up to its cap, as without the guess.
+    The caps are loose (for Gaussian W(0) and n = 200 the edges lie ~100× below them, and the
+    band up to them held 5.4M entries where ~50k matter), so the entries are first taken only
+    up to a guess (:func:`band_guess`), or from ``band`` = (radius, flat indices k·n + i,
+    float64 values) of the entries up to a radius that a pass already gathered
+    (:func:`certify` with ``band``). A guess is never trusted: a threshold's search is exact
+    within a band once its certificate is lost inside the band (its first failing entry is then
+    in it), and a search whose certificate still holds with the whole band is done again over
+    the entries up to its cap. Memory stays within the chunk budget plus the band, whatever m is.
     """
     require_unit_rows(X, "critical_radii")
     if not (all(math.isfinite(t) for t in thresholds) and math.isfinite(tol) and tol >= 0):
@@ -171,20 +175,63 @@ def critical_radii(X: np.ndarray, W0: np.ndarray, thresholds: list[float], tol: 
     require_safe_rows(X, "X")
     require_safe_rows(W0, "W0")
     targets = [t - tol for t in thresholds]
+    out: list[float | None] = [0.0 if t <= 0 else None for t in targets]
+    todo = [j for j, r in enumerate(out) if r is None]
+    if not todo:
+        return out
     g = np.abs(gram_of_rows(X)).sum(axis=1)
     absGs = np.abs(gram_of_rows(X / np.sqrt(m)))  # |X Xᵀ|/m as certificate_matrices forms it, for E
-    k_caps = [int(np.ceil(t * m)) for t in targets]  # ≥ 1 where t > 0
-    # the first band's guess: λ_max(E) ≈ 2λ_max(|G|)·c/m for c flippable signs per input, and
-    # mean(g) ≤ λ_max(|G|), so c = GUESS·t·m/(2 mean(g)) overshoots the edge's c about GUESS-fold
-    k_guesses = [int(np.ceil(_GUESS * t * m / (2 * g.mean()))) if g.mean() > 0 else m + 1 for t in targets]
     chunk = chunk_rows(n, working_memory_mb, bytes_per_entry=24)
-    need = sorted({k for t, kc, kg in zip(targets, k_caps, k_guesses) if t > 0 for k in (kc, kg) if k <= m})
+    max_pairs = int(working_memory_mb * 2**20 // _PAIR_BYTES)
+    if band is None:
+        radius = band_guess(X, W0, [targets[j] for j in todo])
+        band = (radius, *_band(X, W0, radius, n, chunk))
+    radius, flat, vals = band
+    for j in todo:
+        out[j] = _critical_from(flat, vals, np.inf, targets[j], absGs, g, n, m, max_pairs, complete=False)
+    todo = [j for j, r in enumerate(out) if r is None]
+    if todo:  # the band fell short: every entry up to the caps
+        caps = dict(zip(todo, _caps(X, W0, [targets[j] for j in todo])))
+        top = max(caps.values())
+        if top > radius:
+            flat, vals = _band(X, W0, top, n, chunk)
+        for j in todo:
+            out[j] = _critical_from(flat, vals, caps[j], targets[j], absGs, g, n, m, max_pairs)
+    return out
+
+
+def band_guess(X: np.ndarray, W0: np.ndarray, targets: list[float]) -> float:
+    """A radius below which the edges of :func:`critical_radii` for these targets (thresholds
+    less tol) likely lie, about ``_GUESS``-fold: λ_max(E) ≈ 2λ_max(|G|)·c/m for c flippable
+    signs per input, and mean(g) ≤ λ_max(|G|), so c = _GUESS·t·m/(2 mean(g)) overshoots the
+    edge's c; the radius where one input (of largest norm) has that many |w·x| below it.
+    One matrix-vector product over the neurons. 0 if no target is positive."""
+    t = max(targets, default=0.0)
+    if t <= 0:
+        return 0.0
+    m = W0.shape[0]
+    gmean = float(np.abs(gram_of_rows(X)).sum(axis=1).mean())
+    k = math.ceil(_GUESS * t * m / (2 * gmean)) if gmean > 0 else m + 1
+    if k > m:
+        return np.inf
+    norms = np.sqrt(np.einsum("ij,ij->i", X, X))
+    j = int(np.argmax(norms))
+    p = np.abs(W0 @ X[j])
+    return float(np.partition(p, k - 1)[k - 1])
+
+
+def _caps(X: np.ndarray, W0: np.ndarray, targets: list[float]) -> list[float]:
+    """Per target t > 0, an upper bound on the edge from the diagonal bound: min over i of the
+    ⌈t·m⌉-th smallest |w·x_i| (∞ if t·m > m). An upper bound on it suffices (it only admits
+    more entries; the searches use the exact values), so it is taken over a few inputs only,
+    those of largest norm (in distribution the smallest quantiles; unit inputs differ only by
+    sampling noise): one matrix-vector product over the neurons each, raised by its float64
+    rounding bound."""
+    m = W0.shape[0]
+    k_caps = [math.ceil(t * m) for t in targets]
+    need = sorted({k for k in k_caps if k <= m})
     best = dict.fromkeys(need, np.inf)
-    if need:  # the diagonal bound's cap: min over i of the k_cap-th smallest |w·x_i|
-        # An upper bound on it suffices (it only admits more entries; the search below uses
-        # the exact values), so it is taken over a few inputs only, those of largest norm (in
-        # distribution the smallest quantiles; unit inputs differ only by sampling noise): one
-        # matrix-vector product over the neurons each, raised by its float64 rounding bound
+    if need:
         norms = np.sqrt(np.einsum("ij,ij->i", X, X))
         wmax = float(np.sqrt(np.einsum("ij,ij->i", W0, W0).max()))
         p = np.empty(m)  # (one buffer for every input, partitioned in place: no copies of m numbers)
@@ -195,23 +242,7 @@ def critical_radii(X: np.ndarray, W0: np.ndarray, thresholds: list[float], tol: 
             slack = 4 * (X.shape[1] + 2) * _EPS * wmax * float(norms[j])
             for k in need:
                 best[k] = min(best[k], float(p[k - 1]) + slack)
-    caps = [(best[k] if k <= m else np.inf) if t > 0 else 0.0 for t, k in zip(targets, k_caps)]
-    if not any(t > 0 for t in targets):
-        return [0.0] * len(thresholds)
-    # the guesses' band (a guess only: each search below says whether the edge lay within it)
-    guesses = [min(c, best[k] if k <= m else np.inf) if t > 0 else 0.0 for t, c, k in zip(targets, caps, k_guesses)]
-    max_pairs = int(working_memory_mb * 2**20 // _PAIR_BYTES)
-    out: list[float | None] = [0.0 if t <= 0 else None for t in targets]
-    for band in (guesses, caps):
-        todo = [j for j, r in enumerate(out) if r is None]
-        if not todo:
-            break
-        radius = max(band[j] for j in todo)
-        flat_all, vals_all = _band(X, W0, radius, n, chunk)
-        for j in todo:  # complete: every entry up to the cap is in the band
-            out[j] = _critical_from(flat_all, vals_all, caps[j], targets[j], absGs, g, n, m, max_pairs,
-                                    complete=radius >= caps[j])
-    return out
+    return [best[k] if k <= m else np.inf for k in k_caps]
 
 
 def _band(X: np.ndarray, W0: np.ndarray, radius: float, n: int, chunk: int) -> tuple[np.ndarray, np.ndarray]:

@@ -303,16 +303,22 @@ class CountSum:
 def count_pass(X: np.ndarray, W: np.ndarray, working_memory_mb: float,
                extra: list[tuple[float, Callable[[], object]]] = (), radius: float = 0.0,
                on_chunk: Callable[[int, int, np.ndarray], None] | None = None,
-               bytes_per_entry: int = 12, what: str = "count_pass") -> tuple[np.ndarray, list, int]:
+               bytes_per_entry: int = 12, what: str = "count_pass",
+               band: float = 0.0) -> tuple[np.ndarray, list, int, tuple[np.ndarray, np.ndarray] | None]:
     """The one pass over neuron chunks behind H and Lemma 2.3's certificate: exact signs
     (:func:`sign_pass`) and their count product Sᵀ S, with the ``extra`` (weight, task) pairs
     run alongside the first chunk's product. If ``on_chunk`` is given it receives
     (first neuron, rows, flat indices of the entries with |w·x| ≤ ``radius``) per chunk, as a
     task of one thread alongside that chunk's product.
+    With ``band`` > ``radius`` the pass also gathers the entries with |w·x| ≤ ``band`` (flat
+    indices k·n + i over all neurons, and their float64 values, as ``sign_pass`` gives them
+    with ``exact_values``), from the same products: those ≤ ``radius`` among them, by their
+    float64 values, are the ones ``on_chunk`` receives.
     ``what`` names the caller in the refusal of non-finite rows.
-    Returns (Sᵀ S, the extra tasks' results, threads used)."""
+    Returns (Sᵀ S, the extra tasks' results, threads used, the band or None)."""
     n, m = X.shape[0], W.shape[0]
-    if radius == 0:  # only signs are needed: rows may be rescaled (exactly) into float32's range
+    wide = band > radius
+    if radius == 0 and not wide:  # only signs are needed: rows may be rescaled (exactly) into float32's range
         X = unit_rows(X, what)
     else:
         require_safe_rows(X, "X")
@@ -323,11 +329,18 @@ def count_pass(X: np.ndarray, W: np.ndarray, working_memory_mb: float,
     acc = CountSum(n, m, threads)
     buf = np.empty((chunk, n), dtype=np.float32)
     results = None
+    flats, vals = [], []
     with single_blas(threads):
         for sl in neuron_slices(m, chunk):
             S = buf[: sl.stop - sl.start]
-            Wc = unit_rows(W[sl], what) if radius == 0 else W[sl]
-            flat = sign_pass(Wc, X, X32, S, radius=radius, threads=threads)
+            Wc = unit_rows(W[sl], what) if radius == 0 and not wide else W[sl]
+            if wide:
+                fb, vb = sign_pass(Wc, X, X32, S, radius=band, threads=threads, exact_values=True)
+                flats.append(fb + sl.start * n)
+                vals.append(vb)
+                flat = fb[vb <= radius]
+            else:
+                flat = sign_pass(Wc, X, X32, S, radius=radius, threads=threads)
             first = list(extra if results is None else ())
             chunk_task = [] if on_chunk is None else [  # it reads only ``flat``, not S
                 (S.size / 4, lambda start=sl.start, rows=S.shape[0], flat=flat: on_chunk(start, rows, flat))]
@@ -335,7 +348,11 @@ def count_pass(X: np.ndarray, W: np.ndarray, working_memory_mb: float,
             results = r if results is None else results
         if results is None:  # no neurons
             results = [f() for _, f in extra]
-        return acc.total(), results, threads
+        gathered = None
+        if wide:
+            gathered = (np.concatenate(flats), np.concatenate(vals)) if flats else (
+                np.zeros(0, dtype=np.intp), np.zeros(0))
+        return acc.total(), results, threads, gathered
 
 
 def _as_inputs(X: np.ndarray, W: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -384,7 +401,7 @@ def gram_matrix(X: np.ndarray, W: np.ndarray,
     if m == 0:
         raise ValueError("gram_matrix needs at least one neuron (W has no rows)")
     Xs = X / np.sqrt(m)  # the 1/m is folded into the inputs, saving a pass over the n × n result
-    C, (G,), threads = count_pass(X, W, working_memory_mb, extra=[(n * d / 2, lambda: gram_of_rows(Xs))],
+    C, (G,), threads, _ = count_pass(X, W, working_memory_mb, extra=[(n * d / 2, lambda: gram_of_rows(Xs))],
                                   what="gram_matrix")
     diag = np.diag(G)
     if not np.all(np.isfinite(diag)) or np.any((diag == 0) & np.any(X != 0, axis=1)):
