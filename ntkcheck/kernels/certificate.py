@@ -184,7 +184,7 @@ def critical_radii(X: np.ndarray, W0: np.ndarray, thresholds: list[float], tol: 
     chunk = chunk_rows(n, working_memory_mb, bytes_per_entry=24)
     max_pairs = int(working_memory_mb * 2**20 // _PAIR_BYTES)
     if band is None:
-        radius = band_guess(X, W0, [targets[j] for j in todo])
+        radius = _guess(X, W0, max(targets[j] for j in todo), float(g.mean()))
         band = (radius, *_band(X, W0, radius, n, chunk))
     radius, flat, vals = band
     for j in todo:
@@ -207,10 +207,12 @@ def band_guess(X: np.ndarray, W0: np.ndarray, targets: list[float]) -> float:
     edge's c; the radius where one input (of largest norm) has that many |w·x| below it.
     One matrix-vector product over the neurons. 0 if no target is positive."""
     t = max(targets, default=0.0)
-    if t <= 0:
-        return 0.0
+    return _guess(X, W0, t, float(np.abs(gram_of_rows(X)).sum(axis=1).mean())) if t > 0 else 0.0
+
+
+def _guess(X: np.ndarray, W0: np.ndarray, t: float, gmean: float) -> float:
+    """:func:`band_guess` for the largest target t > 0, given mean(g)."""
     m = W0.shape[0]
-    gmean = float(np.abs(gram_of_rows(X)).sum(axis=1).mean())
     k = math.ceil(_GUESS * t * m / (2 * gmean)) if gmean > 0 else m + 1
     if k > m:
         return np.inf
