@@ -102,7 +102,8 @@ def wall(argv: list[str], env: dict | None = None, check: bool = False) -> float
     return timed(argv, env, check)[0]
 
 
-def timed(argv: list[str], env: dict | None = None, check: bool = False) -> tuple[float, float]:
+def timed(argv: list[str], env: dict | None = None, check: bool = False,
+          cwd: str | None = None) -> tuple[float, float]:
     """(wall seconds, CPU seconds) of one run of ``argv`` in a fresh process: the CPU time is
     user + system of the process and of its own children (worker processes), which a machine
     whose other tenants slow the wall clock changes less. As :func:`wall` otherwise."""
@@ -116,7 +117,8 @@ def timed(argv: list[str], env: dict | None = None, check: bool = False) -> tupl
         return r.ru_utime + r.ru_stime
 
     c0, t0 = cpu(), time.perf_counter()
-    p = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, check=False, text=True)
+    p = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, check=False, text=True,
+                       cwd=cwd)
     t1, c1 = time.perf_counter(), cpu()
     if check and p.returncode != 0:
         sys.exit(f"{' '.join(argv)} ended with exit code {p.returncode}: {p.stderr.strip()[-300:]}")

@@ -19,7 +19,9 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -68,20 +70,39 @@ def main() -> None:
         run(a)
 
 
+def imported_from(env: dict | None, cwd: str) -> Path:
+    """The ntkcheck package a command started with ``env`` in ``cwd`` imports."""
+    out = subprocess.run([sys.executable, "-c", "import ntkcheck; print(ntkcheck.__file__)"], env=env, cwd=cwd,
+                         capture_output=True, text=True, check=True)
+    return Path(out.stdout.strip()).resolve().parent
+
+
 def default_runs(a) -> None:
-    """The default run as a user starts it, exact against bs3 (and the code in --before)."""
+    """The default run as a user starts it, exact against bs3 (and the code in --before).
+
+    The commands run in an empty directory: started in a checkout, ``python -m`` puts that
+    checkout first on sys.path, ahead of PYTHONPATH, so --before timed this code again (the
+    before/exact figures recorded until 2026-12-07 compared this code with itself). Each
+    command's package is checked before it is timed."""
     cmd = [sys.executable, "-m", "ntkcheck", "cor24", "-q"]
     commands = {"exact": (cmd, None), "bs3": (cmd + ["--set", "dynamics.integrator=bs3"], None)}
     if a.before is not None:
         env = dict(os.environ, PYTHONPATH=str(a.before))
         commands["before"] = (cmd, env)
-    times: dict[str, list[float]] = {k: [] for k in commands}
-    cpus: dict[str, list[float]] = {k: [] for k in commands}
-    for _ in range(a.default_runs):
-        for name, (argv, env) in commands.items():
-            t, c = timed(argv, env, check=True)
-            times[name].append(t)
-            cpus[name].append(c)
+    here = Path(ntkcheck.__file__).resolve().parent
+    with tempfile.TemporaryDirectory() as cwd:
+        for name, (_, env) in commands.items():
+            want = a.before / "ntkcheck" if name == "before" else here
+            got = imported_from(env, cwd)
+            if got != want:
+                sys.exit(f"the {name} command imports ntkcheck from {got}, not {want}")
+        times: dict[str, list[float]] = {k: [] for k in commands}
+        cpus: dict[str, list[float]] = {k: [] for k in commands}
+        for _ in range(a.default_runs):
+            for name, (argv, env) in commands.items():
+                t, c = timed(argv, env, check=True, cwd=cwd)
+                times[name].append(t)
+                cpus[name].append(c)
     for name, ts in times.items():
         cs = cpus[name]
         print(f"default `ntkcheck cor24 -q` ({name}): {statistics.median(ts):.2f} s "

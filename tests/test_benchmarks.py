@@ -2,6 +2,7 @@
 in benchmarks/RESULTS.md come from their default sizes) so that none of them rots unnoticed."""
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -117,3 +118,23 @@ def test_timed_counts_the_cpu_of_a_run_and_of_its_workers():
     wall_s, cpu_s = timed([sys.executable, "-c", code], check=True)
     assert cpu_s >= 0.3  # the grandchild's spinning is counted
     assert wall_s >= 0.5 and wall_s > cpu_s  # and the sleep only in the wall time
+
+
+def test_bench_flow_times_the_before_checkout_and_not_this_one(tmp_path):
+    """--before DIR times DIR's package: started inside a checkout, ``python -m`` puts the
+    checkout ahead of PYTHONPATH (the 'before' runs then timed this code again), so the default
+    runs start in an empty directory, where PYTHONPATH decides."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        from bench_flow import imported_from
+    finally:
+        sys.path.remove(str(BENCH))
+    fake = tmp_path / "before"
+    (fake / "ntkcheck").mkdir(parents=True)
+    (fake / "ntkcheck" / "__init__.py").write_text("")
+    env = dict(os.environ, PYTHONPATH=str(fake))
+    repo = BENCH.parent
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert imported_from(env, str(repo)) == (repo / "ntkcheck").resolve()  # the trap
+    assert imported_from(env, str(empty)) == (fake / "ntkcheck").resolve()
