@@ -55,6 +55,7 @@ class Lemma23State:
     lambda0: Lambda0
     witness_lambda_min: tuple[float, float]
 
+
 def largest_distance(W: np.ndarray, x: np.ndarray) -> float:
     """max_k ‖w_k − x‖₂, in row blocks of about 1 MiB: the same numbers as the whole-array
     expression, without its two m × d temporaries (160 MiB and their page faults at m = 2^20)."""
