@@ -191,6 +191,23 @@ def test_critical_radii_do_not_depend_on_the_first_bands_guess(guess, passes, mo
         assert calls[0] < full[0] / 4
 
 
+def test_the_band_guess_stops_where_its_inputs_diagonal_bound_is_lost():
+    """With orthonormal inputs (mean(g) = 1) the guess's c = 4·t·m/2 would be twice the ⌈t·m⌉
+    signs at which an input's E_ii alone reaches t; the guess stops there (half of all entries
+    at t = 1/4 otherwise), and the radii found from that band are the certificate's edges."""
+    from ntkcheck.kernels import band_guess
+    rng = np.random.default_rng(23)
+    d, m = 6, 4000
+    X = np.eye(d)
+    W0 = rng.standard_normal((m, d))
+    t = 0.25
+    k = int(np.ceil(t * m))
+    assert band_guess(X, W0, [t, 0.1]) == np.sort(np.abs(W0[:, 0]))[k - 1]  # input 0: the first of largest norm
+    radii = critical_radii(X, W0, [t, 0.1], 1e-12, 64)
+    for thr, Rc in zip([t, 0.1], radii):
+        assert certify(X, W0, Rc * (1 - 1e-9), 64).lam_max_E < thr - 1e-12 <= certify(X, W0, Rc, 64).lam_max_E
+
+
 def test_critical_radii_are_the_same_with_the_sparse_pair_counts(monkeypatch):
     """More same-neuron pairs than the memory budget allows: AᵀA from a sparse A at each
     step instead of the pairs' counts; the same radii."""

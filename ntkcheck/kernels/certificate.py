@@ -211,9 +211,12 @@ def band_guess(X: np.ndarray, W0: np.ndarray, targets: list[float]) -> float:
 
 
 def _guess(X: np.ndarray, W0: np.ndarray, t: float, gmean: float) -> float:
-    """:func:`band_guess` for the largest target t > 0, given mean(g)."""
+    """:func:`band_guess` for the largest target t > 0, given mean(g). It takes at most ⌈t·m⌉
+    signs of its input, where that input's diagonal bound E_jj ≥ c_j/m already reaches t (the
+    certificate is lost there): with inputs far from each other (mean(g) near 1) the guess
+    would otherwise take up to twice as many, half of all entries at t = 1/4."""
     m = W0.shape[0]
-    k = math.ceil(_GUESS * t * m / (2 * gmean)) if gmean > 0 else m + 1
+    k = min(math.ceil(_GUESS * t * m / (2 * gmean)) if gmean > 0 else m + 1, math.ceil(t * m))
     if k > m:
         return np.inf
     norms = np.sqrt(np.einsum("ij,ij->i", X, X))
