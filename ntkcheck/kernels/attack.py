@@ -16,7 +16,6 @@ import numpy as np
 from ..memory import chunk_rows, neuron_slices
 from ..parallel import single_blas, work_threads
 from .certificate import Certificate, require_radius
-from .arccos import eigenvalue_tolerance
 from .eig import bordered_extremes, eigenvalue_at, may_lie_below
 from .flippable import csr_rows, run_starts
 from .gram import exact_entries, float32_error_bound, gram_of_rows, require_safe_rows, sign_pass
@@ -345,7 +344,6 @@ def attack(X: np.ndarray, W0: np.ndarray, R: float, cert: Certificate, iteration
             kept["norm"] = point()
         best_min = min(best_min, w0)
         best_norm = max(best_norm, -lo, hi)
-    shift = eigenvalue_tolerance(H0)
     for sign in (1.0, -1.0):  # raise, then lower, vᵀΔHv
         v = cert.v_perron
         for _ in range(iterations):
@@ -355,7 +353,7 @@ def attack(X: np.ndarray, W0: np.ndarray, R: float, cert: Certificate, iteration
                 kept["norm"] = point()
             best_norm = max(best_norm, abs(lo), abs(hi))
             H = H0 + dH
-            if not may_lie_below(H, best_min + shift):
+            if not may_lie_below(H, best_min + cert.tol):  # (cert.tol: the allowance on H0's and E's eigenvalues)
                 continue
             lmin = eigenvalue_at(H, 0)
             if kept is not None and lmin < best_min:
