@@ -25,9 +25,16 @@ def _away(vd, vdd, up):
     return up & (np.maximum(vd, vdd) > 0)
 
 
-def _leaves(f, fd, b2):
-    """A sliding weight reaches 0 (relative to the size of its terms) and is not rising."""
-    return (f <= 1e-12 * b2 + 1e-300) & (fd <= 0)
+def _floor(b):
+    """θ = 10⁻¹²·b + 10⁻³⁰⁰, a sliding weight's 0 when b bounds the size of its terms."""
+    th = b * 1e-12
+    th += 1e-300
+    return th
+
+
+def _leaves(f, fd, th):
+    """A sliding weight reaches 0 (f ≤ θ, θ from :func:`_floor`) and is not rising."""
+    return (f <= th) & (fd <= 0)
 
 
 def steps(md: Mode, tau: float, tr: Track, fresh: set[int], buf: np.ndarray):
@@ -66,8 +73,9 @@ def steps(md: Mode, tau: float, tr: Track, fresh: set[int], buf: np.ndarray):
     idle = b2 == 0  # the entry's velocity is 0 in this mode (e.g. its neuron is off), or it slides
     idle |= tr.sl
     # a sliding weight leaves at f ≤ 1e-12·(|e^{−λτ}q|·|F|) + 1e-300, which is ≤ θ = 1e-12·(g·|F|) + 1e-300
-    # from here on
-    leaving = _leaves(f, fd, bnds[2, ne:])
+    # from here on (th's rows)
+    th = _floor(bnds[2:, ne:])
+    leaving = _leaves(f, fd, th[0])
     # one quadratic bound for all: (A + √(A² + 2M·max(B, 0)))/M, the largest s with B + As − Ms²/2 ≥ 0.
     # Row 0 for the entries: B = v − ζ, A = v′, M = M₂ ≥ |v″|; row 1 for the entries: B = v′, A = v″,
     # M = M₃ ≥ |v‴|, and for the sliding weights: B = f − θ, A = f′, M ≥ |f″| (their row 0 is unused).
@@ -76,10 +84,9 @@ def steps(md: Mode, tau: float, tr: Track, fresh: set[int], buf: np.ndarray):
     # finitely many steps (aiming at ζ itself, v would creep up on ζ in ever smaller steps)
     clear = v > tr.zeta2
     np.subtract(v, tr.zeta, out=v, where=clear)
-    theta = 1e-12 * bnds[3, ne:] + 1e-300
+    theta = th[1]
     high = f > 2 * theta
-    theta *= high
-    vals[1, ne:] -= theta
+    np.subtract(f, theta, out=f, where=high)
     A, B, M = vals[1:3], vals[:2], bnds[:2]
     M *= 1 + 1e-12
     M += 1e-300
@@ -90,8 +97,14 @@ def steps(md: Mode, tau: float, tr: Track, fresh: set[int], buf: np.ndarray):
     R = Bp2 * M
     R += A * A
     np.sqrt(R, out=R)
-    Q = np.where(A >= 0, (A + R) / M, Bp2 / (R - A + 1e-300))
-    sd = np.where(up, Q[1, :ne], 0.0)  # (Q ≥ 0: √(A² + 2M·B⁺) ≥ |A|)
+    # with P = |A| + R (= A + R for A ≥ 0, R − A for A < 0, exactly): Q = P/M, and 2B⁺/P for A < 0
+    P = np.abs(A)
+    P += R
+    Q = P / M
+    P += 1e-300
+    np.divide(Bp2, P, out=Q, where=A < 0)
+    # the entries' steps: max(Q₀, Q₁) where up, else Q₀ (Q ≥ 0: √(A² + 2M·B⁺) ≥ |A|)
+    Q0, Q1 = Q[0, :ne], Q[1, :ne]
     lost = False
     if fresh:
         # entries that just left a kink through a sliding weight at 0 or 1: v′ is as small as
@@ -100,17 +113,18 @@ def steps(md: Mode, tau: float, tr: Track, fresh: set[int], buf: np.ndarray):
         fc = np.fromiter(fresh, dtype=int, count=len(fresh))
         isf = (tr.codes[:, None] == fc).any(axis=1) if fc.size <= 8 else np.isin(tr.codes, fc)
         fr = isf & near
-        sd = np.where(fr, 2 * np.maximum(vdd, 0.0) / M3, sd)
+        Q1[fr] = 2 * np.maximum(vdd[fr], 0.0) / M3[fr]
+        up = up | fr
         away |= fr
         grazing = fr & (vdd <= 0)  # released tangentially: where it goes is not resolved
         lost = bool(np.count_nonzero(grazing))
         if lost:
-            sd = np.where(grazing, np.inf, sd)
+            Q1[grazing] = np.inf
         fresh.difference_update(tr.codes[isf & ~near].tolist())
-    s = np.empty(Q.shape[1])
-    np.maximum(Q[0, :ne], sd, out=s[:ne])
-    s[:ne][idle] = np.inf
-    s[ne:] = Q[1, ne:]
+    np.maximum(Q0, Q1, out=Q0, where=up)
+    Q0[idle] = np.inf
+    Q1[:] = Q0
+    s = Q[1]  # (the track's columns: the entries', then the sliding weights' Q₁)
     away |= idle
     arriving = near > away  # (booleans: near and not away, not idle)
     # near but not arriving (moving away), or low but not leaving: a step does not keep them
@@ -134,9 +148,10 @@ def chase(md: Mode, tau: float, tr: Track, s: np.ndarray, step: float, limit: fl
     if s.size < 2:  # (s: the track's columns, the entries then the sliding weights)
         return step, -1
     lead = int(s.argmin())
-    other = s.copy()  # (the second smallest step: a partition in place)
-    other.partition(1)
-    other = float(other[1])
+    first = s[lead]
+    s[lead] = np.inf  # (the second smallest step: the smallest of the others; s is restored)
+    other = float(s[s.argmin()])
+    s[lead] = first
     ne = tr.codes.size
     entry = lead < ne
     if min(limit, other) <= step or (entry and (tr.sl[lead] or int(tr.codes[lead]) in fresh)):
@@ -192,7 +207,7 @@ def arrival(md: Mode, tr: Track, lead: int, buf: np.ndarray):
     ne = tr.codes.size
     if low.size:  # sliding weights within 2θ at the last pass: none may leave at x
         Fs, aFs = tr.FvT[:, ne + low], tr.aFT[:, ne + low]
-        if np.count_nonzero(_leaves(buf[1] @ Fs, buf[2] @ Fs, buf[5] @ aFs)):
+        if np.count_nonzero(_leaves(buf[1] @ Fs, buf[2] @ Fs, _floor(buf[5] @ aFs))):
             return None
     # the leader must arrive (on its kink, not leaving it, as steps decides), the others not
     cols = np.concatenate(([lead], near))
