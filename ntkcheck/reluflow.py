@@ -70,7 +70,7 @@ class ReluFlow:
         self.y = np.asarray(y, dtype=np.float64)
         a = np.asarray(a, dtype=np.float64)
         if not np.all(np.abs(a) == 1.0):
-            # H = G ∘ (SᵀS)/m (neuron_gram, Mode) and the refresh's speed bound take a_k² = 1
+            # H = G ∘ (SᵀS)/m (add_neuron_gram, Mode) and the refresh's speed bound take a_k² = 1
             raise ValueError("ReluFlow needs output weights a_k = ±1 (the [DZPS] network): its H and "
                              "speed bounds take a_k² = 1")
         self.a_m = a / np.sqrt(a.size)
@@ -94,9 +94,27 @@ class ReluFlow:
     def residual(self, W: np.ndarray) -> np.ndarray:
         return np.maximum(W @ self.X.T, 0.0).T @ self.a_m - self.y
 
-    def neuron_gram(self, S_k: np.ndarray, A: tuple[int, ...], old_S: np.ndarray, old_A: tuple[int, ...]) -> np.ndarray:
-        """The change of neuron k's term of H, (s sᵀ) ∘ (X P Xᵀ)/m with P the projection off
+    def add_neuron_gram(self, H: np.ndarray, S_k: np.ndarray, A: tuple[int, ...], old_S: np.ndarray,
+                        old_A: tuple[int, ...]) -> None:
+        """H += the change of neuron k's term of H, (s sᵀ) ∘ (X P Xᵀ)/m with P the projection off
         its kinks' planes, from (old_S, old_A) to (S_k, A)."""
+        if not A and not old_A:
+            ch = (S_k != old_S).nonzero()[0]
+            if ch.size == 1:  # (most events) s sᵀ − o oᵀ is row and column j alone, s = o off j:
+                # there s if s_j = 1, −o if o_j = 1, the same numbers as the full form below
+                j = int(ch[0])
+                row = self.G[j] * S_k if S_k[j] else self.G[j] * old_S
+                row /= self.m
+                if not S_k[j]:
+                    np.negative(row, out=row)
+                H[j] += row
+                row[j] = 0.0  # (H_jj once)
+                H[:, j] += row
+                return
+        H += self._neuron_gram(S_k, A, old_S, old_A)
+
+    def _neuron_gram(self, S_k: np.ndarray, A: tuple[int, ...], old_S: np.ndarray, old_A: tuple[int, ...]) -> np.ndarray:
+        """The change of neuron k's term of H (:meth:`add_neuron_gram`) as an n × n array."""
         s, o = S_k.astype(np.float64), old_S.astype(np.float64)
         if not A and not old_A:
             D = s[:, None] * s
@@ -260,12 +278,12 @@ class ReluFlow:
         """c_e with z_e′ = c_e · r for the entries e = (k_e, i_e) on their side σ_e = ±1 (σz ≥ 0):
         c_e = −σ_e (a_k/√m) S_k ∘ (X P_k x_i), P_k = I unless k slides. They change only when
         neuron k does (its signs or its sliding set). ``ke`` may be one neuron k for all
-        entries (then ``XP``, the rows X P_k x_i, must be given); ``XP``: those rows if known;
+        entries (then ``XP``, the rows X P_k x_i, must be given); ``XP``: those rows if known (not changed);
         ``sig``: the sides σ_e if known."""
         if sig is None:
             sig = np.where(md.S[ke, ie], 1.0, -1.0)
         c = XP if XP is not None else self._projected(md, ke, ie)
-        c *= -(sig * self.a_m[ke])[:, None]
+        c = c * -(sig * self.a_m[ke])[:, None]  # (a new array: XP may be a view of G)
         c *= md.Sf[ke]
         return c
 

@@ -80,13 +80,13 @@ class Mode:
             self.Sf = S.astype(np.float64)
             H = fl.G * (self.Sf.T @ self.Sf) / fl.m
             for k in slide:
-                H += fl.neuron_gram(S[k], slide[k], S[k], ())
+                fl.add_neuron_gram(H, S[k], slide[k], S[k], ())
         else:
             # S, Sf, H and the sliding mask are updated in place: the previous mode is not
             # evaluated again after an event (the monitor reads only its spectrum)
             H, self.Sf = prev.H, prev.Sf
             for k, old_S, old_A in changed:
-                H += fl.neuron_gram(S[k], slide.get(k, ()), old_S, old_A)
+                fl.add_neuron_gram(H, S[k], slide.get(k, ()), old_S, old_A)
                 self.Sf[k] = S[k]
         self.H = H
         # LAPACK's dsyevd on the lower triangle (the two agree up to rounding), as
@@ -125,7 +125,7 @@ class Mode:
         sliding_mask marks them in the m × n pattern."""
         fl, S, slide = self.fl, self.S, self.slide
         ch = self.changed
-        if prev is not None and not any(k in slide or k in prev.slide for k in ch):
+        if prev is not None and slide.keys().isdisjoint(ch) and prev.slide.keys().isdisjoint(ch):
             # (a refresh, or crossings of neurons that neither slid nor slide now)
             self.ent_k, self.ent_j, self.B, self.sliding_mask = prev.ent_k, prev.ent_j, prev.B, prev.sliding_mask
             return
@@ -248,8 +248,9 @@ class Followed:
         self._zeta_row = zeta_row
 
     @staticmethod
-    def _neuron(fl: ReluFlow, md: Mode, k: int, ii: np.ndarray):
-        """Neuron k's entries (k, i), i ∈ ii, in ``md``: c_e as columns, base_e, sliding."""
+    def _neuron(fl: ReluFlow, md: Mode, k: int, ii: np.ndarray | slice):
+        """Neuron k's entries (k, i), i ∈ ii (indices, or a slice), in ``md``: c_e as columns,
+        base_e, sliding."""
         Q = md.projection(k)  # (one neuron: its projection alone, not md.sliding_neurons())
         if Q is None:
             XP = fl.G[ii]
@@ -267,8 +268,14 @@ class Followed:
         from a kink are followed from here on."""
         for k in md.changed:
             rows = (self.ke == k).nonzero()[0]
-            if rows.size:
-                self.CT[:, rows], self.base[rows], self.sl[rows] = self._neuron(fl, md, k, self.ie[rows])
+            if rows.size == 1:  # (most events) slices, the same numbers as indices, without their gathers
+                r, i = int(rows[0]), int(self.ie[rows[0]])
+                rows, ii = slice(r, r + 1), slice(i, i + 1)
+            elif rows.size:
+                ii = self.ie[rows]
+            else:
+                continue
+            self.CT[:, rows], self.base[rows], self.sl[rows] = self._neuron(fl, md, k, ii)
         if released:
             have = set(self.codes.tolist())
             extra = [(k, i) for k, i in released if k * fl.n + i not in have]
