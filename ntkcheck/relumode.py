@@ -95,15 +95,17 @@ class Mode:
         if info != 0:
             raise np.linalg.LinAlgError(f"the eigendecomposition of H failed (dsyevd info = {info})")
         self.lam = lam
-        self.grow = math.exp(max(0.0, -float(lam[0])) * fl.T)  # e^{−λτ} ≤ grow·e^{−λ⁺τ}, τ ≤ T
+        low = float(lam[0])
+        self.grow = math.exp(max(0.0, -low) * fl.T)  # e^{−λτ} ≤ grow·e^{−λ⁺τ}, τ ≤ T
         self.neg_lams = nl = np.minimum(-lam, _ROW_CAPS)  # rows: −λ, −λ⁺ (one exp gives both)
         self.neg_lam = nl[0]
         self.abs_lams = al = np.empty((2, lam.size))  # rows: |λ|, λ²
         np.abs(lam, out=al[0])
         np.multiply(lam, lam, out=al[1])
         self.abs_lam, self.lam2 = al[0], al[1]
-        # all |λ|T > 1e-12 iff min|λ|·T > 1e-12 (rounding is monotone); else φ = τ where not
-        self.phi_all = float(al[0][al[0].argmin()]) * fl.T > 1e-12
+        # all |λ|T > 1e-12 iff min|λ|·T > 1e-12 (rounding is monotone); else φ = τ where not.
+        # (λ ascending: min|λ| = λ₀ when λ₀ ≥ 0)
+        self.phi_all = (low if low >= 0 else float(al[0].min())) * fl.T > 1e-12
         self._phi_big = self._lam_safe = None
         if not self.phi_all:
             self._phi_big = big = al[0] * fl.T > 1e-12
