@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import threading
 import time
 
 import numpy as np
@@ -60,6 +61,102 @@ _EPS = np.finfo(float).eps
 ZETA = 1e-12  # an entry within ζ = ZETA·‖w_k(0)‖‖x_i‖ of its kink and moving towards it is on it
 MAX_SURFACE = 4  # entries of one neuron on kinks at once; more (3^k choices) is degenerate
 ACTIVE = 256  # entries followed between refreshes (at least)
+
+
+#: kink geometry kept for the inputs of the last few runs, and how large one may grow before it
+#: is started afresh (X Q Xᵀ is n × n per kink set A)
+_KINKS: dict[tuple, "Kinks"] = {}
+_KINKS_LOCK = threading.Lock()
+KINKS_BYTES = 64 << 20
+
+
+def kinks_of(X: np.ndarray) -> "Kinks":
+    """The :class:`Kinks` of the inputs X, shared by every flow on the same X (a run's trials):
+    each plane and solve is a function of X alone, so sharing changes no number, and each is
+    formed once per process and data set instead of once per trial."""
+    key = (X.shape, X.tobytes())
+    with _KINKS_LOCK:  # (a Dask worker runs trials in threads)
+        kin = _KINKS.get(key)
+        if kin is None or kin.nbytes > KINKS_BYTES:
+            if len(_KINKS) >= 2:
+                _KINKS.pop(next(iter(_KINKS)))
+            kin = _KINKS[key] = Kinks(X)
+    return kin
+
+
+class Kinks:
+    """The geometry of the kinks z_ki = 0 for the inputs X (n × d): G = X Xᵀ, the norms, ‖X‖₂,
+    and, cached by kink set, the planes' projections and solves."""
+
+    def __init__(self, X: np.ndarray):
+        self.X = X.copy()  # (the caller's array may change after)
+        self.d = X.shape[1]
+        self.G = self.X @ self.X.T
+        self.xnorm = np.sqrt(np.diag(self.G))
+        self.X2 = float(np.linalg.norm(self.X, 2))
+        self.xmax = float(self.xnorm.max())
+        self.planes: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        # every projection Q formed so far, in one array (row plane_id[A]): the sliding neurons'
+        # Q_k are then one gather, not an array built from a list of d × d arrays
+        self.plane_id: dict[tuple[int, ...], int] = {}
+        self.bank = np.empty((8, self.d, self.d))
+        self.solves: dict[tuple[int, ...], np.ndarray | None] = {}
+        self.inverses: dict[tuple[int, ...], list[list[float]] | None] = {}
+        self._indep: dict[tuple[int, ...], bool] = {}
+        self.nbytes = 0  # of the planes
+        self._lock = threading.Lock()
+
+    def plane(self, A: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For kinks A: the projection Q onto span{x_j : j ∈ A}, X Q Xᵀ and G_AA⁻¹ X_A Xᵀ (cached)."""
+        got = self.planes.get(A)
+        if got is None:
+            with self._lock:  # (flows in several threads may share these: :func:`kinks_of`)
+                got = self.planes.get(A)
+                if got is None:
+                    XA = self.X[list(A)]
+                    M = self.kink_solve(A)
+                    Q = XA.T @ M
+                    got = (Q, self.X @ Q @ self.X.T, M @ self.X.T)
+                    self.nbytes += sum(x.nbytes for x in got)
+                    at = len(self.plane_id)
+                    if at == len(self.bank):
+                        self.bank = np.concatenate([self.bank, np.empty_like(self.bank)])
+                    self.bank[at] = Q
+                    self.plane_id[A] = at
+                    self.planes[A] = got
+        return got
+
+    def projections(self, planes) -> np.ndarray:
+        """The projections Q of the kink sets ``planes`` (an iterable of tuples), stacked."""
+        planes = list(planes)
+        ids = list(map(self.plane_id.get, planes))  # (a refresh: one per sliding neuron)
+        if None in ids:
+            for A in planes:
+                self.plane(A)
+            ids = list(map(self.plane_id.get, planes))
+        return self.bank[ids]
+
+    def independent(self, B: tuple[int, ...]) -> bool:
+        """Whether the kinks' normals x_j, j ∈ B, are linearly independent (cached): the one
+        test behind :meth:`kink_solve` and :meth:`kink_inverse`."""
+        got = self._indep.get(B)
+        if got is None:
+            got = self._indep[B] = bool(np.linalg.matrix_rank(self.X[list(B)]) == len(B))
+        return got
+
+    def kink_solve(self, B: tuple[int, ...]) -> np.ndarray | None:
+        """G_BB⁻¹ X_B for the kinks B (cached); None when their normals x_j are dependent."""
+        if B not in self.solves:
+            XB = self.X[list(B)]
+            self.solves[B] = np.linalg.solve(XB @ XB.T, XB) if self.independent(B) else None
+        return self.solves[B]
+
+    def kink_inverse(self, B: tuple[int, ...]) -> list[list[float]] | None:
+        """G_BB⁻¹ as nested lists (cached); None when the normals x_j, j ∈ B, are dependent."""
+        if B not in self.inverses:
+            idx = list(B)
+            self.inverses[B] = np.linalg.inv(self.G[idx][:, idx]).tolist() if self.independent(B) else None
+        return self.inverses[B]
 
 
 class ReluFlow:
@@ -76,19 +173,11 @@ class ReluFlow:
         self.a_m = a / np.sqrt(a.size)
         self.neg_a_m = -self.a_m[:, None]
         self.m, self.n, self.d = a.size, self.X.shape[0], self.X.shape[1]
-        self.G = self.X @ self.X.T
-        self.xnorm = np.sqrt(np.diag(self.G))
-        self.X2 = float(np.linalg.norm(self.X, 2))
-        self.xmax = float(self.xnorm.max())
+        kin = kinks_of(self.X)
+        self.G, self.xnorm, self.X2, self.xmax = kin.G, kin.xnorm, kin.X2, kin.xmax
+        self.plane, self.projections, self.kink_solve, self._kink_inverse = (
+            kin.plane, kin.projections, kin.kink_solve, kin.kink_inverse)
         self.T = float(T)
-        self._planes: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        # every projection Q formed so far, in one array (row plane_id[A]): the sliding neurons'
-        # Q_k are then one gather, not an array built from a list of d × d arrays
-        self.plane_id: dict[tuple[int, ...], int] = {}
-        self._bank = np.empty((8, self.d, self.d))
-        self._solves: dict[tuple[int, ...], np.ndarray | None] = {}
-        self._inverses: dict[tuple[int, ...], list[list[float]] | None] = {}
-        self._independent: dict[tuple[int, ...], bool] = {}
         self._buf = np.empty((7, self.n))
 
     def residual(self, W: np.ndarray) -> np.ndarray:
@@ -138,46 +227,6 @@ class ReluFlow:
             np.multiply(Ck[p], -sg, out=out[p, 1])
             out[p, 1, j] += sg
         return out
-
-    def plane(self, A: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """For kinks A: the projection Q onto span{x_j : j ∈ A}, X Q Xᵀ and G_AA⁻¹ X_A Xᵀ (cached)."""
-        got = self._planes.get(A)
-        if got is None:
-            XA = self.X[list(A)]
-            M = self.kink_solve(A)
-            Q = XA.T @ M
-            got = self._planes[A] = (Q, self.X @ Q @ self.X.T, M @ self.X.T)
-            at = self.plane_id[A] = len(self.plane_id)
-            if at == len(self._bank):
-                self._bank = np.concatenate([self._bank, np.empty_like(self._bank)])
-            self._bank[at] = Q
-        return got
-
-    def projections(self, planes) -> np.ndarray:
-        """The projections Q of the kink sets ``planes`` (an iterable of tuples), stacked."""
-        ids = []
-        for A in planes:
-            at = self.plane_id.get(A)
-            if at is None:
-                self.plane(A)
-                at = self.plane_id[A]
-            ids.append(at)
-        return self._bank[ids]
-
-    def independent(self, B: tuple[int, ...]) -> bool:
-        """Whether the kinks' normals x_j, j ∈ B, are linearly independent (cached): the one
-        test behind :meth:`kink_solve` and :meth:`_kink_inverse`."""
-        got = self._independent.get(B)
-        if got is None:
-            got = self._independent[B] = bool(np.linalg.matrix_rank(self.X[list(B)]) == len(B))
-        return got
-
-    def kink_solve(self, B: tuple[int, ...]) -> np.ndarray | None:
-        """G_BB⁻¹ X_B for the kinks B (cached); None when their normals x_j are dependent."""
-        if B not in self._solves:
-            XB = self.X[list(B)]
-            self._solves[B] = np.linalg.solve(XB @ XB.T, XB) if self.independent(B) else None
-        return self._solves[B]
 
     # -- the choice at a kink ------------------------------------------------------------
     def choose(self, k: int, r: np.ndarray, S_k: np.ndarray, surface: list[int],
@@ -239,13 +288,6 @@ class ReluFlow:
         out[surface] = False
         out[[surface[i] for i in best[0]]] = True
         return out, tuple(surface[i] for i in best[1]), valid != 1
-
-    def _kink_inverse(self, B: tuple[int, ...]) -> list[list[float]] | None:
-        """G_BB⁻¹ as nested lists (cached); None when the normals x_j, j ∈ B, are dependent."""
-        if B not in self._inverses:
-            idx = list(B)
-            self._inverses[B] = np.linalg.inv(self.G[idx][:, idx]).tolist() if self.independent(B) else None
-        return self._inverses[B]
 
     def choose_one(self, k: int, r: np.ndarray, S_k: np.ndarray, j: int) -> tuple[np.ndarray, tuple[int, ...], bool]:
         """:meth:`choose` for one entry j on its kink and no fixed side (most events), in closed

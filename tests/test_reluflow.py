@@ -266,6 +266,35 @@ def test_the_sliding_time_does_not_depend_on_how_often_entries_are_refreshed(mon
     assert many.extra["events"] == base.extra["events"]
 
 
+def test_flows_on_the_same_inputs_share_their_kink_geometry_and_no_number_changes(monkeypatch):
+    """The planes and solves of the kinks are functions of X alone (reluflow.kinks_of): a flow
+    on the same X reuses them, and runs exactly as with a fresh cache; a cache that has grown
+    past KINKS_BYTES is started afresh."""
+    import ntkcheck.reluflow as rf
+    X, y, a, W0 = _problem(128, 8, 4, 5)
+    monkeypatch.setattr(rf, "_KINKS", {})
+    first = []
+    run1 = ReluFlow(X, y, a, 2.0).run(W0, lambda p: first.append((p.t, p.residual.copy())) or True, [1.0, 2.0])
+    kin = rf.kinks_of(X.copy())
+    assert run1.extra["arrivals"] > 0 and len(kin.planes) > 0  # (it slid: planes were formed)
+    assert rf.kinks_of(X + 1e-9) is not kin
+    again = []
+    run2 = ReluFlow(X, y, a, 2.0).run(W0, lambda p: again.append((p.t, p.residual.copy())) or True, [1.0, 2.0])
+    assert rf.kinks_of(X) is kin
+    monkeypatch.setattr(rf, "_KINKS", {})
+    fresh = []
+    run3 = ReluFlow(X, y, a, 2.0).run(W0, lambda p: fresh.append((p.t, p.residual.copy())) or True, [1.0, 2.0])
+    assert rf.kinks_of(X) is not kin
+    for other, run in ((again, run2), (fresh, run3)):
+        assert run.extra == run1.extra
+        assert [t for t, _ in other] == [t for t, _ in first]
+        assert all(np.array_equal(r1, r2) for (_, r1), (_, r2) in zip(first, other))
+    grown = rf.kinks_of(X)
+    assert grown.nbytes > 0
+    monkeypatch.setattr(rf, "KINKS_BYTES", grown.nbytes - 1)
+    assert rf.kinks_of(X) is not grown
+
+
 def test_an_event_point_forms_theta_only_during_the_monitor_call():
     """At an event θ comes from the neurons' anchors when the monitor reads it: its residual
     is the point's residual within the carried error; after the call it is refused."""
