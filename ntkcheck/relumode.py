@@ -259,7 +259,8 @@ class Followed:
         else:
             xi = fl.X[ii]
             XP = (xi - xi @ Q) @ fl.X.T  # X P_k x_i (Q_k symmetric)
-        sig = np.where(md.S[k, ii], 1.0, -1.0)  # (σz: ±1 · z is exact)
+        sig = md.Sf[k, ii] * 2.0  # σ = 2S − 1 = ±1 exactly (σz: ±1 · z is exact)
+        sig -= 1.0
         C = fl.coefficients(md, k, ii, XP, sig)
         base = sig * (fl.X[ii] @ fl.Wa[k])
         base -= C @ fl.Ga[k]
