@@ -325,7 +325,7 @@ class ReluFlow:
         if sig is None:
             sig = np.where(md.S[ke, ie], 1.0, -1.0)
         c = XP if XP is not None else self._projected(md, ke, ie)
-        c = c * -(sig * self.a_m[ke])[:, None]  # (a new array: XP may be a view of G)
+        c = c * (sig * -self.a_m[ke])[:, None]  # (a new array: XP may be a view of G; −a_k exact)
         c *= md.Sf[ke]
         return c
 
@@ -347,10 +347,12 @@ class ReluFlow:
         """Per mode: v_e(τ) = σ_e z_e(τ) = v0_e + F_e (φ(τ) ∘ q) for the followed entries,
         F_e = Vᵀc_e (:meth:`coefficients`), v0_e = fo.base_e + c_e·Γ_s (:class:`Followed`)."""
         ne, ns = fo.ke.size, 2 * md.B.shape[0]
-        FvT = np.empty((self.n, ne + ns))
+        FA = np.empty((2 * self.n, ne + ns))  # FvT over |FvT| (Track.FA)
+        FvT, aFT = FA[:self.n], FA[self.n:]
         np.matmul(md.V.T, fo.CT, out=FvT[:, :ne])  # the entries, then the sliding weights
         np.matmul(md.V.T, md.B.reshape(ns, self.n).T, out=FvT[:, ne:])
-        return Track(fo.codes, fo.base + md.Gs @ fo.CT, FvT, np.abs(FvT), fo.sl, fo.zeta, fo.zeta2)
+        np.abs(FvT, out=aFT)
+        return Track(fo.codes, fo.base + md.Gs @ fo.CT, FvT, aFT, FA, fo.sl, fo.zeta, fo.zeta2)
 
     def run(self, W0: np.ndarray, monitor: Monitor, times=(), max_events: int = 1_000_000,
             max_iterations: int = 10_000_000) -> Run:
@@ -449,9 +451,10 @@ class ReluFlow:
                 run.steps += 1
                 if old.slide:
                     ex["sliding_time"] += t - old.t_s
-                rn = math.sqrt(float(rt @ rt))
+                rr = float(rt @ rt)
+                rn = math.sqrt(rr)
                 p = FlowPoint(t, t_prev, run.steps, rt, r_prev, old.lam, old.V, self._err_u(err_theta, rn),
-                              err_theta, trusted, True, theta_fn=lambda md=md: md.state(0.0)[0].ravel())
+                              err_theta, trusted, True, theta_fn=lambda md=md: md.state(0.0)[0].ravel(), loss=rr)
                 go = monitor(p)
                 p.theta_fn = None
                 t_prev, r_prev, tau = t, rn, 0.0
@@ -475,9 +478,10 @@ class ReluFlow:
                 Wt, rt = md.state(tau, Gt)
                 err_theta += 8 * n * _EPS * (self.wscale + self.X2 * float(np.linalg.norm(Gt)))
                 run.steps += 1
-                rn = math.sqrt(float(rt @ rt))
+                rr = float(rt @ rt)
+                rn = math.sqrt(rr)
                 go = monitor(FlowPoint(target, t_prev, run.steps, rt, r_prev, md.lam, md.V, self._err_u(err_theta, rn),
-                                       err_theta, trusted, False, _theta=Wt.ravel()))
+                                       err_theta, trusted, False, _theta=Wt.ravel(), loss=rr))
                 t_prev, r_prev = target, rn
                 si += 1  # (t_s + (target − t_s) may round below target)
                 if not go:

@@ -36,6 +36,7 @@ class FlowPoint:
     event: bool
     _theta: np.ndarray | None = None
     theta_fn: Callable[[], np.ndarray] | None = None
+    loss: float | None = None  # ‖r‖² = float(residual @ residual), when the engine formed it
 
     @property
     def theta(self) -> np.ndarray:
@@ -54,7 +55,7 @@ _ROW_CAPS = np.array([[np.inf], [0.0]])
 
 #: what a mode shares with the previous one when its pattern is the same (a refresh)
 _SPECTRAL = ("Sf", "H", "lam", "V", "grow", "_phi_big", "_lam_safe", "neg_lam",
-             "abs_lam", "lam2", "neg_lams", "abs_lams", "phi_all")
+             "neg_lams", "abs_lams", "phi_all")
 
 
 class Mode:
@@ -102,7 +103,6 @@ class Mode:
         self.abs_lams = al = np.empty((2, lam.size))  # rows: |λ|, λ²
         np.abs(lam, out=al[0])
         np.multiply(lam, lam, out=al[1])
-        self.abs_lam, self.lam2 = al[0], al[1]
         # all |λ|T > 1e-12 iff min|λ|·T > 1e-12 (rounding is monotone); else φ = τ where not.
         # (λ ascending: min|λ| = λ₀ when λ₀ ≥ 0)
         self.phi_all = (low if low >= 0 else float(al[0].min())) * fl.T > 1e-12
@@ -115,9 +115,17 @@ class Mode:
         self._coordinates(r)
 
     def _coordinates(self, r: np.ndarray) -> None:
-        """r_s in H's eigenbasis, and the bound on its coordinates over [0, T]."""
-        self.q = self.V.T @ r
-        self.grow_q = self.grow * np.abs(self.q)
+        """r_s in H's eigenbasis, q, and the bound g = grow·|q| on its coordinates over [0, T]; with
+        them ``start``, the rows of :func:`relusteps.steps`' work array at τ = 0:
+        0, q, −λq, |λ|g, λ²g, |q|, g."""
+        st = self.start = np.empty((7, r.size))
+        np.matmul(self.V.T, r, out=st[1])
+        np.abs(st[1], out=st[5])
+        np.multiply(self.grow, st[5], out=st[6])
+        np.multiply(self.neg_lam, st[1], out=st[2])
+        np.multiply(self.abs_lams, st[6], out=st[3:5])
+        st[0] = 0.0
+        self.q, self.grow_q = st[1], st[6]
 
     def _sliding(self, prev: Mode | None, r: np.ndarray) -> None:
         """The sliding entries, carried over from ``prev`` for the neurons that did not change
@@ -224,6 +232,7 @@ class Track:
     v0: np.ndarray
     FvT: np.ndarray
     aFT: np.ndarray
+    FA: np.ndarray  # FvT and aFT stacked (their rows): one gather takes a column of both
     sl: np.ndarray
     zeta: np.ndarray
     zeta2: np.ndarray  # 2ζ

@@ -49,18 +49,16 @@ def steps(md: Mode, tau: float, tr: Track, fresh: set[int], buf: np.ndarray):
     q = md.q
     ne = tr.codes.size
     # buf's rows: φq, e^{−λτ}q, −λe^{−λτ}q | |λ|·g, λ²·g, |e^{−λτ}q|, g (g bounds |e^{−λσ}q|, σ ≥ τ)
-    if tau == 0.0:  # (at the start of a mode: e^{−λ0} = 1 and φ(0) = 0 exactly)
-        buf[1] = q
-        buf[6] = md.grow_q
-        buf[0] = 0.0
+    if tau == 0.0:  # (at the start of a mode: e^{−λ0} = 1 and φ(0) = 0 exactly, Mode.start)
+        buf[:] = md.start
     else:
         E = np.exp(md.neg_lams * tau)  # e^{−λτ}, e^{−λ⁺τ}
         np.multiply(E[0], q, out=buf[1])
         np.multiply(E[1], md.grow_q, out=buf[6])
         np.multiply(md.phi(tau), q, out=buf[0])
-    np.multiply(md.neg_lam, buf[1], out=buf[2])
-    np.multiply(md.abs_lams, buf[6], out=buf[3:5])
-    np.abs(buf[1], out=buf[5])
+        np.multiply(md.neg_lam, buf[1], out=buf[2])
+        np.multiply(md.abs_lams, buf[6], out=buf[3:5])
+        np.abs(buf[1], out=buf[5])
     vals = buf[:3] @ tr.FvT
     bnds = buf[3:] @ tr.aFT
     vals[0, :ne] += tr.v0
@@ -160,7 +158,7 @@ def chase(md: Mode, tau: float, tr: Track, s: np.ndarray, step: float, limit: fl
     # per point x only e^{−λx} and e^{−λ⁺x} change: qF = q ∘ F, and the bound's weights
     # (|λ| or λ²) ∘ (grow·|q|) ∘ |F| (see steps) are formed once
     qF = q * F
-    wM = (md.abs_lam if entry else md.lam2) * md.grow_q * aF
+    wM = md.start[3 if entry else 4] * aF  # (|λ|·g or λ²·g, formed with the mode)
     v0, zeta = (float(tr.v0[lead]), float(tr.zeta[lead])) if entry else (0.0, 0.0)
     Y = np.empty((2, q.size))  # −λx, −λ⁺x (φ(x) from its first row, as Mode.phi forms it)
     acc = step
@@ -205,15 +203,18 @@ def arrival(md: Mode, tr: Track, lead: int, buf: np.ndarray):
     np.multiply(md.neg_lam, buf[1], out=buf[2])
     np.abs(buf[1], out=buf[5])
     ne = tr.codes.size
+    n = q.size
     if low.size:  # sliding weights within 2θ at the last pass: none may leave at x
-        Fs, aFs = tr.FvT[:, ne + low], tr.aFT[:, ne + low]
+        FA = tr.FA[:, ne + low]
+        Fs, aFs = FA[:n], FA[n:]
         if np.count_nonzero(_leaves(buf[1] @ Fs, buf[2] @ Fs, _floor(buf[5] @ aFs))):
             return None
     # the leader must arrive (on its kink, not leaving it, as steps decides), the others not
     cols = np.concatenate(([lead], near))
-    F = tr.FvT[:, cols]
+    FA = tr.FA[:, cols]
+    F, aF = FA[:n], FA[n:]
     v, vd, vdd = buf[0] @ F + tr.v0[cols], buf[1] @ F, buf[2] @ F
-    arriving = (v <= tr.zeta[cols]) & ~_away(vd, vdd, _up(vd, buf[5] @ tr.aFT[:, cols]))
+    arriving = (v <= tr.zeta[cols]) & ~_away(vd, vdd, _up(vd, buf[5] @ aF))
     if not arriving[0] or np.count_nonzero(arriving[1:]):
         return None
     return float(vd[0])

@@ -15,6 +15,12 @@ from .base import HOLDS, UNDECIDED, VIOLATION
 _EPS = np.finfo(float).eps
 
 
+def _loss(p) -> float:
+    """‖r‖² at the point: the engine's own figure when it formed one (the same dot product)."""
+    got = getattr(p, "loss", None)
+    return float(p.residual @ p.residual) if got is None else got
+
+
 def conclusions(tr: "Tracker", p, loss0: float, rates: dict[str, float], W0: np.ndarray, R_prime: float,
                 y: np.ndarray, u0: np.ndarray, ctl_scale: float, xn2: float, lmin: float | None = None,
                 prev: dict | None = None) -> None:
@@ -25,7 +31,7 @@ def conclusions(tr: "Tracker", p, loss0: float, rates: dict[str, float], W0: np.
     does not grow). With ``prev`` the weights (all m rows) are formed only at points that are
     not events, or where that bound from t_a no longer certifies ‖w_k(t) − w_k(0)‖ ≤ R′."""
     m = W0.shape[0]
-    loss = float(p.residual @ p.residual)
+    loss = _loss(p)
     e = p.error_u
     loss_err = 2 * math.sqrt(loss) * e + e * e + 16 * _EPS * loss0
     dt = p.t - p.t_prev if prev is not None else 0.0
@@ -58,7 +64,7 @@ def end_to_end(tr: "Tracker", p, loss0: float, l0: float) -> None:
     The points suffice for the interval since the previous one: H is constant there (one
     mode), so ‖r(t)‖² e^{λ0 t} = Σ_i q_i² e^{(λ0 − 2λ_i)(t − t_s)} is a sum of exponentials,
     convex in t, and its largest value on [t_prev, t] is at an end."""
-    loss = float(p.residual @ p.residual)
+    loss = _loss(p)
     e = p.error_u
     err = 2 * math.sqrt(loss) * e + e * e + 16 * _EPS * loss0
     tr.check("thm32", loss, math.exp(-l0 * p.t) * loss0, err, p.trusted)
