@@ -80,11 +80,13 @@ def steps(md: Mode, tau: float, tr: Track, fresh: set[int], buf: np.ndarray):
     # Rows above twice their threshold (v > 2ζ, f > 2θ) are so kept above it, so that arrival need not
     # look at them; the others aim at 0 (B = v, f), below the threshold, so that they reach it in
     # finitely many steps (aiming at ζ itself, v would creep up on ζ in ever smaller steps)
+    # (v − ζ·clear and f − θ·high: ζ, θ are finite, and an unmasked ufunc costs a fraction of a masked one)
     clear = v > tr.zeta2
-    np.subtract(v, tr.zeta, out=v, where=clear)
+    v -= tr.zeta * clear
     theta = th[1]
     high = f > 2 * theta
-    np.subtract(f, theta, out=f, where=high)
+    theta *= high
+    f -= theta
     A, B, M = vals[1:3], vals[:2], bnds[:2]
     M *= 1 + 1e-12
     M += 1e-300
@@ -95,12 +97,7 @@ def steps(md: Mode, tau: float, tr: Track, fresh: set[int], buf: np.ndarray):
     R = Bp2 * M
     R += A * A
     np.sqrt(R, out=R)
-    # with P = |A| + R (= A + R for A ≥ 0, R − A for A < 0, exactly): Q = P/M, and 2B⁺/P for A < 0
-    P = np.abs(A)
-    P += R
-    Q = P / M
-    P += 1e-300
-    np.divide(Bp2, P, out=Q, where=A < 0)
+    Q = np.where(A >= 0, (A + R) / M, Bp2 / (R - A + 1e-300))
     # the entries' steps: max(Q₀, Q₁) where up, else Q₀ (Q ≥ 0: √(A² + 2M·B⁺) ≥ |A|)
     Q0, Q1 = Q[0, :ne], Q[1, :ne]
     lost = False
@@ -119,7 +116,7 @@ def steps(md: Mode, tau: float, tr: Track, fresh: set[int], buf: np.ndarray):
         if lost:
             Q1[grazing] = np.inf
         fresh.difference_update(tr.codes[isf & ~near].tolist())
-    np.maximum(Q0, Q1, out=Q0, where=up)
+    np.maximum(Q0, np.where(up, Q1, 0.0), out=Q0)
     Q0[idle] = np.inf
     Q1[:] = Q0
     s = Q[1]  # (the track's columns: the entries', then the sliding weights' Q₁)
