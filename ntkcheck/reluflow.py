@@ -172,9 +172,11 @@ class ReluFlow:
                              "speed bounds take a_k² = 1")
         self.a_m = a / np.sqrt(a.size)
         self.neg_a_m = -self.a_m[:, None]
+        self._a_m = self.a_m.tolist()
         self.m, self.n, self.d = a.size, self.X.shape[0], self.X.shape[1]
         kin = kinks_of(self.X)
         self.G, self.xnorm, self.X2, self.xmax = kin.G, kin.xnorm, kin.X2, kin.xmax
+        self._xnorm = self.xnorm.tolist()
         self.plane, self.projections, self.kink_solve, self._kink_inverse = (
             kin.plane, kin.projections, kin.kink_solve, kin.kink_inverse)
         self.T = float(T)
@@ -294,16 +296,18 @@ class ReluFlow:
         form: with b0 = Σ_{i≠j} S_ki r_i x_i, the velocity off the kink is −a b0, on it
         −a(b0 + r_j x_j), and sliding keeps x_j·w′ = 0 with weight s = −(x_j·b0)/(G_jj r_j).
         The same margins as :meth:`choose` up to rounding, so the same choice (tested)."""
-        a, Gjj = self.a_m[k], self.G[j, j]
+        # (Python floats: the same arithmetic as numpy's scalars, faster; a non-finite s is no choice)
+        a, Gjj, rj = self._a_m[k], float(self.G[j, j]), float(r[j])
         scale = abs(a) * float(np.abs(r) @ self.xnorm) * self.xmax + 1e-300
         rk = r * S_k
         rk[j] = 0.0
         xb0 = float(self.G[j] @ rk)  # x_j·b0
-        margins = [a * xb0 / scale, -a * (xb0 + r[j] * Gjj) / scale]
+        margins = [a * xb0 / scale, -a * (xb0 + rj * Gjj) / scale]
         if Gjj > 0:
-            sj = -xb0 / (Gjj * r[j]) if r[j] != 0 else np.nan
-            margins.append(min(sj, 1 - sj) if math.isfinite(sj) else -np.inf)
-        best, best_margin, valid = None, -np.inf, 0
+            den = Gjj * rj
+            sj = -xb0 / den if den != 0 else math.nan
+            margins.append(min(sj, 1 - sj) if math.isfinite(sj) else -math.inf)
+        best, best_margin, valid = None, -math.inf, 0
         for c, mg in enumerate(margins):
             valid += mg > 1e-9
             if mg > best_margin:
@@ -547,13 +551,14 @@ class ReluFlow:
         for k, i, v in arriving:
             arr.setdefault(k, []).append((i, v))
         fixed: dict[int, dict[int, int]] = {}
-        for p in leaving.nonzero()[0]:  # row 2i: s → 0 (leaves to z < 0); 2i + 1: s → 1 (to z > 0)
-            k, j = int(md.ent_k[p // 2]), int(md.ent_j[p // 2])
-            fixed.setdefault(k, {})[j] = int(p % 2)
+        if leaving.size and np.count_nonzero(leaving):
+            for p in leaving.nonzero()[0]:  # row 2i: s → 0 (leaves to z < 0); 2i + 1: s → 1 (to z > 0)
+                k, j = int(md.ent_k[p // 2]), int(md.ent_j[p // 2])
+                fixed.setdefault(k, {})[j] = int(p % 2)
         S, slide = md.S, dict(md.slide)  # (S in place: see Mode)
         changed = []
         degenerate = False
-        ks = sorted(set(arr) | set(fixed))
+        ks = sorted(arr.keys() | fixed.keys()) if fixed else sorted(arr)
         Wk = [md.row(k, Gt) for k in ks]  # (before any neuron changes)
         # the rows' rounding, and Γ's: δΓ moves W by at most ‖X‖₂‖δΓ‖ (Frobenius, all neurons)
         err_theta += 8 * self.n * _EPS * (self.wscale + self.X2 * math.sqrt(float(Gt @ Gt)))
@@ -578,9 +583,10 @@ class ReluFlow:
                 # the true kink is reached within δt = (‖x_j‖·δw_k + ζ)/|z′| of the computed one;
                 # meanwhile the velocities differ by at most the jump |a_k/√m||r_j|‖x_j‖
                 wk = math.sqrt(float(Wk[row] @ Wk[row]))
-                dt = min((self.xnorm[j] * 8 * self.n * _EPS * wk + zeta_row[k] * self.xnorm[j])
+                xj = self._xnorm[j]  # (Python floats: the same arithmetic as numpy's scalars, faster)
+                dt = min((xj * 8 * self.n * _EPS * wk + float(zeta_row[k]) * xj)
                          / max(abs(speeds[j]), 1e-300), self.T)
-                err_theta += dt * abs(self.a_m[k] * rt[j]) * self.xnorm[j]
+                err_theta += dt * abs(self._a_m[k] * float(rt[j])) * xj
             S[k] = S_k
             if B:
                 slide[k] = B

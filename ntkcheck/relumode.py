@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from .reluflow import ReluFlow
 
 
-@dataclass
+@dataclass(slots=True)
 class FlowPoint:
     """What the monitor sees at a sample time or an event: the state at t and the spectrum of
     H on (t_prev, t], over which it is constant (H changes only at events, and the monitor
@@ -118,13 +118,12 @@ class Mode:
         """r_s in H's eigenbasis, q, and the bound g = grow·|q| on its coordinates over [0, T]; with
         them ``start``, the rows of :func:`relusteps.steps`' work array at τ = 0:
         0, q, −λq, |λ|g, λ²g, |q|, g."""
-        st = self.start = np.empty((7, r.size))
+        st = self.start = np.zeros((7, r.size))  # (row 0: φ(0) q = 0)
         np.matmul(self.V.T, r, out=st[1])
         np.abs(st[1], out=st[5])
         np.multiply(self.grow, st[5], out=st[6])
         np.multiply(self.neg_lam, st[1], out=st[2])
         np.multiply(self.abs_lams, st[6], out=st[3:5])
-        st[0] = 0.0
         self.q, self.grow_q = st[1], st[6]
 
     def _sliding(self, prev: Mode | None, r: np.ndarray) -> None:
@@ -222,7 +221,7 @@ class Mode:
         return self.V @ (np.exp(-self.lam * tau) * self.q)
 
 
-@dataclass
+@dataclass(slots=True)
 class Track:
     """The followed entries in one mode: codes k·n + i, v = σz = v0 + (φ(τ) ∘ q)ᵀ FvT, |FvT|, sliding,
     ζ. FvT and aFT have a further column for each sliding weight, Vᵀb (the mode's B), after the entries':
