@@ -366,7 +366,7 @@ class ReluFlow:
         run = Run("exact", 0.0, 0)
         ex = run.extra
         ex.update(dict.fromkeys(("events", "crossings", "arrivals", "releases", "degenerate", "iterations",
-                                 "refreshes", "arrivals_chased"), 0))
+                                 "refreshes", "arrivals_chased", "leaves_chased"), 0))
         ex["sliding_time"] = 0.0
         zeta_row = ZETA * np.sqrt((W * W).sum(axis=1))  # × ‖x_i‖
         Z = W @ X.T
@@ -398,7 +398,7 @@ class ReluFlow:
         fo = tr = None
         same, t_last = 0, -1.0
         fresh: set[int] = set()  # entries (k·n + i) just released from a kink, until they move off it
-        lead, no_sliding = -1, np.zeros(0, dtype=bool)
+        lead = -1
         stalled = 0
         # (s, τ) of the last pass, kept over a sample point: every row stays certified for its
         # step from that τ, so the point needs no pass of its own (None: a pass is due)
@@ -421,9 +421,9 @@ class ReluFlow:
                 run.divergence = f"stopped after {max_iterations} iterations at t = {t:.4g}"
                 break
             one = arrival(md, tr, lead, self._buf) if lead >= 0 and not fresh else None
-            if one is not None:  # the chase's leader arrives, and nothing else happens here
-                ex["arrivals_chased"] += 1
-                hit = [(int(fo.ke[lead]), int(fo.ie[lead]), one)], no_sliding
+            if one is not None:  # the chase's leader arrives or leaves, and nothing else happens here
+                ex["arrivals_chased" if one[0] else "leaves_chased"] += 1
+                hit = one
             elif kept is not None:  # just past a sample point, within every row's step
                 s = kept[0] - (tau - kept[1])
                 hit = None

@@ -13,6 +13,8 @@ from .relumode import Mode, Track
 #: steps along the leading row alone before the next pass over all rows
 CHASE = 16
 
+_NO_WEIGHTS = np.zeros(0, dtype=bool)  # (an event at which no sliding weight leaves)
+
 
 def _up(vd, b2):
     """v′ ≥ 0 up to rounding (b2 = |e^{−λτ}q|·|F| bounds the size of v′'s terms)."""
@@ -137,9 +139,9 @@ def chase(md: Mode, tau: float, tr: Track, s: np.ndarray, step: float, limit: fl
     at each point is the same quadratic bound as in :func:`steps`, valid from there on,
     so every advance stays certified; at the point reached the event is found by
     :func:`arrival` or by the next pass. This saves the all-rows passes of the quadratic
-    convergence towards a kink. Returns the advance, and the leader's column when it is an
-    entry that has reached its kink there (else −1); then buf's rows 0 and 1 hold φ(x) and
-    e^{−λx} there."""
+    convergence towards a kink. Returns the advance, and the leader's column when it has
+    reached its kink (an entry) or threshold (a sliding weight) there (else −1); then buf's
+    rows 0 and 1 hold φ(x) and e^{−λx} there."""
     if s.size < 2:  # (s: the track's columns, the entries then the sliding weights)
         return step, -1
     lead = int(s.argmin())
@@ -171,9 +173,9 @@ def chase(md: Mode, tau: float, tr: Track, s: np.ndarray, step: float, limit: fl
         else:
             v, vd = float(E[0] @ qF), float((md.neg_lam * E[0]) @ qF)
             done = v <= 1e-12 * float(np.abs(E[0] * q) @ aF) + 1e-300
-        if done or vd >= 0:  # there (the next pass or arrival decides the event), or not approaching
-            if done and entry:
-                buf[0], buf[1] = ph, E[0]
+        if done or vd >= 0:  # there (arrival or the next pass decides the event), or not approaching
+            if done:
+                buf[0], buf[1] = (ph if entry else md.phi(x, Y[0])), E[0]
                 return acc, lead
             return acc, -1
         R = math.sqrt(vd * vd + 2 * M * max(v, 0.0))
@@ -184,13 +186,15 @@ def chase(md: Mode, tau: float, tr: Track, s: np.ndarray, step: float, limit: fl
 
 
 def arrival(md: Mode, tr: Track, lead: int, buf: np.ndarray):
-    """The pass of :func:`steps` at the point x where the chase has brought the entry ``lead``
-    to its kink, when nothing else happens there: every other row is kept off its kink or
-    threshold by its step from the last pass (the chase stops short of those), except the
-    few that were within twice their threshold at the last pass (``tr.last``), which are
-    evaluated here with the leader. Returns the leader's v′ if it arrives (as the pass would decide) and
-    nothing else happens at x; else None, and the full pass decides. Expects φ(x) and e^{−λx}
-    in buf's rows 0 and 1 (from the chase); leaves φ(x) ∘ q and e^{−λx} ∘ q there."""
+    """The pass of :func:`steps` at the point x where the chase has brought the row ``lead``
+    (an entry or a sliding weight) to its kink or threshold, when nothing else happens there:
+    every other row is kept off its kink or threshold by its step from the last pass (the
+    chase stops short of those), except the few that were within twice their threshold at the
+    last pass (``tr.last``), which are evaluated here with the leader. Returns the event as the
+    pass would decide it — (arriving, leaving): [(k, i, v′)] and no leaving weight for an
+    entry, [] and the leader's mark for a weight — if the leader arrives or leaves and nothing
+    else happens at x; else None, and the full pass decides. Expects φ(x) and e^{−λx} in buf's
+    rows 0 and 1 (from the chase); leaves φ(x) ∘ q and e^{−λx} ∘ q there."""
     clear, idle, high = tr.last
     near = (~(clear | idle)).nonzero()[0]  # (none of them arriving at the last pass: no event there)
     low = (~high).nonzero()[0]
@@ -199,19 +203,28 @@ def arrival(md: Mode, tr: Track, lead: int, buf: np.ndarray):
     buf[1] *= q
     np.multiply(md.neg_lam, buf[1], out=buf[2])
     np.abs(buf[1], out=buf[5])
-    ne = tr.codes.size
-    n = q.size
-    if low.size:  # sliding weights within 2θ at the last pass: none may leave at x
+    ne, n = tr.codes.size, q.size
+    weight = lead >= ne
+    if weight:  # the leader first, then the other weights within 2θ at the last pass
+        low = np.concatenate(([lead - ne], low[low != lead - ne]))
+    if low.size:  # a weight leader must leave at x, the other weights not
         FA = tr.FA[:, ne + low]
         Fs, aFs = FA[:n], FA[n:]
-        if np.count_nonzero(_leaves(buf[1] @ Fs, buf[2] @ Fs, _floor(buf[5] @ aFs))):
+        leaves = _leaves(buf[1] @ Fs, buf[2] @ Fs, _floor(buf[5] @ aFs))
+        if weight and not leaves[0] or np.count_nonzero(leaves[weight:]):
             return None
-    # the leader must arrive (on its kink, not leaving it, as steps decides), the others not
-    cols = np.concatenate(([lead], near))
-    FA = tr.FA[:, cols]
-    F, aF = FA[:n], FA[n:]
-    v, vd, vdd = buf[0] @ F + tr.v0[cols], buf[1] @ F, buf[2] @ F
-    arriving = (v <= tr.zeta[cols]) & ~_away(vd, vdd, _up(vd, buf[5] @ aF))
-    if not arriving[0] or np.count_nonzero(arriving[1:]):
-        return None
-    return float(vd[0])
+    # an entry leader must arrive (on its kink, not leaving it, as steps decides), the others not
+    cols = near if weight else np.concatenate(([lead], near))
+    if cols.size:
+        FA = tr.FA[:, cols]
+        F, aF = FA[:n], FA[n:]
+        v, vd, vdd = buf[0] @ F + tr.v0[cols], buf[1] @ F, buf[2] @ F
+        arriving = (v <= tr.zeta[cols]) & ~_away(vd, vdd, _up(vd, buf[5] @ aF))
+        if not weight and not arriving[0] or np.count_nonzero(arriving[1 - weight:]):
+            return None
+    if weight:
+        mark = np.zeros(tr.FA.shape[1] - ne, dtype=bool)
+        mark[lead - ne] = True
+        return [], mark
+    k, i = divmod(int(tr.codes[lead]), n)
+    return [(k, i, float(vd[0]))], _NO_WEIGHTS
