@@ -151,13 +151,15 @@ class Mode:
                 keep = ent_k != gone[0] if len(gone) == 1 else ~np.isin(ent_k, gone)
                 ent_k, ent_j, B = ent_k[keep], ent_j[keep], B[keep]
             mask = prev.sliding_mask
-            mask[ch] = False
+            for k in ch:  # (a row or two: basic indexing, not an index array)
+                mask[k] = False
         if new:
             ks = [k for k in new for _ in slide[k]]
             js = [j for k in new for j in slide[k]]
             ent_k, ent_j = np.concatenate([ent_k, ks]), np.concatenate([ent_j, js])
             B = np.concatenate([B] + [fl.slide_rows(k, S[k], slide[k], r) for k in new])
-            mask[ks, js] = True
+            for k, j in zip(ks, js):
+                mask[k, j] = True
         self.ent_k, self.ent_j, self.B, self.sliding_mask = ent_k, ent_j, B, mask
 
     def projection(self, k: int) -> np.ndarray | None:
