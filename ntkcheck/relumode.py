@@ -66,6 +66,10 @@ class Mode:
     pattern, which has not changed since the anchor (a neuron is anchored anew whenever it
     changes). So an event costs the rows of the neurons it changes, not all m."""
 
+    __slots__ = ("fl", "t_s", "Gs", "S", "slide", "changed", "Sf", "H", "lam", "V", "grow", "neg_lams",
+                 "neg_lam", "abs_lams", "phi_all", "_phi_big", "_lam_safe", "ent_k", "ent_j", "B",
+                 "sliding_mask", "_slid", "start", "q", "grow_q")
+
     def __init__(self, fl: ReluFlow, t_s: float, Gs: np.ndarray, r: np.ndarray, S: np.ndarray,
                  slide: dict[int, tuple[int, ...]], prev: Mode | None = None, changed=()):
         self.fl, self.t_s, self.Gs, self.S, self.slide = fl, t_s, Gs, S, slide
@@ -246,6 +250,8 @@ class Followed:
     (:meth:`ReluFlow.coefficients`, stored transposed: CT), whether they slide, and
     base_e = σ_e Wa_k·x_i − c_e·Ga_k, so that v_e = σ_e z_e = base_e + c_e·Γ at any time
     (neuron k's anchor: :class:`Mode`). All three change only when neuron k does."""
+
+    __slots__ = ("ke", "ie", "CT", "base", "sl", "codes", "zeta", "zeta2", "_zeta_row")
 
     def __init__(self, fl: ReluFlow, md: Mode, ke: np.ndarray, ie: np.ndarray, z: np.ndarray,
                  zeta_row: np.ndarray):
