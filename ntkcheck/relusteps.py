@@ -58,9 +58,7 @@ def steps(md: Mode, tau: float, tr: Track, fresh: set[int], buf: np.ndarray):
         np.multiply(E[0], q, out=buf[1])
         np.multiply(E[1], md.grow_q, out=buf[6])
         np.multiply(md.phi(tau), q, out=buf[0])
-        np.multiply(md.neg_lam, buf[1], out=buf[2])
-        np.multiply(md.abs_lams, buf[6], out=buf[3:5])
-        np.abs(buf[1], out=buf[5])
+        md.fill_rows(buf)
     vals = buf[:3] @ tr.FvT
     bnds = buf[3:] @ tr.aFT
     vals[0, :ne] += tr.v0
