@@ -165,6 +165,21 @@ def test_a_flow_stopped_before_its_hypothesis_ended_is_no_evidence():
     assert rep.outcomes["control_loss"] == "violation"  # (decided by its exact limit at t → 0+)
 
 
+@pytest.mark.parametrize("value,bound,err", [(float("nan"), 1.0, 0.0), (0.5, float("nan"), 0.0),
+                                             (0.5, 1.0, float("nan"))])
+def test_cor24_a_nan_at_a_point_certifies_nothing(value, bound, err):
+    """A NaN value, bound or error budget (a numerical failure) leaves the claim undecided:
+    every comparison with NaN is false, and the check used to ask only whether the value
+    exceeded its bound, so a NaN point counted as holding."""
+    from ntkcheck.checks.cor24_monitor import Tracker
+
+    tr = Tracker(0.1)
+    tr.check("flow_loss", 0.5, 1.0, 0.0)
+    assert tr.outcome("flow_loss") == "holds"  # (a finite point well inside its bound certifies)
+    tr.check("flow_loss", value, bound, err)
+    assert tr.outcome("flow_loss") == "undecided"
+
+
 def test_cor24_forms_the_weights_at_an_event_only_when_their_bound_needs_them():
     """At an event the monitor bounds max_k ‖w_k(t) − w_k(0)‖ by its value at the last point
     where W was formed plus (t − t_a)‖X‖₂‖r(t_a)‖/√m; W (all m rows) is formed only when that

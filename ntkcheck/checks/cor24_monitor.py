@@ -126,7 +126,8 @@ class Tracker:
     def check(self, key: str, value: float, bound: float, err: float, trusted: bool = True,
               sup: float | None = None) -> None:
         """value ≤ bound at one point: beyond the error a violation (undecided at an untrusted
-        point, whose error estimate is no bound), within it undecided. ``sup`` bounds the value
+        point, whose error estimate is no bound), within it undecided, and so is a point whose
+        value, bound or error is NaN (it certifies nothing). ``sup`` bounds the value
         over the interval since the last point (in units of this bound): above bound − err the
         claim is not certified there (undecided unless violated)."""
         top = value if sup is None else max(value, sup)
@@ -134,7 +135,7 @@ class Tracker:
             self.worst[key] = max(self.worst[key], value / bound if value < bound * 1e300 else 1e300)
         if value > bound + err and trusted:
             self.state[key] = VIOLATION
-        elif top > bound - err and self.state.get(key) != VIOLATION:
+        elif not top <= bound - err and self.state.get(key) != VIOLATION:  # (a NaN anywhere: not certified)
             self.state[key] = UNDECIDED
 
     def outcome(self, key: str) -> str:
