@@ -297,6 +297,45 @@ def test_flows_on_the_same_inputs_share_their_kink_geometry_and_no_number_change
     assert rf.kinks_of(X) is not grown
 
 
+def test_a_run_that_stops_at_an_event_ends_at_that_event(monkeypatch):
+    """A run stopped at an event (here a residual made to look non-finite at the second event;
+    events without progress stop it the same way) ends at the event's time t: it used to end
+    at t plus the old mode's τ, past the stop, and a stop before T could then look like a run
+    that reached T. It stops with its reason."""
+    import ntkcheck.reluflow as rf
+    X, y, a, W0 = _problem(64, 8, 4, 0)
+    seen, checked = [], []
+    event = rf.ReluFlow._event
+
+    def recording(self, md, t, *args):
+        seen.append(t)
+        return event(self, md, t, *args)
+
+    def lost(run, rr, t):
+        checked.append(t)
+        if len(checked) < 3:  # (t = 0 and the first event)
+            return False
+        run.stopped_early, run.divergence = True, f"the residual is not finite at t = {t:.6g}"
+        return True
+
+    monkeypatch.setattr(rf.ReluFlow, "_event", recording)
+    monkeypatch.setattr(rf.ReluFlow, "_lost", staticmethod(lost))
+    run = ReluFlow(X, y, a, 2.0).run(W0, lambda p: True, [2.0])
+    assert len(seen) == 2 and 0 < seen[0] < seen[1] < 2.0
+    assert run.stopped_early and "not finite" in run.divergence
+    assert run.t_end == seen[1]
+
+
+def test_a_residual_that_is_not_finite_stops_the_run_at_once():
+    """Numpy's floating-point warnings are off in the engine: a residual that overflows (W0
+    scaled by 1e300) stops the run at t = 0, saying why, instead of stepping on NaN."""
+    X, y, a, W0 = _problem(16, 4, 3, 0, scale=1e300)
+    seen = []
+    run = ReluFlow(X, y, a, 1.0).run(W0, lambda p: seen.append(p) or True, [1.0])
+    assert run.stopped_early and run.divergence == "the residual is not finite at t = 0"
+    assert seen == [] and run.extra["events"] == 0
+
+
 def test_an_event_point_forms_theta_only_during_the_monitor_call():
     """At an event θ comes from the neurons' anchors when the monitor reads it: its residual
     is the point's residual within the carried error; after the call it is refused."""
