@@ -439,7 +439,7 @@ class ReluFlow:
                 run.stopped_early = True
                 run.divergence = f"stopped after {max_iterations} iterations at t = {t:.4g}"
                 break
-            one = arrival(md, tr, lead, self._buf) if lead >= 0 and not fresh else None
+            one = arrival(md, tr, lead, self._buf, fresh) if lead >= 0 else None
             if one is not None:  # the chase's leader arrives or leaves, and nothing else happens here
                 ex["arrivals_chased" if one[0] else "leaves_chased"] += 1
                 hit = one

@@ -183,7 +183,7 @@ def chase(md: Mode, tau: float, tr: Track, s: np.ndarray, step: float, limit: fl
     return acc, -1
 
 
-def arrival(md: Mode, tr: Track, lead: int, buf: np.ndarray):
+def arrival(md: Mode, tr: Track, lead: int, buf: np.ndarray, fresh: set[int]):
     """The pass of :func:`steps` at the point x where the chase has brought the row ``lead``
     (an entry or a sliding weight) to its kink or threshold, when nothing else happens there:
     every other row is kept off its kink or threshold by its step from the last pass (the
@@ -191,8 +191,11 @@ def arrival(md: Mode, tr: Track, lead: int, buf: np.ndarray):
     last pass (``tr.last``), which are evaluated here with the leader. Returns the event as the
     pass would decide it — (arriving, leaving): [(k, i, v′)] and no leaving weight for an
     entry, [] and the leader's mark for a weight — if the leader arrives or leaves and nothing
-    else happens at x; else None, and the full pass decides. Expects φ(x) and e^{−λx} in buf's
-    rows 0 and 1 (from the chase); leaves φ(x) ∘ q and e^{−λx} ∘ q there."""
+    else happens at x; else None, and the full pass decides. Entries just released from a kink
+    (``fresh``, see :func:`steps`) are taken as the pass takes them: on their kink at x they do
+    not arrive, one that grazes it is left to the pass (which records it), and the others are
+    dropped from ``fresh`` when the event is returned. Expects φ(x) and e^{−λx} in buf's rows 0
+    and 1 (from the chase); leaves φ(x) ∘ q and e^{−λx} ∘ q there."""
     clear, idle, high = tr.last
     near = (~(clear | idle)).nonzero()[0]  # (none of them arriving at the last pass: no event there)
     low = (~high).nonzero()[0]
@@ -203,6 +206,12 @@ def arrival(md: Mode, tr: Track, lead: int, buf: np.ndarray):
     np.abs(buf[1], out=buf[5])
     ne, n = tr.codes.size, q.size
     weight = lead >= ne
+    isf = None
+    if fresh:
+        fc = np.fromiter(fresh, dtype=int, count=len(fresh))
+        isf = (tr.codes[:, None] == fc).any(axis=1) if fc.size <= 8 else np.isin(tr.codes, fc)
+        if np.count_nonzero(isf & idle):  # (not evaluated here: the pass decides)
+            return None
     if weight:  # the leader first, then the other weights within 2θ at the last pass
         low = np.concatenate(([lead - ne], low[low != lead - ne]))
     if low.size:  # a weight leader must leave at x, the other weights not
@@ -217,9 +226,21 @@ def arrival(md: Mode, tr: Track, lead: int, buf: np.ndarray):
         FA = tr.FA[:, cols]
         F, aF = FA[:n], FA[n:]
         v, vd, vdd = buf[0] @ F + tr.v0[cols], buf[1] @ F, buf[2] @ F
-        arriving = (v <= tr.zeta[cols]) & ~_away(vd, vdd, _up(vd, buf[5] @ aF))
+        on = v <= tr.zeta[cols]
+        away = _away(vd, vdd, _up(vd, buf[5] @ aF))
+        if isf is not None:
+            fr = isf[cols] & on  # (fresh and on their kink: they leave it, as steps decides)
+            if np.count_nonzero(fr & (vdd <= 0)):  # (one grazes: degenerate, which the pass records)
+                return None
+            away |= fr
+        arriving = on & ~away
         if not weight and not arriving[0] or np.count_nonzero(arriving[1 - weight:]):
             return None
+    if isf is not None:  # the pass drops from fresh the followed entries off their kink at x
+        off = isf.copy()
+        if cols.size:
+            off[cols[fr]] = False
+        fresh.difference_update(tr.codes[off].tolist())
     if weight:
         mark = np.zeros(tr.FA.shape[1] - ne, dtype=bool)
         mark[lead - ne] = True
