@@ -57,7 +57,7 @@ from .dynamics import Run
 from .relumode import Followed, FlowPoint, Mode, Monitor, Track
 from .relusteps import arrival, chase, steps
 
-_EPS = np.finfo(float).eps
+_EPS = float(np.finfo(float).eps)  # (a Python float: scalar arithmetic without numpy dispatch)
 ZETA = 1e-12  # an entry within ζ = ZETA·‖w_k(0)‖‖x_i‖ of its kink and moving towards it is on it
 MAX_SURFACE = 4  # entries of one neuron on kinks at once; more (3^k choices) is degenerate
 ACTIVE = 256  # entries followed between refreshes (at least)

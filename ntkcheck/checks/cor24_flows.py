@@ -12,7 +12,7 @@ from ..reluflow import ReluFlow
 from .base import VIOLATION
 from .cor24_monitor import conclusions, controls_at_zero, end_to_end, hypothesis_spectrum
 
-_EPS = np.finfo(float).eps
+_EPS = float(np.finfo(float).eps)  # (a Python float: scalar arithmetic without numpy dispatch)
 
 
 def exact_flow(sc, st, net, W0, a, r0, R_prime, tr, ctl_scale):

@@ -12,7 +12,7 @@ from ..kernels import eigenvalue_tolerance
 from ..models import NTKNetwork
 from .base import HOLDS, UNDECIDED, VIOLATION
 
-_EPS = np.finfo(float).eps
+_EPS = float(np.finfo(float).eps)  # (a Python float: scalar arithmetic without numpy dispatch)
 
 
 def _loss(p) -> float:
