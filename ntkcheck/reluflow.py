@@ -494,7 +494,8 @@ class ReluFlow:
                     run.divergence = f"stopped after max_events = {max_events} kink events at t = {t:.4g}"
                     break
                 continue
-            step = float(min(s[s.argmin()] if s.size else np.inf, t_refresh - t))
+            low = int(s.argmin()) if s.size else -1  # (the chase's leader; not ``lead``, the arrival's)
+            step = float(min(s[low] if s.size else np.inf, t_refresh - t))
             while si < len(stops) and stops[si] <= t:
                 si += 1
             target = stops[si] if si < len(stops) else T
@@ -520,7 +521,7 @@ class ReluFlow:
                 if target >= T:
                     break
                 continue
-            adv, lead = chase(md, tau, tr, s, max(step, 0.0), min(target, t_refresh) - t, fresh, self._buf)
+            adv, lead = chase(md, tau, tr, s, low, max(step, 0.0), min(target, t_refresh) - t, fresh, self._buf)
             stalled = stalled + 1 if tau + adv == tau else 0
             if stalled > 1000:  # steps too small to move t: the flow is not resolved here
                 run.stopped_early = True

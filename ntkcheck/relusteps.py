@@ -128,7 +128,7 @@ def steps(md: Mode, tau: float, tr: Track, fresh: set[int], buf: np.ndarray):
     return s, arriving, vd, leaving, lost
 
 
-def chase(md: Mode, tau: float, tr: Track, s: np.ndarray, step: float, limit: float,
+def chase(md: Mode, tau: float, tr: Track, s: np.ndarray, lead: int, step: float, limit: float,
           fresh: set[int], buf: np.ndarray) -> tuple[float, int]:
     """How far to advance from τ: at least ``step`` (certified for every row by
     :func:`steps`), and further along the leading row alone while it approaches its kink,
@@ -142,8 +142,7 @@ def chase(md: Mode, tau: float, tr: Track, s: np.ndarray, step: float, limit: fl
     rows 0 and 1 hold φ(x) and e^{−λx} there."""
     if s.size < 2:  # (s: the track's columns, the entries then the sliding weights)
         return step, -1
-    lead = int(s.argmin())
-    first = s[lead]
+    first = s[lead]  # (lead: s's smallest, the caller's argmin)
     s[lead] = np.inf  # (the second smallest step: the smallest of the others; s is restored)
     other = float(s[s.argmin()])
     s[lead] = first
