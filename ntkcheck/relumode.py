@@ -130,11 +130,10 @@ class Mode:
         self.q, self.grow_q = st[1], st[6]
 
     def fill_rows(self, rows: np.ndarray) -> None:
-        """Rows 2–5 of a work array of :func:`relusteps.steps` from its rows 1 (e^{−λτ}q) and 6
-        (g): −λe^{−λτ}q, |λ|·g, λ²·g and |e^{−λτ}q|."""
+        """Rows 2–4 of a work array of :func:`relusteps.steps` from its rows 1 (e^{−λτ}q) and 6
+        (g): −λe^{−λτ}q, |λ|·g and λ²·g (row 5, |e^{−λτ}q|, is the caller's)."""
         np.multiply(self.neg_lam, rows[1], out=rows[2])
         np.multiply(self.abs_lams, rows[6], out=rows[3:5])
-        np.abs(rows[1], out=rows[5])
 
     def _sliding(self, prev: Mode | None, r: np.ndarray) -> None:
         """The sliding entries, carried over from ``prev`` for the neurons that did not change

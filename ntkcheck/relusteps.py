@@ -14,6 +14,7 @@ from .relumode import Mode, Track
 CHASE = 16
 
 _NO_WEIGHTS = np.zeros(0, dtype=bool)  # (an event at which no sliding weight leaves)
+_NONE = np.zeros(0, dtype=np.intp)  # (no row)
 
 
 def _up(vd, b2):
@@ -58,6 +59,7 @@ def steps(md: Mode, tau: float, tr: Track, fresh: set[int], buf: np.ndarray):
         np.multiply(E[0], q, out=buf[1])
         np.multiply(E[1], md.grow_q, out=buf[6])
         np.multiply(md.phi(tau), q, out=buf[0])
+        np.abs(buf[1], out=buf[5])
         md.fill_rows(buf)
     vals = buf[:3] @ tr.FvT
     bnds = buf[3:] @ tr.aFT
@@ -197,7 +199,7 @@ def arrival(md: Mode, tr: Track, lead: int, buf: np.ndarray, fresh: set[int]):
     and 1 (from the chase); leaves φ(x) ∘ q and e^{−λx} ∘ q there."""
     clear, idle, high = tr.last
     near = (~(clear | idle)).nonzero()[0]  # (none of them arriving at the last pass: no event there)
-    low = (~high).nonzero()[0]
+    low = (~high).nonzero()[0] if np.count_nonzero(high) < high.size else _NONE  # (nearly always none)
     q = md.q
     buf[0] *= q
     buf[1] *= q

@@ -27,6 +27,7 @@ def exact_flow(sc, st, net, W0, a, r0, R_prime, tr, ctl_scale):
     u0 = r0 + y
     rates = {"flow_loss": l0, "variant": sc.claim.variant_rate * l0, "control_loss": 3 * xn2}
     prev = {"loss": loss0, "dist": 0.0, "t_dist": 0.0, "r_dist": math.sqrt(loss0)}
+    eig_tol, half = 8 * n * _EPS * math.sqrt(n), l0 / 2  # (per point: times λ_max)
 
     def monitor(p):
         lmin = float(p.eigvals[0])
@@ -34,7 +35,7 @@ def exact_flow(sc, st, net, W0, a, r0, R_prime, tr, ctl_scale):
         if before:
             tr.lam_min_low = min(tr.lam_min_low, lmin)
         # allowance: the eigensolver's (8n·u·‖H‖_∞, ‖H‖_∞ ≤ √n λ_max) and λ0's own error
-        go = lmin >= l0 / 2 - (8 * n * _EPS * math.sqrt(n) * float(p.eigvals[-1]) + lam.error)
+        go = lmin >= half - (eig_tol * float(p.eigvals[-1]) + lam.error)
         if p.step == 0:
             if not go:
                 tr.vacuous = True  # the hypothesis fails at t = 0: no evidence for the implication
