@@ -40,6 +40,12 @@ def _leaves(f, fd, th):
     return (f <= th) & (fd <= 0)
 
 
+def _fresh_rows(tr: Track, fresh: set[int]) -> np.ndarray:
+    """Which of the track's entries are in ``fresh`` (codes k·n + i; a few at a time)."""
+    fc = np.fromiter(fresh, dtype=int, count=len(fresh))
+    return (tr.codes[:, None] == fc).any(axis=1) if fc.size <= 8 else np.isin(tr.codes, fc)
+
+
 def steps(md: Mode, tau: float, tr: Track, fresh: set[int], buf: np.ndarray):
     """For each followed entry, a step that provably keeps it off its kink (v > ζ, or v not
     decreasing), and whether it arrives at its kink now (see :mod:`ntkcheck.reluflow`); for
@@ -107,8 +113,7 @@ def steps(md: Mode, tau: float, tr: Track, fresh: set[int], buf: np.ndarray):
         # entries that just left a kink through a sliding weight at 0 or 1: v′ is as small as
         # the weight was when it was declared 0 (≈ 10⁻¹²), v″ says where they go
         M3 = M[1, :ne]
-        fc = np.fromiter(fresh, dtype=int, count=len(fresh))
-        isf = (tr.codes[:, None] == fc).any(axis=1) if fc.size <= 8 else np.isin(tr.codes, fc)
+        isf = _fresh_rows(tr, fresh)
         fr = isf & near
         Q1[fr] = 2 * np.maximum(vdd[fr], 0.0) / M3[fr]
         up = up | fr
@@ -209,8 +214,7 @@ def arrival(md: Mode, tr: Track, lead: int, buf: np.ndarray, fresh: set[int]):
     weight = lead >= ne
     isf = None
     if fresh:
-        fc = np.fromiter(fresh, dtype=int, count=len(fresh))
-        isf = (tr.codes[:, None] == fc).any(axis=1) if fc.size <= 8 else np.isin(tr.codes, fc)
+        isf = _fresh_rows(tr, fresh)
         if np.count_nonzero(isf & idle):  # (not evaluated here: the pass decides)
             return None
     if weight:  # the leader first, then the other weights within 2θ at the last pass
