@@ -177,7 +177,7 @@ class ReluFlow:
         kin = kinks_of(self.X)
         self.G, self.xnorm, self.X2, self.xmax = kin.G, kin.xnorm, kin.X2, kin.xmax
         self._xnorm = self.xnorm.tolist()
-        self.plane, self.projections, self.kink_solve, self._kink_inverse = (
+        self.plane, self.projections, self.kink_solve, self.kink_inverse = (
             kin.plane, kin.projections, kin.kink_solve, kin.kink_inverse)
         self.T = float(T)
         self._buf = np.empty((7, self.n))
@@ -266,7 +266,7 @@ class ReluFlow:
             B = tuple(i for i in u if choice[i] == 2)
             margins = []
             if B:
-                Ginv = self._kink_inverse(tuple(surface[i] for i in B))
+                Ginv = self.kink_inverse(tuple(surface[i] for i in B))
                 if Ginv is None:
                     continue  # its kinks' normals are dependent: no velocity keeps all of them at 0
                 cB = [-sum([g * xb[i] for g, i in zip(row, B)]) for row in Ginv]
@@ -319,15 +319,13 @@ class ReluFlow:
         return out, ((j,) if best == 2 else ()), valid != 1
 
     # -- following entries ---------------------------------------------------------------
-    def coefficients(self, md: Mode, ke: np.ndarray | int, ie: np.ndarray, XP: np.ndarray | None = None,
-                     sig: np.ndarray | None = None) -> np.ndarray:
-        """c_e with z_e′ = c_e · r for the entries e = (k_e, i_e) on their side σ_e = ±1 (σz ≥ 0):
-        c_e = −σ_e (a_k/√m) S_k ∘ (X P_k x_i), P_k = I unless k slides. They change only when
-        neuron k does (its signs or its sliding set). ``ke`` may be one neuron k for all
-        entries (then ``XP``, the rows X P_k x_i, must be given); ``XP``: those rows if known (not changed);
-        ``sig``: the sides σ_e if known."""
-        if sig is None:
-            sig = np.where(md.S[ke, ie], 1.0, -1.0)
+    def coefficients(self, md: Mode, ke: np.ndarray | int, ie: np.ndarray, sig: np.ndarray,
+                     XP: np.ndarray | None = None) -> np.ndarray:
+        """c_e with z_e′ = c_e · r for the entries e = (k_e, i_e) on their side σ_e = ``sig``
+        (:meth:`Mode.sides`): c_e = −σ_e (a_k/√m) S_k ∘ (X P_k x_i), P_k = I unless k slides. They
+        change only when neuron k does (its signs or its sliding set). ``ke`` may be one neuron k
+        for all entries (then ``XP``, the rows X P_k x_i, must be given); ``XP``: those rows if
+        known (not changed)."""
         c = XP if XP is not None else self._projected(md, ke, ie)
         c = c * (sig * -self.a_m[ke])[:, None]  # (a new array: XP may be a view of G; −a_k exact)
         c *= md.Sf[ke]

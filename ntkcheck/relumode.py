@@ -171,6 +171,13 @@ class Mode:
                 mask[k, j] = True
         self.ent_k, self.ent_j, self.B, self.sliding_mask = ent_k, ent_j, B, mask
 
+    def sides(self, ke, ie) -> np.ndarray:
+        """σ = ±1, the side of each entry (k_e, i_e) in this mode's pattern: 2S − 1 from Sf, exactly
+        (and σz = ±z exactly: v = σz ≥ 0 off the kink)."""
+        sig = self.Sf[ke, ie] * 2.0
+        sig -= 1.0
+        return sig
+
     def projection(self, k: int) -> np.ndarray | None:
         """Q_k, the projection onto neuron k's kinks' normals while it slides (else None)."""
         A = self.slide.get(k)
@@ -262,8 +269,8 @@ class Followed:
                  zeta_row: np.ndarray):
         """At a refresh (every neuron anchored, Ga = 0), with z_e = w_k·x_i there."""
         self.ke, self.ie = ke, ie
-        sig = np.where(md.S[ke, ie], 1.0, -1.0)  # (σz: ±1 · z is exact)
-        self.CT = np.ascontiguousarray(fl.coefficients(md, ke, ie, sig=sig).T)
+        sig = md.sides(ke, ie)
+        self.CT = np.ascontiguousarray(fl.coefficients(md, ke, ie, sig).T)
         self.base = sig * z
         self.sl = md.sliding_mask[ke, ie]
         self.codes, self.zeta = ke * fl.n + ie, zeta_row[ke] * fl.xnorm[ie]
@@ -280,9 +287,8 @@ class Followed:
         else:
             xi = fl.X[ii]
             XP = (xi - xi @ Q) @ fl.X.T  # X P_k x_i (Q_k symmetric)
-        sig = md.Sf[k, ii] * 2.0  # σ = 2S − 1 = ±1 exactly (σz: ±1 · z is exact)
-        sig -= 1.0
-        C = fl.coefficients(md, k, ii, XP, sig)
+        sig = md.sides(k, ii)
+        C = fl.coefficients(md, k, ii, sig, XP)
         base = sig * (fl.X[ii] @ fl.Wa[k])
         base -= C @ fl.Ga[k]
         return C.T, base, md.sliding_mask[k, ii]
