@@ -446,3 +446,25 @@ def test_bordered_extremes_are_the_full_decompositions(n, frac, shape, seed):
             lam = hi if top else lo
             assert abs(np.linalg.norm(v) - 1.0) <= 1e-12
             assert np.linalg.norm(M @ v - lam * v) <= 1e-9 * scale
+
+
+def test_a_runs_shared_input_grams_change_no_number():
+    """The band guess, the critical radii and the attack given a run's InputGrams return the
+    same numbers, bit for bit, as when each forms X's Gram matrices itself; grams for another
+    m or n are refused, and the shared arrays cannot be written to."""
+    from ntkcheck.kernels import InputGrams, band_guess
+    _, X, W0 = setup(seed=5, n=20, m=2000)
+    R = 0.05
+    grams = InputGrams.of(X, W0.shape[0])
+    cert = certify(X, W0, R, 64)
+    thrs = [0.02, 0.2]
+    assert band_guess(X, W0, thrs, grams) == band_guess(X, W0, thrs)
+    assert critical_radii(X, W0, thrs, 1e-12, 64, grams=grams) == critical_radii(X, W0, thrs, 1e-12, 64)
+    a, b = attack(X, W0, R, cert, 2, 64, grams=grams), attack(X, W0, R, cert, 2, 64)
+    assert (a.norm_dH, a.lam_min) == (b.norm_dH, b.lam_min)
+    with pytest.raises(ValueError, match="m = 1000"):
+        attack(X, W0, R, cert, 2, 64, grams=InputGrams.of(X, 1000))
+    with pytest.raises(ValueError, match="n = 19"):
+        band_guess(X, W0, thrs, InputGrams.of(X[:19], W0.shape[0]))
+    with pytest.raises(ValueError):
+        grams.Gs[0, 0] = 1.0

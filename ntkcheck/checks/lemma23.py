@@ -25,7 +25,8 @@ import math
 import numpy as np
 from pydantic import Field
 
-from ..kernels import Lambda0, attack, band_guess, certify, critical_radii, eigenvalue_tolerance, gram_matrix
+from ..kernels import (InputGrams, Lambda0, attack, band_guess, certify, critical_radii, eigenvalue_tolerance,
+                       gram_matrix)
 from ..memory import cache_rows, require_memory
 from ..scenario import FailureProbability, Strict
 from ..critical import CriticalSpec
@@ -48,12 +49,14 @@ class Lemma23Claim(Strict):
 
 @dataclass
 class Lemma23State:
-    """The inputs, the certified λ0, and the control's witness: λ_min of H at the ball's point
-    with every w_k = −x_1, with its floating-point allowance."""
+    """The inputs, the certified λ0, the control's witness (λ_min of H at the ball's point
+    with every w_k = −x_1, with its floating-point allowance), and X's Gram matrices for the
+    run's m, which every trial's band guess, critical radii and attack share."""
 
     X: np.ndarray
     lambda0: Lambda0
     witness_lambda_min: tuple[float, float]
+    grams: InputGrams
 
 
 def largest_distance(W: np.ndarray, x: np.ndarray) -> float:
@@ -117,7 +120,8 @@ class Lemma23(Check):
         n = inputs.n
         m, d = sc.network.m, inputs.d
         # W(0) is held whole (m × d); the passes over neurons stay within the working-memory budget
-        trial_bytes = require_memory(8.0 * m * d + 3 * sc.compute.working_memory_mb * 2**20 + 80.0 * n * n,
+        # (and the run's InputGrams: two n × n arrays, counted with the trial's)
+        trial_bytes = require_memory(8.0 * m * d + 3 * sc.compute.working_memory_mb * 2**20 + 96.0 * n * n,
                        f"lemma23 with m = {m}, d = {d}, n = {n}")
         R = sc.claim.c * sc.claim.delta * lam.value / n**2
         q = ntk_quantities(inputs, lam, sc.network.m)
@@ -128,7 +132,7 @@ class Lemma23(Check):
         H_w = gram_matrix(inputs.X, -inputs.X[:1], sc.compute.working_memory_mb)
         witness = (float(np.linalg.eigvalsh(H_w)[0]), eigenvalue_tolerance(H_w) + lam.error)
         return Context(quantities=q, trial_bytes=trial_bytes, notes=list(inputs.notes),
-                       state=Lemma23State(inputs.X, lam, witness))
+                       state=Lemma23State(inputs.X, lam, witness, InputGrams.of(inputs.X, m)))
 
     #: an undecided trial: the certificate's bound is past the threshold, the attack's W is not
     NARROW = ("more attack iterations (claim.attack_iterations) may find a violating W; only a smaller "
@@ -160,8 +164,9 @@ class Lemma23(Check):
         # the critical radii search the entries up to about their edges; the certificate's pass
         # gathers them (its thresholds are l0/4 and λ_min(H(W(0))) − l0/2, the latter taken here
         # at λ_min ≈ λ0: a guess, which critical_radii checks and extends if it falls short)
-        cert = certify(X, W0, R, wm, band=band_guess(X, W0, [l0 / 4, l0 / 2]))
-        att = attack(X, W0, R, cert, sc.claim.attack_iterations, wm, keep_points=ctx.keep_points)
+        grams = ctx.state.grams
+        cert = certify(X, W0, R, wm, band=band_guess(X, W0, [l0 / 4, l0 / 2], grams))
+        att = attack(X, W0, R, cert, sc.claim.attack_iterations, wm, keep_points=ctx.keep_points, grams=grams)
         tol = cert.tol + lam.error
         lower_min = cert.lam_min_H0 - cert.lam_max_E
         out = {}
@@ -182,7 +187,8 @@ class Lemma23(Check):
         lam_w, tol_w = ctx.state.witness_lambda_min
         out["control_big_ball"] = VIOLATION if lam_w + tol_w <= l0 / 2 else UNDECIDED
         scale = X.shape[0] ** 2 / (sc.claim.delta * l0)  # c = R · n²/(δ λ0)
-        r_norm, r_min = critical_radii(X, W0, [l0 / 4, cert.lam_min_H0 - l0 / 2], tol, wm, band=cert.band)
+        r_norm, r_min = critical_radii(X, W0, [l0 / 4, cert.lam_min_H0 - l0 / 2], tol, wm, band=cert.band,
+                                       grams=grams)
         values = {
             "certified_norm": cert.lam_max_E,
             "attack_norm": att.norm_dH,

@@ -8,7 +8,8 @@ Public surface:
   signs and exact counts; :func:`activation_counts` is SᵀS alone;
 * :func:`certify` → :class:`Certificate`, :func:`critical_radii` (``certificate``): Lemma 2.3's
   certified bound over a ball of radius R, and the largest R a threshold still certifies
-  (:func:`band_guess`: how far the certificate's pass should gather entries for it);
+  (:func:`band_guess`: how far the certificate's pass should gather entries for it;
+  :class:`InputGrams`: what they and the attack take from the inputs alone, formed once per run);
 * :func:`attack` → :class:`Attack` (``attack``): an explicit W in the ball, evaluated exactly;
 * ``reference``: the same quantities from their definitions, one neuron and one entry at a
   time in float64 — what the fast code is tested against.
@@ -16,7 +17,7 @@ Public surface:
 from .arccos import Lambda0, eigenvalue_tolerance, h_infinity, kappa0, kappa1, lambda0
 from .attack import Attack, attack
 from .certificate import Certificate, band_guess, certify, critical_radii, critical_radius
-from .gram import activation_counts, gram_matrix
+from .gram import InputGrams, activation_counts, gram_matrix
 
-__all__ = ["Attack", "Certificate", "Lambda0", "activation_counts", "attack", "band_guess", "certify", "critical_radii",
+__all__ = ["Attack", "Certificate", "InputGrams", "Lambda0", "activation_counts", "attack", "band_guess", "certify", "critical_radii",
            "critical_radius", "eigenvalue_tolerance", "gram_matrix", "h_infinity", "kappa0", "kappa1", "lambda0"]

@@ -18,7 +18,7 @@ from ..parallel import single_blas, work_threads
 from .certificate import Certificate, require_radius
 from .eig import bordered_extremes, eigenvalue_at, may_lie_below
 from .flippable import csr_rows, run_starts
-from .gram import exact_entries, float32_error_bound, gram_of_rows, require_safe_rows, sign_pass
+from .gram import InputGrams, exact_entries, float32_error_bound, require_safe_rows, sign_pass
 
 _EPS = np.finfo(np.float64).eps
 
@@ -306,14 +306,16 @@ class Attack:
 
 
 def attack(X: np.ndarray, W0: np.ndarray, R: float, cert: Certificate, iterations: int,
-           working_memory_mb: float, keep_points: bool = False) -> Attack:
+           working_memory_mb: float, keep_points: bool = False, grams: InputGrams | None = None) -> Attack:
     """Search the ball for large ‖ΔH‖₂ and small λ_min(H(W)) (lower/upper bounds). With
     ``keep_points`` the W reaching each value is kept too (a replay's evidence: H(W) can be
-    recomputed from it by any independent code)."""
+    recomputed from it by any independent code). ``grams``: X's Gram matrices for m = len(W0)
+    if a run formed them (:class:`~ntkcheck.kernels.gram.InputGrams`)."""
     require_radius(R, "attack")
     m = W0.shape[0]
-    G = gram_of_rows(X)
-    Gs = gram_of_rows(X / np.sqrt(m))  # as certificate_matrices forms H0 = Gs ∘ SᵀS: ΔH is exactly 0 unmoved
+    grams = InputGrams.given(grams, X, m)
+    G = grams.G
+    Gs = grams.Gs  # as certificate_matrices forms H0 = Gs ∘ SᵀS: ΔH is exactly 0 unmoved
     H0 = cert.H0
     best_norm = 0.0
     best_min = cert.lam_min_H0  # W = W(0) is in the ball

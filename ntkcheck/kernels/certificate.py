@@ -20,7 +20,7 @@ from ..parallel import row_blocks, run_tasks, single_blas, work_threads
 from .arccos import eigenvalue_tolerance
 from .eig import eigenvalue_at
 from .flippable import Flippable
-from .gram import count_pass, gram_of_rows, require_safe_rows, sign_pass
+from .gram import InputGrams, count_pass, gram_of_rows, require_safe_rows, sign_pass
 
 _EPS = np.finfo(np.float64).eps
 
@@ -145,7 +145,8 @@ def critical_radius(X: np.ndarray, W0: np.ndarray, threshold: float, tol: float,
 
 def critical_radii(X: np.ndarray, W0: np.ndarray, thresholds: list[float], tol: float,
                    working_memory_mb: float,
-                   band: tuple[float, np.ndarray, np.ndarray] | None = None) -> list[float]:
+                   band: tuple[float, np.ndarray, np.ndarray] | None = None,
+                   grams: InputGrams | None = None) -> list[float]:
     """sup{R : λ_max(E(R)) < t − tol} for each threshold t, from one pass over the neurons.
 
     λ_max(E(R)) is a nondecreasing step function of R that jumps only at the values
@@ -166,6 +167,7 @@ def critical_radii(X: np.ndarray, W0: np.ndarray, thresholds: list[float], tol: 
     within a band once its certificate is lost inside the band (its first failing entry is then
     in it), and a search whose certificate still holds with the whole band is done again over
     the entries up to its cap. Memory stays within the chunk budget plus the band, whatever m is.
+    ``grams``: X's Gram matrices for m = len(W0) if a run formed them (:class:`InputGrams`).
     """
     require_unit_rows(X, "critical_radii")
     if not (all(math.isfinite(t) for t in thresholds) and math.isfinite(tol) and tol >= 0):
@@ -179,8 +181,9 @@ def critical_radii(X: np.ndarray, W0: np.ndarray, thresholds: list[float], tol: 
     todo = [j for j, r in enumerate(out) if r is None]
     if not todo:
         return out
-    g = np.abs(gram_of_rows(X)).sum(axis=1)
-    absGs = np.abs(gram_of_rows(X / np.sqrt(m)))  # |X Xᵀ|/m as certificate_matrices forms it, for E
+    grams = InputGrams.given(grams, X, m)
+    g = grams.g
+    absGs = np.abs(grams.Gs)  # |X Xᵀ|/m as certificate_matrices forms it, for E
     chunk = chunk_rows(n, working_memory_mb, bytes_per_entry=24)
     max_pairs = int(working_memory_mb * 2**20 // _PAIR_BYTES)
     if band is None:
@@ -200,14 +203,15 @@ def critical_radii(X: np.ndarray, W0: np.ndarray, thresholds: list[float], tol: 
     return out
 
 
-def band_guess(X: np.ndarray, W0: np.ndarray, targets: list[float]) -> float:
+def band_guess(X: np.ndarray, W0: np.ndarray, targets: list[float], grams: InputGrams | None = None) -> float:
     """A radius below which the edges of :func:`critical_radii` for these targets (thresholds
     less tol) likely lie, about ``_GUESS``-fold: λ_max(E) ≈ 2λ_max(|G|)·c/m for c flippable
     signs per input, and mean(g) ≤ λ_max(|G|), so c = _GUESS·t·m/(2 mean(g)) overshoots the
     edge's c; the radius where one input (of largest norm) has that many |w·x| below it.
-    One matrix-vector product over the neurons. 0 if no target is positive."""
+    One matrix-vector product over the neurons. 0 if no target is positive. ``grams``: as in
+    :func:`critical_radii`."""
     t = max(targets, default=0.0)
-    return _guess(X, W0, t, float(np.abs(gram_of_rows(X)).sum(axis=1).mean())) if t > 0 else 0.0
+    return _guess(X, W0, t, float(InputGrams.given(grams, X, W0.shape[0]).g.mean())) if t > 0 else 0.0
 
 
 def _guess(X: np.ndarray, W0: np.ndarray, t: float, gmean: float) -> float:

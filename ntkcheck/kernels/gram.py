@@ -23,6 +23,7 @@ threads, chunk size or worker count.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -413,3 +414,35 @@ def gram_of_rows(X: np.ndarray) -> np.ndarray:
     (seen at n = 300, d = 10), and H must not depend on how many threads ran."""
     with one_blas_thread():
         return X @ X.T
+
+
+@dataclass(frozen=True)
+class InputGrams:
+    """What Lemma 2.3's passes derive from the inputs alone, for m neurons: G = X Xᵀ, Gs = X Xᵀ/m
+    as :func:`gram_matrix` forms it (1/m folded into the inputs: H(W) = Gs ∘ SᵀS) and the row
+    sums g_i = Σ_j |x_i·x_j|. Every trial of a run has the same X and m, so a run forms them once
+    (:meth:`of`) for the band guess, the critical radii and the attack; each of those forms them
+    itself, the same numbers, when not given them. Read-only: they are shared."""
+
+    m: int
+    G: np.ndarray
+    Gs: np.ndarray
+    g: np.ndarray
+
+    @classmethod
+    def of(cls, X: np.ndarray, m: int) -> "InputGrams":
+        G = gram_of_rows(X)
+        out = cls(m, G, gram_of_rows(X / np.sqrt(m)), np.abs(G).sum(axis=1))
+        for a in (out.G, out.Gs, out.g):
+            a.setflags(write=False)
+        return out
+
+    @classmethod
+    def given(cls, grams: "InputGrams | None", X: np.ndarray, m: int) -> "InputGrams":
+        """``grams`` if given (checked against X's size and m), else formed here."""
+        if grams is None:
+            return cls.of(X, m)
+        if grams.m != m or grams.G.shape != (X.shape[0],) * 2:
+            raise ValueError(f"InputGrams for m = {grams.m} and n = {grams.G.shape[0]} given with m = {m}, "
+                             f"n = {X.shape[0]}")
+        return grams
