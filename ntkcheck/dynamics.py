@@ -74,6 +74,10 @@ class Point:
     #: the embedded local error estimate (a vector like θ) of the step that ended here, for
     #: monitors that need the error of a part of θ (None at t = 0 and for gradient descent)
     local_error: np.ndarray | None = None
+    #: θ − θ(0) summed from the steps' increments (None at t = 0 and for gradient descent): a
+    #: displacement far below the rounding of θ's entries (‖B_t − B_0‖ ~ 10⁻¹⁴ at t ~ 10⁻⁹ next
+    #: to entries of size 1) keeps its relative accuracy here, not in θ − θ(0)
+    displacement: np.ndarray | None = None
 
 
 @dataclass
@@ -158,6 +162,7 @@ def integrate_flow(problem: Problem, theta0: np.ndarray, T: float, monitor: Moni
         return run
     k1 = problem.rhs(theta)
     evals = 1
+    disp = np.zeros_like(theta)
     t, err_total, err_theta = 0.0, 0.0, 0.0
     signs = getattr(problem, "signs", None)  # problems with kinks say where they are
     pattern = signs(theta) if signs is not None else None
@@ -171,7 +176,8 @@ def integrate_flow(problem: Problem, theta0: np.ndarray, T: float, monitor: Moni
         h = min(h, cap, T - t, stops[0] - t if stops else np.inf)
         k2 = problem.rhs(theta + 0.5 * h * k1)
         k3 = problem.rhs(theta + 0.75 * h * k2)
-        new = theta + h * (2 / 9 * k1 + 1 / 3 * k2 + 4 / 9 * k3)
+        inc = h * (2 / 9 * k1 + 1 / 3 * k2 + 4 / 9 * k3)
+        new = theta + inc
         k4 = problem.rhs(new)
         evals += 3
         e = h * (-5 / 72 * k1 + 1 / 12 * k2 + 1 / 9 * k3 - 1 / 8 * k4)
@@ -193,13 +199,15 @@ def integrate_flow(problem: Problem, theta0: np.ndarray, T: float, monitor: Moni
             pattern = new_pattern
         t += h
         theta = new
+        disp = disp + inc  # (a new array: a monitor may keep the one it was shown)
         k1 = k4
         err_total = err_total * np.exp(-max(spec.lam_min, 0.0) * h) + err
         err_theta += float(np.linalg.norm(e))
         run.steps += 1
         r = problem.residual(theta)
         spec = monitor(Point(t, run.steps, theta, r, err_total, err_theta,
-                             trusted=run.floor_steps == 0 and run.kink_steps == 0, local_error=e))
+                             trusted=run.floor_steps == 0 and run.kink_steps == 0, local_error=e,
+                             displacement=disp))
         if not spec.go:
             run.stopped_early = True
             break

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import ntkcheck
+from ntkcheck.dynamics import FlowOptions, Spectrum, integrate_flow
 from ntkcheck.models import TwoLayerNetwork
 from ntkcheck.stats import FAIL, PASS
 
@@ -88,6 +89,46 @@ def _two_layer_rk4(X, y, a0, B0, times, h):
             t += s
         out.append((a.copy(), B.copy()))
     return out
+
+
+def _two_layer(seed, n, d, m, c):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    y = np.tanh(X[:, 0] + X[:, 1])
+    a0 = rng.choice([-1.0, 1.0], m) * (c / m)
+    B0 = rng.standard_normal((m, d))
+    B0 /= np.linalg.norm(B0, axis=1, keepdims=True)
+    return X, y, a0, B0, TwoLayerNetwork(X, y, m)
+
+
+def _points(net):
+    pts = []
+
+    def monitor(p):
+        pts.append(p)
+        w, V = np.linalg.eigh(net.gram(p.theta))
+        return Spectrum(w[-1], max(w[0], 0.0), eigvals=w, eigvecs=V)
+
+    return pts, monitor
+
+
+@pytest.mark.parametrize("integrate", [integrate_flow])
+def test_the_displacement_resolves_what_rounding_of_b_hides(integrate):
+    """At the first checkpoint of lemma43 at m = 4096 (t = c/m/1024 ≈ 2.4·10⁻⁹), ‖B_t − B_0‖ ≈
+    ‖B′(0)‖·t ≈ 10⁻¹⁴ lies below the rounding of B_t's 20 480 entries of size ~1: the summed
+    increments keep it to six digits (the difference of the states carries B_t's rounding: it
+    is 4·10⁻³ off here), and they are θ − θ(0) up to that rounding."""
+    m, c = 4096, 0.01
+    X, y, a0, B0, net = _two_layer(0, 50, 5, m, c)
+    t1 = c / m / 1024
+    pts, monitor = _points(net)
+    integrate(net, net.join(a0, B0), 2 * t1, monitor, FlowOptions(checkpoints=(t1,)))
+    p = next(p for p in pts if p.t == pytest.approx(t1, rel=1e-12))
+    slope = np.linalg.norm(net.split(net.rhs(net.join(a0, B0)))[1])  # ‖B′(0)‖
+    assert np.linalg.norm(net.split(p.displacement)[1]) == pytest.approx(slope * p.t, rel=1e-6)
+    for q in pts[1:]:
+        np.testing.assert_allclose(q.displacement, q.theta - net.join(a0, B0), rtol=0, atol=1e-13)
 
 
 @pytest.mark.parametrize("c", [0.01, 1.0])
