@@ -136,10 +136,14 @@ class TwoLayerNetwork:
 
     def rhs(self, theta: np.ndarray) -> np.ndarray:
         a, _ = self.split(theta)
+        return self.velocity(theta, self._at(theta).relu.T @ a - self.y)
+
+    def velocity(self, theta: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """−Jᵀw/n: θ′ when the residual is w (rhs(θ) = velocity(θ, r(θ))); J·velocity(θ, w) = −K w."""
+        a, _ = self.split(theta)
         pt = self._at(theta)
-        r = pt.relu.T @ a - self.y
-        ga = pt.relu @ r / self.n
-        gB = pt.mask @ (r[:, None] * self.X)  # S (r ∘ X): an n × d scaling, not an m × n one
+        ga = pt.relu @ w / self.n
+        gB = pt.mask @ (w[:, None] * self.X)  # S (w ∘ X): an n × d scaling, not an m × n one
         gB *= (a / self.n)[:, None]
         return -np.concatenate([ga, gB.ravel()])
 

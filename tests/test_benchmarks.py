@@ -138,3 +138,9 @@ def test_bench_flow_times_the_before_checkout_and_not_this_one(tmp_path):
     empty.mkdir()
     assert imported_from(env, str(repo)) == (repo / "ntkcheck").resolve()  # the trap
     assert imported_from(env, str(empty)) == (fake / "ntkcheck").resolve()
+
+
+def test_bench_lemma43_prints_steps_per_width_for_both_integrators():
+    out = run("bench_lemma43.py", "--widths", "32", "128", "--trials", "1")
+    assert len(re.findall(r"steps at m = 128 / at m = 32 = [0-9.]+", out)) == 2
+    assert len(ratios(out, "bs3/exponential seconds")) == 2 and "C_hat the same to 1e-4: yes" in out

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import ntkcheck
-from ntkcheck.dynamics import FlowOptions, Spectrum, integrate_flow
+from ntkcheck.dynamics import FlowOptions, Spectrum, integrate_flow, integrate_flow_exponential
 from ntkcheck.models import TwoLayerNetwork
 from ntkcheck.stats import FAIL, PASS
 
@@ -113,7 +113,52 @@ def _points(net):
     return pts, monitor
 
 
-@pytest.mark.parametrize("integrate", [integrate_flow])
+def test_velocity_is_the_gradient_flows_and_moves_the_outputs_by_minus_k():
+    X, y, a0, B0, net = _two_layer(3, 7, 4, 30, 1.0)
+    th = net.join(a0, B0)
+    w = np.random.default_rng(4).standard_normal(len(y))
+    assert np.array_equal(net.rhs(th), net.velocity(th, net.residual(th)))
+    np.testing.assert_allclose(net.jvp(th, net.velocity(th, w)), -net.gram(th) @ w, rtol=1e-12, atol=1e-14)
+
+
+def _exponential_points(m, c, T, seed=1):
+    X, y, a0, B0, net = _two_layer(seed, 12, 4, m, c)
+    times = list(np.linspace(T / 8, T, 8))
+    pts, monitor = _points(net)
+    run = integrate_flow_exponential(net, net.join(a0, B0), T, monitor,
+                                     FlowOptions(rtol=1e-4, checkpoints=tuple(times)))
+    assert run.t_end == pytest.approx(T) and not run.diverged
+    at = [next(p for p in pts if abs(p.t - t) <= 1e-12 * T) for t in times]
+    return X, y, a0, B0, net, times, pts, at, run
+
+
+@pytest.mark.parametrize("m, c, T, seed", [(64, 0.01, 1.0, 1), (128, 1.0, 2.0, 1), (256, 1.0, 2.0, 1),
+                                           (256, 3.0, 1.0, 2), (512, 1.0, 2.0, 2)])
+def test_the_exponential_flow_follows_a_fine_rk4_reference_within_its_estimate(m, c, T, seed):
+    """Where no sign changes (every point trusted: these draws), the exponential integrator's
+    outputs against the independent RK4 integration at eight times: within the carried error
+    estimate at each."""
+    X, y, a0, B0, net, times, pts, at, run = _exponential_points(m, c, T, seed)
+    assert run.kink_steps == 0 and all(p.trusted for p in pts)
+    for p, (a, B) in zip(at, _two_layer_rk4(X, y, a0, B0, times, 1e-3)):
+        assert np.linalg.norm(p.residual - net.residual(net.join(a, B))) <= p.error_u, (m, c, p.t)
+        np.testing.assert_allclose(p.displacement, p.theta - net.join(a0, B0), rtol=0, atol=1e-12 * np.sqrt(m))
+
+
+@pytest.mark.parametrize("m, c, T", [(16, 1.0, 6.0), (16, 5.0, 3.0)])
+def test_after_a_sign_change_the_exponential_flows_points_are_untrusted(m, c, T):
+    """Across a kink the estimate is no bound (for the Runge–Kutta pair neither): a point is
+    trusted exactly while no sign of B Xᵀ has changed since t = 0, and the flow does not crawl."""
+    X, y, a0, B0, net, times, pts, at, run = _exponential_points(m, c, T)
+    s0 = B0 @ X.T >= 0
+    changed = False
+    for p in pts:
+        changed |= not np.array_equal(net.split(p.theta)[1] @ X.T >= 0, s0)
+        assert p.trusted == (not changed), p.t
+    assert changed and run.steps < 200
+
+
+@pytest.mark.parametrize("integrate", [integrate_flow, integrate_flow_exponential])
 def test_the_displacement_resolves_what_rounding_of_b_hides(integrate):
     """At the first checkpoint of lemma43 at m = 4096 (t = c/m/1024 ≈ 2.4·10⁻⁹), ‖B_t − B_0‖ ≈
     ‖B′(0)‖·t ≈ 10⁻¹⁴ lies below the rounding of B_t's 20 480 entries of size ~1: the summed
@@ -129,6 +174,21 @@ def test_the_displacement_resolves_what_rounding_of_b_hides(integrate):
     assert np.linalg.norm(net.split(p.displacement)[1]) == pytest.approx(slope * p.t, rel=1e-6)
     for q in pts[1:]:
         np.testing.assert_allclose(q.displacement, q.theta - net.join(a0, B0), rtol=0, atol=1e-13)
+
+
+def test_the_exponential_integrators_steps_do_not_grow_with_m():
+    """lemma43 at m = 128 and 4096 (one trial each): the exponential steps within 1.5× of each
+    other, and the ratios' suprema those of the Bogacki–Shampine pair (whose steps grow) to the
+    tolerance both integrate to (rtol = 10⁻⁴)."""
+    kw = dict(m=4096, trials=1, workers=1, sets=["network.widths=[128, 4096]"])
+    exp = ntkcheck.run_check("lemma43", **kw)
+    bs3 = ntkcheck.run_check("lemma43", **{**kw, "sets": kw["sets"] + ["dynamics.integrator=bs3"]})
+    e, b = exp.quantities["per_width"], bs3.quantities["per_width"]
+    assert e[1]["steps_median"] <= 1.5 * e[0]["steps_median"]
+    assert b[1]["steps_median"] > 1.5 * b[0]["steps_median"]
+    for re_, rb in zip(e, b):
+        for k in ("a_norm", "B_norm", "B_move"):
+            assert re_[f"C_hat_{k}"] == pytest.approx(rb[f"C_hat_{k}"], rel=1e-4), (re_["m"], k)  # (rtol)
 
 
 @pytest.mark.parametrize("c", [0.01, 1.0])
