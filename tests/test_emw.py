@@ -357,3 +357,22 @@ def test_the_full_size_scenarios_pass_and_fail_their_controls(name):
             assert row.verdict == FAIL, row.name
         elif row.primary:
             assert row.verdict == PASS, row.name
+
+
+def test_the_window_flows_b_move_is_resolved_at_its_first_checkpoint():
+    """Theorems 4.2 and 4.6's window starts at √n/m·2⁻²⁰ (≈ 7·10⁻⁹ at thm42's default m = 1024,
+    n = 64, d = 5), where ‖B_t − B_0‖ ≈ ‖B′(0)‖t is ~10⁻¹⁴ beside entries of B of size ~1: the
+    trace takes it from the integrator's summed steps, to six digits (formed from B_t it carried
+    B_t's rounding, up to 7·10⁻³ of it on the default thm42 run)."""
+    from ntkcheck.checks.emw import train, window
+    from ntkcheck.models import TwoLayerNetwork
+
+    m, n = 1024, 64
+    sc, dr = _lemma45_draw(0, m, n, d=5)
+    grid = window(n, m)
+    tr = train(dr, RFTwin(dr.Phi, dr.a0, dr.y), float(grid[1]), grid[:1], sc.dynamics)
+    net = TwoLayerNetwork(dr.X, dr.y, m)
+    slope = np.linalg.norm(net.split(net.rhs(net.join(dr.a0, dr.B0)))[1])  # ‖B′(0)‖
+    j = int(np.searchsorted(tr.t, grid[0] * (1 - 1e-9)))
+    assert tr.t[j] == pytest.approx(grid[0], rel=1e-9)
+    assert tr.B_move[j] == pytest.approx(slope * tr.t[j], rel=1e-6, abs=0)
