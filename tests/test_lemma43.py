@@ -1,6 +1,8 @@
 """Lemma 4.3 end to end, and the two-layer model's derivatives."""
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import ntkcheck
 from ntkcheck.dynamics import FlowOptions, Spectrum, integrate_flow, integrate_flow_exponential
@@ -245,3 +247,16 @@ def test_an_interrupt_before_the_last_width_keeps_the_finished_trials():
     table = res.quantities["per_width"]
     assert table[0]["trials"] == 3 and table[-1] == {"m": table[-1]["m"], "trials": 0}
     assert all(r.verdict != "fail" or r.role != "primary" for r in res.rows)
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 2**31), m=st.sampled_from([32, 64, 128, 256, 512]), c=st.floats(0.01, 3.0),
+       T=st.floats(0.5, 3.0))
+def test_generated_exponential_flows_stay_within_their_estimate_while_trusted(seed, m, c, T):
+    """Generated draws against the independent RK4 integration at eight times: at every trusted
+    point (no sign changed yet) the outputs differ by at most the carried estimate."""
+    X, y, a0, B0, net, times, pts, at, run = _exponential_points(m, c, T, seed)
+    trusted = [p for p in at if p.trusted]
+    ref = _two_layer_rk4(X, y, a0, B0, [p.t for p in trusted], 1e-3)
+    for p, (a, B) in zip(trusted, ref):
+        assert np.linalg.norm(p.residual - net.residual(net.join(a, B))) <= p.error_u, (m, c, T, p.t)
