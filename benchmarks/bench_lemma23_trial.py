@@ -7,8 +7,9 @@ n = 200, d = 10, m = 2^20 at the default c (where the critical radius dominated)
 case it prints
 
   * the time of one trial: ``ntkcheck.run_check("lemma23", ..., workers=1)`` with 1 + k
-    trials minus the same run with 1 trial, divided by k (start-up, λ0 and the run's own
-    preparation cancel), best of two;
+    trials, timed between the ends of its first and last trials (``on_trial``) and divided by
+    k, so that start-up, λ0 and the run's own preparation are left out (the difference of two
+    runs did the same, but fell below 0 at tiny sizes on a busy machine), best of two;
   * the minimal work of a trial: one Gram pass over the m neurons (``gram_matrix``) and three
     extreme eigensolves of an n × n matrix (LAPACK's syevr on one index, as the certificate
     and the attack call it) — what any check of the lemma must do at least: H(W(0)), its
@@ -48,11 +49,14 @@ def best(f, repeat: int = 2) -> float:
 def case(n: int, d: int, m: int, c: float | None, trials: int) -> None:
     sets = [] if c is None else [f"claim.c={c!r}"]
 
-    def run(k: int):
-        return lambda: ntkcheck.run_check("lemma23", n=n, d=d, m=m, trials=k, workers=1, seed=0, sets=sets)
+    def trial_time() -> float:
+        ends: list[float] = []
+        ntkcheck.run_check("lemma23", n=n, d=d, m=m, trials=1 + trials, workers=1, seed=0, sets=sets,
+                           on_trial=lambda _: ends.append(time.perf_counter()))
+        return (ends[-1] - ends[0]) / trials
 
-    run(1)()  # (imports and caches warm)
-    per_trial = (best(run(1 + trials)) - best(run(1))) / trials
+    trial_time()  # (imports and caches warm)
+    per_trial = min(trial_time(), trial_time())
     res = ntkcheck.run_check("lemma23", n=n, d=d, m=m, trials=1, workers=1, seed=0, sets=sets)
     c_used, delta = float(res.quantities["c"]), float(res.quantities["delta"])
     rng = np.random.default_rng(0)
