@@ -53,7 +53,12 @@ class RFTwin:
 
     def a(self, t: float) -> np.ndarray:
         """ã_t itself (m entries)."""
-        return self.a0 - self.Vt.T @ (self.phi(np.array([t]))[0] * self.beta0)
+        return self.a0 - self.move(t)
+
+    def move(self, t: float) -> np.ndarray:
+        """a_0 − ã_t, formed without a_0 (whose entries' rounding can exceed the difference of
+        two flows that both moved by it)."""
+        return self.Vt.T @ (self.phi(np.array([t]))[0] * self.beta0)
 
     def a_at(self, t: np.ndarray) -> np.ndarray:
         """ã_t at each time (rows; len(t) × m)."""

@@ -359,7 +359,7 @@ def test_the_full_size_scenarios_pass_and_fail_their_controls(name):
             assert row.verdict == PASS, row.name
 
 
-def test_the_window_flows_b_move_is_resolved_at_its_first_checkpoint():
+def test_the_window_flows_b_move_and_gap_are_resolved_at_its_first_checkpoint():
     """Theorems 4.2 and 4.6's window starts at √n/m·2⁻²⁰ (≈ 7·10⁻⁹ at thm42's default m = 1024,
     n = 64, d = 5), where ‖B_t − B_0‖ ≈ ‖B′(0)‖t is ~10⁻¹⁴ beside entries of B of size ~1: the
     trace takes it from the integrator's summed steps, to six digits (formed from B_t it carried
@@ -376,3 +376,13 @@ def test_the_window_flows_b_move_is_resolved_at_its_first_checkpoint():
     j = int(np.searchsorted(tr.t, grid[0] * (1 - 1e-9)))
     assert tr.t[j] == pytest.approx(grid[0], rel=1e-9)
     assert tr.B_move[j] == pytest.approx(slope * tr.t[j], rel=1e-6, abs=0)
+    # and ‖a_t − ã_t‖ = ½‖e″(0)‖t² + O(t³): 24 checkpoints on (t 64× larger) it is ~5·10⁻²⁰, beside
+    # entries of a of size c/m ≈ 10⁻⁵ whose rounding, formed from the states, is of that size too;
+    # the steps' sum less the twin's closed-form move resolves it (at the first checkpoint, ~10⁻²³,
+    # nothing in float64 does: two moves of ~10⁻⁸ differ there below their own rounding)
+    from ntkcheck.checks.lemma45 import start_derivatives
+    e2, _ = start_derivatives(dr.X, dr.y, dr.a0, dr.Phi)
+    tr = train(dr, RFTwin(dr.Phi, dr.a0, dr.y), float(grid[25]), grid[:25], sc.dynamics)
+    j = int(np.searchsorted(tr.t, grid[24] * (1 - 1e-9)))
+    assert tr.t[j] == pytest.approx(grid[24], rel=1e-9)
+    assert tr.a_gap[j] == pytest.approx(np.linalg.norm(e2) / 2 * tr.t[j] ** 2, rel=1e-2, abs=0)

@@ -244,11 +244,17 @@ def train(dr: Draw, twin, T: float, checkpoints, dyn, keep=()) -> FlowTrace:
     def monitor(p):
         a, B = net.split(p.theta)
         at = twin.a(p.t)
-        # (‖B_t − B_0‖ from the integrator's summed steps: at the window's first checkpoints it is
-        # ~10⁻¹⁴ beside entries of size 1, and B_t − B_0 carries B_t's rounding, ~10⁻³ of it)
-        move = 0.0 if p.displacement is None else float(np.linalg.norm(net.split(p.displacement)[1]))
+        # (‖B_t − B_0‖ and a_t − ã_t from the integrator's summed steps: at the window's first
+        # checkpoints the one is ~10⁻¹⁴ beside entries of size 1, the other ~10⁻²⁰ beside entries
+        # of size c/m, and formed from the states they carried the states' rounding: ~10⁻³ of the
+        # one, up to 4× the other)
+        if p.displacement is None:
+            move, gap = 0.0, 0.0
+        else:
+            da, dB = net.split(p.displacement)
+            move, gap = float(np.linalg.norm(dB)), float(np.linalg.norm(da + twin.move(p.t)))
         for k, v in (("t", p.t), ("risk", float(p.residual @ p.residual) / (2 * n)),
-                     ("a_gap", float(np.linalg.norm(a - at))), ("a_twin", float(np.linalg.norm(at))),
+                     ("a_gap", gap), ("a_twin", float(np.linalg.norm(at))),
                      ("B_norm", float(np.linalg.norm(B))), ("B_move", move),
                      ("twin_risk", float(twin.risk(np.array([p.t]))[0])), ("error_theta", p.error_theta),
                      ("error_u", p.error_u), ("trusted", p.trusted)):
@@ -409,8 +415,9 @@ def train_pair(dr: Draw, checkpoints: np.ndarray, dyn, probe=None) -> dict:
             sums[1] += float(np.linalg.norm(le[:m]))
             sums[2] += float(np.linalg.norm(le[m:k]))
         r = p.residual[:n]
-        move = 0.0 if p.displacement is None else float(np.linalg.norm(p.displacement[m:k]))  # (as in train)
-        for key, v in (("t", p.t), ("gap", float(np.linalg.norm(a - at))), ("gap_est", sums[0]),
+        d = p.displacement  # (as in train: both flows start at a_0, so a − ã is the difference of their steps)
+        move, gap = (0.0, 0.0) if d is None else (float(np.linalg.norm(d[m:k])), float(np.linalg.norm(d[:m] - d[k:])))
+        for key, v in (("t", p.t), ("gap", gap), ("gap_est", sums[0]),
                        ("a_norm", float(np.linalg.norm(a))), ("a_est", sums[1]), ("B_norm", float(np.linalg.norm(B))),
                        ("B_move", move), ("B_est", sums[2]),
                        ("risk_hi", (float(np.linalg.norm(r)) + p.error_u) ** 2 / (2 * n)), ("trusted", p.trusted)):
