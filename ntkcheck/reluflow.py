@@ -351,8 +351,10 @@ class ReluFlow:
         ne, ns = fo.ke.size, 2 * md.B.shape[0]
         FA = np.empty((2 * self.n, ne + ns))  # FvT over |FvT| (Track.FA)
         FvT, aFT = FA[:self.n], FA[self.n:]
-        np.matmul(md.V.T, fo.CT, out=FvT[:, :ne])  # the entries, then the sliding weights
-        np.matmul(md.V.T, md.B.reshape(ns, self.n).T, out=FvT[:, ne:])
+        # the entries' columns, then the sliding weights': one product into FvT, which is contiguous
+        # (a product into a column range of it is not, and takes numpy's slow path)
+        C = np.concatenate((fo.CT, md.B.reshape(ns, self.n).T), axis=1) if ns else fo.CT
+        np.matmul(md.V.T, C, out=FvT)
         np.abs(FvT, out=aFT)
         return Track(fo.codes, fo.base + md.Gs @ fo.CT, FvT, aFT, FA, fo.sl, fo.zeta, fo.zeta2)
 
