@@ -96,6 +96,37 @@ def test_the_attacks_cholesky_test_skips_only_what_could_not_improve_it(seed, mo
     assert full.lam_min < cert.lam_min_H0  # signs did change: the comparison was not vacuous
 
 
+@pytest.mark.parametrize("R", [0.002, 0.01, 0.05])
+def test_an_attack_search_that_repeats_its_change_stops_with_what_iterating_on_reports(R, monkeypatch):
+    """A search whose pass repeats the last pass's count change stops (a fixed point: the same
+    H(W), eigenpairs and next vector): its figures and points are those of iterating every
+    time (bit for bit); at the smallest radius the stop did happen, at the largest it did not,
+    so the comparison covers both."""
+    import sys
+    mod = sys.modules["ntkcheck.kernels.attack"]
+    _, X, W0 = setup(seed=3, n=40, d=6, m=800)
+    cert = certify(X, W0, R, 64)
+    stops = []
+    repeats = mod._repeats
+
+    def counted(*args):
+        stops.append(repeats(*args))
+        return stops[-1]
+
+    monkeypatch.setattr(mod, "_repeats", counted)
+    fast = attack(X, W0, R, cert, 4, 64, keep_points=True)
+    monkeypatch.setattr(mod, "_repeats", lambda *args: False)
+    full = attack(X, W0, R, cert, 4, 64, keep_points=True)
+    assert (fast.norm_dH, fast.lam_min) == (full.norm_dH, full.lam_min)
+    np.testing.assert_array_equal(fast.W_lam_min, full.W_lam_min)
+    np.testing.assert_array_equal(fast.W_norm, full.W_norm)
+    assert full.norm_dH > 0  # signs did change: the comparison was not vacuous
+    if R == 0.002:
+        assert any(stops)
+    if R == 0.05:
+        assert not any(stops)
+
+
 @settings(max_examples=60)
 @given(n=st.integers(1, 30), gap=st.floats(-1.0, 1.0), seed=st.integers(0, 2**31))
 def test_may_lie_below_against_the_full_decomposition(n, gap, seed):

@@ -296,6 +296,19 @@ def attack_pass(X: np.ndarray, G: np.ndarray, W0: np.ndarray, R: float, v: np.nd
     return AttackPasses(X, G, W0, R, working_memory_mb, keep=False)(v, sign, moves)
 
 
+def _repeats(change: np.ndarray, inputs: np.ndarray, last: tuple | None) -> bool:
+    """Whether a pass chose the same count change S'ᵀS' − SᵀS, at the same inputs, as the pass
+    before it in the same search: then H(W) is the same matrix and the eigensolves see the same
+    arguments, so they return what was already found and recorded, the next pass starts from
+    the same vector, and every later iteration of the search repeats too (a pass is a function
+    of its vector and sign). The search has reached a fixed point and stops: what it reports
+    is what iterating on would report, bit for bit (the pushes may differ where two change the
+    same signs, but a point is kept only when it improves a figure strictly, which a repeat
+    cannot). Where few signs can change, the first pass usually finds the change that every
+    later one repeats."""
+    return last is not None and np.array_equal(inputs, last[1]) and np.array_equal(change, last[0])
+
+
 @dataclass
 class Attack:
     norm_dH: float  # largest ‖H(W) − H(W(0))‖₂ found
@@ -333,8 +346,13 @@ def attack(X: np.ndarray, W0: np.ndarray, R: float, cert: Certificate, iteration
     # λ_min first: its own search sets best_min, below which the norm searches' points rarely
     # reach, so that most of their λ_min need only a test (see below), not an eigensolve
     v = cert.v_min_H0
+    last = None
     for it in range(iterations):
-        H = Gs * (cert.SS + push(v, -1.0, moves))
+        change = push(v, -1.0, moves)
+        if _repeats(change, push.inputs, last):
+            break
+        last = change, push.inputs
+        H = Gs * (cert.SS + change)
         if it + 1 < iterations:
             w0, v = eigenvalue_at(H, 0, vector=True)
         else:  # (the last vector would steer no further pass)
@@ -348,8 +366,13 @@ def attack(X: np.ndarray, W0: np.ndarray, R: float, cert: Certificate, iteration
         best_norm = max(best_norm, -lo, hi)
     for sign in (1.0, -1.0):  # raise, then lower, vᵀΔHv
         v = cert.v_perron
+        last = None
         for _ in range(iterations):
-            dH = Gs * push(v, sign, moves)
+            change = push(v, sign, moves)
+            if _repeats(change, push.inputs, last):
+                break
+            last = change, push.inputs
+            dH = Gs * change
             lo, hi, v = bordered_extremes(dH, push.inputs, vector_at_top=sign > 0)
             if kept is not None and max(abs(lo), abs(hi)) > best_norm:
                 kept["norm"] = point()
