@@ -267,6 +267,32 @@ def test_the_pair_counts_are_the_gram_of_every_prefix(n, m, size, seed):
         assert np.array_equal(pc.gram(upto), A.T @ A)
 
 
+@settings(max_examples=60)
+@given(n=st.integers(1, 9), m=st.integers(1, 9), size=st.integers(0, 50), seed=st.integers(0, 2**31))
+def test_the_bound_times_a_vector_is_e_formed_densely_times_it(n, m, size, seed):
+    """The critical radius's power steps apply E = |Gs| ∘ (c_i + c_j − (AᵀA)_ij) of a prefix
+    without forming it (rows of the inputs with c_i > 0, and the prefix's pairs): against E
+    formed entry by entry from a dense A, for every prefix, to rounding."""
+    rng = np.random.default_rng(seed)
+    flat = rng.permutation(m * n)[:size]
+    rows, cols = np.divmod(flat, n)
+    X = rng.standard_normal((n, 3))
+    absGs = np.abs(X @ X.T) / m
+    pc = certificate_mod._PairCounts(rows, cols, n, 10**6)
+    x = rng.uniform(0.1, 1.0, n)
+    for upto in range(rows.size + 1):
+        A = np.zeros((m, n))
+        A[rows[:upto], cols[:upto]] = 1.0
+        c = A.sum(axis=0)
+        AA = A.T @ A
+        E = np.array([[absGs[i, j] * (c[i] + c[j] - AA[i, j]) for j in range(n)] for i in range(n)])
+        times = pc.bound_times(upto, absGs, c)
+        if times is None:  # (more pairs than pay: E is formed instead)
+            assert pc.admit.searchsorted(upto) > n * n // 4
+            continue
+        np.testing.assert_allclose(times(x), E @ x, rtol=1e-13, atol=1e-300)
+
+
 @pytest.mark.parametrize("thr", [0.02, 0.3])
 def test_critical_radius_is_exact_when_inputs_have_different_quantiles(thr):
     """The first cap is taken over a few inputs only (an upper bound on the one over all

@@ -302,12 +302,38 @@ class _PairCounts:
         admit = np.maximum(by[left], by[right])
         order = np.argsort(admit, kind="stable")
         self.admit = admit[order]
-        self.key = (cols[by[left]] * n + cols[by[right]])[order]
+        self.row, self.col = cols[by[left]][order], cols[by[right]][order]
+        self.key = self.row * n + self.col
 
     def gram(self, upto: int) -> np.ndarray:
         """AᵀA (float64, exact integers) for the first ``upto`` entries."""
         p = np.searchsorted(self.admit, upto)
         return np.bincount(self.key[:p], minlength=self.n * self.n).reshape(self.n, self.n).astype(np.float64)
+
+    def bound_times(self, upto: int, absGs: np.ndarray, c: np.ndarray) -> Callable[[np.ndarray], np.ndarray] | None:
+        """x ↦ E x for E = |Gs| ∘ (c_i + c_j − (AᵀA)_ij) of the first ``upto`` entries (as
+        :func:`_bound_rows` forms it), without forming E: c ∘ (|Gs| x) + |Gs| (c ∘ x) − Σ over
+        the prefix's pairs (i, j) of |Gs|_ij x_j into row i. Only the rows and columns of the
+        inputs F with c_i > 0 enter (E_ij = 0 when c_i = c_j = 0, since (AᵀA)_ij ≤ min(c_i, c_j)),
+        so the products take the rows F of |Gs| alone: 2|F|·n flops per product, where forming
+        E costs passes over all n² entries and the n² counts AᵀA. The same numbers up to
+        rounding (c_i + c_j − (AᵀA)_ij ≥ max(c_i, c_j): the terms cancel by at most half). None
+        when the prefix has too many pairs for this to pay."""
+        p = int(np.searchsorted(self.admit, upto))
+        n = self.n
+        if p > n * n // 4:
+            return None
+        rows, cols = self.row[:p], self.col[:p]
+        weights = absGs[rows, cols]
+        F = np.flatnonzero(c)
+        B, cF = absGs[F], c[F]  # (the rows F of the symmetric |Gs|: its columns F too)
+
+        def times(x: np.ndarray) -> np.ndarray:
+            out = (cF * x[F]) @ B  # |Gs| (c ∘ x)
+            out[F] += cF * (B @ x)  # c ∘ (|Gs| x), zero outside F
+            out -= np.bincount(rows, weights=weights * x[cols], minlength=n)
+            return out
+        return times
 
 
 def prefix_bound(total: float, g: np.ndarray, size: int) -> int:
@@ -360,6 +386,12 @@ def _critical_from(flat: np.ndarray, vals: np.ndarray, cap: float, target: float
         A = sparse.csr_matrix((np.ones(upto), (rows[:upto], cols[:upto])), shape=(m, n))
         return (A.T @ A).toarray()
 
+    def bound(upto: int, c: np.ndarray) -> np.ndarray:
+        """E of the first ``upto`` entries, as :func:`certify` forms it."""
+        E = np.empty((n, n))
+        _bound_rows(absGs, c, c, pair_gram(upto), E)
+        return E
+
     def below(j: int) -> bool:
         """λ_max(E) < target at R = vals[j] (the entries ≤ vals[j] are flippable), as
         :func:`certify` would find it. E ≥ 0 entrywise, so for any x > 0
@@ -372,12 +404,15 @@ def _critical_from(flat: np.ndarray, vals: np.ndarray, cap: float, target: float
         nonlocal perron
         upto = np.searchsorted(vals, vals[j], side="right")
         c = np.bincount(cols[:upto], minlength=n).astype(float)
-        E = np.empty((n, n))
-        _bound_rows(absGs, c, c, pair_gram(upto), E)
+        times = pairs.bound_times(upto, absGs, c) if pairs.ok else None
+        E = None
+        if times is None:
+            E = bound(upto, c)
+            times = E.__matmul__
         x = perron
         gap = np.inf
         for _ in range(_POWER_STEPS):
-            Ex = E @ x
+            Ex = times(x)
             lower = (x @ Ex) / (x @ x)
             if lower >= target * (1 + 1e-9):
                 return False
@@ -390,7 +425,7 @@ def _critical_from(flat: np.ndarray, vals: np.ndarray, cap: float, target: float
                 break
             gap = upper - lower
             x = Ex / np.linalg.norm(Ex)
-        lam, v = eigenvalue_at(E, -1, vector=True)
+        lam, v = eigenvalue_at(bound(upto, c) if E is None else E, -1, vector=True)
         perron = np.abs(v)
         return lam < target
 
