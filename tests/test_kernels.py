@@ -219,6 +219,23 @@ def test_sign_pass_near_set_is_exact_and_the_same_for_any_split(monkeypatch, blo
 
 
 @settings(max_examples=200)
+@given(rows=st.integers(0, 3_000_000), n=st.integers(1, 3000))
+def test_sign_pass_blocks_fit_the_cache_budget_and_split_evenly_over_two_threads(rows, n):
+    """A pass's blocks: they cover the rows in order, none is longer than block_rows(n), their
+    lengths differ by at most one row, and there is an even number of them when there are
+    several, so that two threads (which take whole blocks) get equal shares to a row or so."""
+    from ntkcheck.kernels.gram import _blocks, block_rows
+    bounds = _blocks(rows, n)
+    sizes = np.diff(bounds)
+    k = sizes.size
+    assert bounds[0] == 0 and bounds[-1] == rows and np.all(sizes >= 0)
+    assert sizes.max() <= max(1, block_rows(n))
+    assert sizes.max() - sizes.min() <= 1
+    assert k == 1 or (k % 2 == 0 and sizes.min() > 0)
+    assert abs(int(sizes[: k // 2].sum()) - int(sizes[k // 2:].sum())) <= 1 or k == 1
+
+
+@settings(max_examples=200)
 @given(rows=st.integers(0, 6), cols=st.integers(1, 5), seed=st.integers(0, 2**31),
        special=st.sampled_from([None, np.nan, np.inf, -np.inf, 0.0, 1e-300, -1e300]))
 def test_row_maxima_and_the_finite_test_without_temporaries(rows, cols, seed, special):
