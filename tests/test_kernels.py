@@ -261,10 +261,13 @@ def test_row_maxima_and_the_finite_test_without_temporaries(rows, cols, seed, sp
 @given(rows=st.integers(0, 6), cols=st.integers(1, 12), seed=st.integers(0, 2**31),
        special=st.sampled_from([None, np.nan, np.inf, 0.0, 2.0**-60, 2.0**-61, 2.0**60, 2.0**61, 5e-324]))
 def test_the_whole_array_range_test_is_the_row_by_row_one(rows, cols, seed, special):
-    """gram's _rows_safe (whole-array reductions and row norms) against the rule row by row in
-    Python: every row zero or with max |entry| in [2^-60, 2^60], all finite; rows scaled by
-    powers of two across and around both ends of the range, and single extreme entries."""
-    from ntkcheck.kernels.gram import SAFE_EXPONENT, _rows_safe
+    """gram's _safe_norm (the row norms, then the smallest rows entry by entry) against the
+    rule row by row in Python: every row zero or with max |entry| in [2^-60, 2^60], all finite;
+    rows scaled by powers of two across and around both ends of the range, and single extreme
+    entries. It may leave a safe array unshown (a row whose norm, not its largest entry, passes
+    2^60), never show an unsafe one; when it shows one it returns the largest row norm. The
+    check built on it, require_safe_rows, refuses exactly the unsafe arrays."""
+    from ntkcheck.kernels.gram import SAFE_EXPONENT, _safe_norm, require_safe_rows
     rng = np.random.default_rng(seed)
     A = rng.uniform(-1, 1, (rows, cols)) * 2.0 ** rng.integers(-66, 66, (rows, 1)).astype(float)
     if special is not None and rows:
@@ -275,7 +278,19 @@ def test_the_whole_array_range_test_is_the_row_by_row_one(rows, cols, seed, spec
     want = all(all(math.isfinite(x) for x in row) and (max(abs(x) for x in row) == 0
                                                         or lo <= max(abs(x) for x in row) <= hi)
                for row in A.tolist())
-    assert _rows_safe(A) == want
+    got = _safe_norm(A)
+    if not want:
+        assert got is None
+    if got is not None:
+        norms = [math.sqrt(math.fsum(x * x for x in row)) for row in A.tolist()]
+        assert got == pytest.approx(max(norms, default=0.0), rel=1e-15, abs=0)
+    if all(max((abs(x) for x in row), default=0.0) <= hi / 4 for row in A.tolist()):
+        assert (got is not None) == want  # (every norm ≤ √cols·2^58 ≤ 2^60: shown whenever safe)
+    if want:
+        require_safe_rows(A, "A")
+    else:
+        with pytest.raises(ValueError):
+            require_safe_rows(A, "A")
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])

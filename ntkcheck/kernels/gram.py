@@ -41,15 +41,20 @@ _U32 = float(np.finfo(np.float32).eps) / 2
 _U64 = float(np.finfo(np.float64).eps) / 2
 
 
-def float32_error_bound(Wc: np.ndarray, X: np.ndarray) -> np.float32:
+def float32_error_bound(Wc: np.ndarray, X: np.ndarray, wmax: float | None = None,
+                        xmax: float | None = None) -> np.float32:
     """A bound on |P₃₂ − P₆₄| for P = W Xᵀ formed from float32 copies: rounding of both
     factors and of a sum of d products is at most (d + 2)·u₃₂·‖w_k‖·‖x_i‖ (Cauchy–Schwarz),
     plus what float32's gradual underflow loses (at most 2^-150 per factor entry and per
     product: (√d (‖w_k‖ + ‖x_i‖) + d)·2^-150), doubled for safety. It assumes no float32
-    overflow: callers pass rows scaled into [½, 1) by :func:`unit_rows` (or refuse others)."""
+    overflow: callers pass rows scaled into [½, 1) by :func:`unit_rows` (or refuse others).
+    ``wmax``, ``xmax``: the largest row norms of Wc and X if the caller has them
+    (:func:`_safe_norm`: the same numbers), else formed here."""
     d = X.shape[1]
-    wmax = float(np.sqrt(np.einsum("ij,ij->i", Wc, Wc).max())) if Wc.size else 0.0
-    xmax = float(np.sqrt(np.einsum("ij,ij->i", X, X).max())) if X.size else 0.0
+    if wmax is None:
+        wmax = _max_norm(Wc)
+    if xmax is None:
+        xmax = _max_norm(X)
     return np.float32(2 * ((d + 2) * _U32 * wmax * xmax + (np.sqrt(d) * (wmax + xmax) + d) * 2.0**-150))
 
 
@@ -68,23 +73,33 @@ def _row_top(A: np.ndarray) -> np.ndarray:
     return np.maximum(A.max(axis=1), -A.min(axis=1))
 
 
-def _rows_safe(A: np.ndarray) -> bool:
-    """True when every row of A is zero or has max |entry| in [2^-SAFE_EXPONENT,
-    2^SAFE_EXPONENT] with finite entries, shown by whole-array reductions: the largest |entry|
-    (contiguous: NaN and ±∞ fail it) and the row norms, since a row's max |entry| is at least
-    its norm over √d. Only rows whose squared norm is below twice d·2^(−2·SAFE_EXPONENT) (the 2
-    covers the sum's rounding) are looked at entry by entry. False: not shown (the caller checks
-    row by row). Reductions along rows of a few entries cost ~10 ns an entry in numpy (0.1 s
-    for W of 2^20 × 10); these cost ~2."""
+def _max_norm(A: np.ndarray) -> float:
+    """The largest row norm of A (0 for no entries)."""
+    return float(np.sqrt(np.einsum("ij,ij->i", A, A).max())) if A.size else 0.0
+
+
+def _safe_norm(A: np.ndarray) -> float | None:
+    """The largest row norm of A (:func:`_max_norm`'s number) when every row of A is shown
+    zero or with max |entry| in [2^-SAFE_EXPONENT, 2^SAFE_EXPONENT] and finite entries, else
+    None (not shown: the caller checks row by row). One whole-array reduction, the row norms:
+    every |entry| is at most its row's norm, so a largest norm ≤ 2^SAFE_EXPONENT shows the upper
+    end (NaN and ±∞, or squares that overflow, fail it), and a row's max |entry| is at least
+    its norm over √d, so only rows whose squared norm is below twice d·2^(−2·SAFE_EXPONENT) (the
+    2 covers the sum's rounding) are looked at entry by entry. Reductions along rows of a few
+    entries cost ~10 ns an entry in numpy (0.1 s for W of 2^20 × 10); this costs ~2, and the
+    sign pass's error bound reuses the norm."""
     if A.size == 0:
-        return True
-    if not max(float(A.max()), -float(A.min())) <= 2.0**SAFE_EXPONENT:
-        return False
-    small = np.einsum("ij,ij->i", A, A) < 2.0 * A.shape[1] * 2.0 ** (-2 * SAFE_EXPONENT)
-    if not np.count_nonzero(small):
-        return True
-    top = _row_top(A[small])
-    return bool(np.all((top == 0) | (top >= 2.0**-SAFE_EXPONENT)))
+        return 0.0
+    sq = np.einsum("ij,ij->i", A, A)
+    top = float(sq.max())
+    if not top <= 2.0 ** (2 * SAFE_EXPONENT):
+        return None
+    small = sq < 2.0 * A.shape[1] * 2.0 ** (-2 * SAFE_EXPONENT)
+    if np.count_nonzero(small):
+        low = _row_top(A[small])
+        if not np.all((low == 0) | (low >= 2.0**-SAFE_EXPONENT)):
+            return None
+    return float(np.sqrt(top))
 
 
 def unit_rows(A: np.ndarray, what: str = "unit_rows") -> np.ndarray:
@@ -95,19 +110,26 @@ def unit_rows(A: np.ndarray, what: str = "unit_rows") -> np.ndarray:
     in the safe range, a scaled copy otherwise. Refuses (ValueError, naming ``what``) rows with
     a NaN or an infinite entry: a NaN has no sign, so a count built on it would be silently wrong
     (the row maxima say it: max and min propagate NaN and ±∞)."""
-    if _rows_safe(A):
-        return A
+    return _unit_rows(A, what)[0]
+
+
+def _unit_rows(A: np.ndarray, what: str) -> tuple[np.ndarray, float | None]:
+    """:func:`unit_rows`, and the largest row norm of what it returns when the rows were
+    shown safe as they were (:func:`_safe_norm`), else None."""
+    norm = _safe_norm(A)
+    if norm is not None:
+        return A, norm
     top = _row_top(A)
     if not np.all(np.isfinite(top)):
         raise ValueError(f"{what} needs finite X and W")
-    _, e = np.frexp(top)  # (some row is outside the safe range: _rows_safe is exact)
-    return np.ldexp(A, -e[:, None])
+    _, e = np.frexp(top)  # (a row is zero or scaled into [½, 1): safe, whatever _safe_norm showed)
+    return np.ldexp(A, -e[:, None]), None
 
 
 def require_safe_rows(A: np.ndarray, what: str) -> None:
     """Refuse (ValueError) rows outside the range the float32 sign pass handles unscaled: paths
     that compare w·x with a radius cannot rescale rows without rescaling the radius."""
-    if _rows_safe(A):
+    if _safe_norm(A) is not None:
         return
     top = _row_top(A)
     bad = (top != 0) & ((top < 2.0**-SAFE_EXPONENT) | (top > 2.0**SAFE_EXPONENT) | ~np.isfinite(top))
@@ -221,7 +243,8 @@ def _sign_block(Wc: np.ndarray, W32: np.ndarray, X: np.ndarray, X32: np.ndarray,
 
 
 def sign_pass(Wc: np.ndarray, X: np.ndarray, X32: np.ndarray, out: np.ndarray,
-              radius: float = 0.0, threads: int = 1, values: bool = False, exact_values: bool = False):
+              radius: float = 0.0, threads: int = 1, values: bool = False, exact_values: bool = False,
+              tau: np.float32 | None = None):
     """Write S = 1{W Xᵀ ≥ 0} into ``out`` (float32, chunk × n), with the signs of the float64
     product W Xᵀ, and return the flat indices (into ``out``) of the entries with
     |w_k·x_i| ≤ ``radius`` (by the float64 product too), in increasing order; with ``values``
@@ -236,8 +259,10 @@ def sign_pass(Wc: np.ndarray, X: np.ndarray, X32: np.ndarray, out: np.ndarray,
     2 MiB of product each (kept in cache); if more than 2% of a block lies within radius + tau,
     the block is computed in float64 instead. With ``threads`` > 1 the blocks are split over
     that many threads (each BLAS call single-threaded), which changes no number returned.
+    ``tau``: float32_error_bound(Wc, X) if the caller has formed it.
     """
-    tau = float32_error_bound(Wc, X)
+    if tau is None:
+        tau = float32_error_bound(Wc, X)
     rows, n = out.shape
     bounds = _blocks(rows, n)
     if threads <= 1 or bounds.size <= 2:
@@ -331,8 +356,9 @@ def count_pass(X: np.ndarray, W: np.ndarray, working_memory_mb: float,
     Returns (Sᵀ S, the extra tasks' results, threads used, the band or None)."""
     n, m = X.shape[0], W.shape[0]
     wide = band > radius
+    xmax = None
     if radius == 0 and not wide:  # only signs are needed: rows may be rescaled (exactly) into float32's range
-        X = unit_rows(X, what)
+        X, xmax = _unit_rows(X, what)
     else:
         require_safe_rows(X, "X")
         require_safe_rows(W, "W")
@@ -346,14 +372,15 @@ def count_pass(X: np.ndarray, W: np.ndarray, working_memory_mb: float,
     with single_blas(threads):
         for sl in neuron_slices(m, chunk):
             S = buf[: sl.stop - sl.start]
-            Wc = unit_rows(W[sl], what) if radius == 0 and not wide else W[sl]
+            Wc, wmax = _unit_rows(W[sl], what) if radius == 0 and not wide else (W[sl], None)
+            tau = float32_error_bound(Wc, X, wmax, xmax)  # (with the row norms the check above formed)
             if wide:
-                fb, vb = sign_pass(Wc, X, X32, S, radius=band, threads=threads, exact_values=True)
+                fb, vb = sign_pass(Wc, X, X32, S, radius=band, threads=threads, exact_values=True, tau=tau)
                 flats.append(fb + sl.start * n)
                 vals.append(vb)
                 flat = fb[vb <= radius]
             else:
-                flat = sign_pass(Wc, X, X32, S, radius=radius, threads=threads)
+                flat = sign_pass(Wc, X, X32, S, radius=radius, threads=threads, tau=tau)
             first = list(extra if results is None else ())
             chunk_task = [] if on_chunk is None else [  # it reads only ``flat``, not S
                 (S.size / 4, lambda start=sl.start, rows=S.shape[0], flat=flat: on_chunk(start, rows, flat))]
