@@ -182,9 +182,10 @@ class AttackPasses:
         wmax = float(np.sqrt(np.einsum("ij,ij->i", Wc, Wc).max()))
         # beyond R‖x‖ plus the float64 rounding of w·x before and after the push, no sign moves
         slack = 4 * (d + 2) * _EPS * (wmax + self.R) * self.xmax
+        tau0 = float32_error_bound(Wc, self.X, wmax)  # (the sign pass's bound: it is given it)
         with single_blas(self.threads):
             flat, a0 = sign_pass(Wc, self.X, self.X32, Sc, radius=self.R * self.xmax + slack,
-                                 threads=self.threads, values=True)
+                                 threads=self.threads, values=True, tau=tau0)
         if flat.size == 0:
             return None
         near = _Near(flat, a0, rows, n)
@@ -194,7 +195,7 @@ class AttackPasses:
                     p0=-dsg * near.a,  # w·x (±∞ for entries no push reaches)
                     # a push of length R cannot flip these (nor anything of an input x = 0)
                     far=(near.a > near.col(self.reach)) | near.col(self.reach == 0),
-                    tau0=float(float32_error_bound(Wc, self.X)), slack=slack)
+                    tau0=float(tau0), slack=slack)
 
     def __call__(self, v: np.ndarray, sign: float, moves: np.ndarray | None = None) -> np.ndarray:
         n = self.X.shape[0]
