@@ -441,8 +441,12 @@ def gram_matrix(X: np.ndarray, W: np.ndarray,
     if m == 0:
         raise ValueError("gram_matrix needs at least one neuron (W has no rows)")
     Xs = X / np.sqrt(m)  # the 1/m is folded into the inputs, saving a pass over the n × n result
-    C, (G,), threads, _ = count_pass(X, W, working_memory_mb, extra=[(n * d / 2, lambda: gram_of_rows(Xs))],
-                                     what="gram_matrix")
+
+    def inputs_gram() -> np.ndarray:
+        with np.errstate(over="ignore", under="ignore"):  # (refused below, in one sentence, not warned)
+            return gram_of_rows(Xs)
+
+    C, (G,), threads, _ = count_pass(X, W, working_memory_mb, extra=[(n * d / 2, inputs_gram)], what="gram_matrix")
     diag = np.diag(G)
     if not np.all(np.isfinite(diag)) or np.any((diag == 0) & np.any(X != 0, axis=1)):
         raise ValueError("gram_matrix: X Xᵀ/m overflows or underflows float64 for these inputs; "
