@@ -18,7 +18,7 @@ from ..parallel import single_blas, work_threads
 from .certificate import Certificate, require_radius
 from .eig import bordered_extremes, eigenvalue_at, may_lie_below
 from .flippable import csr_rows, run_starts
-from .gram import InputGrams, exact_entries, float32_error_bound, require_safe_rows, sign_pass
+from .gram import InputGrams, _max_norm, exact_entries, float32_error_bound, require_safe_rows, sign_pass
 
 _EPS = np.finfo(np.float64).eps
 
@@ -179,7 +179,7 @@ class AttackPasses:
         Wc = self.W0[sl]
         rows, d = Wc.shape
         n = self.X.shape[0]
-        wmax = float(np.sqrt(np.einsum("ij,ij->i", Wc, Wc).max()))
+        wmax = _max_norm(Wc)
         # beyond R‖x‖ plus the float64 rounding of w·x before and after the push, no sign moves
         slack = 4 * (d + 2) * _EPS * (wmax + self.R) * self.xmax
         tau0 = float32_error_bound(Wc, self.X, wmax)  # (the sign pass's bound: it is given it)

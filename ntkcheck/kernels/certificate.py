@@ -302,13 +302,13 @@ class _PairCounts:
         admit = np.maximum(by[left], by[right])
         order = np.argsort(admit, kind="stable")
         self.admit = admit[order]
-        self.row, self.col = cols[by[left]][order], cols[by[right]][order]
-        self.key = self.row * n + self.col
+        self.row, self.col = cols[by[left]][order], cols[by[right]][order]  # (i, j) of each pair
 
     def gram(self, upto: int) -> np.ndarray:
         """AᵀA (float64, exact integers) for the first ``upto`` entries."""
         p = np.searchsorted(self.admit, upto)
-        return np.bincount(self.key[:p], minlength=self.n * self.n).reshape(self.n, self.n).astype(np.float64)
+        key = self.row[:p] * self.n + self.col[:p]
+        return np.bincount(key, minlength=self.n * self.n).reshape(self.n, self.n).astype(np.float64)
 
     def bound_times(self, upto: int, absGs: np.ndarray, c: np.ndarray) -> Callable[[np.ndarray], np.ndarray] | None:
         """x ↦ E x for E = |Gs| ∘ (c_i + c_j − (AᵀA)_ij) of the first ``upto`` entries (as
