@@ -253,8 +253,9 @@ def replay_command(check: Check, sc: BaseScenario, trial: int, expect: tuple[str
         parts += ["--labels", str(Path(sc.data.labels.path).resolve())]
     for key, value in _flat_diff(default, now):
         # (trials stays: lemma43 maps a trial index to a width through the trials per width)
+        # (compute.backend changes no number: every backend gives the same counts)
         if key in ("seed", "confidence", "data.path", "data.labels.path", "compute.workers",
-                   "compute.scheduler"):
+                   "compute.scheduler", "compute.backend"):
             continue
         if (key == "data.source" and value == "file") or (key == "data.labels.source" and value == "file"):
             continue  # --data / --labels say so
@@ -285,7 +286,13 @@ def prepare(name: str, scenario, overrides) -> tuple[Check, BaseScenario, Contex
     fallback = sc.trials == "sequential" and not check.sequential
     if fallback:
         sc = sc.model_copy(update={"trials": "auto"})
-    ctx = check.prepare(sc, explicit, data_rng(sc.seed))
+    from .kernels import backend
+    try:  # (torch asked for and not installed: said before any work)
+        backend.resolve(sc.compute.backend, 0.0)
+    except ValueError as e:
+        raise UserError(f"{e}.") from None
+    with backend.using(sc.compute.backend):
+        ctx = check.prepare(sc, explicit, data_rng(sc.seed))
     if fallback:
         ctx.notes.append(f"trials=sequential does not apply to {check.name}: its primary rows are slopes across "
                          "widths, decided by a permutation test of a fixed sample; trials=auto is used.")

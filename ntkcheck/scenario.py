@@ -136,6 +136,9 @@ class ComputeSpec(Strict):
     workers: Union[int, Literal["auto"]] = Field(
         "auto", description="worker processes for trials; auto = the available cores")
     scheduler: str | None = Field(None, description="address of a Dask distributed scheduler to run trials on")
+    backend: Literal["auto", "numpy", "torch"] = Field(
+        "auto", description="where count products run: numpy (float32 BLAS), torch (exact int8 product; "
+                            "pip install 'ntkcheck[fast]'), or auto: torch where it pays (the same counts)")
 
 
 class BaseScenario(Strict):

@@ -44,9 +44,11 @@ def trial_seed_sequence(seed: int, index: int) -> np.random.SeedSequence:
 
 def run_one(check: Check, sc, ctx: Context, index: int) -> TrialResult:
     """Trial ``index`` alone; numerical faults become a reported trial error."""
+    from .kernels import backend
+
     rng = np.random.default_rng(trial_seed_sequence(sc.seed, index))
     try:
-        with np.errstate(over="raise", invalid="raise", divide="raise"):
+        with np.errstate(over="raise", invalid="raise", divide="raise"), backend.using(sc.compute.backend):
             res = check.run_trial(sc, ctx, rng, index)
     except (FloatingPointError, np.linalg.LinAlgError) as e:
         return _errored(check, sc, ctx, index, f"{type(e).__name__}: {e}")

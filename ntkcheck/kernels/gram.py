@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import backend as _backend
 from ..memory import DEFAULT_WORKING_MEMORY_MB, MAX_EXACT_F32, cache_rows, chunk_rows, neuron_slices
 from ..parallel import one_blas_thread, row_blocks, run_tasks, single_blas, work_threads
 
@@ -285,15 +286,18 @@ def sign_pass(Wc: np.ndarray, X: np.ndarray, X32: np.ndarray, out: np.ndarray,
 class CountSum:
     """Σ over neuron chunks of Sᵀ S for 0/1 matrices S (chunk × n), exactly.
 
-    Each chunk's product is float32 (exact: chunks hold at most 2^24 neurons); the running
-    sum is float32 while ``m_total`` ≤ 2^24, float64 beyond. With ``threads`` > 1 the product
-    is split into blocks of inputs, one single-threaded BLAS call per block pair.
+    Each chunk's product is float32 (exact: chunks hold at most 2^24 neurons), or torch's int8
+    product where ``backend`` (a :mod:`.backend` setting; the one in force if None) resolves to
+    torch for this size; the running sum is float32 while ``m_total`` ≤ 2^24, float64 beyond.
+    With ``threads`` > 1 the float32 product is split into blocks of inputs, one single-threaded
+    BLAS call per block pair.
     """
 
-    def __init__(self, n: int, m_total: int, threads: int = 1):
+    def __init__(self, n: int, m_total: int, threads: int = 1, backend: str | None = None):
         self.n = n
         self.dtype = np.float32 if m_total <= MAX_EXACT_F32 else np.float64
-        self.threads = threads if n >= 2 * threads else 1
+        self.torch = _backend.resolve(backend or _backend.current(), float(m_total) * n * n) == "torch"
+        self.threads = threads if n >= 2 * threads and not self.torch else 1
         self.C: np.ndarray | None = None
         cuts = np.linspace(0, n, self.threads + 1).astype(int)
         self.blocks = [slice(a, b) for a, b in zip(cuts[:-1], cuts[1:])]
@@ -304,6 +308,13 @@ class CountSum:
         if first:
             self.C = np.empty((self.n, self.n), dtype=self.dtype)
         C = self.C
+        if self.torch:  # (int32 counts of one chunk, each ≤ 2^24: exact in float32)
+            results = [f() for _, f in extra]
+            if first:
+                C[...] = _backend.torch_counts(S)
+            else:
+                C += _backend.torch_counts(S)
+            return results
         if self.threads == 1:
             results = [f() for _, f in extra]
             if first:
