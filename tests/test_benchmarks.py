@@ -60,12 +60,20 @@ def test_bench_autodiff_runs_with_or_without_pytorch():
         assert err < 1e-10  # the two Gram matrices agree
 
 
+def test_bench_counts_runs_with_or_without_pytorch():
+    out = run("bench_counts.py", "--n", "24", "--m", "300", "--d", "5", "--rounds", "1")
+    assert "CPU int8 instructions:" in out and "auto takes" in out
+    if "torch is not installed" not in out:
+        assert "same counts: yes" in out and ratios(out, "float32/int8")
+
+
 def test_benchmarks_refuse_bad_arguments_in_one_line():
     for script, args in [("bench_gram.py", ["--m", "0"]), ("bench_gram.py", ["--R", "nan"]),
                          ("bench_lemma23_trial.py", ["--case", "1", "5", "64", "-"]),
                          ("bench_lemma23_trial.py", ["--case", "20", "5", "x", "-"]),
                          ("bench_lemma23.py", ["--n", "1"]), ("bench_workers.py", ["--trials", "0"]),
-                         ("bench_workers.py", ["--check", "nope"]), ("bench_autodiff.py", ["--m", "x"])]:
+                         ("bench_workers.py", ["--check", "nope"]), ("bench_autodiff.py", ["--m", "x"]),
+                         ("bench_counts.py", ["--rounds", "0"])]:
         p = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True,
                            timeout=60)
         assert p.returncode == 2, (script, args, p.stderr)
