@@ -51,8 +51,7 @@ def main() -> None:
 def run(a) -> None:
     have = backend.torch_installed()
     threads = max([1] + [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"])
-    with open("/proc/cpuinfo", encoding="utf-8") as f:
-        flags = next((ln.split(":", 1)[1].split() for ln in f if ln.startswith("flags")), [])
+    flags = backend.cpu_flags()
     int8 = [x for x in ("amx_int8", "avx512_vnni", "avx_vnni") if x in flags] or ["none"]
     line = f"CPU int8 instructions: {', '.join(int8)}; {threads} BLAS threads"
     if have:

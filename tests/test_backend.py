@@ -85,6 +85,28 @@ def test_auto_takes_torch_only_with_torch_hardware_and_a_large_product(monkeypat
         backend.resolve("gpu", 0.0)
 
 
+@pytest.mark.parametrize("flags, node, cuda, want", [
+    (["avx2", "amx_int8"], False, False, True), (["avx2", "avx512_vnni"], False, False, True),
+    (["avx2", "avx_vnni"], False, False, False), (["avx2"], True, True, True),
+    (["avx2"], True, False, False), (["avx2"], False, True, False)])
+def test_int8_hardware_is_the_cpu_flags_or_a_cuda_device_torch_can_use(monkeypatch, tmp_path, flags, node, cuda,
+                                                                       want):
+    import sys
+    import types
+
+    fake = types.SimpleNamespace(cuda=types.SimpleNamespace(is_available=lambda: cuda))
+    monkeypatch.setitem(sys.modules, "torch", fake)  # (asked only with a device node and torch installed)
+    monkeypatch.setattr(backend, "cpu_flags", lambda: flags)
+    monkeypatch.setattr(backend, "torch_installed", lambda: True)
+    (tmp_path / "nvidiactl").touch()
+    monkeypatch.setattr(backend, "NVIDIA_NODE", str(tmp_path / ("nvidiactl" if node else "absent")))
+    backend.int8_hardware.cache_clear()
+    try:
+        assert backend.int8_hardware() is want
+    finally:
+        backend.int8_hardware.cache_clear()
+
+
 def test_using_sets_the_backend_for_the_block_and_restores_it(monkeypatch):
     monkeypatch.setattr(backend, "torch_installed", lambda: True)
     assert backend.current() == "auto"

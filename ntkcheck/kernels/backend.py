@@ -7,8 +7,8 @@
   sees one, else on the CPU, where AMX or AVX-512 VNNI instructions make it several times faster
   than a float32 product and plain AVX2 makes it far slower (60–100× on the machine this was written
   on: benchmarks/bench_counts.py). Installed by ``pip install 'ntkcheck[fast]'``;
-* ``auto`` (the default): torch when it is installed, there is hardware for it (a CUDA device,
-  or a CPU that reports AMX-INT8 or AVX-512 VNNI) and the product is large enough to pay for
+* ``auto`` (the default): torch when it is installed, there is hardware for it (a CUDA device
+  torch can use, or a CPU that reports AMX-INT8 or AVX-512 VNNI) and the product is large enough to pay for
   importing torch (about 2 s); numpy otherwise.
 
 Counts are integers, so every backend gives the same numbers bit for bit: the choice changes
@@ -35,6 +35,9 @@ AUTO_MIN_WORK = 2e9
 #: the CPU flags (Linux /proc/cpuinfo) of int8 matrix instructions that torch's CPU product uses
 INT8_CPU_FLAGS = ("amx_int8", "avx512_vnni")
 
+#: the device node an NVIDIA driver creates: without it no CUDA device can be there
+NVIDIA_NODE = "/dev/nvidiactl"
+
 _current = "auto"
 
 
@@ -43,18 +46,27 @@ def torch_installed() -> bool:
     return importlib.util.find_spec("torch") is not None
 
 
-@lru_cache(maxsize=1)
-def int8_hardware() -> bool:
-    """Whether this machine has hardware for fast int8 products: an NVIDIA device node, or a CPU
-    reporting one of :data:`INT8_CPU_FLAGS` (read from /proc, without importing torch)."""
-    if os.path.exists("/dev/nvidiactl"):
-        return True
+def cpu_flags() -> list[str]:
+    """The CPU's feature flags as Linux lists them in /proc/cpuinfo (none where it cannot be read)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
-            flags = next((ln.split(":", 1)[1].split() for ln in f if ln.startswith("flags")), [])
+            return next((ln.split(":", 1)[1].split() for ln in f if ln.startswith("flags")), [])
     except OSError:
+        return []
+
+
+@lru_cache(maxsize=1)
+def int8_hardware() -> bool:
+    """Whether torch has hardware for fast int8 products here: a CPU reporting one of
+    :data:`INT8_CPU_FLAGS` (read from /proc), or a CUDA device torch can use (asked of torch only
+    where an NVIDIA device node exists, and torch is installed: the question imports it)."""
+    if any(flag in cpu_flags() for flag in INT8_CPU_FLAGS):
+        return True
+    if not (os.path.exists(NVIDIA_NODE) and torch_installed()):
         return False
-    return any(flag in flags for flag in INT8_CPU_FLAGS)
+    import torch
+
+    return torch.cuda.is_available()  # (a CPU build of torch beside a GPU: its CPU product would be slow)
 
 
 def resolve(name: str, work: float) -> str:
@@ -70,7 +82,7 @@ def resolve(name: str, work: float) -> str:
         return "torch"
     if name != "auto":
         raise ValueError(f"compute.backend must be one of {', '.join(BACKENDS)} (got {name!r})")
-    return "torch" if work >= AUTO_MIN_WORK and int8_hardware() and torch_installed() else "numpy"
+    return "torch" if work >= AUTO_MIN_WORK and torch_installed() and int8_hardware() else "numpy"
 
 
 def current() -> str:

@@ -287,16 +287,16 @@ class CountSum:
     """Σ over neuron chunks of Sᵀ S for 0/1 matrices S (chunk × n), exactly.
 
     Each chunk's product is float32 (exact: chunks hold at most 2^24 neurons), or torch's int8
-    product where ``backend`` (a :mod:`.backend` setting; the one in force if None) resolves to
-    torch for this size; the running sum is float32 while ``m_total`` ≤ 2^24, float64 beyond.
+    product where the :mod:`.backend` setting in force resolves to torch for this size; the
+    running sum is float32 while ``m_total`` ≤ 2^24, float64 beyond.
     With ``threads`` > 1 the float32 product is split into blocks of inputs, one single-threaded
     BLAS call per block pair.
     """
 
-    def __init__(self, n: int, m_total: int, threads: int = 1, backend: str | None = None):
+    def __init__(self, n: int, m_total: int, threads: int = 1):
         self.n = n
         self.dtype = np.float32 if m_total <= MAX_EXACT_F32 else np.float64
-        self.torch = _backend.resolve(backend or _backend.current(), float(m_total) * n * n) == "torch"
+        self.torch = _backend.resolve(_backend.current(), float(m_total) * n * n) == "torch"
         self.threads = threads if n >= 2 * threads and not self.torch else 1
         self.C: np.ndarray | None = None
         cuts = np.linspace(0, n, self.threads + 1).astype(int)
