@@ -15,24 +15,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import numpy as np
 from threadpoolctl import threadpool_info
 
 from ntkcheck import gram_matrix
 from ntkcheck.kernels import backend
-from _args import add_results_option, positive_int, recorded
-
-
-def best(f, calls: int = 3) -> float:
-    f()
-    out = np.inf
-    for _ in range(calls):
-        t = time.perf_counter()
-        f()
-        out = min(out, time.perf_counter() - t)
-    return out
+from _args import add_results_option, best, positive_int, recorded
 
 
 def main() -> None:
@@ -75,16 +64,16 @@ def run(a) -> None:
         times: dict[str, list[float]] = {k: [] for k in fs}
         for _ in range(a.rounds):
             for k, f in fs.items():
-                times[k].append(best(f))
+                times[k].append(best(f, 3, warm_up=True))
         med = {k: statistics.median(v) for k, v in times.items()}
         text = f"n = {n:5d}: float32 SᵀS {med['float32'] * 1e3:9.2f} ms"
         if have:
             same = np.array_equal(backend.torch_counts(S), (S.T @ S).astype(np.int32))
             ratio = [x / y for x, y in zip(times["float32"], times["int8"])]
             with backend.using("numpy"):
-                g_np = best(lambda: gram_matrix(X, W))
+                g_np = best(lambda: gram_matrix(X, W), 3, warm_up=True)
             with backend.using("torch"):
-                g_t = best(lambda: gram_matrix(X, W))
+                g_t = best(lambda: gram_matrix(X, W), 3, warm_up=True)
             text += (f", int8 {med['int8'] * 1e3:9.2f} ms, float32/int8 = {statistics.median(ratio):.3g} "
                      f"(rounds {min(ratio):.3g}–{max(ratio):.3g}), same counts: {'yes' if same else 'NO'}; "
                      f"gram_matrix numpy {g_np * 1e3:.2f} ms, torch {g_t * 1e3:.2f} ms")

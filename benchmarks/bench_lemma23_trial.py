@@ -35,15 +35,7 @@ from threadpoolctl import threadpool_limits
 import ntkcheck
 from ntkcheck.kernels import attack, band_guess, certify, critical_radii, gram_matrix, lambda0
 from ntkcheck.kernels.eig import eigenvalue_at
-from _args import add_results_option, positive_float, positive_int, recorded
-
-def best(f, repeat: int = 2) -> float:
-    out = np.inf
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        f()
-        out = min(out, time.perf_counter() - t0)
-    return out
+from _args import add_results_option, best, positive_float, positive_int, recorded
 
 
 def case(n: int, d: int, m: int, c: float | None, trials: int) -> None:
