@@ -308,22 +308,19 @@ class CountSum:
         if first:
             self.C = np.empty((self.n, self.n), dtype=self.dtype)
         C = self.C
-        if self.torch:  # (int32 counts of one chunk, each ≤ 2^24: exact in float32)
+        if self.threads == 1:  # (always with torch: it threads its own product)
             results = [f() for _, f in extra]
-            if first:
-                C[...] = _backend.torch_counts(S)
+            if self.torch:  # (int32 counts of one chunk, each ≤ 2^24: exact in float32 too)
+                prod = _backend.torch_counts(S)
+            elif first and self.dtype == np.float32:
+                np.matmul(S.T, S, out=C)
+                return results
             else:
-                C += _backend.torch_counts(S)
-            return results
-        if self.threads == 1:
-            results = [f() for _, f in extra]
+                prod = S.T @ S
             if first:
-                if self.dtype == np.float32:
-                    np.matmul(S.T, S, out=C)
-                else:
-                    C[...] = S.T @ S
+                C[...] = prod
             else:
-                C += S.T @ S
+                C += prod
             return results
 
         def block(p: slice, q: slice) -> Callable[[], None]:
