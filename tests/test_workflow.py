@@ -98,16 +98,28 @@ def test_no_progress_bar_in_a_pipe():
     assert p.stderr == "" and "\x1b[" not in p.stdout
 
 
+def _sigint_default():
+    """In the child before exec: SIGINT as at a terminal. A test run started as a background job
+    of a shell without job control (``cmd &`` in a script) inherits SIGINT ignored, and Python
+    then leaves it ignored, as it should: Ctrl-C is not that job's. Here the test is the terminal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_prints_the_partial_table_writes_json_and_exits_130(tmp_path):
     j = tmp_path / "r.json"
     proc = subprocess.Popen([sys.executable, "-m", "ntkcheck", "cor24", "--trials", "2000", "--workers", "2",
                              "--n", "10", "--d", "6", "--m", "256", "--set", "dynamics.integrator=bs3",
                              "--json", str(j)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_default)
     _wait_for_worker_cpu(proc.pid, seconds=10.0)  # batches of 4 trials have finished (a loaded machine only delays this)
     time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    try:
+        out, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()  # (its workers die with it) not left running through the rest of the suite
+        out, err = proc.communicate()
+        pytest.fail(f"still running 60 s after SIGINT; stderr: {err[-2000:]}")
     assert proc.returncode == 130, err
     assert "INTERRUPTED after" in out and "Traceback" not in err
     d = json.loads(j.read_text())
