@@ -42,8 +42,8 @@ def _default_json(name: str) -> str:
 
 @pytest.fixture
 def default_run():
-    """A check's default run as its JSON dictionary, computed once per test session (the slower
-    defaults are asserted on by several tests: the golden file and the check's own)."""
+    """A check's default run as its JSON dictionary, computed once per test session (several of
+    the check's own tests assert on it)."""
     return lambda name: json.loads(_default_json(name))
 
 
