@@ -459,9 +459,9 @@ class ReluFlow:
                 # the pass at τ left φ(τ) ∘ q and e^{−λτ} ∘ q in buf: Γ(τ) and r(τ) (Mode.gamma, .residual)
                 rt, Gt = md.V @ self._buf[1], md.Gs + md.V @ self._buf[0]
                 old = md
-                md, deg, err_theta, released = self._event(md, t, rt, Gt, *hit, zeta_row, err_theta, run)
+                md, deg, err_theta, released, tangent = self._event(md, t, rt, Gt, *hit, zeta_row, err_theta, run)
                 tau = 0.0  # (the new mode starts at t: a stop from here ends the run at t)
-                fresh.update(k * n + j for k, j in released)
+                fresh.update(k * n + j for k, j in tangent)
                 fo.update(self, md, released)
                 trusted &= not deg
                 ex["events"] += 1
@@ -571,8 +571,10 @@ class ReluFlow:
 
     def _event(self, md: Mode, t, rt, Gt, arriving, leaving, zeta_row, err_theta: float, run: Run):
         """Resolve each neuron with an entry arriving at or leaving its kink (``arriving``: (k, i,
-        z′) triples; ``leaving``: the sliding weights that reach 0 or 1); the new mode, with those
-        neurons anchored at t (:class:`Mode`)."""
+        z′) triples; ``leaving``: the sliding weights that reach 0 or 1). Returns the new mode, with
+        those neurons anchored at t (:class:`Mode`), whether the choice was degenerate, the error
+        budget, the entries (k, j) that leave a kink they slid on, and those of them that leave
+        because their sliding weight reached 0 or 1 (tangentially: z′ ≈ 0)."""
         ex = run.extra
         arr: dict[int, list[tuple[int, float]]] = {}
         for k, i, v in arriving:
@@ -584,6 +586,7 @@ class ReluFlow:
                 fixed.setdefault(k, {})[j] = int(p % 2)
         S, slide = md.S, dict(md.slide)  # (S in place: see Mode)
         changed = []
+        released = []  # entries that slid and leave their kink here
         degenerate = False
         ks = sorted(arr.keys() | fixed.keys()) if fixed else sorted(arr)
         Wk = [md.row(k, Gt) for k in ks]  # (before any neuron changes)
@@ -604,7 +607,9 @@ class ReluFlow:
             degenerate |= deg
             for j in surf:
                 if j in before:
-                    ex["releases"] += j not in B
+                    if j not in B:
+                        ex["releases"] += 1
+                        released.append((k, j))
                     continue
                 ex["crossings" if j not in B else "arrivals"] += 1
                 # the true kink is reached within δt = (‖x_j‖·δw_k + ζ)/|z′| of the computed one;
@@ -629,5 +634,9 @@ class ReluFlow:
         else:
             self.Ga[ks] = Gt
         ex["degenerate"] += degenerate
-        touched = [(k, j) for k, sides in fixed.items() for j in sides]  # released: followed from here
-        return Mode(self, t, Gt, rt, S, slide, prev=md, changed=changed), degenerate, err_theta, touched
+        # every released entry is followed from here: a refresh drops the entries that slide (their
+        # weights are followed instead), so one that slid at the last refresh and leaves its kink
+        # now would otherwise go unwatched until the next (the sliding weights that reached 0 or 1
+        # are not the only way out: another entry of the neuron arriving changes its velocity)
+        tangent = [(k, j) for k, sides in fixed.items() for j in sides]  # released with z′ ≈ 0
+        return Mode(self, t, Gt, rt, S, slide, prev=md, changed=changed), degenerate, err_theta, released, tangent
