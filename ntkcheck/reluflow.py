@@ -559,14 +559,14 @@ class ReluFlow:
         flat = cert.ravel()
         # a refresh costs a pass over all m·n entries, each pass over the followed ones grows
         # with their number: at the default (m·n = 20 480) 256 followed entries took fewer
-        # instructions than 128, 192, 320 or 427 (callgrind, one default trial, with the window
-        # partitioned from all entries); with the sampled window below, 128 to 384 time the same
+        # instructions than 128, 192, 320 or 427 (callgrind, one default trial, when the window
+        # was partitioned from all entries; with the sampled window, 128 to 384 are within noise)
         count = min(flat.size, max(ACTIVE, flat.size // 128))
         if count < flat.size:
             # any window > 0 is sound (an entry left out is certified not to cross before the next
             # refresh), so it need not select exactly ``count``: its quantile among every stride-th
             # neuron (i.i.d. rows: the same distribution) selects about as many, and partitioning
-            # m/stride rows is what makes a refresh cheap (all m·n: 180 µs at the default)
+            # all m rows took nearly half of a refresh
             stride = max(1, min(self.m // SAMPLE_ROWS, flat.size // count))
             if stride > 1:
                 sub = cert[::stride].ravel()
