@@ -22,7 +22,7 @@ chatters. This module uses the structure instead.
   grow (d‖r‖²/dt = −2rᵀHr ≤ 0) and |z_ki′| = |x_i·P_k Xᵀ(S_k ∘ r)|/√m ≤ ‖x_i‖ ‖X‖₂ ‖r‖/√m,
   so an entry cannot reach its kink before |z_ki|√m/(‖x_i‖‖X‖₂‖r‖). At a refresh all m·n entries get this
   certified time; only those that could cross before the next refresh are followed
-  (a few hundred at m = 1024); the others are certified not to.
+  (a few hundred at m = 1024), and every entry that slides; the others are certified not to.
 * **Sliding (Filippov) modes.** At a kink the Filippov velocity of neuron k is
   −(a_k/√m) Σ_j s_kj r_j x_j with s_kj ∈ [0, 1] for the entries on their kink (the convex
   hull of the one-sided gradients). At an event the engine enumerates, for the neuron,
@@ -460,10 +460,10 @@ class ReluFlow:
                 # the pass at τ left φ(τ) ∘ q and e^{−λτ} ∘ q in buf: Γ(τ) and r(τ) (Mode.gamma, .residual)
                 rt, Gt = md.V @ self._buf[1], md.Gs + md.V @ self._buf[0]
                 old = md
-                md, deg, err_theta, released, tangent = self._event(md, t, rt, Gt, *hit, zeta_row, err_theta, run)
+                md, deg, err_theta, tangent = self._event(md, t, rt, Gt, *hit, zeta_row, err_theta, run)
                 tau = 0.0  # (the new mode starts at t: a stop from here ends the run at t)
                 fresh.update(k * n + j for k, j in tangent)
-                fo.update(self, md, released)
+                fo.update(self, md)
                 trusted &= not deg
                 ex["events"] += 1
                 if old.slide:
@@ -555,7 +555,11 @@ class ReluFlow:
         # (1 + 1e-9): ‖X‖₂ is computed by an SVD, to a relative error of order n·u
         speed = self.xnorm * (self.X2 * (1 + 1e-9)) * float(np.linalg.norm(r)) / np.sqrt(self.m) * (1 + 1e-12) + 1e-300
         cert = np.abs(Z) / speed[None, :]
-        cert[md.sliding_mask] = np.inf  # followed through their sliding weights
+        # a sliding entry is followed whatever the window (below): idle while it slides, its row is
+        # formed anew with its neuron's at the event that releases it, whatever releases it. So
+        # it does not count towards the window (it is on its kink: its time would be 0)
+        sliding = md.sliding_mask.ravel()
+        cert[md.sliding_mask] = np.inf
         flat = cert.ravel()
         # a refresh costs a pass over all m·n entries, each pass over the followed ones grows
         # with their number: at the default (m·n = 20 480) 256 followed entries took fewer
@@ -568,16 +572,13 @@ class ReluFlow:
             # neuron (i.i.d. rows: the same distribution) selects about as many, and partitioning
             # all m rows took nearly half of a refresh
             stride = max(1, min(self.m // SAMPLE_ROWS, flat.size // count))
-            if stride > 1:
-                sub = cert[::stride].ravel()
-                kth = count * sub.size // flat.size
-                window = float(np.partition(sub, kth)[kth])
-            else:
-                window = float(np.partition(flat, count)[count])
+            sub = cert[::stride].ravel()
+            kth = count * sub.size // flat.size
+            window = float(np.partition(sub, kth)[kth])
         else:
             window = np.inf
         window = max(window, 1e-9 * self.T)
-        sel = np.nonzero(flat < window)[0]
+        sel = np.nonzero((flat < window) | sliding)[0]
         ke, ie = np.divmod(sel, self.n)
         return ke, ie, md.t_s + tau + window, r, Z
 
@@ -585,8 +586,8 @@ class ReluFlow:
         """Resolve each neuron with an entry arriving at or leaving its kink (``arriving``: (k, i,
         z′) triples; ``leaving``: the sliding weights that reach 0 or 1). Returns the new mode, with
         those neurons anchored at t (:class:`Mode`), whether the choice was degenerate, the error
-        budget, the entries (k, j) that leave a kink they slid on, and those of them that leave
-        because their sliding weight reached 0 or 1 (tangentially: z′ ≈ 0)."""
+        budget, and the entries (k, j) that leave a kink they slid on because their sliding weight
+        reached 0 or 1 (tangentially: z′ ≈ 0)."""
         ex = run.extra
         arr: dict[int, list[tuple[int, float]]] = {}
         for k, i, v in arriving:
@@ -598,7 +599,6 @@ class ReluFlow:
                 fixed.setdefault(k, {})[j] = int(p % 2)
         S, slide = md.S, dict(md.slide)  # (S in place: see Mode)
         changed = []
-        released = []  # entries that slid and leave their kink here
         degenerate = False
         ks = sorted(arr.keys() | fixed.keys()) if fixed else sorted(arr)
         Wk = [md.row(k, Gt) for k in ks]  # (before any neuron changes)
@@ -619,9 +619,7 @@ class ReluFlow:
             degenerate |= deg
             for j in surf:
                 if j in before:
-                    if j not in B:
-                        ex["releases"] += 1
-                        released.append((k, j))
+                    ex["releases"] += j not in B
                     continue
                 ex["crossings" if j not in B else "arrivals"] += 1
                 # the true kink is reached within δt = (‖x_j‖·δw_k + ζ)/|z′| of the computed one;
@@ -646,9 +644,5 @@ class ReluFlow:
         else:
             self.Ga[ks] = Gt
         ex["degenerate"] += degenerate
-        # every released entry is followed from here: a refresh drops the entries that slide (their
-        # weights are followed instead), so one that slid at the last refresh and leaves its kink
-        # now would otherwise go unwatched until the next (the sliding weights that reached 0 or 1
-        # are not the only way out: another entry of the neuron arriving changes its velocity)
         tangent = [(k, j) for k, sides in fixed.items() for j in sides]  # released with z′ ≈ 0
-        return Mode(self, t, Gt, rt, S, slide, prev=md, changed=changed), degenerate, err_theta, released, tangent
+        return Mode(self, t, Gt, rt, S, slide, prev=md, changed=changed), degenerate, err_theta, tangent

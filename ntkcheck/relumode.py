@@ -263,7 +263,7 @@ class Followed:
     base_e = σ_e Wa_k·x_i − c_e·Ga_k, so that v_e = σ_e z_e = base_e + c_e·Γ at any time
     (neuron k's anchor: :class:`Mode`). All three change only when neuron k does."""
 
-    __slots__ = ("ke", "ie", "CT", "base", "sl", "codes", "zeta", "zeta2", "_zeta_row")
+    __slots__ = ("ke", "ie", "CT", "base", "sl", "codes", "zeta", "zeta2")
 
     def __init__(self, fl: ReluFlow, md: Mode, ke: np.ndarray, ie: np.ndarray, z: np.ndarray,
                  zeta_row: np.ndarray):
@@ -275,7 +275,6 @@ class Followed:
         self.sl = md.sliding_mask[ke, ie]
         self.codes, self.zeta = ke * fl.n + ie, zeta_row[ke] * fl.xnorm[ie]
         self.zeta2 = 2 * self.zeta
-        self._zeta_row = zeta_row
 
     @staticmethod
     def _neuron(fl: ReluFlow, md: Mode, k: int, ii: np.ndarray | slice):
@@ -293,9 +292,9 @@ class Followed:
         base -= C @ fl.Ga[k]
         return C.T, base, md.sliding_mask[k, ii]
 
-    def update(self, fl: ReluFlow, md: Mode, released: list[tuple[int, int]]) -> None:
-        """After an event into ``md``: the changed neurons' entries anew; the entries released
-        from a kink are followed from here on."""
+    def update(self, fl: ReluFlow, md: Mode) -> None:
+        """After an event into ``md``: the changed neurons' entries anew (those of an entry that
+        starts or stops sliding among them: every sliding entry is followed)."""
         for k in md.changed:
             rows = (self.ke == k).nonzero()[0]
             if rows.size == 1:  # (most events) slices, the same numbers as indices, without their gathers
@@ -306,15 +305,3 @@ class Followed:
             else:
                 continue
             self.CT[:, rows], self.base[rows], self.sl[rows] = self._neuron(fl, md, k, ii)
-        if released:
-            have = set(self.codes.tolist())
-            extra = [(k, i) for k, i in released if k * fl.n + i not in have]
-            for k in sorted({k for k, _ in extra}):
-                ii = np.array([i for kk, i in extra if kk == k], dtype=int)
-                CT, base, sl = self._neuron(fl, md, k, ii)
-                self.ke, self.ie = np.concatenate([self.ke, np.full(ii.size, k)]), np.concatenate([self.ie, ii])
-                self.CT = np.concatenate([self.CT, CT], axis=1)
-                self.base, self.sl = np.concatenate([self.base, base]), np.concatenate([self.sl, sl])
-                self.codes = np.concatenate([self.codes, k * fl.n + ii])
-                self.zeta = np.concatenate([self.zeta, self._zeta_row[k] * fl.xnorm[ii]])
-                self.zeta2 = 2 * self.zeta
