@@ -34,6 +34,17 @@ def test_torch_counts_are_the_integer_counts(S):
 
 
 @needs_torch
+@pytest.mark.parametrize("rows", [1, 14, 300])
+def test_torch_counts_of_a_single_input_are_its_row_count_every_time(rows):
+    """One input (n = 1): torch's CPU int8 kernel gave uninitialised values for a 1 × 1 product
+    on an AVX-512 CPU, differing from call to call, hence many calls."""
+    rng = np.random.default_rng(rows)
+    for _ in range(50):
+        S = (rng.random((rows, 1)) < rng.random()).astype(np.float32)
+        assert np.array_equal(backend.torch_counts(S), reference_counts(S))
+
+
+@needs_torch
 @given(zero_one)
 def test_the_cuda_shapes_pad_with_zeros_that_count_nothing(S):
     import torch
