@@ -4,11 +4,12 @@
 * ``numpy``: a float32 BLAS product of the 0/1 matrices (exact: every count is an integer below
   2^24 per chunk), the default install;
 * ``torch``: torch's int8 × int8 → int32 product (``torch._int_mm``), on a CUDA device when torch
-  sees one, else on the CPU, where AMX or AVX-512 VNNI instructions make it several times faster
-  than a float32 product and plain AVX2 makes it far slower (60–100× on the machine this was written
-  on: benchmarks/bench_counts.py). Installed by ``pip install 'ntkcheck[fast]'``;
+  sees one, else on the CPU, where AMX instructions make it several times faster than a float32
+  product, AVX-512 VNNI about as fast (0.2–1.2× at n = 200 and 1000 on an AVX-512 EPYC) and plain
+  AVX2 far slower (60–100×): benchmarks/bench_counts.py. Installed by
+  ``pip install 'ntkcheck[fast]'``;
 * ``auto`` (the default): torch when it is installed, there is hardware for it (a CUDA device
-  torch can use, or a CPU that reports AMX-INT8 or AVX-512 VNNI) and the product is large enough to pay for
+  torch can use, or a CPU that reports AMX-INT8) and the product is large enough to pay for
   importing torch (about 2 s); numpy otherwise.
 
 Counts are integers, so every backend gives the same numbers bit for bit: the choice changes
@@ -32,8 +33,9 @@ BACKENDS = ("auto", "numpy", "torch")
 #: seconds on counts; below, a run would rarely win back the ~2 s that importing torch costs
 AUTO_MIN_WORK = 2e9
 
-#: the CPU flags (Linux /proc/cpuinfo) of int8 matrix instructions that torch's CPU product uses
-INT8_CPU_FLAGS = ("amx_int8", "avx512_vnni")
+#: the CPU flags (Linux /proc/cpuinfo) of int8 matrix instructions with which torch's CPU product
+#: beats float32 by enough to pay for importing torch: AMX alone (AVX-512 VNNI: about even)
+INT8_CPU_FLAGS = ("amx_int8",)
 
 #: the device node an NVIDIA driver creates: without it no CUDA device can be there
 NVIDIA_NODE = "/dev/nvidiactl"
