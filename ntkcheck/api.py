@@ -287,12 +287,11 @@ def prepare(name: str, scenario, overrides) -> tuple[Check, BaseScenario, Contex
     if fallback:
         sc = sc.model_copy(update={"trials": "auto"})
     from .kernels import backend
-    try:  # (torch asked for and not installed: said before any work)
-        backend.resolve(sc.compute.backend, 0.0)
-    except ValueError as e:
+    try:  # (torch asked for and not installed: said before any work, by using's own check)
+        with backend.using(sc.compute.backend):
+            ctx = check.prepare(sc, explicit, data_rng(sc.seed))
+    except backend.BackendError as e:
         raise UserError(f"{e}.") from None
-    with backend.using(sc.compute.backend):
-        ctx = check.prepare(sc, explicit, data_rng(sc.seed))
     if fallback:
         ctx.notes.append(f"trials=sequential does not apply to {check.name}: its primary rows are slopes across "
                          "widths, decided by a permutation test of a fixed sample; trials=auto is used.")

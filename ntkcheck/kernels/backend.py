@@ -43,6 +43,10 @@ NVIDIA_NODE = "/dev/nvidiactl"
 _current = "auto"
 
 
+class BackendError(ValueError):
+    """A ``compute.backend`` setting that cannot run here (an unknown name, or torch not installed)."""
+
+
 def torch_installed() -> bool:
     """Whether torch can be imported (looked up, not imported)."""
     return importlib.util.find_spec("torch") is not None
@@ -73,17 +77,17 @@ def int8_hardware() -> bool:
 
 def resolve(name: str, work: float) -> str:
     """The backend (``numpy`` or ``torch``) that runs a count product of ``work`` multiply-adds
-    under the setting ``name`` (one of :data:`BACKENDS`); ValueError for an unknown name, or for
+    under the setting ``name`` (one of :data:`BACKENDS`); BackendError for an unknown name, or for
     ``torch`` where torch is not installed."""
     if name == "numpy":
         return "numpy"
     if name == "torch":
         if not torch_installed():
-            raise ValueError("compute.backend 'torch' needs PyTorch, which is not installed "
+            raise BackendError("compute.backend 'torch' needs PyTorch, which is not installed "
                              "(pip install 'ntkcheck[fast]')")
         return "torch"
     if name != "auto":
-        raise ValueError(f"compute.backend must be one of {', '.join(BACKENDS)} (got {name!r})")
+        raise BackendError(f"compute.backend must be one of {', '.join(BACKENDS)} (got {name!r})")
     return "torch" if work >= AUTO_MIN_WORK and torch_installed() and int8_hardware() else "numpy"
 
 
