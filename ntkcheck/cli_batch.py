@@ -15,7 +15,7 @@ from .cli_options import (check_outputs, color_option, combined_exit, complete_s
                           overrides_from, scenario_options, write_outputs)
 from .errors import ExitCode, UserError
 from .progress import run_with_progress
-from .report import check_writable, is_plain, make_console, render, verdict_line, write_atomic
+from .report import is_plain, make_console, render, verdict_line, write_atomic
 
 
 def collect_scenarios(paths) -> list[Path]:
@@ -235,13 +235,9 @@ def sweep_cmd(check, scenario, over, m, n, d, trials, seed, confidence, workers,
 
     get_check(check)
     grid = sw.parse_grid(over)
-    if csv_path:
-        check_writable(csv_path, "--csv")
+    check_outputs(csv_path=csv_path, plot_path=plot_path, report_path=report_path)
     if plot_path:
-        check_writable(plot_path, "--plot")
         sw.require_matplotlib()
-    if report_path:
-        check_writable(report_path, "--report")
     overrides = overrides_from(m, n, d, trials, seed, confidence, workers, scheduler, data, labels, sets)
     console = make_console()
     total = 1

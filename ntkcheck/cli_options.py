@@ -4,6 +4,7 @@ code of several results."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -118,6 +119,9 @@ def check_outputs(**paths) -> None:
                 raise UserError(f"{seen[target]} and {option} cannot both write to standard output ('-').")
             seen[target] = option
             continue
+        if name == "plot_path" and Path(path).suffix.lower() != ".png":
+            # (the picture is always PNG: a .pdf or .txt name would hold PNG bytes under a false name)
+            raise UserError(f"--plot writes a PNG image: give a path ending in .png (got '{path}').")
         target = str(check_writable(path, option).resolve())
         if target in seen:
             raise UserError(f"{seen[target]} and {option} name the same file '{path}'.")

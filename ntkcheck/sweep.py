@@ -262,23 +262,21 @@ def plot(points: list[dict], grid, check: str, path: str) -> None:
 
 
 def save_figure(fig, path: str) -> None:
-    """Write ``fig`` as PNG to a temporary file beside ``path``, then rename it (never a torn file)."""
-    import os
-    import tempfile
+    """Write ``fig`` as PNG to ``path`` through :func:`report.write_atomic` (never a torn file; the
+    permissions of every other output, not mkstemp's 0600)."""
+    import io
 
     import matplotlib.pyplot as plt
 
+    from .report import write_atomic
+
     fig.tight_layout()
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".plot.", suffix=".png", dir=d)
-    os.close(fd)
+    buf = io.BytesIO()
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
+        fig.savefig(buf, format="png", dpi=110)
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomic(path, buf.getvalue())
 
 
 def _row(point: dict, name: str):

@@ -59,6 +59,27 @@ def test_sweep_table_csv_and_plot(ntk, tmp_path):
     assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 10_000
 
 
+@pytest.mark.parametrize("args", [("lemma21", "--n", "5"), ("sweep", "lemma21", "--over", "data.n=5,10"),
+                                  ("scaling", "lemma23", "--over", "data.n=4,8")])
+def test_a_plot_path_not_ending_in_png_is_refused_before_any_work(ntk, tmp_path, args):
+    # the picture is always PNG: x.pdf would hold PNG bytes under a false name
+    r = ntk(*args, "--plot", tmp_path / "x.pdf")
+    assert r.code == 2 and "--plot writes a PNG image" in r.err and len(r.err.strip().splitlines()) == 1
+    assert not (tmp_path / "x.pdf").exists()
+
+
+def test_a_sweep_plot_follows_the_umask_as_every_output_does(ntk, tmp_path):
+    pytest.importorskip("matplotlib")
+    old = os.umask(0o027)
+    try:
+        r = ntk("sweep", "lemma21", "--over", "data.n=5,10", "--trials", "3", "--plot", tmp_path / "s.png")
+    finally:
+        os.umask(old)
+    assert r.code in (0, 1, 3)
+    assert (os.stat(tmp_path / "s.png").st_mode & 0o777) == 0o640  # (mkstemp alone gave 0600)
+    assert (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_plot_without_matplotlib_says_how_to_install_it(ntk, monkeypatch, tmp_path):
     real = builtins.__import__
 
