@@ -26,16 +26,20 @@ def positive_float(text: str) -> float:
 
 
 def machine() -> str:
-    """CPU model and core count, for the results file."""
+    """CPU model, its widest x86 vector extension and core count, for the results file (the
+    same model name has come with AVX2 on one day and AVX-512 on another, and the timings differ)."""
     import os
     import platform
 
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
-            model = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "")
+            info = f.read()
     except OSError:
-        model = ""
-    return f"{model or platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+        info = ""
+    model = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), "")
+    flags = set(next((ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), []))
+    simd = next((name for flag, name in (("avx512f", "AVX-512"), ("avx2", "AVX2")) if flag in flags), "")
+    return f"{model or platform.processor() or platform.machine()}{f' ({simd})' if simd else ''}, {os.cpu_count()} cores"
 
 
 def add_results_option(ap: argparse.ArgumentParser) -> None:
