@@ -386,3 +386,17 @@ def test_the_window_flows_b_move_and_gap_are_resolved_at_its_first_checkpoint():
     j = int(np.searchsorted(tr.t, grid[24] * (1 - 1e-9)))
     assert tr.t[j] == pytest.approx(grid[24], rel=1e-9)
     assert tr.a_gap[j] == pytest.approx(np.linalg.norm(e2) / 2 * tr.t[j] ** 2, rel=1e-2, abs=0)
+
+
+def test_a_failing_scaling_row_says_it_is_a_measured_rate_not_a_counterexample():
+    # widths 2, 4, 8 at n = 100: the (1 + √t)/√m terms dominate the rate and Ĉ grows like √m there,
+    # which no finite grid can hold against an unspecified constant
+    res = ntkcheck.run_check("lemma44", m=8, trials=3, workers=1, seed=0,
+                             sets=["data.n=100", "claim.permutations=1000"])
+    row = next(r for r in res.rows if r.name == "C_m")
+    assert row.verdict == FAIL and res.verdict == FAIL
+    notes = [n for n in res.notes if n.startswith("C_m: a scaling claim FAILs")]
+    assert len(notes) == 1 and "not a counterexample" in notes[0]
+    fine = ntkcheck.run_check("lemma44", m=512, trials=3, workers=1, seed=0)
+    assert not any("a scaling claim FAILs" in n for n in fine.notes)
+    assert all(r.verdict != FAIL for r in fine.rows if r.primary and r.kind == SCALING)

@@ -18,7 +18,7 @@ from .. import data as data_mod
 from ..errors import UserError
 from ..kernels import Lambda0, lambda0
 from ..scenario import BaseScenario, Strict, scenario_model
-from ..stats import ClaimRow
+from ..stats import SCALING, ClaimRow, Verdict
 
 class Outcome(StrEnum):
     """What one trial says of one claim row."""
@@ -111,8 +111,15 @@ class Check:
 
     def verdict_notes(self, sc: BaseScenario, ctx: Context, rows: list[ClaimRow]) -> list[str]:
         """Sentences on what the decided ``rows`` do and do not show (e.g. a FAIL that only
-        bounds an unspecified constant)."""
-        return []
+        bounds an unspecified constant). Here: what a failing primary scaling row shows; a check
+        with more to say extends this list."""
+        failed = [r.name for r in rows if r.primary and r.kind == SCALING and r.verdict == Verdict.FAIL]
+        if not failed:
+            return []
+        return [f"{', '.join(failed)}: a scaling claim FAILs when the slope fitted over this grid is above its "
+                "tolerance. The statement's constant is unspecified and finitely many grid points cannot refute "
+                "that one exists, so this FAIL is the rate measured on this range, not a counterexample; a grid "
+                "reaching larger values tests the asymptotic rate."]
 
 
 def at_most(value: float, bound: float, tol: float) -> str:

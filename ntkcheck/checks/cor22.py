@@ -117,11 +117,12 @@ class Cor22(Check):
     def verdict_notes(self, sc, ctx, rows) -> list[str]:
         """C is unspecified: a FAIL at one width refutes the claim only for the constants that
         width provides."""
+        notes = super().verdict_notes(sc, ctx, rows)
         joint_row = next(r for r in rows if r.name == "joint")
         if joint_row.verdict != "fail":
-            return []
+            return notes
         ratio = ctx.quantities["width_ratio"]
-        return [f"C is unspecified, so this FAIL does not refute Corollary 2.2: it shows that C = "
+        return notes + [f"C is unspecified, so this FAIL does not refute Corollary 2.2: it shows that C = "
                 f"m·λ0²/(n² log(n/δ)) = {ratio:.3g}, the constant this width m = {sc.network.m} provides, is too "
                 "small. The smallest width that passes gives the smallest constant that would: `ntkcheck "
                 "scaling cor22 --over data.n=N --critical network.m` finds it."]
