@@ -59,7 +59,11 @@ from .relusteps import arrival, chase, steps
 
 _EPS = float(np.finfo(float).eps)  # (a Python float: scalar arithmetic without numpy dispatch)
 ZETA = 1e-12  # an entry within ζ = ZETA·‖w_k(0)‖‖x_i‖ of its kink and moving towards it is on it
-MAX_SURFACE = 4  # entries of one neuron on kinks at once; more (3^k choices) is degenerate
+# entries of one neuron on kinks at once; more is degenerate. The choice enumerates 3^k cases
+# (6561 at 8: about 0.1 s, for an event that is rare). With 4, neurons sliding on
+# 4 kinks met a fifth often at small widths and d = 10 (m = 64, n = 20: 4 of 20 trials
+# undecided); surfaces of 6 were seen there, none larger
+MAX_SURFACE = 8
 ACTIVE = 256  # entries followed between refreshes (about)
 SAMPLE_ROWS = 128  # neurons whose entries set the refresh window (at least; all if m is smaller)
 

@@ -172,6 +172,18 @@ def test_the_choice_at_a_kink_is_the_reference_enumeration(n, d, k_on, seed):
     of largest margin of the reference enumeration in R^d (tests/reference_ntk.py), and is
     degenerate exactly when that enumeration has not one choice with margin > 1e-9. Surfaces of
     1 to 4 entries, some with a fixed side; d < |surface| gives dependent normals."""
+    _choice_is_the_reference(n, d, k_on, seed)
+
+
+@settings(max_examples=40)
+@given(n=st.integers(5, 8), d=st.integers(3, 8), k_on=st.integers(5, 6), seed=st.integers(0, 2**31))
+def test_the_choice_on_five_or_six_kinks_is_the_reference_enumeration(n, d, k_on, seed):
+    """The same for surfaces of 5 and 6 entries (up to 729 choices), which cor24 meets at small
+    widths in d = 10."""
+    _choice_is_the_reference(n, d, k_on, seed)
+
+
+def _choice_is_the_reference(n, d, k_on, seed):
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, d))
     X /= np.linalg.norm(X, axis=1, keepdims=True)
@@ -199,6 +211,26 @@ def test_the_choice_at_a_kink_is_the_reference_enumeration(n, d, k_on, seed):
     assert np.array_equal(got[0][others], S_k[others])
     if not any(abs(c[3] - 1e-9) <= 1e-12 for c in choices):  # (not at the threshold, to rounding)
         assert got[2] == (sum(c[3] > 1e-9 for c in choices) != 1)
+
+
+@pytest.mark.parametrize("seed", [26, 39])
+def test_a_neuron_on_five_kinks_at_once_is_resolved_and_agrees_with_the_references(monkeypatch, seed):
+    """A neuron sliding on four kinks meets a fifth (m = 16, n = 20, d = 10: at t = 1.6 and 1.1).
+    With at most four entries on kinks (MAX_SURFACE = 4, until this test) the fifth was dropped,
+    the event was degenerate and these runs stopped unresolved before T; in cor24 at m = 64,
+    n = 20, d = 10 that left 4 of 20 trials undecided. Now the choice enumerates all five, and
+    the flow is trusted and within its error of the fine references."""
+    sizes = []
+    choose = ReluFlow.choose
+
+    def counted(self, k, r, S_k, surface, fixed=None):
+        sizes.append(len(surface))
+        return choose(self, k, r, S_k, surface, fixed)
+
+    monkeypatch.setattr(ReluFlow, "choose", counted)
+    X, y, a, W0 = _problem(16, 20, 10, seed)
+    run, _ = _compare(X, y, a, W0, 2.0, 4e-3)
+    assert max(sizes) == 5 and run.extra["degenerate"] == 0 and run.t_end == 2.0
 
 
 def _flow_extra(monkeypatch, X, y, a, W0, T, times, **patches):
