@@ -154,11 +154,12 @@ def test_cor24_keeps_the_runge_kutta_integrator_as_an_option():
 
 
 def test_a_flow_stopped_before_its_hypothesis_ended_is_no_evidence():
-    """n = 32, m = 256, trial 0: the exact flow stalls at t ≈ 11 (events without progress) while
-    λ_min(H) ≥ λ0/2 still holds. The implication was followed only that far, short of its t_h:
-    a trial with no violation up to there is undecided, not a holding trial."""
-    rep = ntkcheck.replay_trial("cor24", 0, n=32, m=256, sets=["dynamics.method=flow"])
-    assert rep.values["flow_held_to_T"] == 0.0 and rep.values["flow_degenerate"] > 0
+    """n = 32, m = 256, trial 0, out of steps after 40 kink events (t ≈ 0.25) while λ_min(H) ≥
+    λ0/2 still holds. The implication was followed only that far, short of its t_h: a trial with
+    no violation up to there is undecided, not a holding trial. (Until 7563e5b this flow itself
+    stalled at t ≈ 11, a neuron on a fifth kink beyond the four then enumerated; it now runs to T.)"""
+    rep = ntkcheck.replay_trial("cor24", 0, n=32, m=256, sets=["dynamics.method=flow", "dynamics.max_steps=40"])
+    assert rep.values["flow_held_to_T"] == 0.0 and rep.values["flow_kink_events"] == 40
     assert rep.values["flow_t_h"] < rep.quantities["T"]
     assert rep.outcomes["flow_loss"] == "undecided" and rep.outcomes["flow_weights"] == "undecided"
     assert rep.outcomes["thm32"] == "undecided"
