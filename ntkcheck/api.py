@@ -406,14 +406,15 @@ def run_check(name: str, scenario: str | Path | dict | None = None, *,
     planned = n_trials
     if sc.trials == "sequential" and check.fixed_trials(sc, ctx) is None:
         return _run_sequential(check, sc, ctx, rows, on_trial, on_plan, workers, t0)
+    auto = sc.trials == "auto" and check.fixed_trials(sc, ctx) is None
     try:
         results = run_trials(check, sc, ctx, range(n_trials), on_trial, workers=workers,
                              scheduler=sc.compute.scheduler)
         # trials=auto: an implication's evidence is the trials in which its hypothesis held, so
         # more trials run (up to AUTO_VACUOUS_FACTOR × the plan) until each primary implication
         # has the planned number. The stopping rule reads only whether hypotheses held, which
-        # is independent of the conclusions given that they held: the count stays valid.
-        auto = sc.trials == "auto" and check.fixed_trials(sc, ctx) is None
+        # is independent of the conclusions given that they held: the count stays valid. Where
+        # the cap leaves too few, the row does not PASS (decide's universal_bound, below)
         cap = min(MAX_TRIALS, AUTO_VACUOUS_FACTOR * n_trials)
         while auto and len(results) < cap:
             short = _evidence_shortfall(rows, results, n_trials)
@@ -433,7 +434,8 @@ def run_check(name: str, scenario: str | Path | dict | None = None, *,
                          "are those of the trials done.")
     errors, findings = _tally(check, sc, rows, results)
     check.summarize(sc, ctx, rows, [t for t in results if t.error is None])
-    decision = decide(rows, sc.confidence)
+    # (auto planned its trials for violation_bound: a universal row PASSes only if it is reached)
+    decision = decide(rows, sc.confidence, universal_bound=sc.violation_bound if auto else None)
     rows = decision.apply(rows)
     verdict = decision.verdict
     for r in rows:

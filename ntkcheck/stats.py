@@ -108,6 +108,7 @@ class RowDecision:
     level: float
     ci_low: float | None
     ci_high: float | None
+    short_of: float | None = None  # a universal row's violation bound that its trials did not reach
 
 
 @dataclass
@@ -300,12 +301,16 @@ class ScalingRow(ClaimRow):
 _ROW_TYPES = {Kind.PROBABILISTIC: ProbabilisticRow, Kind.UNIVERSAL: UniversalRow, Kind.SCALING: ScalingRow}
 
 
-def _decide_universal(row: ClaimRow, alpha: float) -> RowDecision:
+def _decide_universal(row: ClaimRow, alpha: float, bound: float | None = None) -> RowDecision:
+    """Counterexample → FAIL; no violation and nothing undecided → PASS, unless ``bound`` is given
+    and the upper bound on P(violation) does not reach it (then INCONCLUSIVE, ``short_of`` = bound)."""
     lo, hi = (None, None) if row.deterministic else row.interval(alpha)
     if row.violations > 0 or row.diverged > 0:
         v = FAIL
     elif row.undecided > 0 or row.errors > 0 or row.trials == 0:
         v = INCONCLUSIVE  # (trials == 0 with vacuous > 0: the hypothesis never held)
+    elif bound is not None and hi is not None and hi > bound * (1 + 1e-9):  # (1e-9: the plan's rounding)
+        return RowDecision(INCONCLUSIVE, alpha, lo, hi, short_of=bound)
     else:
         v = PASS
     return RowDecision(v, alpha, lo, hi)
@@ -337,13 +342,16 @@ class Decision:
         return [replace(r, decision=self.rows[r.name]) for r in rows]
 
 
-def decide(rows: list[ClaimRow], confidence: float) -> Decision:
+def decide(rows: list[ClaimRow], confidence: float, universal_bound: float | None = None) -> Decision:
     """The verdict, level and interval of every row, and the table's verdict; mutates nothing.
 
     Holm's step-down over the primary statistical rows (probabilistic and
     scaling). Universal rows are decided by counterexample (no error possible
     for FAIL); their PASS reports a bound at the Bonferroni level α/K, where K
-    counts all primary rows, so the family-wise statement still holds.
+    counts all primary rows, so the family-wise statement still holds. With
+    ``universal_bound`` (trials=auto, which plans its trials for that bound) a primary
+    universal row PASSes only if that bound on P(violation) is reached: an implication
+    whose hypothesis held in too few trials is INCONCLUSIVE, not a PASS on next to no evidence.
     Non-primary rows are decided alone at level α.
     """
     if len({r.name for r in rows}) != len(rows):
@@ -355,7 +363,7 @@ def decide(rows: list[ClaimRow], confidence: float) -> Decision:
     out: dict[str, RowDecision] = {}
     for r in primary:
         if r.kind == UNIVERSAL:
-            out[r.name] = _decide_universal(r, alpha / k_all)
+            out[r.name] = _decide_universal(r, alpha / k_all, universal_bound)
     # Holm step-down
     k = len(stat_rows)
     scored = sorted(stat_rows, key=lambda r: min(r.p_values()))
@@ -429,6 +437,13 @@ def why_inconclusive(row: ClaimRow) -> str | None:
     if row.errors:
         return (f"{row.errors} of {n} trials failed numerically, and an errored trial never passes a "
                 "claim; replay them (below) to see why.")
+    if row.kind == UNIVERSAL and row.decision.short_of is not None:
+        held = (f"its hypothesis held in only {n} of {n + row.vacuous} trials" if row.vacuous
+                else f"only {n} trials were done")
+        return (f"{held}: with no violation P(violation) ≤ {fmt_p(row.ci_high)}, short of the bound "
+                f"{fmt_p(row.decision.short_of)} that --trials auto plans for"
+                + ("; a scenario where the hypothesis holds more often (e.g. a larger width) gives more "
+                   "evidence." if row.vacuous else "; a complete run reaches it."))
     if row.kind == UNIVERSAL:  # (no violation, no error: undecided trials)
         return (f"{row.undecided} of {n} trials are undecided (within the error bound of the claim's "
                 "bound) and they alone keep it from passing; more trials will not help"

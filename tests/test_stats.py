@@ -1,6 +1,7 @@
 """The verdict engine against simulated outcomes: wrong verdicts stay at or below α."""
 import math
 import zlib
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -370,3 +371,60 @@ def test_a_deterministic_row_has_no_interval():
     row = _decided(name="a", kind=UNIVERSAL, statement="s", holds=1, deterministic=True)
     assert row.verdict == PASS and row.ci_low is None and row.ci_high is None
     assert row.to_dict()["deterministic"] is True
+
+
+def test_a_universal_row_passes_under_auto_only_where_its_planned_bound_is_reached():
+    """trials=auto plans N so that all-holding trials bound P(violation) by violation_bound at
+    the row's level α/K; decide(universal_bound=...) PASSes such a row at that N and not one
+    trial below it (INCONCLUSIVE, saying why), and without the bound (a --trials N the user
+    chose) any violation-free N PASSes, with its interval."""
+    for bound, k in ((0.1, 1), (0.05, 3), (0.2, 2)):
+        rows = [ClaimRow(f"u{i}", UNIVERSAL, "for all") for i in range(k)]
+        n = trials_needed(rows, 0.95, universal_bound=bound)
+        at = [replace(r, holds=n) for r in rows]
+        below = [replace(r, holds=n - 1, vacuous=7) for r in rows]
+        assert decide(at, 0.95, universal_bound=bound).verdict == PASS
+        short = decide(below, 0.95, universal_bound=bound).apply(below)[0]
+        assert short.verdict == INCONCLUSIVE and short.decision.short_of == bound
+        assert short.ci_high > bound >= decide(at, 0.95).apply(at)[0].ci_high
+        assert f"held in only {n - 1} of {n + 6} trials" in why_inconclusive(short)
+        assert decide(below, 0.95).verdict == PASS  # (no bound asked for: the rule for a fixed N)
+
+
+def test_auto_does_not_pass_an_implication_whose_hypothesis_seldom_held(monkeypatch):
+    """An implication whose hypothesis holds in 1% of trials and never fails: auto runs on to
+    its cap (10 × the plan of 59) with about 6 trials of evidence, where P(violation) ≤ 0.5 or so —
+    INCONCLUSIVE, not a PASS on next to no evidence (cor24 --m 8 --n 20 --d 5 --seed 6 PASSed
+    on 1 trial of 390: P(viol.) ≤ 0.98). At 30% the planned evidence comes and it PASSes."""
+    import ntkcheck.checks as checks
+    from ntkcheck.api import run_check
+    from ntkcheck.checks.base import HOLDS, VACUOUS, Check, Context, TrialResult
+    from ntkcheck.scenario import Strict
+
+    rate = {"p": 0.01}
+
+    class Rare(Check):
+        name, title, ref, source, statement = "rare", "rare", "rare", "rare", "rare"
+        claim_model = type("RareClaim", (Strict,), {})
+        default = {"seed": 0, "trials": "auto", "confidence": 0.95, "claim": {}}
+
+        def prepare(self, sc, explicit, rng):
+            return Context()
+
+        def rows(self, sc, ctx):
+            return [ClaimRow("implication", UNIVERSAL, "H ⇒ C")]
+
+        def run_trial(self, sc, ctx, rng, index):
+            return TrialResult(index, {"implication": HOLDS if rng.random() < rate["p"] else VACUOUS})
+
+    monkeypatch.setitem(checks.REGISTRY, "rare", Rare)
+    res = run_check("rare", seed=1, workers=1)
+    row = res.rows[0]
+    assert res.trials == 10 * 59 and 0 < row.trials < 59  # (59: the default 5% bound at 95%)
+    assert row.verdict == INCONCLUSIVE and res.verdict == INCONCLUSIVE and row.violations == 0
+    assert "short of the bound 0.05" in why_inconclusive(row)
+    fixed = run_check("rare", seed=1, workers=1, trials=590)  # the same trials, a count the user chose
+    assert fixed.rows[0].trials == row.trials and fixed.rows[0].verdict == PASS
+    rate["p"] = 0.3
+    res = run_check("rare", seed=1, workers=1)
+    assert res.rows[0].trials >= 59 and res.rows[0].verdict == PASS
