@@ -237,23 +237,17 @@ def test_slope_test_wrong_verdict_rate_at_the_tolerance(noise, slope, wrong):
     assert bad / tables <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / tables)
 
 
-def test_vacuous_trials_extend_auto_without_breaking_the_universal_bound(monkeypatch):
-    """An implication whose hypothesis holds in 30% of trials and whose conclusion fails, given
-    the hypothesis, with probability exactly at the bound a PASS reports (1 − α^{1/N} for the N
-    planned): trials=auto runs on until N trials hold the hypothesis, and the wrong-PASS rate
-    (P(violation) above the reported upper bound) stays ≤ α + 3 standard errors."""
-
+def _implication_check(monkeypatch, name, outcome):
+    """Register a one-row check ``name`` (an implication, trials=auto) whose trial i has outcome
+    ``outcome(rng)`` (holds, violation or vacuous), and return ntkcheck.run_check."""
     import ntkcheck.checks as checks
     from ntkcheck.api import run_check
-    from ntkcheck.checks.base import HOLDS, VACUOUS, VIOLATION, Check, Context, TrialResult
+    from ntkcheck.checks.base import Check, Context, TrialResult
     from ntkcheck.scenario import Strict
 
-    alpha, n_plan = 0.05, 59  # violation_bound 0.05 at 95%: N = ⌈log 0.05 / log 0.95⌉
-    p_viol = 1 - alpha ** (1 / n_plan)
-
-    class Sim(Check):
-        name, title, ref, source, statement = "sim", "sim", "sim", "sim", "sim"
-        claim_model = type("SimClaim", (Strict,), {})
+    class Toy(Check):
+        title = ref = source = statement = name
+        claim_model = type("ToyClaim", (Strict,), {})
         default = {"seed": 0, "trials": "auto", "confidence": 0.95, "claim": {}}
 
         def prepare(self, sc, explicit, rng):
@@ -263,11 +257,29 @@ def test_vacuous_trials_extend_auto_without_breaking_the_universal_bound(monkeyp
             return [ClaimRow("implication", UNIVERSAL, "H ⇒ C")]
 
         def run_trial(self, sc, ctx, rng, index):
-            if rng.random() >= 0.3:
-                return TrialResult(index, {"implication": VACUOUS})
-            return TrialResult(index, {"implication": VIOLATION if rng.random() < p_viol else HOLDS})
+            return TrialResult(index, {"implication": outcome(rng)})
 
-    monkeypatch.setitem(checks.REGISTRY, "sim", Sim)
+    Toy.name = name
+    monkeypatch.setitem(checks.REGISTRY, name, Toy)
+    return run_check
+
+
+def test_vacuous_trials_extend_auto_without_breaking_the_universal_bound(monkeypatch):
+    """An implication whose hypothesis holds in 30% of trials and whose conclusion fails, given
+    the hypothesis, with probability exactly at the bound a PASS reports (1 − α^{1/N} for the N
+    planned): trials=auto runs on until N trials hold the hypothesis, and the wrong-PASS rate
+    (P(violation) above the reported upper bound) stays ≤ α + 3 standard errors."""
+    from ntkcheck.checks.base import HOLDS, VACUOUS, VIOLATION
+
+    alpha, n_plan = 0.05, 59  # violation_bound 0.05 at 95%: N = ⌈log 0.05 / log 0.95⌉
+    p_viol = 1 - alpha ** (1 / n_plan)
+
+    def outcome(rng):
+        if rng.random() >= 0.3:
+            return VACUOUS
+        return VIOLATION if rng.random() < p_viol else HOLDS
+
+    run_check = _implication_check(monkeypatch, "sim", outcome)
     runs, wrong, evidence = 600, 0, []
     for seed in range(runs):
         res = run_check("sim", seed=seed, workers=1)
@@ -396,28 +408,10 @@ def test_auto_does_not_pass_an_implication_whose_hypothesis_seldom_held(monkeypa
     its cap (10 × the plan of 59) with about 6 trials of evidence, where P(violation) ≤ 0.5 or so —
     INCONCLUSIVE, not a PASS on next to no evidence (cor24 --m 8 --n 20 --d 5 --seed 6 PASSed
     on 1 trial of 390: P(viol.) ≤ 0.98). At 30% the planned evidence comes and it PASSes."""
-    import ntkcheck.checks as checks
-    from ntkcheck.api import run_check
-    from ntkcheck.checks.base import HOLDS, VACUOUS, Check, Context, TrialResult
-    from ntkcheck.scenario import Strict
+    from ntkcheck.checks.base import HOLDS, VACUOUS
 
     rate = {"p": 0.01}
-
-    class Rare(Check):
-        name, title, ref, source, statement = "rare", "rare", "rare", "rare", "rare"
-        claim_model = type("RareClaim", (Strict,), {})
-        default = {"seed": 0, "trials": "auto", "confidence": 0.95, "claim": {}}
-
-        def prepare(self, sc, explicit, rng):
-            return Context()
-
-        def rows(self, sc, ctx):
-            return [ClaimRow("implication", UNIVERSAL, "H ⇒ C")]
-
-        def run_trial(self, sc, ctx, rng, index):
-            return TrialResult(index, {"implication": HOLDS if rng.random() < rate["p"] else VACUOUS})
-
-    monkeypatch.setitem(checks.REGISTRY, "rare", Rare)
+    run_check = _implication_check(monkeypatch, "rare", lambda rng: HOLDS if rng.random() < rate["p"] else VACUOUS)
     res = run_check("rare", seed=1, workers=1)
     row = res.rows[0]
     assert res.trials == 10 * 59 and 0 < row.trials < 59  # (59: the default 5% bound at 95%)
