@@ -407,7 +407,8 @@ def test_auto_does_not_pass_an_implication_whose_hypothesis_seldom_held(monkeypa
     """An implication whose hypothesis holds in 1% of trials and never fails: auto runs on to
     its cap (10 × the plan of 59) with about 6 trials of evidence, where P(violation) ≤ 0.5 or so —
     INCONCLUSIVE, not a PASS on next to no evidence (cor24 --m 8 --n 20 --d 5 --seed 6 PASSed
-    on 1 trial of 390: P(viol.) ≤ 0.98). At 30% the planned evidence comes and it PASSes."""
+    on 1 trial of 390: P(viol.) ≤ 0.98); --trials sequential, out of budget, says so. At 30% the
+    planned evidence comes and it PASSes."""
     from ntkcheck.checks.base import HOLDS, VACUOUS
 
     rate = {"p": 0.01}
@@ -419,6 +420,11 @@ def test_auto_does_not_pass_an_implication_whose_hypothesis_seldom_held(monkeypa
     assert "short of the bound 0.05" in why_inconclusive(row)
     fixed = run_check("rare", seed=1, workers=1, trials=590)  # the same trials, a count the user chose
     assert fixed.rows[0].trials == row.trials and fixed.rows[0].verdict == PASS
+    seq = run_check("rare", seed=1, workers=1, trials="sequential", sets=["max_trials=400"])
+    why = why_inconclusive(seq.rows[0])  # (it said "0 of 2 trials are undecided", the fixed-N text)
+    assert seq.rows[0].verdict == INCONCLUSIVE and seq.rows[0].undecided == 0
+    assert 0 < seq.rows[0].trials and f"held in only {seq.rows[0].trials} of 400 trials" in why
+    assert "did not reach" in why
     rate["p"] = 0.3
     res = run_check("rare", seed=1, workers=1)
     assert res.rows[0].trials >= 59 and res.rows[0].verdict == PASS
