@@ -123,9 +123,9 @@ class Cor22(Check):
             return notes
         ratio = ctx.quantities["width_ratio"]
         return notes + [f"C is unspecified, so this FAIL does not refute Corollary 2.2: it shows that C = "
-                f"m·λ0²/(n² log(n/δ)) = {ratio:.3g}, the constant this width m = {sc.network.m} provides, is too "
-                "small. The smallest width that passes gives the smallest constant that would: `ntkcheck "
-                "scaling cor22 --over data.n=N --critical network.m` finds it."]
+                        f"m·λ0²/(n² log(n/δ)) = {ratio:.3g}, the constant this width m = {sc.network.m} provides, "
+                        "is too small. The smallest width that passes gives the smallest constant that would: "
+                        "`ntkcheck scaling cor22 --over data.n=N --critical network.m` finds it."]
 
     def run_trial(self, sc, ctx, rng, index) -> TrialResult:
         X, Hinf, lam = ctx.state.X, ctx.state.Hinf, ctx.state.lambda0
