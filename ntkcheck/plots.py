@@ -224,8 +224,6 @@ PLOTS: dict[str, Callable] = {
 
 def plot_result(res, path: str | None = None) -> bytes:
     """Draw ``res`` (its check's picture) and return the PNG; also write it to ``path`` (atomically)."""
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -238,12 +236,23 @@ def plot_result(res, path: str | None = None) -> bytes:
     draw(res, fig)
     fig.suptitle(f"ntkcheck {res.check}: {res.verdict.upper()} ({res.trials} trials)"
                  + (" — interrupted" if res.interrupted else ""), fontsize=10)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    png = buf.getvalue()
+    data = png(fig)
     if path:
         from .report import write_atomic
 
-        write_atomic(path, png)
-    return png
+        write_atomic(path, data)
+    return data
+
+
+def png(fig) -> bytes:
+    """``fig`` as PNG bytes at 110 dpi (every picture ntkcheck draws), the figure closed."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", dpi=110)
+    finally:
+        plt.close(fig)
+    return buf.getvalue()

@@ -263,20 +263,12 @@ def plot(points: list[dict], grid, check: str, path: str) -> None:
 
 def save_figure(fig, path: str) -> None:
     """Write ``fig`` as PNG to ``path`` through :func:`report.write_atomic` (never a torn file; the
-    permissions of every other output, not mkstemp's 0600)."""
-    import io
-
-    import matplotlib.pyplot as plt
-
+    permissions of every other output)."""
+    from .plots import png
     from .report import write_atomic
 
     fig.tight_layout()
-    buf = io.BytesIO()
-    try:
-        fig.savefig(buf, format="png", dpi=110)
-    finally:
-        plt.close(fig)
-    write_atomic(path, buf.getvalue())
+    write_atomic(path, png(fig))
 
 
 def _row(point: dict, name: str):
