@@ -437,19 +437,17 @@ def why_inconclusive(row: ClaimRow) -> str | None:
     if row.errors:
         return (f"{row.errors} of {n} trials failed numerically, and an errored trial never passes a "
                 "claim; replay them (below) to see why.")
-    if row.kind == UNIVERSAL and row.decision.short_of is not None:
-        held = (f"its hypothesis held in only {n} of {n + row.vacuous} trials" if row.vacuous
-                else f"only {n} trials were done")
-        return (f"{held}: with no violation P(violation) ≤ {fmt_p(row.ci_high)}, short of the bound "
-                f"{fmt_p(row.decision.short_of)} that --trials auto plans for"
-                + ("; a scenario where the hypothesis holds more often (e.g. a larger width) gives more "
-                   "evidence." if row.vacuous else "; a complete run reaches it."))
-    if row.kind == UNIVERSAL and not row.undecided and "e_value" in row.figures:  # (--trials sequential)
-        held = f"its hypothesis held in only {n} of {n + row.vacuous} trials; " if row.vacuous else ""
-        return (f"{held}with no violation its e-value {fmt_p(row.figures['e_value'] or 0.0)} did not reach "
-                f"{fmt_p(row.figures['e_value_needed'])} within the budget; a larger max_trials (or max_seconds) "
-                "gives it more looks" + (", a scenario where the hypothesis holds more often more evidence."
-                                         if row.vacuous else "."))
+    if row.kind == UNIVERSAL and not row.undecided:  # too little evidence: auto's bound, or a sequential budget
+        held = f"its hypothesis held in only {n} of {n + row.vacuous} trials" if row.vacuous else f"only {n} trials"
+        more = "; a scenario where the hypothesis holds more often (e.g. a larger width) gives more evidence."
+        if row.decision.short_of is not None:
+            return (f"{held}: with no violation P(violation) ≤ {fmt_p(row.ci_high)}, short of the bound "
+                    f"{fmt_p(row.decision.short_of)} that --trials auto plans for"
+                    + (more if row.vacuous else "; a complete run reaches it."))
+        if "e_value" in row.figures:
+            return (f"{held}: with no violation its e-value {fmt_p(row.figures['e_value'] or 0.0)} did not "
+                    f"reach {fmt_p(row.figures['e_value_needed'])} within the budget; a larger max_trials (or "
+                    "max_seconds) gives it more looks" + (more if row.vacuous else "."))
     if row.kind == UNIVERSAL:  # (no violation, no error: undecided trials)
         return (f"{row.undecided} of {n} trials are undecided (within the error bound of the claim's "
                 "bound) and they alone keep it from passing; more trials will not help"
