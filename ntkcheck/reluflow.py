@@ -323,6 +323,40 @@ class ReluFlow:
         out[j] = best == 1
         return out, ((j,) if best == 2 else ()), valid != 1
 
+    def dies(self, k: int, r: np.ndarray, old_S: np.ndarray, surface: list[int], w: np.ndarray,
+             tol: float) -> bool:
+        """Whether neuron k (row ``w``) dies here as the flow's only continuation: its active
+        entries are all on the surface U (b0 = 0); every other entry is off its kink by more
+        than w's error (z_i < −tol·‖x_i‖), and U's kinks do not meet only at the origin (where
+        every entry is on its kink: two kinks in d = 2); and a_k r_j > 0 (beyond the choice's
+        margin 10⁻⁹) for each j ∈ U.
+        Then every choice has velocity 0 or is inconsistent: with sliding weights s_i ∈ [0, 1]
+        (s_i = 1 on the entries leaving to z > 0, P) the velocity is −a b with b = Σ s_i r_i x_i,
+        so Σ_{j∈P} (a r_j)(x_j·w′) = a·b·w′ = −a²‖b‖² < 0 if b ≠ 0 and some entry of P
+        cannot leave to z > 0. :meth:`choose` then takes all entries off (margin 0, no choice
+        above 10⁻⁹: degenerate by its rule); this is the unique Filippov solution for as long as
+        each a_k r_j stays > 0 (the Mode's watches)."""
+        rest = old_S.copy()
+        rest[surface] = False
+        if rest.any():
+            return False
+        off = self.X @ w < -tol * self.xnorm
+        off[surface] = True
+        if not off.all() or len(surface) >= self.d and np.linalg.matrix_rank(self.X[surface]) >= self.d:
+            return False
+        a = self._a_m[k]
+        scale = abs(a) * float(np.abs(r) @ self.xnorm) * self.xmax + 1e-300
+        return all(a * float(r[j]) * float(self.G[j, j]) / scale > 1e-9 for j in surface)
+
+    def watch_cols(self, watch: tuple[tuple[int, int], ...]) -> np.ndarray | None:
+        """The watches' rows sign(a_k)·e_j as the columns of an n × |watch| array (None: none)."""
+        if not watch:
+            return None
+        cols = np.zeros((self.n, len(watch)))
+        for c, (k, j) in enumerate(watch):
+            cols[j, c] = 1.0 if self._a_m[k] > 0 else -1.0
+        return cols
+
     # -- following entries ---------------------------------------------------------------
     def coefficients(self, md: Mode, ke: np.ndarray | int, ie: np.ndarray, sig: np.ndarray,
                      XP: np.ndarray | None = None) -> np.ndarray:
@@ -353,12 +387,15 @@ class ReluFlow:
     def _track(self, md: Mode, fo: "Followed") -> "Track":
         """Per mode: v_e(τ) = σ_e z_e(τ) = v0_e + F_e (φ(τ) ∘ q) for the followed entries,
         F_e = Vᵀc_e (:meth:`coefficients`), v0_e = fo.base_e + c_e·Γ_s (:class:`Followed`)."""
-        ne, ns = fo.ke.size, 2 * md.B.shape[0]
-        FA = np.empty((2 * self.n, ne + ns))  # FvT over |FvT| (Track.FA)
+        ne, ns, nw = fo.ke.size, 2 * md.B.shape[0], len(md.watch)
+        FA = np.empty((2 * self.n, ne + ns + nw))  # FvT over |FvT| (Track.FA)
         FvT, aFT = FA[:self.n], FA[self.n:]
-        # the entries' columns, then the sliding weights': one product into FvT, which is contiguous
-        # (a product into a column range of it is not, and takes numpy's slow path)
-        C = np.concatenate((fo.CT, md.B.reshape(ns, self.n).T), axis=1) if ns else fo.CT
+        # the entries' columns, then the sliding weights', then the watches': one product into
+        # FvT, which is contiguous (a product into a column range of it is not, and takes numpy's
+        # slow path)
+        C = fo.CT
+        if ns or nw:
+            C = np.concatenate([C] + ([md.B.reshape(ns, self.n).T] if ns else []) + ([md.watch_cols] if nw else []), axis=1)
         np.matmul(md.V.T, C, out=FvT)
         np.abs(FvT, out=aFT)
         return Track(fo.codes, fo.base + md.Gs @ fo.CT, FvT, aFT, FA, fo.sl, fo.zeta, fo.zeta2)
@@ -389,7 +426,7 @@ class ReluFlow:
         run = Run("exact", 0.0, 0)
         ex = run.extra
         ex.update(dict.fromkeys(("events", "crossings", "arrivals", "releases", "degenerate", "iterations",
-                                 "refreshes", "arrivals_chased", "leaves_chased"), 0))
+                                 "refreshes", "arrivals_chased", "leaves_chased", "deaths", "revivable"), 0))
         ex["sliding_time"] = 0.0
         zeta_row = ZETA * np.sqrt((W * W).sum(axis=1))  # × ‖x_i‖
         Z = W @ X.T
@@ -597,13 +634,22 @@ class ReluFlow:
         for k, i, v in arriving:
             arr.setdefault(k, []).append((i, v))
         fixed: dict[int, dict[int, int]] = {}
+        watch, degenerate = md.watch, False
         if leaving.size and np.count_nonzero(leaving):
+            ns = 2 * md.ent_k.size
+            fired = set()
             for p in leaving.nonzero()[0]:  # row 2i: s → 0 (leaves to z < 0); 2i + 1: s → 1 (to z > 0)
+                if p >= ns:  # a dead neuron's a_k r_j reaches 0: it could revive, or not
+                    fired.add(int(p) - ns)
+                    continue
                 k, j = int(md.ent_k[p // 2]), int(md.ent_j[p // 2])
                 fixed.setdefault(k, {})[j] = int(p % 2)
+            if fired:  # (the neuron stays dead, one of the solutions: untrusted from here)
+                degenerate = True
+                ex["revivable"] += len(fired)
+                watch = tuple(w for c, w in enumerate(watch) if c not in fired)
         S, slide = md.S, dict(md.slide)  # (S in place: see Mode)
         changed = []
-        degenerate = False
         ks = sorted(arr.keys() | fixed.keys()) if fixed else sorted(arr)
         Wk = [md.row(k, Gt) for k in ks]  # (before any neuron changes)
         # the rows' rounding, and Γ's: δΓ moves W by at most ‖X‖₂‖δΓ‖ (Frobenius, all neurons)
@@ -616,10 +662,16 @@ class ReluFlow:
                 degenerate = True
                 surf = surf[:MAX_SURFACE]
             changed.append((k, S[k].copy(), slide.get(k, ())))
+            if watch and any(w[0] == k for w in watch):  # (not expected: a dead neuron has no events)
+                watch = tuple(w for w in watch if w[0] != k)
             if len(surf) == 1 and k not in fixed:
                 S_k, B, deg = self.choose_one(k, rt, S[k], surf[0])
             else:
                 S_k, B, deg = self.choose(k, rt, S[k], surf, fixed.get(k))
+            if deg and k not in fixed and not B and not S_k.any() and self.dies(k, rt, S[k], surf, Wk[row], float(zeta_row[k]) + err_theta):
+                deg = False  # (the choice is all off: a death, unique while the watches hold)
+                ex["deaths"] += 1
+                watch += tuple((k, j) for j in surf)
             degenerate |= deg
             for j in surf:
                 if j in before:
@@ -649,4 +701,5 @@ class ReluFlow:
             self.Ga[ks] = Gt
         ex["degenerate"] += degenerate
         tangent = [(k, j) for k, sides in fixed.items() for j in sides]  # released with z′ ≈ 0
-        return Mode(self, t, Gt, rt, S, slide, prev=md, changed=changed), degenerate, err_theta, tangent
+        md = Mode(self, t, Gt, rt, S, slide, prev=md, changed=changed, watch=None if watch is md.watch else watch)
+        return md, degenerate, err_theta, tangent

@@ -68,12 +68,21 @@ class Mode:
 
     __slots__ = ("fl", "t_s", "Gs", "S", "slide", "changed", "Sf", "H", "lam", "V", "grow", "neg_lams",
                  "neg_lam", "abs_lams", "phi_all", "_phi_big", "_lam_safe", "ent_k", "ent_j", "B",
-                 "sliding_mask", "_slid", "start", "q", "grow_q")
+                 "sliding_mask", "_slid", "start", "q", "grow_q", "watch", "watch_cols")
 
     def __init__(self, fl: ReluFlow, t_s: float, Gs: np.ndarray, r: np.ndarray, S: np.ndarray,
-                 slide: dict[int, tuple[int, ...]], prev: Mode | None = None, changed=()):
+                 slide: dict[int, tuple[int, ...]], prev: Mode | None = None, changed=(),
+                 watch: tuple[tuple[int, int], ...] | None = None):
         self.fl, self.t_s, self.Gs, self.S, self.slide = fl, t_s, Gs, S, slide
         self.changed = [k for k, _, _ in changed]
+        # the dead neurons' watches (k, j): a_k r_j > 0 keeps neuron k dead as the only solution
+        # (ReluFlow.dies). Each is a row sign(a_k)·e_j acting on r (watch_cols: as columns, None
+        # if there are none), a column after the sliding weights' in a Track, and an event when
+        # it reaches 0: there the flow is no longer unique
+        if watch is None:
+            self.watch, self.watch_cols = (prev.watch, prev.watch_cols) if prev is not None else ((), None)
+        else:
+            self.watch, self.watch_cols = watch, fl.watch_cols(watch)
         if prev is not None and not changed:  # a refresh: the same pattern, so the same H
             for name in _SPECTRAL:
                 setattr(self, name, getattr(prev, name))

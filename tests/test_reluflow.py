@@ -139,6 +139,84 @@ def test_the_spectrum_is_that_of_the_velocity_gram_matrix(m):
     assert checked >= 5 and sliding >= 1
 
 
+# (m, n, d, seed) of generated networks (as in the test above) in which a neuron dies: its last
+# active entries reach their kinks, and it stops. Before neuron deaths were resolved, each of
+# these was degenerate (untrusted from the death on)
+DEATHS = [(5, 3, 4, 1), (9, 1, 2, 3), (8, 5, 4, 4), (8, 2, 2, 8), (9, 3, 3, 33), (7, 1, 4, 44)]
+
+
+@pytest.mark.parametrize("m,n,d,seed", DEATHS)
+def test_a_neuron_that_dies_is_resolved_and_agrees_with_the_references(m, n, d, seed):
+    X, y, a, W0 = _problem(m, n, d, seed)
+    run, _ = _compare(X, y, a, W0, 2.0, 4e-3, slack=2.0)
+    assert run.extra["deaths"] >= 1 and run.extra["degenerate"] == 0
+
+
+@pytest.mark.parametrize("m,n,d,seed", [(7, 5, 3, 1426), (10, 2, 3, 2846), (6, 3, 2, 2944)])
+def test_a_dead_neuron_that_could_revive_makes_the_flow_untrusted_there(m, n, d, seed):
+    """A dead neuron k stays dead as the only solution while a_k r_j > 0 on its kinks j; where
+    one a_k r_j reaches 0 it could revive or not, and the flow is untrusted from that event on.
+    Up to just before it, the flow is trusted and agrees with the references."""
+    X, y, a, W0 = _problem(m, n, d, seed)
+    pts = []
+    run = ReluFlow(X, y, a, 2.0).run(W0, lambda p: pts.append(p) or True, [2.0])
+    assert run.extra["deaths"] >= 1 and run.extra["revivable"] >= 1
+    first = next(p for p in pts if not p.trusted)
+    assert first.event and all(p.trusted for p in pts if p.t < first.t)
+    r = np.abs(first.residual)
+    assert r.min() <= 1e-9 * r.max()  # (there a residual entry is 0)
+    run, _ = _compare(X, y, a, W0, 0.99 * first.t, 4e-3, slack=2.0)
+    assert run.extra["deaths"] >= 1 and run.extra["degenerate"] == 0
+
+
+@settings(max_examples=300)
+@given(n=st.integers(1, 6), d=st.integers(2, 5), u=st.integers(1, 4), seed=st.integers(0, 2**31),
+       keep=st.booleans())
+def test_a_death_is_declared_only_where_no_choice_revives_the_neuron(n, d, u, seed, keep):
+    """ReluFlow.dies against the reference enumeration: neuron k with w on the kinks of U (|U| < d,
+    so not at the origin), its other entries off, none of them active. Where dies says so, no
+    choice with margin > −1e-12 sends an entry to z > 0, for every residual (a_k r_j > 0 on U,
+    as the residuals drawn with ``keep``); otherwise some a_k r_j on U is not > 0."""
+    rng = np.random.default_rng(seed)
+    u = min(u, n, d - 1)
+    w = rng.standard_normal(d)
+    X = rng.standard_normal((n, d))
+    X[:u] -= np.outer(X[:u] @ w, w) / (w @ w)  # on their kinks: x_j·w = 0
+    X[u:] *= -np.sign(X[u:] @ w)[:, None]  # off theirs: x_i·w < 0
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    assume_off = (X[u:] @ w < -1e-6).all()
+    fl = ReluFlow(X, rng.choice([-1.0, 1.0], n), rng.choice([-1.0, 1.0], 3), 1.0)
+    k = int(rng.integers(3))
+    surface = list(range(u))
+    r = rng.standard_normal(n)
+    if keep:
+        r[:u] = np.abs(r[:u]) * np.sign(fl.a_m[k])
+    S_k = np.zeros(n, dtype=bool)
+    S_k[:u] = rng.random(u) < 0.5
+    got = fl.dies(k, r, S_k, surface, w, 1e-12)
+    a = float(fl.a_m[k])
+    scale = abs(a) * float(np.abs(r) @ np.linalg.norm(X, axis=1)) + 1e-300
+    ar = [a * r[j] * (X[j] @ X[j]) / scale for j in surface]
+    if assume_off:
+        assert got == all(v > 1e-9 for v in ar)
+    if got:
+        for choice, signs, B, margin in ref.filippov_choices(X, a, r, S_k, surface, {}):
+            if margin is not None and margin > -1e-12:
+                assert not signs.any(), (choice, margin)
+    else:
+        assert not assume_off or min(ar) <= 1e-9
+
+
+def test_a_neuron_at_the_origin_does_not_die_uniquely():
+    """Two kinks in d = 2 meet only at the origin, where every entry is on its kink: there an
+    entry with a_k r_i < 0 can revive the neuron, so dies says no whatever the others."""
+    X = np.array([[1.0, 0.0], [0.0, 1.0], [-0.6, 0.8]])
+    fl = ReluFlow(X, np.ones(3), np.ones(2), 1.0)
+    r = np.array([1.0, 1.0, -1.0])
+    assert not fl.dies(0, r, np.array([True, True, False]), [0, 1], np.zeros(2), 1e-12)
+    assert fl.dies(0, r, np.array([True, False, False]), [0], np.array([0.0, -1.0]), 1e-12)
+
+
 def test_a_sliding_choice_with_dependent_kink_normals_is_skipped():
     """d = 2 with several inputs: sliding along two kinks whose normals are dependent is no
     valid choice (it crashed the solve; found by Hypothesis: m = 3, n = 4, d = 2, seed 336);
