@@ -395,7 +395,8 @@ class ReluFlow:
         # slow path)
         C = fo.CT
         if ns or nw:
-            C = np.concatenate([C] + ([md.B.reshape(ns, self.n).T] if ns else []) + ([md.watch_cols] if nw else []), axis=1)
+            C = np.concatenate([C] + ([md.B.reshape(ns, self.n).T] if ns else [])
+                               + ([md.watch_cols] if nw else []), axis=1)
         np.matmul(md.V.T, C, out=FvT)
         np.abs(FvT, out=aFT)
         return Track(fo.codes, fo.base + md.Gs @ fo.CT, FvT, aFT, FA, fo.sl, fo.zeta, fo.zeta2)
@@ -668,8 +669,11 @@ class ReluFlow:
                 S_k, B, deg = self.choose_one(k, rt, S[k], surf[0])
             else:
                 S_k, B, deg = self.choose(k, rt, S[k], surf, fixed.get(k))
-            if deg and k not in fixed and not B and not S_k.any() and self.dies(k, rt, S[k], surf, Wk[row], float(zeta_row[k]) + err_theta):
-                deg = False  # (the choice is all off: a death, unique while the watches hold)
+            # all off, by choose's rule degenerate: a death, unique while the watches hold (w_k's
+            # error: ζ and the budget)
+            if (deg and k not in fixed and not B and not S_k.any()
+                    and self.dies(k, rt, S[k], surf, Wk[row], float(zeta_row[k]) + err_theta)):
+                deg = False
                 ex["deaths"] += 1
                 watch += tuple((k, j) for j in surf)
             degenerate |= deg
