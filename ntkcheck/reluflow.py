@@ -236,6 +236,11 @@ class ReluFlow:
         return out
 
     # -- the choice at a kink ------------------------------------------------------------
+    def _margin_scale(self, a: float, r: np.ndarray) -> float:
+        """What a choice's margins x_j·w′ are measured against (the 10⁻⁹ of :meth:`choose`):
+        |a_k|·(|r|·‖x‖)·max‖x‖, a bound on the size of every |x_j·w′| for neuron k."""
+        return abs(a) * float(np.abs(r) @ self.xnorm) * self.xmax + 1e-300
+
     def choose(self, k: int, r: np.ndarray, S_k: np.ndarray, surface: list[int],
                fixed: dict[int, int] | None = None) -> tuple[np.ndarray, tuple[int, ...], bool]:
         """Neuron k with ``surface`` entries on their kinks: each leaves to z > 0 (1), to z < 0
@@ -253,7 +258,7 @@ class ReluFlow:
         # leaving to z > 0), the sliding weights c_B = −G_BB⁻¹ x_B·b keep x_B·w′ = 0, and
         # x_j·w′ = −a (x_j·b + Σ_{l ∈ B} G_jl c_l): scalars on at most MAX_SURFACE entries
         a = float(self.a_m[k])
-        scale = abs(a) * float(np.abs(r) @ self.xnorm) * self.xmax + 1e-300
+        scale = self._margin_scale(a, r)
         base = r * S_k
         base[surface] = 0.0
         p0 = (self.G[surface] @ base).tolist()  # x_j·b0
@@ -303,7 +308,7 @@ class ReluFlow:
         The same margins as :meth:`choose` up to rounding, so the same choice (tested)."""
         # (Python floats: the same arithmetic as numpy's scalars, faster; a non-finite s is no choice)
         a, Gjj, rj = self._a_m[k], float(self.G[j, j]), float(r[j])
-        scale = abs(a) * float(np.abs(r) @ self.xnorm) * self.xmax + 1e-300
+        scale = self._margin_scale(a, r)
         rk = r * S_k
         rk[j] = 0.0
         xb0 = float(self.G[j] @ rk)  # x_j·b0
@@ -345,7 +350,7 @@ class ReluFlow:
         if not off.all() or len(surface) >= self.d and np.linalg.matrix_rank(self.X[surface]) >= self.d:
             return False
         a = self._a_m[k]
-        scale = abs(a) * float(np.abs(r) @ self.xnorm) * self.xmax + 1e-300
+        scale = self._margin_scale(a, r)
         return all(a * float(r[j]) * float(self.G[j, j]) / scale > 1e-9 for j in surface)
 
     def watch_cols(self, watch: tuple[tuple[int, int], ...]) -> np.ndarray | None:
@@ -663,8 +668,6 @@ class ReluFlow:
                 degenerate = True
                 surf = surf[:MAX_SURFACE]
             changed.append((k, S[k].copy(), slide.get(k, ())))
-            if watch and any(w[0] == k for w in watch):  # (not expected: a dead neuron has no events)
-                watch = tuple(w for w in watch if w[0] != k)
             if len(surf) == 1 and k not in fixed:
                 S_k, B, deg = self.choose_one(k, rt, S[k], surf[0])
             else:
