@@ -1,10 +1,13 @@
 """The exact event-driven ReLU flow against closed forms and fine RK4 references."""
+from decimal import Decimal, localcontext
+
 import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from scipy.linalg import expm
 
+import reference_hpflow as hp
 import reference_ntk as ref
 from ntkcheck.reluflow import ReluFlow
 
@@ -88,6 +91,82 @@ def test_the_exact_flow_agrees_with_references_on_generated_small_networks(m, n,
     # regular, and twice their differences
     _compare(X, y, a, W0, 0.5, 1e-3, slack=2.0)
 
+
+
+def _true_errors(m, n, d, seed, T):
+    """The exact flow against the 50-digit reference at T/4, T/2 and T: the flow's run, the
+    reference's counts, and for each time (‖δW‖_F, its error_theta, ‖δr‖, its error_u) with δ
+    formed in decimal arithmetic. None where the reference does not follow the flow (a kink it
+    does not resolve) or the flow is degenerate (the two may then follow different solutions)."""
+    X, y, a, W0 = _problem(m, n, d, seed)
+    times = [T / 4, T / 2, T]
+    run, pts, _ = _exact(X, y, a, W0, T, times)
+    if run.extra["degenerate"]:
+        return None
+    try:
+        got, counts = hp.hp_flow(W0, X, y, a, times)
+    except hp.Unsupported:
+        return None
+    rows = []
+    with localcontext() as ctx:
+        ctx.prec = hp.DIGITS
+        D = Decimal
+        for p, (Wd, rd) in zip(pts, got):
+            W = p.theta.reshape(W0.shape)
+            dw = sum((D(float(W[k, l])) - Wd[k][l]) ** 2 for k in range(m) for l in range(d)).sqrt()
+            dr = sum((D(float(p.residual[i])) - rd[i]) ** 2 for i in range(n)).sqrt()
+            rows.append((float(dw), p.error_theta, float(dr), p.error_u))
+    assert all(p.trusted for p in pts)
+    return run, counts, rows
+
+
+def test_the_high_precision_reference_solves_a_mode_in_closed_form():
+    # no kink is reached before T here: the flow is θ′ = −JᵀJθ + Jᵀy with J fixed, e^{At} exactly
+    m, n, d, T = 6, 3, 3, 2.0
+    X, y, a, W0 = _problem(m, n, d, 0)
+    got, counts = hp.hp_flow(W0, X, y, a, [T])
+    assert sum(counts.values()) == 0
+    S = W0 @ X.T > 0
+    J = np.zeros((n, m * d))
+    for i in range(n):
+        for k in range(m):
+            J[i, k * d:(k + 1) * d] = a[k] / np.sqrt(m) * S[k, i] * X[i]
+    A = np.zeros((m * d + 1, m * d + 1))
+    A[:-1, :-1], A[:-1, -1] = -J.T @ J, J.T @ y
+    want = (expm(A * T) @ np.append(W0.ravel(), 1.0))[:-1].reshape(m, d)
+    W = np.array([[float(v) for v in row] for row in got[0][0]])
+    np.testing.assert_allclose(W, want, rtol=0, atol=1e-13)
+    np.testing.assert_allclose([float(v) for v in got[0][1]], J @ want.ravel() - y, rtol=0, atol=1e-13)
+
+
+# (m, n, d, seed, T, the reference's counts): crossings, deaths, sliding
+HP_CASES = [(6, 3, 3, 44, 2.0, {"crossings": 7, "deaths": 0, "arrivals": 0, "releases": 0}),
+            (6, 3, 3, 17, 2.0, {"crossings": 2, "deaths": 5, "arrivals": 0, "releases": 0}),
+            (6, 3, 3, 43, 2.0, {"crossings": 0, "deaths": 0, "arrivals": 1, "releases": 1})]
+
+
+@pytest.mark.parametrize("m,n,d,seed,T,counts", HP_CASES)
+def test_the_error_budget_bounds_the_true_error_against_a_high_precision_reference(m, n, d, seed, T, counts):
+    got = _true_errors(m, n, d, seed, T)
+    assert got is not None
+    run, ref_counts, rows = got
+    assert ref_counts == counts
+    ex = run.extra
+    assert (ex["crossings"], ex["deaths"], ex["arrivals"], ex["releases"]) == (
+        counts["crossings"] + counts["deaths"], counts["deaths"], counts["arrivals"], counts["releases"])
+    for dw, err_theta, dr, err_u in rows:
+        assert dw <= err_theta and dr <= err_u, rows
+
+
+@settings(max_examples=30)
+@given(m=st.integers(1, 10), n=st.integers(1, 4), d=st.integers(2, 4), seed=st.integers(0, 2**31),
+       T=st.sampled_from([1.0, 4.0]))
+def test_the_error_budget_bounds_the_true_error_on_generated_small_networks(m, n, d, seed, T):
+    got = _true_errors(m, n, d, seed, T)
+    if got is None:
+        return  # (about one case in five: a kink the reference does not resolve, or degenerate)
+    for dw, err_theta, dr, err_u in got[2]:
+        assert dw <= err_theta and dr <= err_u, got[2]
 
 
 def test_output_weights_other_than_plus_minus_one_are_refused():
