@@ -29,3 +29,22 @@ def test_lemma23_at_a_large_width_passes_and_fails_as_expected():
     assert ok.verdict == PASS
     bad = ntkcheck.run_check("lemma23", m=1 << 14, n=100, d=20, trials=5, sets=["claim.c=1e7"])
     assert bad.rows[0].verdict == FAIL
+
+
+def test_the_exact_flows_error_budget_bounds_its_true_error_over_many_networks():
+    # 600 networks against the 50-digit reference (test_reluflow.py runs 30 generated ones and
+    # four chosen ones by default; docs/methods.md gives the figures of a sweep of 2000)
+    from test_reluflow import _true_errors
+
+    rng = np.random.default_rng(3)
+    compared, worst = 0, 0.0
+    for _ in range(600):
+        m, n, d = int(rng.integers(2, 17)), int(rng.integers(2, 6)), int(rng.integers(2, 6))
+        got = _true_errors(m, n, d, int(rng.integers(10**6)), float(rng.choice([1.0, 2.0, 4.0, 8.0])))
+        if got is None:
+            continue
+        compared += 1
+        for dw, err_theta, dr, err_u in got[2]:
+            worst = max(worst, dw / err_theta, dr / err_u)
+    assert compared >= 400  # (the reference resolves about 80% of them)
+    assert worst <= 1.0
