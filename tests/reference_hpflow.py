@@ -167,7 +167,8 @@ def _first_root(c, h, fact):
 
 def hp_flow(W0, X, y, a, times):
     """(W, r) at each of the increasing ``times`` > 0, as nested lists of Decimals, and the counts
-    of crossings, deaths, arrivals on a kink to slide there and releases from one. Raises Unsupported (see the module docstring)."""
+    of crossings, deaths, arrivals on a kink (to slide there) and releases from one. Raises
+    Unsupported (see the module docstring)."""
     with localcontext() as ctx:
         ctx.prec = DIGITS
         m = len(W0)
