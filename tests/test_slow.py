@@ -32,7 +32,7 @@ def test_lemma23_at_a_large_width_passes_and_fails_as_expected():
 
 
 def test_the_exact_flows_error_budget_bounds_its_true_error_over_many_networks():
-    # 600 networks against the 50-digit reference (test_reluflow.py runs 30 generated ones and
+    # 600 networks against the 50-digit reference (test_reluflow.py runs 60 generated ones and
     # four chosen ones by default; docs/methods.md gives the figures of a sweep of 2000)
     from test_reluflow import _true_errors
 
