@@ -702,19 +702,16 @@ class ReluFlow:
                 dt = min((xj * 8 * self.n * _EPS * wk + float(zeta_row[k]) * xj)
                          / max(abs(speeds[j]), 1e-300), self.T)
                 err_theta += dt * abs(self._a_m[k] * float(rt[j])) * xj
-            old_S, a = changed[-1][1], self._a_m[k]  # (a copy: S[k] is overwritten next)
+            z_old = self.X @ Wk[row]
             S[k] = S_k
             if B:
                 slide[k] = B
                 shift = self.plane(B)[0] @ Wk[row]  # onto the kinks exactly
                 err_theta += float(np.sqrt(shift @ shift))
-                z_old = self.X @ Wk[row]
                 Wk[row] -= shift
-                du += a * (S_k * (self.X @ Wk[row]) - old_S * z_old)  # (every active z moved)
             else:
                 slide.pop(k, None)
-                for j in (S_k != old_S).nonzero()[0].tolist():  # (the row is the same: the flips)
-                    du[j] += (a if S_k[j] else -a) * float(self.X[j] @ Wk[row])
+            du += self._a_m[k] * (S_k * (self.X @ Wk[row] if B else z_old) - changed[-1][1] * z_old)
         for k, w in zip(ks, Wk):
             self.Wa[k] = w
         if len(ks) == 1:  # (most events: a row, not a fancy-indexed assignment)
