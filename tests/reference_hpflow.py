@@ -93,13 +93,15 @@ class _Net:
         return out
 
     def taylor(self, W):
-        """W's derivatives D_0 … D_ORDER (D_{j+1} = the linear part applied to D_j, j ≥ 1), and
-        the residual's r_0 … r_ORDER."""
+        """W's derivatives D_0 … D_ORDER (D_{j+1} = the linear part applied to D_j, j ≥ 1)."""
         D = [W, self.velocity(W)]
         for _ in range(ORDER - 1):
             D.append(self.velocity(D[-1], with_y=False))
-        R = [self.outputs(W)] + [self.outputs(D[j], with_y=False) for j in range(1, ORDER + 1)]
-        return D, R
+        return D
+
+    def residuals(self, D):
+        """The residual's derivatives r_0 … r_ORDER from W's (r_0 = u(W) − y, r_j = u(D_j))."""
+        return [self.outputs(D[0])] + [self.outputs(D[j], with_y=False) for j in range(1, len(D))]
 
     def weights(self, k, R, sg):
         """Sliding entry j of neuron k: the Taylor coefficients of σc and σ(r_j − c), c = s r_j =
@@ -188,7 +190,8 @@ def hp_flow(W0, X, y, a, times):
             T = Decimal(float(target))
             while t < T:
                 h = min(hmax, T - t)
-                D, R = net.taylor(W)
+                D = net.taylor(W)
+                R = net.residuals(D) if dead or net.slide else None  # (for the watched weights)
                 hits = []
                 for k in range(m):
                     for i in range(n):
@@ -227,7 +230,7 @@ def hp_flow(W0, X, y, a, times):
                     S[k][j] = i == 1
                     counts["releases"] += 1
                     # tangential release: z′ = 0 here, so z″ must carry it into its side
-                    D2, _ = net.taylor(W)
+                    D2 = net.taylor(W)
                     if not (1 if i == 1 else -1) * _dot(D2[2][k], Xd[j]) > TINY:
                         raise Unsupported("a released entry does not move into its side (a graze)")
                     continue
