@@ -19,9 +19,16 @@ continuation there is when it is unique:
   off x_j): the Filippov velocity with the entry's weight s = −x_j·b0/(r_j‖x_j‖²) ∈ (0, 1). The
   weights σs r_j and σ(1 − s) r_j (σ = sign r_j) are watched; where one reaches 0 the entry
   leaves its kink to z < 0 or z > 0, tangentially, and must then move into that side.
+* *a surface*: a sliding neuron reaches another kink, or one of several sliding entries is
+  released. Each entry of the surface U (the kinks the neuron is on) may leave to z > 0, to
+  z < 0 or slide (weights c_B = −G_BB⁻¹ x_B·b keep x_B·w′ = 0 for the sliding set B, b the
+  sum over the entries leaving to z > 0 and the active ones off U); the choice whose every
+  entry is strictly consistent (x_j·w′ beyond TINY on its side, c_j/r_j ∈ (0, 1)) is the
+  continuation when there is exactly one. The neuron's velocity is then −(a_k/√m) P_B b, and
+  each sliding entry's two weights are watched as above.
 
-Anything else — a kink reached by a neuron that already slides, two kinks at the same instant,
-a graze, a repelling kink — raises Unsupported, and the caller skips that case.
+Anything else — two kinks at the same instant, a graze, a repelling kink, no or several
+consistent choices — raises Unsupported, and the caller skips that case.
 
 What it is for: its error (about 1e-40) is far below the rounding of a float64 flow (1e-16), so
 the difference between ntkcheck's exact flow and this one *is* that flow's true error, which its
@@ -31,6 +38,7 @@ kinks: their own error, 1e-6 or so, hides a budget of 1e-13.)
 from __future__ import annotations
 
 from decimal import Decimal, localcontext
+from itertools import product
 
 DIGITS = 50
 ORDER = 40
@@ -50,9 +58,28 @@ def _dot(u, v):
     return sum(p * q for p, q in zip(u, v))
 
 
+def _solve(A, b):
+    """x with A x = b (Gaussian elimination with partial pivoting), or None if a pivot is below
+    1e-30: the kinks' normals are (nearly) dependent."""
+    n = len(b)
+    M = [list(row) + [v] for row, v in zip(A, b)]
+    for c in range(n):
+        p = max(range(c, n), key=lambda i: abs(M[i][c]))
+        if abs(M[p][c]) < Decimal("1e-30"):
+            return None
+        M[c], M[p] = M[p], M[c]
+        for i in range(c + 1, n):
+            f = M[i][c] / M[c][c]
+            M[i] = [u - f * v for u, v in zip(M[i], M[c])]
+    x = [Decimal(0)] * n
+    for c in reversed(range(n)):
+        x[c] = (M[c][n] - sum(M[c][l] * x[l] for l in range(c + 1, n))) / M[c][c]
+    return x
+
+
 class _Net:
     """The inputs (Decimal), a_k/√m, the pattern S (sliding entries count as off: σ(0) = 0) and
-    the sliding entry of each sliding neuron."""
+    the sliding entries B of each sliding neuron (a sorted tuple)."""
 
     def __init__(self, X, y, a, m):
         self.X = [[Decimal(float(v)) for v in row] for row in X]
@@ -61,7 +88,19 @@ class _Net:
         self.ad = [Decimal(float(v)) / sm for v in a]
         self.m, self.n, self.d = m, len(self.X), len(self.X[0])
         self.S = None
-        self.slide: dict[int, int] = {}
+        self.slide: dict[int, tuple[int, ...]] = {}
+
+    def gram(self, B):
+        return [[_dot(self.X[i], self.X[j]) for j in B] for i in B]
+
+    def project(self, row, B):
+        """row − X_Bᵀ G_BB⁻¹ X_B row: the part of ``row`` along the planes x_j·w = 0, j ∈ B."""
+        if not B:
+            return row
+        c = _solve(self.gram(B), [_dot(self.X[j], row) for j in B])
+        if c is None:
+            raise Unsupported("a sliding neuron's kinks have dependent normals")
+        return [row[l] - sum(cj * self.X[j][l] for cj, j in zip(c, B)) for l in range(self.d)]
 
     def outputs(self, V, with_y=True):
         """r = u(V) − y in the pattern (u_i = Σ_k (a_k/√m) S_ki v_k·x_i), or u(V) alone."""
@@ -79,18 +118,10 @@ class _Net:
         return row
 
     def velocity(self, V, with_y=True):
-        """W′ = −(a_k/√m) b0_k for each row, projected off x_j for a neuron sliding on entry j."""
+        """W′ = −(a_k/√m) b0_k for each row, projected off x_j, j ∈ B, for a neuron sliding on B."""
         rho = self.outputs(V, with_y)
-        out = []
-        for k in range(self.m):
-            row = [-self.ad[k] * v for v in self.b0(k, rho)]
-            j = self.slide.get(k)
-            if j is not None:
-                xj = self.X[j]
-                c = _dot(row, xj) / _dot(xj, xj)
-                row = [row[l] - c * xj[l] for l in range(self.d)]
-            out.append(row)
-        return out
+        return [self.project([-self.ad[k] * v for v in self.b0(k, rho)], self.slide.get(k, ()))
+                for k in range(self.m)]
 
     def taylor(self, W):
         """W's derivatives D_0 … D_ORDER (D_{j+1} = the linear part applied to D_j, j ≥ 1)."""
@@ -103,14 +134,53 @@ class _Net:
         """The residual's derivatives r_0 … r_ORDER from W's (r_0 = u(W) − y, r_j = u(D_j))."""
         return [self.outputs(D[0])] + [self.outputs(D[j], with_y=False) for j in range(1, len(D))]
 
-    def weights(self, k, R, sg):
-        """Sliding entry j of neuron k: the Taylor coefficients of σc and σ(r_j − c), c = s r_j =
-        −x_j·b0/‖x_j‖² (σ = ``sg``): both ≥ 0 while s ∈ [0, 1]."""
-        j = self.slide[k]
-        xj = self.X[j]
-        g = _dot(xj, xj)
-        c = [-_dot(xj, self.b0(k, rho)) / g for rho in R]
-        return [sg * v for v in c], [sg * (rho[j] - v) for rho, v in zip(R, c)]
+    def weights(self, k, R, sides):
+        """Neuron k's sliding entries j ∈ B: (j, the Taylor coefficients of σ_j c_j and of
+        σ_j (r_j − c_j)), c = s ∘ r_B = −G_BB⁻¹ X_B b0 (σ_j = ``sides[j]``): both ≥ 0 while
+        s_j ∈ [0, 1]."""
+        B = self.slide[k]
+        G = self.gram(B)
+        cs = [_solve(G, [-_dot(self.X[j], self.b0(k, rho)) for j in B]) for rho in R]
+        return [(j, [sides[j] * c[p] for c in cs], [sides[j] * (rho[j] - c[p]) for rho, c in zip(R, cs)])
+                for p, j in enumerate(B)]
+
+    def choose(self, W, k, U, fixed, arriving):
+        """Neuron k on the kinks U: the one strictly consistent choice (P, B) — the entries leaving
+        to z > 0 and those sliding — with the entries ``fixed`` (j: 1 to z > 0, 0 to z < 0)
+        leaving to their side; the entry ``arriving`` (if any) must cross or slide, not return.
+        None if there is none; raises Unsupported if there are several."""
+        rho = self.outputs(W)
+        X = self.X
+        base = [Decimal(0)] * self.d
+        for i in range(self.n):
+            if self.S[k][i] and i not in U:
+                base = [base[l] + rho[i] * X[i][l] for l in range(self.d)]
+        found = []
+        for choice in product(*[(fixed[j],) if j in fixed else (0, 1, 2) for j in U]):
+            P = [j for j, c in zip(U, choice) if c == 1]
+            B = tuple(j for j, c in zip(U, choice) if c == 2)
+            b = base
+            for j in P:
+                b = [b[l] + rho[j] * X[j][l] for l in range(self.d)]
+            c = _solve(self.gram(B), [-_dot(X[j], b) for j in B]) if B else []
+            if c is None:
+                continue
+            v = [b[l] + sum(cj * X[j][l] for cj, j in zip(c, B)) for l in range(self.d)]
+            wd = [-self.ad[k] * x for x in v]
+            ok = all(abs(rho[j]) > TINY and TINY < cj / rho[j] < 1 - TINY for cj, j in zip(c, B))
+            for j, ch in zip(U, choice):
+                if ch != 2 and j not in fixed:
+                    ok = ok and (1 if ch == 1 else -1) * _dot(X[j], wd) > TINY
+            if ok:
+                found.append((P, B, choice))
+        if not found:
+            return None
+        if len(found) > 1:
+            raise Unsupported(f"{len(found)} consistent choices on a surface of {len(U)} kinks")
+        P, B, choice = found[0]
+        if arriving is not None and choice[U.index(arriving)] == (1 if self.S[k][arriving] else 0):
+            raise Unsupported("an arriving entry is sent back to its side (a repelling kink)")
+        return P, B
 
 
 def _fact(N):
@@ -185,7 +255,7 @@ def hp_flow(W0, X, y, a, times):
         t, out = Decimal(0), []
         counts = {"crossings": 0, "deaths": 0, "arrivals": 0, "releases": 0}
         dead: list[tuple[int, int]] = []  # (k, j): neuron k died at entry j; dead while a_k r_j > 0
-        side: dict[int, int] = {}  # a sliding neuron's σ = sign r_j when it started to slide
+        side: dict[int, dict[int, int]] = {}  # a sliding neuron's σ_j = sign r_j when j started to slide
         for target in times:
             T = Decimal(float(target))
             while t < T:
@@ -195,7 +265,7 @@ def hp_flow(W0, X, y, a, times):
                 hits = []
                 for k in range(m):
                     for i in range(n):
-                        if net.slide.get(k) == i:
+                        if i in net.slide.get(k, ()):
                             continue
                         sg = 1 if S[k][i] else -1
                         c = [sg * _dot(D[j][k], Xd[i]) for j in range(ORDER + 1)]
@@ -209,12 +279,13 @@ def hp_flow(W0, X, y, a, times):
                     if c[0] <= TINY or _first_root(c, h, fact) is not None:
                         raise Unsupported("a dead neuron could revive (a_k r_j = 0)")
                 for k in net.slide:
-                    for leave, c in zip((0, 1), net.weights(k, R, side[k])):
-                        if c[0] <= TINY:
-                            raise Unsupported("a sliding weight at 0 or 1")
-                        s = _first_root(c, h, fact)
-                        if s is not None:
-                            hits.append((s, "leave", k, leave))
+                    for j, f1, f2 in net.weights(k, R, side[k]):
+                        for leave, c in ((0, f1), (1, f2)):
+                            if c[0] <= TINY:
+                                raise Unsupported("a sliding weight at 0 or 1")
+                            s = _first_root(c, h, fact)
+                            if s is not None:
+                                hits.append((s, "leave", k, (j, leave)))
                 if not hits:  # (t = T itself at the last step: t + h may round below T)
                     W, t = _at(D, h, fact), (T if h == T - t else t + h)
                     continue
@@ -223,23 +294,57 @@ def hp_flow(W0, X, y, a, times):
                     raise Unsupported("two events at the same instant")
                 s, what, k, i = hits[0]
                 W, t = _at(D, s, fact), t + s
-                if k in net.slide and what == "entry":
-                    raise Unsupported("a kink reached by a sliding neuron")
-                if what == "leave":  # the weight s reached 0 (i = 0: off, z < 0) or 1 (on, z > 0)
-                    j = net.slide.pop(k)
-                    S[k][j] = i == 1
-                    counts["releases"] += 1
-                    # tangential release: z′ = 0 here, so z″ must carry it into its side
-                    D2 = net.taylor(W)
-                    if not (1 if i == 1 else -1) * _dot(D2[2][k], Xd[j]) > TINY:
-                        raise Unsupported("a released entry does not move into its side (a graze)")
+                sg = 1 if what == "entry" and S[k][i] else -1  # (the side an entry leaves)
+                before = sg * _dot(net.velocity(W)[k], Xd[i]) if what == "entry" else None
+                if what == "entry" and not before < -TINY:
+                    raise Unsupported("a kink reached without speed (a graze)")
+                if k in net.slide:
+                    # a surface: a sliding neuron reaches another kink (i), or a sliding weight
+                    # reaches 0 (i = (j, 0): entry j leaves to z < 0) or 1 (i = (j, 1): to z > 0)
+                    B = net.slide[k]
+                    fixed = dict([i]) if what == "leave" else {}
+                    U = sorted(set(B) | ({i} if what == "entry" else set()))
+                    got = net.choose(W, k, U, fixed, i if what == "entry" else None)
+                    if got is None:
+                        # no consistent choice: a death if no entry off U is active and each a_k r_j,
+                        # j ∈ U, is > 0 — then any velocity −a_k Σ_{j∈U} s_j r_j x_j =: −a_k b with an
+                        # entry leaving to z > 0 (s_j = 1, x_j·w′ > 0) would give a_k b·w′ > 0, yet
+                        # a_k b·w′ = −a_k²‖b‖² ≤ 0: w_k′ = 0 is the only continuation
+                        rho = net.outputs(W)
+                        if (fixed or any(S[k][l] for l in range(n) if l not in U) or len(U) >= net.d
+                                or not all(net.ad[k] * rho[j] > TINY for j in U)):
+                            raise Unsupported(f"no consistent choice on a surface of {len(U)} kinks")
+                        counts["deaths"] += 1
+                        counts["releases"] += len(B)
+                        for j in U:
+                            S[k][j] = False
+                        net.slide.pop(k)
+                        dead.extend((k, j) for j in U)
+                        continue
+                    P, Bn = got
+                    for j in U:
+                        if j in B:
+                            counts["releases"] += j not in Bn
+                        else:
+                            counts["crossings" if j not in Bn else "arrivals"] += 1
+                        S[k][j] = j in P
+                    if Bn:
+                        net.slide[k] = Bn
+                        W[k] = net.project(W[k], Bn)  # onto its kinks exactly (moves ~η)
+                        rho = net.outputs(W)
+                        if any(abs(rho[j]) <= TINY for j in Bn):
+                            raise Unsupported("a slide with r_j = 0")
+                        side[k] = {j: 1 if rho[j] > 0 else -1 for j in Bn}
+                    else:
+                        net.slide.pop(k)
+                    if fixed:  # a tangential release: z′ = 0 here, so z″ must carry it into its side
+                        (j, leave), = fixed.items()
+                        D2 = net.taylor(W)
+                        if not (1 if leave == 1 else -1) * _dot(D2[2][k], Xd[j]) > TINY:
+                            raise Unsupported("a released entry does not move into its side (a graze)")
                     continue
-                sg = 1 if S[k][i] else -1  # (the side it leaves)
-                before = sg * _dot(net.velocity(W)[k], Xd[i])
                 S[k][i] = not S[k][i]
                 after = sg * _dot(net.velocity(W)[k], Xd[i])
-                if not before < -TINY:
-                    raise Unsupported("a kink reached without speed (a graze)")
                 if after < -TINY:
                     counts["crossings"] += 1
                 elif after == 0 and not any(S[k]):  # (before = −(a_k/√m) r_i ‖x_i‖² < 0: a_k r_i > 0)
@@ -247,15 +352,13 @@ def hp_flow(W0, X, y, a, times):
                     counts["deaths"] += 1
                 elif after > TINY:  # both sides push it onto its kink: it slides there
                     S[k][i] = False  # (σ(0) = 0: a sliding entry adds nothing to u)
-                    net.slide[k] = i
+                    net.slide[k] = (i,)
                     counts["arrivals"] += 1
-                    xi = Xd[i]
-                    c = _dot(W[k], xi) / _dot(xi, xi)
-                    W[k] = [W[k][l] - c * xi[l] for l in range(net.d)]  # onto x_i·w = 0 (moves η/‖x_i‖)
+                    W[k] = net.project(W[k], (i,))  # onto x_i·w = 0 (moves η/‖x_i‖)
                     rj = net.outputs(W)[i]
                     if abs(rj) <= TINY:
                         raise Unsupported("a slide with r_j = 0")
-                    side[k] = 1 if rj > 0 else -1
+                    side[k] = {i: 1 if rj > 0 else -1}
                 else:
                     raise Unsupported("a kink with no unique continuation")
             u = [sum(net.ad[k] * max(_dot(W[k], Xd[i]), Decimal(0)) for k in range(m)) for i in range(n)]
