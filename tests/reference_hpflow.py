@@ -27,8 +27,10 @@ continuation there is when it is unique:
   continuation when there is exactly one. The neuron's velocity is then −(a_k/√m) P_B b, and
   each sliding entry's two weights are watched as above.
 
-Anything else — two kinks at the same instant, a graze, a repelling kink, no or several
-consistent choices — raises Unsupported, and the caller skips that case.
+Events within TINY (1e-20) of one another are one instant, resolved neuron by neuron (two kinks
+of one neuron at once are a surface). Anything else — a graze, a repelling kink, no or several
+consistent choices, a dead neuron that could revive — raises Unsupported, and the caller skips
+that case.
 
 What it is for: its error (about 1e-40) is far below the rounding of a float64 flow (1e-16), so
 the difference between ntkcheck's exact flow and this one *is* that flow's true error, which its
@@ -147,7 +149,7 @@ class _Net:
     def choose(self, W, k, U, fixed, arriving):
         """Neuron k on the kinks U: the one strictly consistent choice (P, B) — the entries leaving
         to z > 0 and those sliding — with the entries ``fixed`` (j: 1 to z > 0, 0 to z < 0)
-        leaving to their side; the entry ``arriving`` (if any) must cross or slide, not return.
+        leaving to their side; each entry ``arriving`` must cross or slide, not return.
         None if there is none; raises Unsupported if there are several."""
         rho = self.outputs(W)
         X = self.X
@@ -178,7 +180,7 @@ class _Net:
         if len(found) > 1:
             raise Unsupported(f"{len(found)} consistent choices on a surface of {len(U)} kinks")
         P, B, choice = found[0]
-        if arriving is not None and choice[U.index(arriving)] == (1 if self.S[k][arriving] else 0):
+        if any(choice[U.index(i)] == (1 if self.S[k][i] else 0) for i in arriving):
             raise Unsupported("an arriving entry is sent back to its side (a repelling kink)")
         return P, B
 
@@ -237,6 +239,81 @@ def _first_root(c, h, fact):
     return None
 
 
+def _resolve(net, W, k, entries, fixed, counts, dead, side):
+    """Neuron k at an instant where its ``entries`` reach their kinks and its sliding entries
+    ``fixed`` (j: 0 or 1) have a weight at 0 or 1: the continuation (the module docstring), with
+    W[k], the pattern, the counts, the dead neurons' watches and the sliding sides updated."""
+    S, Xd, n = net.S, net.X, net.n
+    vel = net.velocity(W)[k]
+    for i in entries:  # (σ: the side the entry leaves)
+        if not (1 if S[k][i] else -1) * _dot(vel, Xd[i]) < -TINY:
+            raise Unsupported("a kink reached without speed (a graze)")
+    if k in net.slide or fixed or len(entries) > 1:
+        # a surface: a sliding neuron reaches another kink, a sliding weight reaches 0 (j: 0,
+        # entry j leaves to z < 0) or 1 (j: 1, to z > 0), or two kinks are reached at once
+        B = net.slide.get(k, ())
+        U = sorted(set(B) | set(entries))
+        got = net.choose(W, k, U, fixed, entries)
+        if got is None:
+            # no consistent choice: a death if no entry off U is active and each a_k r_j,
+            # j ∈ U, is > 0 — then any velocity −a_k Σ_{j∈U} s_j r_j x_j =: −a_k b with an
+            # entry leaving to z > 0 (s_j = 1, x_j·w′ > 0) would give a_k b·w′ > 0, yet
+            # a_k b·w′ = −a_k²‖b‖² ≤ 0: w_k′ = 0 is the only continuation
+            rho = net.outputs(W)
+            if (fixed or any(S[k][l] for l in range(n) if l not in U) or len(U) >= net.d
+                    or not all(net.ad[k] * rho[j] > TINY for j in U)):
+                raise Unsupported(f"no consistent choice on a surface of {len(U)} kinks")
+            counts["deaths"] += 1
+            counts["releases"] += len(B)
+            for j in U:
+                S[k][j] = False
+            net.slide.pop(k, None)
+            dead.extend((k, j) for j in U)
+            return
+        P, Bn = got
+        for j in U:
+            if j in B:
+                counts["releases"] += j not in Bn
+            else:
+                counts["crossings" if j not in Bn else "arrivals"] += 1
+            S[k][j] = j in P
+        if Bn:
+            net.slide[k] = Bn
+            W[k] = net.project(W[k], Bn)  # onto its kinks exactly (moves ~η)
+            rho = net.outputs(W)
+            if any(abs(rho[j]) <= TINY for j in Bn):
+                raise Unsupported("a slide with r_j = 0")
+            side[k] = {j: 1 if rho[j] > 0 else -1 for j in Bn}
+        else:
+            net.slide.pop(k, None)
+        if fixed:  # a tangential release: z′ = 0 here, so z″ must carry it into its side
+            D2 = net.taylor(W)
+            for j, leave in fixed.items():
+                if not (1 if leave == 1 else -1) * _dot(D2[2][k], Xd[j]) > TINY:
+                    raise Unsupported("a released entry does not move into its side (a graze)")
+        return
+    i, = entries
+    sg = 1 if S[k][i] else -1
+    S[k][i] = not S[k][i]
+    after = sg * _dot(net.velocity(W)[k], Xd[i])
+    if after < -TINY:
+        counts["crossings"] += 1
+    elif after == 0 and not any(S[k]):  # (before = −(a_k/√m) r_i ‖x_i‖² < 0: a_k r_i > 0)
+        dead.append((k, i))
+        counts["deaths"] += 1
+    elif after > TINY:  # both sides push it onto its kink: it slides there
+        S[k][i] = False  # (σ(0) = 0: a sliding entry adds nothing to u)
+        net.slide[k] = (i,)
+        counts["arrivals"] += 1
+        W[k] = net.project(W[k], (i,))  # onto x_i·w = 0 (moves η/‖x_i‖)
+        rj = net.outputs(W)[i]
+        if abs(rj) <= TINY:
+            raise Unsupported("a slide with r_j = 0")
+        side[k] = {i: 1 if rj > 0 else -1}
+    else:
+        raise Unsupported("a kink with no unique continuation")
+
+
 def hp_flow(W0, X, y, a, times):
     """(W, r) at each of the increasing ``times`` > 0, as nested lists of Decimals, and the counts
     of crossings, deaths, arrivals on a kink (to slide there) and releases from one. Raises
@@ -290,77 +367,22 @@ def hp_flow(W0, X, y, a, times):
                     W, t = _at(D, h, fact), (T if h == T - t else t + h)
                     continue
                 hits.sort()
-                if len(hits) > 1 and hits[1][0] - hits[0][0] < TINY:
-                    raise Unsupported("two events at the same instant")
-                s, what, k, i = hits[0]
+                # events within TINY of the first are one instant (two neurons with the same pattern
+                # sliding on the same kink are released together, exactly): taken at the last of
+                # their times, where each hit entry is just past its kink (an error of order
+                # TINY·|z′| ≈ 1e-20, far below a float64 flow's budget), one neuron after another
+                now = [hit for hit in hits if hit[0] - hits[0][0] < TINY]
+                s = now[-1][0]
                 W, t = _at(D, s, fact), t + s
-                sg = 1 if what == "entry" and S[k][i] else -1  # (the side an entry leaves)
-                before = sg * _dot(net.velocity(W)[k], Xd[i]) if what == "entry" else None
-                if what == "entry" and not before < -TINY:
-                    raise Unsupported("a kink reached without speed (a graze)")
-                if k in net.slide:
-                    # a surface: a sliding neuron reaches another kink (i), or a sliding weight
-                    # reaches 0 (i = (j, 0): entry j leaves to z < 0) or 1 (i = (j, 1): to z > 0)
-                    B = net.slide[k]
-                    fixed = dict([i]) if what == "leave" else {}
-                    U = sorted(set(B) | ({i} if what == "entry" else set()))
-                    got = net.choose(W, k, U, fixed, i if what == "entry" else None)
-                    if got is None:
-                        # no consistent choice: a death if no entry off U is active and each a_k r_j,
-                        # j ∈ U, is > 0 — then any velocity −a_k Σ_{j∈U} s_j r_j x_j =: −a_k b with an
-                        # entry leaving to z > 0 (s_j = 1, x_j·w′ > 0) would give a_k b·w′ > 0, yet
-                        # a_k b·w′ = −a_k²‖b‖² ≤ 0: w_k′ = 0 is the only continuation
-                        rho = net.outputs(W)
-                        if (fixed or any(S[k][l] for l in range(n) if l not in U) or len(U) >= net.d
-                                or not all(net.ad[k] * rho[j] > TINY for j in U)):
-                            raise Unsupported(f"no consistent choice on a surface of {len(U)} kinks")
-                        counts["deaths"] += 1
-                        counts["releases"] += len(B)
-                        for j in U:
-                            S[k][j] = False
-                        net.slide.pop(k)
-                        dead.extend((k, j) for j in U)
-                        continue
-                    P, Bn = got
-                    for j in U:
-                        if j in B:
-                            counts["releases"] += j not in Bn
-                        else:
-                            counts["crossings" if j not in Bn else "arrivals"] += 1
-                        S[k][j] = j in P
-                    if Bn:
-                        net.slide[k] = Bn
-                        W[k] = net.project(W[k], Bn)  # onto its kinks exactly (moves ~η)
-                        rho = net.outputs(W)
-                        if any(abs(rho[j]) <= TINY for j in Bn):
-                            raise Unsupported("a slide with r_j = 0")
-                        side[k] = {j: 1 if rho[j] > 0 else -1 for j in Bn}
+                at: dict[int, tuple[list, dict]] = {}
+                for _, what, k, i in now:
+                    entries, fixed = at.setdefault(k, ([], {}))
+                    if what == "entry":
+                        entries.append(i)
                     else:
-                        net.slide.pop(k)
-                    if fixed:  # a tangential release: z′ = 0 here, so z″ must carry it into its side
-                        (j, leave), = fixed.items()
-                        D2 = net.taylor(W)
-                        if not (1 if leave == 1 else -1) * _dot(D2[2][k], Xd[j]) > TINY:
-                            raise Unsupported("a released entry does not move into its side (a graze)")
-                    continue
-                S[k][i] = not S[k][i]
-                after = sg * _dot(net.velocity(W)[k], Xd[i])
-                if after < -TINY:
-                    counts["crossings"] += 1
-                elif after == 0 and not any(S[k]):  # (before = −(a_k/√m) r_i ‖x_i‖² < 0: a_k r_i > 0)
-                    dead.append((k, i))
-                    counts["deaths"] += 1
-                elif after > TINY:  # both sides push it onto its kink: it slides there
-                    S[k][i] = False  # (σ(0) = 0: a sliding entry adds nothing to u)
-                    net.slide[k] = (i,)
-                    counts["arrivals"] += 1
-                    W[k] = net.project(W[k], (i,))  # onto x_i·w = 0 (moves η/‖x_i‖)
-                    rj = net.outputs(W)[i]
-                    if abs(rj) <= TINY:
-                        raise Unsupported("a slide with r_j = 0")
-                    side[k] = {i: 1 if rj > 0 else -1}
-                else:
-                    raise Unsupported("a kink with no unique continuation")
+                        fixed.update([i])
+                for k in sorted(at):
+                    _resolve(net, W, k, *at[k], counts, dead, side)
             u = [sum(net.ad[k] * max(_dot(W[k], Xd[i]), Decimal(0)) for k in range(m)) for i in range(n)]
             out.append(([row[:] for row in W], [u[i] - net.y[i] for i in range(n)]))
         return out, counts

@@ -141,15 +141,18 @@ def test_the_high_precision_reference_solves_a_mode_in_closed_form():
 # (m, n, d, seed, T, the reference's counts): crossings, deaths, sliding, the case whose true
 # error exceeded its budget (by 9% at t = 2) while an event's new mode started from the old
 # mode's residual, not from u(W) − y, and surfaces: a neuron sliding on two kinks at once, a
-# sliding neuron that dies when its last active entry reaches its kink, and one with both and a
-# surface of three kinks
+# sliding neuron that dies when its last active entry reaches its kink, one with both and a
+# surface of three kinks; and instants of several events: two neurons of the same pattern
+# released from the same kink together (r_j = 0), and two kinks of one neuron reached at once
 HP_CASES = [(4, 2, 2, 987837, 8.0, {"crossings": 1, "deaths": 0, "arrivals": 1, "releases": 0}),
             (6, 3, 3, 44, 2.0, {"crossings": 7, "deaths": 0, "arrivals": 0, "releases": 0}),
             (6, 3, 3, 17, 2.0, {"crossings": 2, "deaths": 5, "arrivals": 0, "releases": 0}),
             (6, 3, 3, 43, 2.0, {"crossings": 0, "deaths": 0, "arrivals": 1, "releases": 1}),
             (8, 4, 3, 350580, 2.0, {"crossings": 2, "deaths": 0, "arrivals": 4, "releases": 0}),
             (2, 4, 4, 436871, 4.0, {"crossings": 0, "deaths": 1, "arrivals": 1, "releases": 1}),
-            (4, 3, 4, 464900, 4.0, {"crossings": 2, "deaths": 3, "arrivals": 5, "releases": 4})]
+            (4, 3, 4, 464900, 4.0, {"crossings": 2, "deaths": 3, "arrivals": 5, "releases": 4}),
+            (10, 4, 2, 724099, 8.0, {"crossings": 3, "deaths": 0, "arrivals": 3, "releases": 2}),
+            (12, 5, 4, 531882, 8.0, {"crossings": 3, "deaths": 1, "arrivals": 6, "releases": 1})]
 
 
 @pytest.mark.parametrize("m,n,d,seed,T,counts", HP_CASES)
