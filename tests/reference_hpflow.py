@@ -19,13 +19,16 @@ continuation there is when it is unique:
   off x_j): the Filippov velocity with the entry's weight s = −x_j·b0/(r_j‖x_j‖²) ∈ (0, 1). The
   weights σs r_j and σ(1 − s) r_j (σ = sign r_j) are watched; where one reaches 0 the entry
   leaves its kink to z < 0 or z > 0, tangentially, and must then move into that side.
-* *a surface*: a sliding neuron reaches another kink, or one of several sliding entries is
-  released. Each entry of the surface U (the kinks the neuron is on) may leave to z > 0, to
-  z < 0 or slide (weights c_B = −G_BB⁻¹ x_B·b keep x_B·w′ = 0 for the sliding set B, b the
-  sum over the entries leaving to z > 0 and the active ones off U); the choice whose every
-  entry is strictly consistent (x_j·w′ beyond TINY on its side, c_j/r_j ∈ (0, 1)) is the
-  continuation when there is exactly one. The neuron's velocity is then −(a_k/√m) P_B b, and
-  each sliding entry's two weights are watched as above.
+* *a surface*: a sliding neuron reaches another kink, or slides on several; a neuron dies
+  with entries on several kinks.
+
+Every such instant is resolved the same way (:func:`_resolve`): each entry of the surface U
+(the kinks the neuron is on) may leave to z > 0, to z < 0 or slide (weights c_B = −G_BB⁻¹ x_B·b
+keep x_B·w′ = 0 for the sliding set B, b the sum over the entries leaving to z > 0 and the
+active ones off U); the choice whose every entry is strictly consistent (x_j·w′ beyond TINY on
+its side, c_j/r_j ∈ (0, 1)) is the continuation when there is exactly one, and with none it is
+a death when no entry off U is active and every a_k r_j > 0. While it slides, the neuron's
+velocity is −(a_k/√m) P_B b, and each sliding entry's two weights are watched as above.
 
 Events within TINY (1e-20) of one another are one instant, resolved neuron by neuron (two kinks
 of one neuron at once are a surface). Anything else — a graze, a repelling kink, no or several
@@ -111,19 +114,22 @@ class _Net:
                for i in range(self.n)]
         return [rho[i] - self.y[i] for i in range(self.n)] if with_y else rho
 
-    def b0(self, k, rho):
-        """Σ_i S_ki ρ_i x_i (neuron k's active entries; a sliding one is off)."""
+    def b0(self, k, rho, skip=()):
+        """Σ_i S_ki ρ_i x_i over neuron k's active entries not in ``skip`` (a sliding one is off)."""
         row = [Decimal(0)] * self.d
         for i in range(self.n):
-            if self.S[k][i]:
+            if self.S[k][i] and i not in skip:
                 row = [row[l] + rho[i] * self.X[i][l] for l in range(self.d)]
         return row
 
+    def row_velocity(self, k, rho):
+        """w_k′ = −(a_k/√m) b0_k at residual ρ, projected off x_j, j ∈ B, if neuron k slides on B."""
+        return self.project([-self.ad[k] * v for v in self.b0(k, rho)], self.slide.get(k, ()))
+
     def velocity(self, V, with_y=True):
-        """W′ = −(a_k/√m) b0_k for each row, projected off x_j, j ∈ B, for a neuron sliding on B."""
+        """W′, row by row (:meth:`row_velocity`)."""
         rho = self.outputs(V, with_y)
-        return [self.project([-self.ad[k] * v for v in self.b0(k, rho)], self.slide.get(k, ()))
-                for k in range(self.m)]
+        return [self.row_velocity(k, rho) for k in range(self.m)]
 
     def taylor(self, W):
         """W's derivatives D_0 … D_ORDER (D_{j+1} = the linear part applied to D_j, j ≥ 1)."""
@@ -146,17 +152,13 @@ class _Net:
         return [(j, [sides[j] * c[p] for c in cs], [sides[j] * (rho[j] - c[p]) for rho, c in zip(R, cs)])
                 for p, j in enumerate(B)]
 
-    def choose(self, W, k, U, fixed, arriving):
+    def choose(self, rho, k, U, fixed, arriving):
         """Neuron k on the kinks U: the one strictly consistent choice (P, B) — the entries leaving
         to z > 0 and those sliding — with the entries ``fixed`` (j: 1 to z > 0, 0 to z < 0)
         leaving to their side; each entry ``arriving`` must cross or slide, not return.
-        None if there is none; raises Unsupported if there are several."""
-        rho = self.outputs(W)
+        None if there is none; raises Unsupported if there are several. ``rho``: the residual."""
         X = self.X
-        base = [Decimal(0)] * self.d
-        for i in range(self.n):
-            if self.S[k][i] and i not in U:
-                base = [base[l] + rho[i] * X[i][l] for l in range(self.d)]
+        base = self.b0(k, rho, U)
         found = []
         for choice in product(*[(fixed[j],) if j in fixed else (0, 1, 2) for j in U]):
             P = [j for j, c in zip(U, choice) if c == 1]
@@ -241,77 +243,55 @@ def _first_root(c, h, fact):
 
 def _resolve(net, W, k, entries, fixed, counts, dead, side):
     """Neuron k at an instant where its ``entries`` reach their kinks and its sliding entries
-    ``fixed`` (j: 0 or 1) have a weight at 0 or 1: the continuation (the module docstring), with
-    W[k], the pattern, the counts, the dead neurons' watches and the sliding sides updated."""
+    ``fixed`` (j: 0 or 1) have a weight at 0 or 1: the continuation on its surface U (its sliding
+    entries and ``entries``; the module docstring), with W[k], the pattern, the counts, the dead
+    neurons' watches and the sliding sides updated. One entry of a neuron that does not slide is
+    the commonest surface: it crosses (the choice to the far side), slides, or the neuron dies."""
     S, Xd, n = net.S, net.X, net.n
-    vel = net.velocity(W)[k]
+    rho = net.outputs(W)
+    vel = net.row_velocity(k, rho)
     for i in entries:  # (σ: the side the entry leaves)
         if not (1 if S[k][i] else -1) * _dot(vel, Xd[i]) < -TINY:
             raise Unsupported("a kink reached without speed (a graze)")
-    if k in net.slide or fixed or len(entries) > 1:
-        # a surface: a sliding neuron reaches another kink, a sliding weight reaches 0 (j: 0,
-        # entry j leaves to z < 0) or 1 (j: 1, to z > 0), or two kinks are reached at once
-        B = net.slide.get(k, ())
-        U = sorted(set(B) | set(entries))
-        got = net.choose(W, k, U, fixed, entries)
-        if got is None:
-            # no consistent choice: a death if no entry off U is active and each a_k r_j,
-            # j ∈ U, is > 0 — then any velocity −a_k Σ_{j∈U} s_j r_j x_j =: −a_k b with an
-            # entry leaving to z > 0 (s_j = 1, x_j·w′ > 0) would give a_k b·w′ > 0, yet
-            # a_k b·w′ = −a_k²‖b‖² ≤ 0: w_k′ = 0 is the only continuation
-            rho = net.outputs(W)
-            if (fixed or any(S[k][l] for l in range(n) if l not in U) or len(U) >= net.d
-                    or not all(net.ad[k] * rho[j] > TINY for j in U)):
-                raise Unsupported(f"no consistent choice on a surface of {len(U)} kinks")
-            counts["deaths"] += 1
-            counts["releases"] += len(B)
-            for j in U:
-                S[k][j] = False
-            net.slide.pop(k, None)
-            dead.extend((k, j) for j in U)
-            return
-        P, Bn = got
-        for j in U:
-            if j in B:
-                counts["releases"] += j not in Bn
-            else:
-                counts["crossings" if j not in Bn else "arrivals"] += 1
-            S[k][j] = j in P
-        if Bn:
-            net.slide[k] = Bn
-            W[k] = net.project(W[k], Bn)  # onto its kinks exactly (moves ~η)
-            rho = net.outputs(W)
-            if any(abs(rho[j]) <= TINY for j in Bn):
-                raise Unsupported("a slide with r_j = 0")
-            side[k] = {j: 1 if rho[j] > 0 else -1 for j in Bn}
-        else:
-            net.slide.pop(k, None)
-        if fixed:  # a tangential release: z′ = 0 here, so z″ must carry it into its side
-            D2 = net.taylor(W)
-            for j, leave in fixed.items():
-                if not (1 if leave == 1 else -1) * _dot(D2[2][k], Xd[j]) > TINY:
-                    raise Unsupported("a released entry does not move into its side (a graze)")
-        return
-    i, = entries
-    sg = 1 if S[k][i] else -1
-    S[k][i] = not S[k][i]
-    after = sg * _dot(net.velocity(W)[k], Xd[i])
-    if after < -TINY:
-        counts["crossings"] += 1
-    elif after == 0 and not any(S[k]):  # (before = −(a_k/√m) r_i ‖x_i‖² < 0: a_k r_i > 0)
-        dead.append((k, i))
+    B = net.slide.get(k, ())
+    U = sorted(set(B) | set(entries))
+    got = net.choose(rho, k, U, fixed, entries)
+    if got is None:
+        # no consistent choice: a death if no entry off U is active and each a_k r_j, j ∈ U,
+        # is > 0 — then any velocity −a_k Σ_{j∈U} s_j r_j x_j =: −a_k b with an entry leaving
+        # to z > 0 (s_j = 1, x_j·w′ > 0) would give a_k b·w′ > 0, yet a_k b·w′ = −a_k²‖b‖² ≤ 0:
+        # w_k′ = 0 is the only continuation
+        if (fixed or any(S[k][l] for l in range(n) if l not in U) or len(U) >= net.d
+                or not all(net.ad[k] * rho[j] > TINY for j in U)):
+            raise Unsupported(f"no consistent choice on a surface of {len(U)} kinks")
         counts["deaths"] += 1
-    elif after > TINY:  # both sides push it onto its kink: it slides there
-        S[k][i] = False  # (σ(0) = 0: a sliding entry adds nothing to u)
-        net.slide[k] = (i,)
-        counts["arrivals"] += 1
-        W[k] = net.project(W[k], (i,))  # onto x_i·w = 0 (moves η/‖x_i‖)
-        rj = net.outputs(W)[i]
-        if abs(rj) <= TINY:
+        counts["releases"] += len(B)
+        for j in U:
+            S[k][j] = False
+        net.slide.pop(k, None)
+        dead.extend((k, j) for j in U)
+        return
+    P, Bn = got
+    for j in U:
+        if j in B:
+            counts["releases"] += j not in Bn
+        else:
+            counts["crossings" if j not in Bn else "arrivals"] += 1
+        S[k][j] = j in P  # (σ(0) = 0: a sliding entry adds nothing to u)
+    if Bn:
+        net.slide[k] = Bn
+        W[k] = net.project(W[k], Bn)  # onto its kinks exactly (moves ~η)
+        rho = net.outputs(W)
+        if any(abs(rho[j]) <= TINY for j in Bn):
             raise Unsupported("a slide with r_j = 0")
-        side[k] = {i: 1 if rj > 0 else -1}
+        side[k] = {j: 1 if rho[j] > 0 else -1 for j in Bn}
     else:
-        raise Unsupported("a kink with no unique continuation")
+        net.slide.pop(k, None)
+    if fixed:  # a tangential release: z′ = 0 here, so z″ must carry it into its side
+        D2 = net.taylor(W)
+        for j, leave in fixed.items():
+            if not (1 if leave == 1 else -1) * _dot(D2[2][k], Xd[j]) > TINY:
+                raise Unsupported("a released entry does not move into its side (a graze)")
 
 
 def hp_flow(W0, X, y, a, times):
