@@ -402,11 +402,7 @@ class ReluFlow:
         # the entries' columns, then the sliding weights', then the watches': one product into
         # FvT, which is contiguous (a product into a column range of it is not, and takes numpy's
         # slow path)
-        C = fo.CT
-        if ns or nw:
-            C = np.concatenate([C] + ([md.B.reshape(ns, self.n).T] if ns else [])
-                               + ([md.watch_cols] if nw else []), axis=1)
-        np.matmul(md.V.T, C, out=FvT)
+        np.matmul(md.V.T, fo.columns(md) if ns or nw else fo.CT, out=FvT)
         np.abs(FvT, out=aFT)
         return Track(fo.codes, fo.base + md.Gs @ fo.CT, FvT, aFT, FA, fo.sl, fo.zeta, fo.zeta2)
 

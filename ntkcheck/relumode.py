@@ -50,9 +50,6 @@ class FlowPoint:
 Monitor = Callable[[FlowPoint], bool]  # returns whether to go on
 
 
-#: −λ capped at +∞ and at 0: np.minimum(−λ, _ROW_CAPS) has the rows −λ and −λ⁺ = min(−λ, 0)
-_ROW_CAPS = np.array([[np.inf], [0.0]])
-
 #: what a mode shares with the previous one when its pattern is the same (a refresh)
 _SPECTRAL = ("Sf", "H", "lam", "V", "grow", "_phi_big", "_lam_safe", "neg_lam",
              "neg_lams", "abs_lams", "phi_all")
@@ -111,17 +108,19 @@ class Mode:
         self.lam = lam
         low = float(lam[0])
         self.grow = math.exp(max(0.0, -low) * fl.T)  # e^{−λτ} ≤ grow·e^{−λ⁺τ}, τ ≤ T
-        self.neg_lams = nl = np.minimum(-lam, _ROW_CAPS)  # rows: −λ, −λ⁺ (one exp gives both)
-        self.neg_lam = nl[0]
-        self.abs_lams = al = np.empty((2, lam.size))  # rows: |λ|, λ²
-        np.abs(lam, out=al[0])
-        np.multiply(lam, lam, out=al[1])
+        # rows −λ and −λ⁺ = min(−λ, 0) (neg_lams: one exp gives both), |λ| and λ² (abs_lams)
+        ls = np.empty((4, lam.size))
+        np.negative(lam, out=ls[0])
+        np.minimum(ls[0], 0.0, out=ls[1])
+        np.abs(lam, out=ls[2])
+        np.multiply(lam, lam, out=ls[3])
+        self.neg_lams, self.neg_lam, self.abs_lams = ls[:2], ls[0], ls[2:]
         # all |λ|T > 1e-12 iff min|λ|·T > 1e-12 (rounding is monotone); else φ = τ where not.
         # (λ ascending: min|λ| = λ₀ when λ₀ ≥ 0)
-        self.phi_all = (low if low >= 0 else float(al[0].min())) * fl.T > 1e-12
+        self.phi_all = (low if low >= 0 else float(ls[2].min())) * fl.T > 1e-12
         self._phi_big = self._lam_safe = None
         if not self.phi_all:
-            self._phi_big = big = al[0] * fl.T > 1e-12
+            self._phi_big = big = ls[2] * fl.T > 1e-12
             self._lam_safe = np.where(big, lam, 1.0)
         self._sliding(prev, r)
         self._slid = None
@@ -272,11 +271,14 @@ class Followed:
     base_e = σ_e Wa_k·x_i − c_e·Ga_k, so that v_e = σ_e z_e = base_e + c_e·Γ at any time
     (neuron k's anchor: :class:`Mode`). All three change only when neuron k does."""
 
-    __slots__ = ("ke", "ie", "CT", "base", "sl", "codes", "zeta", "zeta2")
+    __slots__ = ("ke", "ie", "CT", "base", "sl", "codes", "zeta", "zeta2", "_cols", "_cols_of")
 
     def __init__(self, fl: ReluFlow, md: Mode, ke: np.ndarray, ie: np.ndarray, z: np.ndarray,
                  zeta_row: np.ndarray):
-        """At a refresh (every neuron anchored, Ga = 0), with z_e = w_k·x_i there."""
+        """At a refresh (every neuron anchored, Ga = 0), with z_e = w_k·x_i there. ``ke`` ascends
+        (the refresh selects entries k·n + i in order): a neuron's entries are one run of rows."""
+        if np.count_nonzero(ke[1:] < ke[:-1]):  # (cheaper than np.any)
+            raise ValueError("Followed needs the entries ordered by neuron (ke ascending)")
         self.ke, self.ie = ke, ie
         sig = md.sides(ke, ie)
         self.CT = np.ascontiguousarray(fl.coefficients(md, ke, ie, sig).T)
@@ -284,6 +286,21 @@ class Followed:
         self.sl = md.sliding_mask[ke, ie]
         self.codes, self.zeta = ke * fl.n + ie, zeta_row[ke] * fl.xnorm[ie]
         self.zeta2 = 2 * self.zeta
+        self._cols, self._cols_of = None, (None, None)
+
+    def columns(self, md: Mode) -> np.ndarray:
+        """CT with the mode's columns after the entries': its sliding weights' rows (md.B) and its
+        watches' (md.watch_cols), as one contiguous array for :meth:`ReluFlow._track`'s product.
+        Kept while the mode shares B and the watches with the last one asked (a mode inherits
+        them unless a sliding neuron or a watch changed): CT is then a view into it, so that
+        :meth:`update` writes the entries' columns in place and only those are not copied."""
+        if self._cols_of[0] is not md.B or self._cols_of[1] is not md.watch_cols:
+            ns = 2 * md.B.shape[0]
+            self._cols = np.concatenate([self.CT] + ([md.B.reshape(ns, md.B.shape[2]).T] if ns else [])
+                                        + ([md.watch_cols] if md.watch_cols is not None else []), axis=1)
+            self.CT = self._cols[:, :self.ke.size]
+            self._cols_of = (md.B, md.watch_cols)
+        return self._cols
 
     @staticmethod
     def _neuron(fl: ReluFlow, md: Mode, k: int, ii: np.ndarray | slice):
@@ -305,12 +322,13 @@ class Followed:
         """After an event into ``md``: the changed neurons' entries anew (those of an entry that
         starts or stops sliding among them: every sliding entry is followed)."""
         for k in md.changed:
-            rows = (self.ke == k).nonzero()[0]
-            if rows.size == 1:  # (most events) slices, the same numbers as indices, without their gathers
-                r, i = int(rows[0]), int(self.ie[rows[0]])
-                rows, ii = slice(r, r + 1), slice(i, i + 1)
-            elif rows.size:
-                ii = self.ie[rows]
+            lo, hi = self.ke.searchsorted(k), self.ke.searchsorted(k, "right")
+            if hi - lo == 1:  # (most events) slices, the same numbers as indices, without their gathers
+                i = int(self.ie[lo])
+                ii = slice(i, i + 1)
+            elif hi > lo:
+                ii = self.ie[lo:hi]
             else:
                 continue
+            rows = slice(lo, hi)
             self.CT[:, rows], self.base[rows], self.sl[rows] = self._neuron(fl, md, k, ii)

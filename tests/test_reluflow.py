@@ -634,3 +634,20 @@ def test_no_entry_crosses_its_kink_unseen_whatever_the_refresh_schedule(monkeypa
     assert run.extra["releases"] > 20 and run.extra["refreshes"] > 10 and run.extra["sliding_time"] > 1
     assert side >= -1e-9, f"an entry {-side:.3g} across its kink at t = {t:.6g}"
     assert lacking == 0, f"{lacking} sliding entries unfollowed over the modes"
+
+
+def test_entries_followed_out_of_neuron_order_are_refused(monkeypatch):
+    """An event updates a neuron's followed entries as one run of rows, which holds because the
+    refresh selects entries k·n + i in ascending order; entries in another order are refused,
+    not updated in the wrong rows."""
+    X, y, a, W0 = _problem(32, 8, 4, 0)
+    orig = ReluFlow._refresh
+
+    def reordered(self, md, tau):
+        ke, ie, t_next, r, Z = orig(self, md, tau)
+        assert np.all(np.diff(ke) >= 0) and len(set(ke.tolist())) > 1  # (the refresh's order)
+        return ke[::-1], ie[::-1], t_next, r, Z
+
+    monkeypatch.setattr(ReluFlow, "_refresh", reordered)
+    with pytest.raises(ValueError, match="ascending"):
+        ReluFlow(X, y, a, 1.0).run(W0, lambda p: True, [1.0])
