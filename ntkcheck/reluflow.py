@@ -396,13 +396,13 @@ class ReluFlow:
     def _track(self, md: Mode, fo: "Followed") -> "Track":
         """Per mode: v_e(τ) = σ_e z_e(τ) = v0_e + F_e (φ(τ) ∘ q) for the followed entries,
         F_e = Vᵀc_e (:meth:`coefficients`), v0_e = fo.base_e + c_e·Γ_s (:class:`Followed`)."""
-        ne, ns, nw = fo.ke.size, 2 * md.B.shape[0], len(md.watch)
-        FA = np.empty((2 * self.n, ne + ns + nw))  # FvT over |FvT| (Track.FA)
-        FvT, aFT = FA[:self.n], FA[self.n:]
         # the entries' columns, then the sliding weights', then the watches': one product into
         # FvT, which is contiguous (a product into a column range of it is not, and takes numpy's
         # slow path)
-        np.matmul(md.V.T, fo.columns(md) if ns or nw else fo.CT, out=FvT)
+        C = fo.columns(md)
+        FA = np.empty((2 * self.n, C.shape[1]))  # FvT over |FvT| (Track.FA)
+        FvT, aFT = FA[:self.n], FA[self.n:]
+        np.matmul(md.V.T, C, out=FvT)
         np.abs(FvT, out=aFT)
         return Track(fo.codes, fo.base + md.Gs @ fo.CT, FvT, aFT, FA, fo.sl, fo.zeta, fo.zeta2)
 

@@ -277,7 +277,7 @@ class Followed:
                  zeta_row: np.ndarray):
         """At a refresh (every neuron anchored, Ga = 0), with z_e = w_k·x_i there. ``ke`` ascends
         (the refresh selects entries k·n + i in order): a neuron's entries are one run of rows."""
-        if np.count_nonzero(ke[1:] < ke[:-1]):  # (cheaper than np.any)
+        if np.count_nonzero(ke[1:] < ke[:-1]):
             raise ValueError("Followed needs the entries ordered by neuron (ke ascending)")
         self.ke, self.ie = ke, ie
         sig = md.sides(ke, ie)
@@ -290,12 +290,15 @@ class Followed:
 
     def columns(self, md: Mode) -> np.ndarray:
         """CT with the mode's columns after the entries': its sliding weights' rows (md.B) and its
-        watches' (md.watch_cols), as one contiguous array for :meth:`ReluFlow._track`'s product.
-        Kept while the mode shares B and the watches with the last one asked (a mode inherits
-        them unless a sliding neuron or a watch changed): CT is then a view into it, so that
-        :meth:`update` writes the entries' columns in place and only those are not copied."""
+        watches' (md.watch_cols), as one contiguous array for :meth:`ReluFlow._track`'s product
+        (CT itself when the mode has neither). Kept while the mode shares B and the watches with
+        the last one asked (a mode inherits them unless a sliding neuron or a watch changed): CT
+        is then a view into it, so that :meth:`update` writes the entries' columns in place and
+        only those are not copied."""
+        ns = 2 * md.B.shape[0]
+        if not ns and md.watch_cols is None:
+            return self.CT
         if self._cols_of[0] is not md.B or self._cols_of[1] is not md.watch_cols:
-            ns = 2 * md.B.shape[0]
             self._cols = np.concatenate([self.CT] + ([md.B.reshape(ns, md.B.shape[2]).T] if ns else [])
                                         + ([md.watch_cols] if md.watch_cols is not None else []), axis=1)
             self.CT = self._cols[:, :self.ke.size]
