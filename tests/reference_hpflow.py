@@ -131,10 +131,10 @@ class _Net:
         rho = self.outputs(V, with_y)
         return [self.row_velocity(k, rho) for k in range(self.m)]
 
-    def taylor(self, W):
-        """W's derivatives D_0 … D_ORDER (D_{j+1} = the linear part applied to D_j, j ≥ 1)."""
+    def taylor(self, W, order=ORDER):
+        """W's derivatives D_0 … D_order (D_{j+1} = the linear part applied to D_j, j ≥ 1)."""
         D = [W, self.velocity(W)]
-        for _ in range(ORDER - 1):
+        for _ in range(order - 1):
             D.append(self.velocity(D[-1], with_y=False))
         return D
 
@@ -288,7 +288,7 @@ def _resolve(net, W, k, entries, fixed, counts, dead, side):
     else:
         net.slide.pop(k, None)
     if fixed:  # a tangential release: z′ = 0 here, so z″ must carry it into its side
-        D2 = net.taylor(W)
+        D2 = net.taylor(W, 2)
         for j, leave in fixed.items():
             if not (1 if leave == 1 else -1) * _dot(D2[2][k], Xd[j]) > TINY:
                 raise Unsupported("a released entry does not move into its side (a graze)")
