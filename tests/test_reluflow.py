@@ -651,3 +651,50 @@ def test_entries_followed_out_of_neuron_order_are_refused(monkeypatch):
     monkeypatch.setattr(ReluFlow, "_refresh", reordered)
     with pytest.raises(ValueError, match="ascending"):
         ReluFlow(X, y, a, 1.0).run(W0, lambda p: True, [1.0])
+
+
+@pytest.mark.parametrize("m, seed", [(1024, 0), (256, 3)])
+def test_each_refresh_leaves_out_only_entries_its_bounds_certify(monkeypatch, m, seed):
+    """The refresh's rule, checked neuron by neuron at every refresh of a flow with sliding
+    entries (a loop over neurons with their own norms, not the refresh's arithmetic): each
+    sliding entry is followed; a neuron with a followed entry may change its pattern before the
+    next refresh, so each of its other entries must be certified by the bound that holds for
+    any pattern, |z_ki| ≥ window·‖x_i‖‖X‖₂‖r‖/√m; a neuron with none keeps its pattern S_k,
+    and its entries need only |z_ki| ≥ window·‖S_k ∘ G_i‖‖r‖/√m (|z_ki′| = |(S_k ∘ G_i)·r|/√m).
+    The test also asserts that some entries were followed only for the first bound (a refresh
+    that left out every entry its tight time certifies would fail here)."""
+    import ntkcheck.reluflow as rf
+    n = 20
+    X, y, a, W0 = _problem(m, n, 10, seed)
+    G = X @ X.T
+    xnorm, x2 = np.linalg.norm(X, axis=1), np.linalg.norm(X, 2)
+    seen = {"refreshes": 0, "crude_only": 0}
+    orig = rf.ReluFlow._refresh
+
+    def checked(self, md, tau):
+        W = md.state(tau)[0]  # (before the refresh anchors every neuron anew)
+        ke, ie, t_next, r, Z = orig(self, md, tau)
+        window = t_next - (md.t_s + tau)
+        speed = np.linalg.norm(r) / np.sqrt(m)
+        followed = np.zeros((m, n), dtype=bool)
+        followed[ke, ie] = True
+        for k in range(m):
+            z = np.abs(X @ W[k])
+            crude = window * xnorm * x2 * speed
+            tight = window * np.sqrt([sum(G[i, j] ** 2 for j in range(n) if md.S[k, j]) for i in range(n)]) * speed
+            for j in md.slide.get(k, ()):
+                assert followed[k, j], f"sliding entry ({k}, {j}) left out"
+            out = ~followed[k]
+            if followed[k].any():
+                assert np.all(z[out] >= crude[out] * (1 - 1e-12)), f"an entry of neuron {k} (may change) left out"
+                if k not in md.slide:
+                    seen["crude_only"] += int(np.count_nonzero(followed[k] & (z >= tight * (1 + 1e-9))))
+            else:
+                assert np.all(z >= tight * (1 - 1e-12)), f"an entry of neuron {k} left out within its tight time"
+        seen["refreshes"] += 1
+        return ke, ie, t_next, r, Z
+
+    monkeypatch.setattr(rf.ReluFlow, "_refresh", checked)
+    run = rf.ReluFlow(X, y, a, 2.0).run(W0, lambda p: True)
+    assert seen["refreshes"] > 5 and run.extra["sliding_time"] > 0
+    assert seen["crude_only"] > 0
