@@ -618,16 +618,9 @@ class ReluFlow:
         # (1 + 1e-9) covers ‖X‖₂'s error (an SVD, relative error of order n·u) and the rounding
         # of ‖r‖, ‖S_k ∘ G_i‖² (a sum of n non-negative terms) and of the squares compared below
         scale = float(np.linalg.norm(r)) / np.sqrt(self.m) * (1 + 1e-9)
-        crude = self.xnorm * self.X2  # ‖x_i‖‖X‖₂ (per input i)
-        # ‖S_k ∘ G_i‖², m × n (not a bound for a sliding neuron, whose velocity is projected: but
-        # its sliding entries are followed, so its other entries are left out by the crude bound)
-        nc2 = md.Sf @ self.G2
         sliding = md.sliding_mask
-        Z2 = Z * Z
         count = min(Z.size, max(ACTIVE, Z.size // 128))
-        if scale == 0:  # (r = 0: nothing moves, ever)
-            count = Z.size + 1
-        if count < Z.size:
+        if count < Z.size and scale > 0:
             # any window > 0 is sound (an entry left out is certified not to cross before the next
             # refresh), so it need not select exactly ``count``: the tight times' quantile among
             # every stride-th neuron (i.i.d. rows: the same distribution) selects about as many, and
@@ -639,6 +632,10 @@ class ReluFlow:
             # 256 followed entries took fewer instructions than 128, 192, 320 or 427 (callgrind);
             # with both bounds, a count of 192, 256, 320 or 512 changed the engine's time by
             # +1%, −2%, −2% and +5%.)
+            # ‖S_k ∘ G_i‖², m × n (not a bound for a sliding neuron, whose velocity is projected: but
+            # its sliding entries are followed, so its other entries are left out by the crude bound)
+            nc2 = md.Sf @ self.G2
+            Z2 = Z * Z
             stride = max(1, min(self.m // SAMPLE_ROWS, Z.size // count))
             sub = Z2[::stride] / (nc2[::stride] + 1e-300)  # (squared times, × scale²)
             sub[sliding[::stride]] = np.inf
@@ -651,8 +648,8 @@ class ReluFlow:
             follow |= sliding
             rows = follow.any(axis=1).nonzero()[0]
             # (then the others of the neurons that may change, by their crude times)
-            follow[rows] |= np.abs(Z[rows]) < (window * scale) * crude
-        else:  # (few entries, or none moves: all are followed)
+            follow[rows] |= np.abs(Z[rows]) < (window * scale) * (self.xnorm * self.X2)  # (‖x_i‖‖X‖₂)
+        else:  # (few entries: all are followed; or r = 0: nothing moves, ever)
             window = np.inf
             follow = sliding if scale == 0 else np.ones(Z.shape, dtype=bool)
         sel = np.flatnonzero(follow)
