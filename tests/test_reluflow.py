@@ -678,9 +678,9 @@ def test_each_refresh_leaves_out_only_entries_its_bounds_certify(monkeypatch, m,
         speed = np.linalg.norm(r) / np.sqrt(m)
         followed = np.zeros((m, n), dtype=bool)
         followed[ke, ie] = True
+        crude = window * xnorm * x2 * speed  # (the same for every neuron)
         for k in range(m):
             z = np.abs(X @ W[k])
-            crude = window * xnorm * x2 * speed
             tight = window * np.sqrt([sum(G[i, j] ** 2 for j in range(n) if md.S[k, j]) for i in range(n)]) * speed
             for j in md.slide.get(k, ()):
                 assert followed[k, j], f"sliding entry ({k}, {j}) left out"
